@@ -1,0 +1,16 @@
+//! bakfleet backs up a fleet of SQL Server instances from one central machine.
+//!
+//! # Layout
+//! `fleet` reads the inventory, `schedule` decides when jobs run, `job` runs one backup
+//! through its stages, using `mssql` (TDS), `transfer` (SMB, SFTP, local), `store` (the
+//! central repository) and `catalog` (SQLite). `web` serves the admin site.
+
+pub mod backup;
+pub mod catalog;
+pub mod fleet;
+pub mod job;
+pub mod mssql;
+pub mod schedule;
+pub mod store;
+pub mod transfer;
+pub mod web;
