@@ -6,11 +6,13 @@
 //! central repository) and `catalog` (SQLite). `web` serves the admin site.
 
 pub mod backup;
+pub mod cli;
 pub mod catalog;
 pub mod fleet;
 pub mod job;
 pub mod mssql;
 pub mod schedule;
+pub mod service;
 pub mod store;
 pub mod transfer;
 pub mod web;

@@ -1,1 +1,255 @@
-//! TODO: job
+//! One backup job: one database, one backup type, taken through every stage in order.
+//!
+//! A backup is good only when BACKUP, VERIFYONLY, the fetch, the durable store and the
+//! catalogue transaction all succeeded; the staged file is deleted only after that.
+//! Each stage lives in its own file; [`run`] is the recipe.
+
+mod backup;
+mod batch;
+mod cleanup;
+mod connect;
+mod context;
+mod fetch;
+mod history;
+mod lease;
+mod preflight;
+mod record;
+mod selection;
+mod verify;
+
+use std::fmt;
+
+use time::OffsetDateTime;
+use tracing::Instrument;
+
+pub use batch::run_batch;
+pub use context::{JobContext, JobEvent, JobEventKind, Trigger};
+pub use selection::{select_databases, SelectionError};
+
+use crate::backup::{BackupRecord, BackupType};
+use crate::catalog::NewRun;
+use crate::fleet::Instance;
+
+/// The stage a job reached; a failed run records the stage that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Lease,
+    Connect,
+    Preflight,
+    Backup,
+    Verify,
+    History,
+    Fetch,
+    Store,
+    Catalog,
+    Cleanup,
+    Done,
+}
+
+impl Phase {
+    /// The name stored in the catalogue and shown to the DBA.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Lease => "lease",
+            Phase::Connect => "connect",
+            Phase::Preflight => "preflight",
+            Phase::Backup => "backup",
+            Phase::Verify => "verify",
+            Phase::History => "history",
+            Phase::Fetch => "fetch",
+            Phase::Store => "store",
+            Phase::Catalog => "catalog",
+            Phase::Cleanup => "cleanup",
+            Phase::Done => "done",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What one job should do.
+#[derive(Debug, Clone)]
+pub struct JobRequest {
+    pub instance: Instance,
+    pub database: String,
+    pub backup_type: BackupType,
+    pub trigger: Trigger,
+}
+
+/// How a job ended when it did not fail.
+#[derive(Debug, Clone)]
+pub enum JobOutcome {
+    /// A verified, fetched, durable and catalogued backup.
+    Succeeded {
+        run_id: i64,
+        backup_id: i64,
+        record: Box<BackupRecord>,
+        notes: Vec<String>,
+    },
+    /// The backup does not apply (a LOG backup under SIMPLE recovery, an offline database).
+    Skipped { run_id: i64, reason: String },
+}
+
+/// A failed job: which stage failed, on which instance and database, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("instance {instance}, database [{database}], {backup_type} backup failed in phase {phase}: {cause}")]
+pub struct JobFailure {
+    /// `None` when the job failed before a run was recorded (a lease held elsewhere).
+    pub run_id: Option<i64>,
+    pub instance: String,
+    pub database: String,
+    pub backup_type: BackupType,
+    pub phase: Phase,
+    pub cause: String,
+}
+
+/// A stage error before it gets the job's names attached.
+pub(crate) struct StageError {
+    phase: Phase,
+    cause: String,
+}
+
+pub(crate) trait AtPhase<T> {
+    fn at(self, phase: Phase) -> Result<T, StageError>;
+}
+
+impl<T, E: fmt::Display> AtPhase<T> for Result<T, E> {
+    fn at(self, phase: Phase) -> Result<T, StageError> {
+        self.map_err(|error| StageError {
+            phase,
+            cause: error.to_string(),
+        })
+    }
+}
+
+/// Runs one job to its end and records it in the catalogue.
+///
+/// # Errors
+/// [`JobFailure`] names the phase that failed and the cause; the run row (when one was
+/// started) is marked failed with the same text.
+pub async fn run(ctx: &JobContext, request: &JobRequest) -> Result<JobOutcome, JobFailure> {
+    let span = tracing::info_span!(
+        "job",
+        instance = %request.instance.name,
+        database = %request.database,
+        backup_type = %request.backup_type,
+        run_id = tracing::field::Empty,
+    );
+    run_in_span(ctx, request).instrument(span).await
+}
+
+async fn run_in_span(ctx: &JobContext, request: &JobRequest) -> Result<JobOutcome, JobFailure> {
+    let failure = |run_id: Option<i64>, error: StageError| JobFailure {
+        run_id,
+        instance: request.instance.name.clone(),
+        database: request.database.clone(),
+        backup_type: request.backup_type,
+        phase: error.phase,
+        cause: error.cause,
+    };
+
+    let lease = lease::JobLease::acquire(ctx, request)
+        .await
+        .map_err(|error| failure(None, error))?;
+
+    let run_id = match start_run(ctx, request).await {
+        Ok(run_id) => run_id,
+        Err(error) => {
+            lease.release().await;
+            return Err(failure(None, error));
+        }
+    };
+    tracing::Span::current().record("run_id", run_id);
+
+    let result = stages(ctx, request, run_id).await;
+    lease.release().await;
+
+    match result {
+        Ok(outcome) => Ok(outcome),
+        Err(error) => {
+            tracing::error!(phase = %error.phase, cause = %error.cause, "backup failed");
+            ctx.emit(request, run_id, JobEventKind::Failed(error.cause.clone()));
+            if let Err(catalog_error) = ctx
+                .catalog
+                .fail_run(run_id, error.phase.as_str(), &error.cause)
+                .await
+            {
+                tracing::error!(error = %catalog_error, "could not record the failed run");
+            }
+            Err(failure(Some(run_id), error))
+        }
+    }
+}
+
+async fn start_run(ctx: &JobContext, request: &JobRequest) -> Result<i64, StageError> {
+    let run = NewRun {
+        instance: request.instance.name.clone(),
+        database: request.database.clone(),
+        backup_type: request.backup_type,
+        trigger: request.trigger.as_str().to_string(),
+        started_at: OffsetDateTime::now_utc(),
+        host: ctx.holder.host.clone(),
+        pid: ctx.holder.pid,
+    };
+    ctx.catalog.start_run(&run).await.at(Phase::Catalog)
+}
+
+/// The pipeline of one run, a call per stage.
+async fn stages(
+    ctx: &JobContext,
+    request: &JobRequest,
+    run_id: i64,
+) -> Result<JobOutcome, StageError> {
+    let started = std::time::Instant::now();
+
+    ctx.phase(request, run_id, Phase::Connect).await;
+    let mut session = connect::open(ctx, request).await?;
+
+    ctx.phase(request, run_id, Phase::Preflight).await;
+    let plan = match preflight::check(ctx, &mut session, request, run_id).await? {
+        preflight::Decision::Run(plan) => plan,
+        preflight::Decision::Skip(reason) => {
+            ctx.catalog.skip_run(run_id, &reason).await.at(Phase::Catalog)?;
+            tracing::info!(%reason, "backup skipped");
+            ctx.emit(request, run_id, JobEventKind::Skipped(reason.clone()));
+            return Ok(JobOutcome::Skipped { run_id, reason });
+        }
+    };
+
+    ctx.phase(request, run_id, Phase::Backup).await;
+    let staged = backup::take(ctx, &mut session, request, run_id, &plan).await?;
+
+    ctx.phase(request, run_id, Phase::Verify).await;
+    verify::run(&mut session, &staged).await?;
+
+    ctx.phase(request, run_id, Phase::History).await;
+    let backup_set = history::read(&mut session, request, &staged).await?;
+
+    ctx.phase(request, run_id, Phase::Fetch).await;
+    let fetched = fetch::pull(ctx, request, run_id, &staged).await?;
+
+    ctx.phase(request, run_id, Phase::Catalog).await;
+    let record = record::build(request, &staged, &backup_set, &fetched, &plan);
+    let backup_id = record::store(ctx, run_id, &record, &fetched, started).await?;
+
+    ctx.phase(request, run_id, Phase::Cleanup).await;
+    let mut notes = plan.notes.clone();
+    if let Err(error) = cleanup::remove_staged(&fetched.source, &staged).await {
+        tracing::warn!(cause = %error.cause, "backup is safe, but the staged file was not deleted");
+        let note = format!("staged file not deleted: {}", error.cause);
+        ctx.catalog.add_run_note(run_id, &note).await.ok();
+        notes.push(note);
+    }
+
+    ctx.emit(request, run_id, JobEventKind::Succeeded { backup_id });
+    Ok(JobOutcome::Succeeded {
+        run_id,
+        backup_id,
+        record: Box::new(record),
+        notes,
+    })
+}

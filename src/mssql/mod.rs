@@ -1,1 +1,61 @@
-//! TODO: mssql
+//! Talking to SQL Server over TDS: connections, the facts bakfleet reads from an
+//! instance, and the T-SQL it sends.
+
+mod connection;
+mod server;
+pub mod tsql;
+
+use std::time::Duration;
+
+pub use connection::{ConnectSettings, Connection, Encryption};
+pub use server::{BackupSetRow, DatabaseInfo, RequestProgress, ServerFacts};
+
+/// A failure talking to an instance. Every variant names the instance.
+#[derive(Debug, thiserror::Error)]
+pub enum MssqlError {
+    #[error("instance {instance}: cannot connect to {address}: {reason}")]
+    Connect {
+        instance: String,
+        address: String,
+        reason: String,
+    },
+    #[error("instance {instance}: {what} timed out after {after:?}")]
+    Timeout {
+        instance: String,
+        what: String,
+        after: Duration,
+    },
+    /// An error SQL Server sent; `number` is its message number (3201, 4208, ...).
+    #[error("instance {instance}: {statement} failed with SQL Server error {number} (severity {class}, state {state}): {message}")]
+    Server {
+        instance: String,
+        statement: String,
+        number: u32,
+        state: u8,
+        class: u8,
+        message: String,
+    },
+    #[error("instance {instance}: {statement}: session failed: {reason}")]
+    Session {
+        instance: String,
+        statement: String,
+        reason: String,
+    },
+    /// The reply did not have the shape the query asks for.
+    #[error("instance {instance}: {statement}: unexpected reply: {reason}")]
+    Reply {
+        instance: String,
+        statement: String,
+        reason: String,
+    },
+}
+
+impl MssqlError {
+    /// The SQL Server error number, when the server sent one.
+    pub fn server_error_number(&self) -> Option<u32> {
+        match self {
+            MssqlError::Server { number, .. } => Some(*number),
+            _ => None,
+        }
+    }
+}

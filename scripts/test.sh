@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a Debian machine and runs it.
+#
+# Run as root: the suite installs packages and starts its own smbd and sshd on loopback.
+# BAKFLEET_FIXTURES_BAK may point at a folder of real SQL Server backup files; without it
+# the tests that need them say they did not run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "scripts/test.sh must run as root (it installs packages and starts smbd and sshd)" >&2
+    exit 1
+fi
+
+packages=(samba smbclient openssh-server freetds-bin python3-venv procps)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+# python-tds, an independent TDS client the simulator is tested against.
+venv=target/python-tds
+if ! "$venv/bin/python" -c 'import pytds' 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet python-tds==1.17.1
+fi
+export BAKFLEET_PYTDS_VENV="$PWD/$venv"
+
+cargo test --workspace --profile ci "$@"

@@ -1,0 +1,101 @@
+//! The command line: one file per command.
+
+mod check;
+#[cfg(feature = "demo")]
+mod demo;
+mod list;
+mod output;
+mod run;
+mod serve;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::backup::BackupType;
+
+/// Agentless backups of SQL Server fleets, pulled to one central store.
+#[derive(Debug, Parser)]
+#[command(name = "bakfleet", version, about, long_about = None)]
+pub struct Cli {
+    /// The fleet inventory file.
+    #[arg(long, short = 'f', global = true, env = "BAKFLEET_FLEET", default_value = "fleet.toml")]
+    pub fleet: PathBuf,
+
+    /// Log level: error, warn, info, debug or trace. RUST_LOG, when set, takes precedence.
+    #[arg(long, global = true)]
+    pub log_level: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the scheduler and the admin site until stopped.
+    Serve,
+    /// Back up now: every selected database, one instance's, or one database.
+    Run {
+        /// Instance name from the fleet file; all instances when left out.
+        instance: Option<String>,
+        /// Exact database name; every selected database of the instance when left out.
+        database: Option<String>,
+        /// Backup type: full, diff or log.
+        #[arg(long = "type", short = 't', default_value = "full")]
+        backup_type: BackupType,
+    },
+    /// Validate the fleet file and print what it defines.
+    Check,
+    /// Show every catalogued database and its last good backup per type.
+    List,
+    /// Start a simulated fleet, back it up, and serve the admin site.
+    #[cfg(feature = "demo")]
+    Demo {
+        /// Run one backup cycle, print the catalogued backups and exit.
+        #[arg(long)]
+        once: bool,
+        /// Where the demo keeps its store, catalogue and staging folders.
+        #[arg(long, default_value = "demo-data")]
+        data_dir: PathBuf,
+        /// Address of the admin site; loopback only.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+}
+
+impl Cli {
+    /// The default log level of the command: commands that print their own report log
+    /// only warnings, the service logs every step.
+    pub fn default_log_level(&self) -> &'static str {
+        match self.command {
+            Command::Serve => "info",
+            _ => "warn",
+        }
+    }
+}
+
+/// Runs the parsed command.
+///
+/// # Errors
+/// Whatever the command reports; `main` prints it with its causes.
+pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve => serve::execute(&cli.fleet).await,
+        Command::Run {
+            instance,
+            database,
+            backup_type,
+        } => run::execute(&cli.fleet, instance.as_deref(), database.as_deref(), backup_type).await,
+        Command::Check => check::execute(&cli.fleet),
+        Command::List => list::execute(&cli.fleet).await,
+        #[cfg(feature = "demo")]
+        Command::Demo {
+            once,
+            data_dir,
+            listen,
+        } => demo::execute(&data_dir, listen, once).await,
+    }
+}

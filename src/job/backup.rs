@@ -1,0 +1,113 @@
+//! Stage 3: run BACKUP on the job's session, with progress read on a second connection.
+
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+
+use super::connect::{open_query_connection, Session};
+use super::preflight::Plan;
+use super::{AtPhase, JobContext, JobEventKind, JobRequest, Phase, StageError};
+use crate::backup::BackupType;
+use crate::mssql::{tsql, ConnectSettings};
+use crate::store;
+
+/// The file BACKUP wrote, named as the instance sees it and as bakfleet reads it.
+#[derive(Debug, Clone)]
+pub(crate) struct StagedFile {
+    pub(crate) file_name: String,
+    /// The path in the BACKUP statement: UNC or a path on the database host.
+    pub(crate) server_path: String,
+    /// The same file as the transfer reads it.
+    pub(crate) fetch_path: String,
+    pub(crate) backup_type: BackupType,
+    pub(crate) has_checksums: bool,
+    pub(crate) compressed: bool,
+}
+
+/// Runs the BACKUP statement and returns the staged file.
+pub(crate) async fn take(
+    ctx: &JobContext,
+    session: &mut Session,
+    request: &JobRequest,
+    run_id: i64,
+    plan: &Plan,
+) -> Result<StagedFile, StageError> {
+    let now = OffsetDateTime::now_utc();
+    let file_name = store::backup_file_name(&request.database, request.backup_type, now);
+    let staging = &request.instance.staging;
+    let staged = StagedFile {
+        server_path: staging.server_path(&file_name),
+        fetch_path: staging.fetch_path(&file_name),
+        file_name,
+        backup_type: request.backup_type,
+        has_checksums: plan.options.checksum,
+        compressed: plan.options.compression,
+    };
+    let sql = tsql::backup_statement(
+        &request.database,
+        request.backup_type,
+        &staged.server_path,
+        plan.options,
+    );
+
+    let started = Instant::now();
+    let spid = session.facts.spid;
+    let settings = session.settings.clone();
+    let statement = session.connection.execute("BACKUP", &sql);
+    tokio::pin!(statement);
+    tokio::select! {
+        result = &mut statement => result.at(Phase::Backup)?,
+        _ = watch_progress(ctx, request, run_id, &settings, spid) => {}
+    }
+    tracing::info!(
+        path = %staged.server_path,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "backup written"
+    );
+    Ok(staged)
+}
+
+/// Polls `sys.dm_exec_requests` for the BACKUP's session until cancelled by the caller's
+/// `select!`. tiberius does not hand the 3211 progress messages to its caller, so this is
+/// the only source of progress. Failures here never fail the backup.
+async fn watch_progress(
+    ctx: &JobContext,
+    request: &JobRequest,
+    run_id: i64,
+    settings: &ConnectSettings,
+    spid: i16,
+) {
+    let mut connection = None;
+    loop {
+        tokio::time::sleep(ctx.progress_interval).await;
+        if connection.is_none() {
+            match open_query_connection(settings).await {
+                Ok(opened) => connection = Some(opened),
+                Err(error) => {
+                    tracing::debug!(%error, "progress connection failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    continue;
+                }
+            }
+        }
+        let Some(open) = connection.as_mut() else {
+            continue;
+        };
+        match open.progress(spid).await {
+            Ok(Some(progress)) => {
+                tracing::debug!(percent = progress.percent_complete, "backup progress");
+                ctx.emit(
+                    request,
+                    run_id,
+                    JobEventKind::BackupPercent(progress.percent_complete),
+                );
+            }
+            Ok(None) => {}
+            Err(error) => {
+                // A connection is never reused after an error: drop it and reconnect.
+                tracing::debug!(%error, "progress query failed; reconnecting");
+                connection = None;
+            }
+        }
+    }
+}

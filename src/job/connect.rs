@@ -1,0 +1,80 @@
+//! Stage 1: open a session to the instance and read what it is.
+
+use std::time::Duration;
+
+use super::{AtPhase, JobContext, JobRequest, Phase, StageError};
+use crate::fleet::{Auth, Encrypt, Instance, Secrets};
+use crate::mssql::{ConnectSettings, Connection, Encryption, MssqlError, ServerFacts};
+
+/// The job's session: one connection that runs BACKUP and RESTORE, the facts read on it,
+/// and the settings to open a second connection for progress.
+pub(crate) struct Session {
+    pub(crate) connection: Connection,
+    pub(crate) facts: ServerFacts,
+    pub(crate) settings: ConnectSettings,
+}
+
+/// Connects and reads the server facts.
+pub(crate) async fn open(ctx: &JobContext, request: &JobRequest) -> Result<Session, StageError> {
+    let settings = connect_settings(&request.instance, &ctx.secrets, None).at(Phase::Connect)?;
+    let mut connection = Connection::open(&settings).await.at(Phase::Connect)?;
+    let facts = connection.server_facts().await.at(Phase::Connect)?;
+    tracing::info!(
+        version = %facts.product_version,
+        edition = %facts.edition,
+        server = %facts.server_name,
+        "connected"
+    );
+    Ok(Session {
+        connection,
+        facts,
+        settings,
+    })
+}
+
+/// Builds the tiberius settings for an instance. `command_timeout` is `None` for the
+/// session that runs BACKUP and RESTORE: they take as long as the data needs, and a
+/// client-side timeout would leave the statement running on the server.
+pub fn connect_settings(
+    instance: &Instance,
+    secrets: &Secrets,
+    command_timeout: Option<Duration>,
+) -> Result<ConnectSettings, ConnectSettingsError> {
+    let Auth::Sql { user, password } = &instance.auth;
+    let context = format!("instance {} auth", instance.name);
+    let password = secrets
+        .resolve(password, &context)
+        .map_err(|error| ConnectSettingsError(error.to_string()))?;
+    Ok(ConnectSettings {
+        instance: instance.name.clone(),
+        host: instance.host.clone(),
+        port: instance.port,
+        user: user.clone(),
+        password: password.expose().to_string(),
+        encryption: match instance.tls.encrypt {
+            Encrypt::Strict => Encryption::Strict,
+            Encrypt::Required => Encryption::Required,
+            Encrypt::Off => Encryption::Off,
+            Encrypt::NotSupported => Encryption::NotSupported,
+        },
+        ca_file: instance.tls.ca_file.clone(),
+        trust_server_certificate: instance.tls.trust_server_certificate,
+        connect_timeout: instance.connect_timeout,
+        command_timeout,
+    })
+}
+
+/// A secret the instance needs could not be resolved.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConnectSettingsError(String);
+
+/// Opens a short-lived connection for queries with a command timeout, such as progress
+/// polling and listing databases.
+pub(crate) async fn open_query_connection(
+    settings: &ConnectSettings,
+) -> Result<Connection, MssqlError> {
+    let mut query_settings = settings.clone();
+    query_settings.command_timeout = Some(settings.connect_timeout);
+    Connection::open(&query_settings).await
+}

@@ -1,0 +1,93 @@
+//! What every job shares: catalogue, store, secrets, the lease holder identity, and where
+//! progress events go.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::{JobRequest, Phase};
+use crate::catalog::{Catalog, LeaseHolder};
+use crate::fleet::{Fleet, Secrets};
+use crate::store::Store;
+
+/// Why a job runs; stored on the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Schedule,
+    Manual,
+    Demo,
+}
+
+impl Trigger {
+    /// The name stored in the catalogue.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Manual => "manual",
+            Trigger::Demo => "demo",
+        }
+    }
+}
+
+/// A progress event for a terminal or the admin site.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobEvent {
+    pub run_id: i64,
+    pub instance: String,
+    pub database: String,
+    pub kind: JobEventKind,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobEventKind {
+    Phase(Phase),
+    /// `percent_complete` of the running BACKUP, from `sys.dm_exec_requests`.
+    BackupPercent(f32),
+    /// Bytes fetched so far, and the file size when known.
+    Fetched { bytes: u64, total: Option<u64> },
+    Succeeded { backup_id: i64 },
+    Skipped(String),
+    Failed(String),
+}
+
+/// Shared by every job of a process.
+#[derive(Clone)]
+pub struct JobContext {
+    pub fleet: Arc<Fleet>,
+    pub catalog: Catalog,
+    pub store: Arc<Store>,
+    pub secrets: Arc<Secrets>,
+    /// This process, as other processes see it in a lease.
+    pub holder: LeaseHolder,
+    /// How long a lease lives without renewal; renewed at a third of it.
+    pub lease_ttl: Duration,
+    /// How often BACKUP progress is read from `sys.dm_exec_requests`.
+    pub progress_interval: Duration,
+    pub events: Option<UnboundedSender<JobEvent>>,
+}
+
+impl JobContext {
+    pub(crate) fn emit(&self, request: &JobRequest, run_id: i64, kind: JobEventKind) {
+        if let Some(events) = &self.events {
+            let event = JobEvent {
+                run_id,
+                instance: request.instance.name.clone(),
+                database: request.database.clone(),
+                kind,
+            };
+            // A closed receiver only means nobody watches any more.
+            let _ = events.send(event);
+        }
+    }
+
+    /// Records the phase a run entered, for the catalogue and for watchers.
+    pub(crate) async fn phase(&self, request: &JobRequest, run_id: i64, phase: Phase) {
+        tracing::debug!(phase = %phase, "phase started");
+        if let Err(error) = self.catalog.set_run_phase(run_id, phase.as_str()).await {
+            tracing::warn!(%error, phase = %phase, "could not record the run phase");
+        }
+        self.emit(request, run_id, JobEventKind::Phase(phase));
+    }
+}

@@ -1,0 +1,162 @@
+//! Stages 6 and 7: pull the staged file into the store, hashing while it streams, then make
+//! it durable and check the stored bytes against the hash of what was read.
+
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+
+use super::backup::StagedFile;
+use super::{AtPhase, JobContext, JobEventKind, JobRequest, Phase, StageError};
+use crate::fleet::{Fleet, Instance, Secrets, Staging};
+use crate::store::{self, StoredFile};
+use crate::transfer::{SftpSettings, SmbSettings, Source};
+
+/// A file that is complete and fsynced in the store, with where it came from.
+pub(crate) struct Fetched {
+    pub(crate) source: Source,
+    pub(crate) stored: StoredFile,
+    pub(crate) fetched_at: OffsetDateTime,
+    pub(crate) elapsed: Duration,
+}
+
+/// Fetches, stores durably, and re-reads the stored file to compare hashes.
+pub(crate) async fn pull(
+    ctx: &JobContext,
+    request: &JobRequest,
+    run_id: i64,
+    staged: &StagedFile,
+) -> Result<Fetched, StageError> {
+    let started = Instant::now();
+    let source = open_source(&ctx.fleet, &ctx.secrets, &request.instance)
+        .await
+        .at(Phase::Fetch)?;
+    let total = source.size(&staged.fetch_path).await.at(Phase::Fetch)?;
+
+    let rel_path = store::backup_rel_path(
+        &request.instance.name,
+        &request.database,
+        request.backup_type,
+        &staged.file_name,
+    );
+    let mut pending = ctx.store.begin(&rel_path).await.at(Phase::Store)?;
+    let mut progress = |bytes: u64| {
+        ctx.emit(
+            request,
+            run_id,
+            JobEventKind::Fetched {
+                bytes,
+                total: Some(total),
+            },
+        );
+    };
+    let bytes = source
+        .fetch(&staged.fetch_path, &mut pending, &mut progress)
+        .await
+        .at(Phase::Fetch)?;
+    if bytes != total {
+        return Err(StageError {
+            phase: Phase::Fetch,
+            cause: format!(
+                "fetched {bytes} bytes of {} but the file has {total}; it changed while it \
+                 was read",
+                source.describe()
+            ),
+        });
+    }
+
+    let stored = pending.commit().await.at(Phase::Store)?;
+    check_stored_hash(ctx, &stored).await?;
+
+    let elapsed = started.elapsed();
+    tracing::info!(
+        store_path = %stored.rel_path,
+        size = stored.size,
+        sha256 = %stored.sha256,
+        elapsed_ms = elapsed.as_millis() as u64,
+        mb_per_sec = throughput_mb(stored.size, elapsed),
+        "backup fetched and stored"
+    );
+    Ok(Fetched {
+        source,
+        stored,
+        fetched_at: OffsetDateTime::now_utc(),
+        elapsed,
+    })
+}
+
+/// Reads the durable copy back and compares it with the hash of the staged file's bytes
+/// as they were read, so the staged file is deleted only when the copy is known good.
+async fn check_stored_hash(ctx: &JobContext, stored: &StoredFile) -> Result<(), StageError> {
+    let (size, sha256) = ctx.store.rehash(&stored.rel_path).await.at(Phase::Store)?;
+    if size != stored.size || sha256 != stored.sha256 {
+        return Err(StageError {
+            phase: Phase::Store,
+            cause: format!(
+                "stored file {} reads back as {size} bytes with SHA-256 {sha256}, but {} bytes \
+                 with SHA-256 {} were written; check the store's disk",
+                stored.rel_path, stored.size, stored.sha256
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn throughput_mb(bytes: u64, elapsed: Duration) -> f64 {
+    let seconds = elapsed.as_secs_f64().max(1e-6);
+    (bytes as f64 / 1_000_000.0 / seconds * 10.0).round() / 10.0
+}
+
+/// Opens the transfer that reads this instance's staging location.
+pub(crate) async fn open_source(
+    fleet: &Fleet,
+    secrets: &Secrets,
+    instance: &Instance,
+) -> Result<Source, anyhow::Error> {
+    match &instance.staging {
+        Staging::Smb {
+            host,
+            share,
+            port,
+            credential,
+            ..
+        } => {
+            let credential_entry = fleet.credentials.get(credential).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "instance {}: staging credential {credential:?} is not defined in [credentials]",
+                    instance.name
+                )
+            })?;
+            let context = format!("credential {credential}");
+            let password = secrets.resolve(&credential_entry.password, &context)?;
+            let settings = SmbSettings {
+                host: host.clone(),
+                port: *port,
+                share: share.clone(),
+                user: credential_entry.user.clone(),
+                password: password.expose().to_string(),
+                domain: credential_entry.domain.clone(),
+                timeout: instance.transfer_timeout,
+            };
+            Ok(Source::smb(settings).await?)
+        }
+        Staging::Sftp {
+            host,
+            port,
+            user,
+            key_file,
+            known_hosts,
+            ..
+        } => {
+            let settings = SftpSettings {
+                host: host.clone(),
+                port: *port,
+                user: user.clone(),
+                key_file: key_file.clone(),
+                known_hosts: known_hosts.clone(),
+                timeout: instance.transfer_timeout,
+            };
+            Ok(Source::sftp(settings).await?)
+        }
+        Staging::Local { .. } => Ok(Source::local()),
+    }
+}

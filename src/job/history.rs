@@ -1,0 +1,48 @@
+//! Stage 5: read the backup set back from msdb.
+
+use super::backup::StagedFile;
+use super::connect::Session;
+use super::{AtPhase, JobRequest, Phase, StageError};
+use crate::mssql::BackupSetRow;
+
+/// Reads the msdb row of the set just written and checks it is the set the job asked for.
+pub(crate) async fn read(
+    session: &mut Session,
+    request: &JobRequest,
+    staged: &StagedFile,
+) -> Result<BackupSetRow, StageError> {
+    let row = session
+        .connection
+        .backup_set(&request.database, &staged.server_path)
+        .await
+        .at(Phase::History)?;
+    let Some(row) = row else {
+        return Err(StageError {
+            phase: Phase::History,
+            cause: format!(
+                "msdb has no backup set for database [{}] on {}; the backup history may have \
+                 been pruned while the job ran",
+                request.database, staged.server_path
+            ),
+        });
+    };
+    if !row.matches_type(request.backup_type) {
+        return Err(StageError {
+            phase: Phase::History,
+            cause: format!(
+                "msdb records type {} for {}, expected {} ({})",
+                row.backup_type,
+                staged.server_path,
+                request.backup_type.msdb_letter(),
+                request.backup_type
+            ),
+        });
+    }
+    tracing::info!(
+        first_lsn = %row.first_lsn,
+        last_lsn = %row.last_lsn,
+        checkpoint_lsn = %row.checkpoint_lsn,
+        "backup set read from msdb"
+    );
+    Ok(row)
+}

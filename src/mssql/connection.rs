@@ -1,0 +1,184 @@
+//! TDS connections to one instance through tiberius.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tiberius::{AuthMethod, Client, Config, EncryptionLevel, Row};
+use tokio::net::TcpStream;
+use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
+
+use super::MssqlError;
+
+/// How TLS is negotiated with the instance; the names follow SQL Server's `Encrypt`
+/// connection keyword.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encryption {
+    /// TDS 8: TLS before any TDS packet.
+    Strict,
+    /// TLS for the whole session after the pre-login.
+    Required,
+    /// TLS for the login packet only, when the server offers it.
+    Off,
+    /// No TLS at all; only for servers without a certificate, such as the simulator.
+    NotSupported,
+}
+
+/// Everything needed to open a session; built from the fleet inventory by the job.
+#[derive(Clone)]
+pub struct ConnectSettings {
+    /// The fleet's name for the instance, used in errors and logs.
+    pub instance: String,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub encryption: Encryption,
+    pub ca_file: Option<PathBuf>,
+    pub trust_server_certificate: bool,
+    /// Limit for the TCP connect and for the TDS login handshake, each.
+    pub connect_timeout: Duration,
+    /// Limit for each server round-trip of a query; `None` for BACKUP and RESTORE, which
+    /// may run for hours and are watched by progress polling instead.
+    pub command_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for ConnectSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectSettings")
+            .field("instance", &self.instance)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &"***")
+            .field("encryption", &self.encryption)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One open session. It is dropped, never reused, after a timeout or a cancel, because
+/// tiberius leaves such a connection in the middle of a response.
+pub struct Connection {
+    client: Client<Compat<TcpStream>>,
+    instance: String,
+}
+
+impl Connection {
+    /// Opens a TCP connection and logs in.
+    ///
+    /// # Errors
+    /// [`MssqlError::Connect`] when the host cannot be reached or the login fails,
+    /// [`MssqlError::Timeout`] when either takes longer than `connect_timeout`.
+    pub async fn open(settings: &ConnectSettings) -> Result<Connection, MssqlError> {
+        let config = tiberius_config(settings);
+        let address = format!("{}:{}", settings.host, settings.port);
+        let tcp = tokio::time::timeout(settings.connect_timeout, TcpStream::connect(&address))
+            .await
+            .map_err(|_| MssqlError::Timeout {
+                instance: settings.instance.clone(),
+                what: format!("TCP connect to {address}"),
+                after: settings.connect_timeout,
+            })?
+            .map_err(|source| MssqlError::Connect {
+                instance: settings.instance.clone(),
+                address: address.clone(),
+                reason: source.to_string(),
+            })?;
+        tcp.set_nodelay(true).ok();
+        let client = Client::connect(config, tcp.compat_write())
+            .await
+            .map_err(|source| MssqlError::Connect {
+                instance: settings.instance.clone(),
+                address,
+                reason: describe_tiberius_error(&source),
+            })?;
+        Ok(Connection {
+            client,
+            instance: settings.instance.clone(),
+        })
+    }
+
+    /// The fleet name of the instance this session belongs to.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Runs a batch and returns the rows of every result set. `label` names the
+    /// statement in errors ("BACKUP", "RESTORE VERIFYONLY", ...).
+    ///
+    /// # Errors
+    /// [`MssqlError::Server`] with the first error SQL Server sent, or
+    /// [`MssqlError::Session`] when the session itself broke.
+    pub async fn query(&mut self, label: &str, sql: &str) -> Result<Vec<Vec<Row>>, MssqlError> {
+        tracing::debug!(instance = %self.instance, statement = label, sql, "sending batch");
+        let instance = self.instance.as_str();
+        let stream = self
+            .client
+            .simple_query(sql)
+            .await
+            .map_err(|error| classify(instance, label, error))?;
+        stream
+            .into_results()
+            .await
+            .map_err(|error| classify(instance, label, error))
+    }
+
+    /// Runs a batch that returns no rows and reads its reply to the final DONE.
+    ///
+    /// # Errors
+    /// As [`Connection::query`].
+    pub async fn execute(&mut self, label: &str, sql: &str) -> Result<(), MssqlError> {
+        self.query(label, sql).await.map(|_| ())
+    }
+}
+
+/// Keeps a server error's number, state and class; anything else means the session broke.
+fn classify(instance: &str, label: &str, error: tiberius::error::Error) -> MssqlError {
+    match error {
+        tiberius::error::Error::Server(token) => MssqlError::Server {
+            instance: instance.to_string(),
+            statement: label.to_string(),
+            number: token.code(),
+            state: token.state(),
+            class: token.class(),
+            message: token.message().to_string(),
+        },
+        other => MssqlError::Session {
+            instance: instance.to_string(),
+            statement: label.to_string(),
+            reason: describe_tiberius_error(&other),
+        },
+    }
+}
+
+fn tiberius_config(settings: &ConnectSettings) -> Config {
+    let mut config = Config::new();
+    config.host(&settings.host);
+    config.port(settings.port);
+    config.application_name("bakfleet");
+    config.authentication(AuthMethod::sql_server(&settings.user, &settings.password));
+    config.encryption(match settings.encryption {
+        Encryption::Strict => EncryptionLevel::Strict,
+        Encryption::Required => EncryptionLevel::Required,
+        Encryption::Off => EncryptionLevel::Off,
+        Encryption::NotSupported => EncryptionLevel::NotSupported,
+    });
+    if let Some(ca_file) = &settings.ca_file {
+        config.trust_cert_ca(ca_file.display().to_string());
+    } else if settings.trust_server_certificate {
+        config.trust_cert();
+    }
+    config.handshake_timeout(Some(settings.connect_timeout));
+    config.command_timeout(settings.command_timeout);
+    config
+}
+
+/// Turns a tiberius error into one line; a server error keeps its number, so that a
+/// failed login reads "error 18456: Login failed for user 'x'.".
+fn describe_tiberius_error(error: &tiberius::error::Error) -> String {
+    match error {
+        tiberius::error::Error::Server(token) => {
+            format!("error {}: {}", token.code(), token.message())
+        }
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,214 @@
+//! T-SQL text that bakfleet sends. Every identifier and string from fleet.toml or from a
+//! server reaches T-SQL through [`quote_ident`] or [`quote_string`] and nowhere else.
+
+use crate::backup::BackupType;
+
+/// Quotes an identifier as SQL Server delimits it: `[` + name with `]` doubled + `]`.
+///
+/// This is what `QUOTENAME(name, '[')` returns. It keeps every other character as it is,
+/// so names with `'`, spaces and non-ASCII letters stay exact.
+pub fn quote_ident(name: &str) -> String {
+    format!("[{}]", name.replace(']', "]]"))
+}
+
+/// Quotes a Unicode string literal: `N'` + text with `'` doubled + `'`.
+///
+/// The `N` prefix keeps non-ASCII characters intact whatever the server's code page is.
+pub fn quote_string(text: &str) -> String {
+    format!("N'{}'", text.replace('\'', "''"))
+}
+
+/// Options of one BACKUP statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackupOptions {
+    /// `CHECKSUM`: SQL Server checks page checksums while reading and writes a backup
+    /// checksum that RESTORE VERIFYONLY ... WITH CHECKSUM checks later.
+    pub checksum: bool,
+    /// `COMPRESSION`; left out on editions that reject it (Express, error 1844).
+    pub compression: bool,
+    /// `STATS = n`: progress messages every n percent.
+    pub stats_percent: u8,
+}
+
+/// Builds the BACKUP statement for one database and type.
+///
+/// `INIT, FORMAT` are always present: every file holds exactly one backup set, so nothing
+/// can be appended to another set's file and RESTORE never has to pick a `FILE =`.
+pub fn backup_statement(
+    database: &str,
+    backup_type: BackupType,
+    server_path: &str,
+    options: BackupOptions,
+) -> String {
+    let verb = match backup_type {
+        BackupType::Full | BackupType::Diff => "BACKUP DATABASE",
+        BackupType::Log => "BACKUP LOG",
+    };
+    let mut with = Vec::new();
+    if backup_type == BackupType::Diff {
+        with.push("DIFFERENTIAL".to_string());
+    }
+    with.push("INIT".to_string());
+    with.push("FORMAT".to_string());
+    with.push(
+        if options.checksum {
+            "CHECKSUM"
+        } else {
+            "NO_CHECKSUM"
+        }
+        .to_string(),
+    );
+    if options.compression {
+        with.push("COMPRESSION".to_string());
+    }
+    with.push(format!("STATS = {}", options.stats_percent));
+    format!(
+        "{verb} {} TO DISK = {} WITH {};",
+        quote_ident(database),
+        quote_string(server_path),
+        with.join(", ")
+    )
+}
+
+/// Builds `RESTORE VERIFYONLY` for a file. `WITH CHECKSUM` only for backups taken with
+/// checksums: on a backup without them SQL Server rejects the option (error 3187).
+pub fn verify_statement(server_path: &str, checksum: bool) -> String {
+    let with = if checksum { " WITH CHECKSUM" } else { "" };
+    format!(
+        "RESTORE VERIFYONLY FROM DISK = {}{with};",
+        quote_string(server_path)
+    )
+}
+
+/// The server facts bakfleet records. `SERVERPROPERTY` returns sql_variant, which TDS
+/// clients decode poorly, so every property is CAST to a plain type.
+pub const SERVER_FACTS_QUERY: &str = "SELECT @@VERSION AS version, \
+CAST(SERVERPROPERTY('ProductVersion') AS nvarchar(128)) AS product_version, \
+CAST(SERVERPROPERTY('Edition') AS nvarchar(128)) AS edition, \
+CAST(SERVERPROPERTY('EngineEdition') AS int) AS engine_edition, \
+CAST(SERVERPROPERTY('MachineName') AS nvarchar(128)) AS machine_name, \
+CAST(SERVERPROPERTY('ServerName') AS nvarchar(128)) AS server_name, \
+CAST(SERVERPROPERTY('InstanceName') AS nvarchar(128)) AS instance_name, \
+@@SPID AS spid;";
+
+const DATABASE_COLUMNS: &str =
+    "name, database_id, state_desc, recovery_model_desc, is_read_only, source_database_id";
+
+/// Every database of the instance.
+pub fn databases_query() -> String {
+    format!("SELECT {DATABASE_COLUMNS} FROM sys.databases ORDER BY name;")
+}
+
+/// One database by exact name.
+pub fn database_query(database: &str) -> String {
+    format!(
+        "SELECT {DATABASE_COLUMNS} FROM sys.databases WHERE name = {};",
+        quote_string(database)
+    )
+}
+
+/// The msdb history row of the backup set just written to `server_path`.
+///
+/// The newest set for that database and device wins: `INIT, FORMAT` make the file hold
+/// one set, and file names carry a millisecond timestamp, so older rows for the same path
+/// cannot exist unless a clock went backwards.
+pub fn backup_set_query(database: &str, server_path: &str) -> String {
+    format!(
+        "SELECT TOP (1) bs.backup_set_id, bs.backup_set_uuid, bs.type, bs.first_lsn, \
+bs.last_lsn, bs.checkpoint_lsn, bs.database_backup_lsn, bs.differential_base_lsn, \
+bs.database_guid, bs.backup_start_date, bs.backup_finish_date, bs.time_zone, \
+bs.backup_size, bs.compressed_backup_size, bs.has_backup_checksums, bs.is_copy_only, \
+bs.recovery_model, bs.software_major_version, bs.software_minor_version, \
+bs.software_build_version, mf.physical_device_name, mf.family_sequence_number \
+FROM msdb.dbo.backupset AS bs \
+JOIN msdb.dbo.backupmediafamily AS mf ON mf.media_set_id = bs.media_set_id \
+WHERE bs.database_name = {} AND mf.physical_device_name = {} \
+ORDER BY bs.backup_set_id DESC;",
+        quote_string(database),
+        quote_string(server_path)
+    )
+}
+
+/// Progress of the request running on session `spid`, as `sys.dm_exec_requests` shows it
+/// for BACKUP and RESTORE.
+pub fn progress_query(spid: i16) -> String {
+    format!(
+        "SELECT session_id, command, percent_complete, estimated_completion_time \
+FROM sys.dm_exec_requests WHERE session_id = {spid};"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL_ON: BackupOptions = BackupOptions {
+        checksum: true,
+        compression: true,
+        stats_percent: 10,
+    };
+
+    #[test]
+    fn quote_ident_doubles_closing_bracket() {
+        assert_eq!(quote_ident("a]b"), "[a]]b]");
+        assert_eq!(quote_ident("[x]"), "[[x]]]");
+        assert_eq!(quote_ident("Ventes d'été 2"), "[Ventes d'été 2]");
+    }
+
+    #[test]
+    fn quote_string_doubles_single_quote() {
+        assert_eq!(quote_string("it's"), "N'it''s'");
+        assert_eq!(
+            quote_string("'; DROP DATABASE x; --"),
+            "N''''; DROP DATABASE x; --'"
+        );
+    }
+
+    #[test]
+    fn backup_statement_full_has_init_format() {
+        let sql = backup_statement("Sales", BackupType::Full, r"\\h\s\f.bak", ALL_ON);
+        assert_eq!(
+            sql,
+            r"BACKUP DATABASE [Sales] TO DISK = N'\\h\s\f.bak' WITH INIT, FORMAT, CHECKSUM, COMPRESSION, STATS = 10;"
+        );
+    }
+
+    #[test]
+    fn backup_statement_quotes_bracket_in_name() {
+        let options = BackupOptions {
+            compression: false,
+            ..ALL_ON
+        };
+        let sql = backup_statement("a]'b", BackupType::Diff, "/b/it's.bak", options);
+        assert_eq!(
+            sql,
+            "BACKUP DATABASE [a]]'b] TO DISK = N'/b/it''s.bak' WITH DIFFERENTIAL, INIT, FORMAT, CHECKSUM, STATS = 10;"
+        );
+    }
+
+    #[test]
+    fn backup_statement_log_without_checksum() {
+        let options = BackupOptions {
+            checksum: false,
+            compression: false,
+            stats_percent: 5,
+        };
+        let sql = backup_statement("db", BackupType::Log, "/x.trn", options);
+        assert_eq!(
+            sql,
+            "BACKUP LOG [db] TO DISK = N'/x.trn' WITH INIT, FORMAT, NO_CHECKSUM, STATS = 5;"
+        );
+    }
+
+    #[test]
+    fn verify_statement_adds_checksum_only_when_asked() {
+        assert_eq!(
+            verify_statement("/x.bak", true),
+            "RESTORE VERIFYONLY FROM DISK = N'/x.bak' WITH CHECKSUM;"
+        );
+        assert_eq!(
+            verify_statement("/x.bak", false),
+            "RESTORE VERIFYONLY FROM DISK = N'/x.bak';"
+        );
+    }
+}

@@ -1,0 +1,68 @@
+//! Opens what every command that runs jobs needs: catalogue, store, secrets, identity.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::catalog::{Catalog, LeaseHolder};
+use crate::fleet::{Fleet, Secrets};
+use crate::job::{JobContext, JobEvent};
+use crate::store::Store;
+
+/// How often a running BACKUP's progress is read. One second keeps a terminal progress bar
+/// lively while costing the server one tiny DMV query per second per running backup.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Loads the fleet file and opens the catalogue, the store and the secrets.
+///
+/// # Errors
+/// The fleet file is invalid, or the catalogue, store or secrets file cannot be opened;
+/// each error names the path.
+pub async fn open(fleet_path: &Path, events: Option<UnboundedSender<JobEvent>>) -> anyhow::Result<JobContext> {
+    let fleet = Fleet::load(fleet_path)?;
+    open_fleet(fleet, events).await
+}
+
+/// Like [`open`], for a fleet already loaded (the demo builds its own).
+///
+/// # Errors
+/// As [`open`].
+pub async fn open_fleet(
+    fleet: Fleet,
+    events: Option<UnboundedSender<JobEvent>>,
+) -> anyhow::Result<JobContext> {
+    let secrets = Secrets::load(&fleet.service)?;
+    let catalog = Catalog::open(&fleet.service.catalog)
+        .await
+        .with_context(|| format!("cannot open the catalogue {}", fleet.service.catalog.display()))?;
+    let store = Store::open(&fleet.service.store_dir)
+        .with_context(|| format!("cannot open the store {}", fleet.service.store_dir.display()))?;
+    let removed = store.remove_partial_files().await?;
+    if removed > 0 {
+        tracing::warn!(removed, store = %store.root().display(), "removed partial files left by an interrupted run");
+    }
+    let lease_ttl = fleet.service.lease;
+    Ok(JobContext {
+        fleet: Arc::new(fleet),
+        catalog,
+        store: Arc::new(store),
+        secrets: Arc::new(secrets),
+        holder: this_process(),
+        lease_ttl,
+        progress_interval: PROGRESS_INTERVAL,
+        events,
+    })
+}
+
+/// This process as a lease holder: host name, PID and a random id, so that a restarted
+/// process with a reused PID is still a different holder.
+pub fn this_process() -> LeaseHolder {
+    LeaseHolder {
+        host: gethostname::gethostname().to_string_lossy().into_owned(),
+        pid: std::process::id(),
+        id: uuid::Uuid::new_v4().to_string(),
+    }
+}
