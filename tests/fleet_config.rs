@@ -149,20 +149,24 @@ fn example_smb_instance_overrides_defaults() {
     let sales = fleet.instance("sales-prod").expect("sales-prod is defined");
     assert_eq!(sales.host, "sql01.corp.example");
     assert_eq!(sales.port, 1433);
+
     let expected_auth = Auth::Sql {
         user: "bakfleet".to_string(),
         password: SecretRef::Env("BAKFLEET_SALES_PROD_PASSWORD".to_string()),
     };
     assert_eq!(sales.auth, expected_auth);
+
     assert_eq!(sales.tls.encrypt, Encrypt::Required);
     assert_eq!(
         sales.tls.ca_file.as_deref(),
         Some(Path::new("/etc/bakfleet/corp-ca.pem"))
     );
     assert!(!sales.tls.trust_server_certificate);
+
     assert!(sales.databases.selects("Orders"));
     assert!(!sales.databases.selects("scratch_orders"));
     assert!(!sales.databases.selects("msdb"));
+
     assert_eq!(
         sales.schedule.for_type(BackupType::Full),
         Some("0 0 1 * * Sun")
@@ -175,6 +179,7 @@ fn example_smb_instance_overrides_defaults() {
         sales.schedule.for_type(BackupType::Log),
         Some("0 */5 * * * *")
     );
+
     assert!(!sales.compression);
     assert!(sales.checksum);
     assert_eq!(sales.connect_timeout, Duration::from_secs(15));
@@ -204,6 +209,7 @@ fn example_smb_staging_paths() {
     assert_eq!(dir, "sales-prod");
     assert_eq!(*port, 445);
     assert_eq!(credential, "files01");
+
     let file = "Orders_FULL_20250101_010000.bak";
     assert_eq!(
         staging.server_path(file),
@@ -307,11 +313,14 @@ fn minimal_file_gets_built_in_defaults() {
     assert_eq!(service.secrets_file, None);
     assert_eq!(service.lease, Duration::from_secs(60));
     assert_eq!(service.max_parallel_jobs, 4);
+
     let instance = &fleet.instances[0];
     assert_eq!(instance.port, 1433);
+
     assert_eq!(instance.tls.encrypt, Encrypt::Required);
     assert_eq!(instance.tls.ca_file, None);
     assert!(!instance.tls.trust_server_certificate);
+
     assert_eq!(
         instance.schedule.for_type(BackupType::Full),
         Some("0 0 1 * * Sun")
@@ -324,12 +333,14 @@ fn minimal_file_gets_built_in_defaults() {
         instance.schedule.for_type(BackupType::Log),
         Some("0 */15 * * * *")
     );
+
     assert!(instance.compression);
     assert!(instance.checksum);
     assert_eq!(instance.retention.full_days, 35);
     assert_eq!(instance.retention.keep_full, 4);
     assert_eq!(instance.connect_timeout, Duration::from_secs(15));
     assert_eq!(instance.transfer_timeout, Duration::from_secs(120));
+
     assert!(instance.databases.selects("Sales"));
     assert!(!instance.databases.selects("model"));
     assert!(fleet.warnings().is_empty());
@@ -609,4 +620,161 @@ fn every_problem_is_reported() {
             Some("port")
         ]
     );
+}
+
+#[test]
+fn wrong_type_names_toml_type() {
+    let text = MINIMAL_INSTANCE.replace("host = \"sql01\"", "host = \"sql01\"\nport = \"1433\"");
+    let error = error_text(&text);
+    let line = line_of(&text, "port = \"1433\"");
+    let expected = format!("fleet.toml:{line}:8: instance \"sales-prod\": key `port`");
+    assert!(error.starts_with(&expected), "{error}");
+    assert!(error.contains("expected an integer"), "{error}");
+}
+
+#[test]
+fn nameless_instance_is_numbered() {
+    let second = MINIMAL_INSTANCE.replace("name = \"sales-prod\"\n", "");
+    let text = format!("{MINIMAL_INSTANCE}{second}");
+    let error = error_text(&text);
+    assert!(error.contains("instance \"#2\""), "{error}");
+    assert!(error.contains("missing field `name`"), "{error}");
+}
+
+#[test]
+fn credential_without_password_is_rejected() {
+    let text = format!("[credentials.files01]\nuser = \"backup\"\n{MINIMAL_INSTANCE}");
+    let error = error_text(&text);
+    assert!(
+        error.contains("key `credentials.files01.password_env`"),
+        "{error}"
+    );
+    assert!(error.contains("no password source is set"), "{error}");
+    assert!(error.contains("set exactly one of password_env"), "{error}");
+}
+
+#[test]
+fn two_staging_kinds_are_rejected() {
+    let text = MINIMAL_INSTANCE.replace(
+        "staging = { local",
+        r#"staging = { smb = '\\f\s', credential = "c", local"#,
+    );
+    let error = error_text(&text);
+    assert!(error.contains("key `staging`"), "{error}");
+    assert!(
+        error.contains("more than one staging kind is set"),
+        "{error}"
+    );
+}
+
+#[test]
+fn smb_port_on_local_staging_is_rejected() {
+    let text = MINIMAL_INSTANCE.replace("staging = { local", "staging = { port = 445, local");
+    let error = error_text(&text);
+    assert!(error.contains("key `staging.port`"), "{error}");
+    assert!(error.contains("port is only valid with smb"), "{error}");
+}
+
+#[test]
+fn relative_server_path_is_rejected() {
+    let text = MINIMAL_INSTANCE.replace(
+        "server_path = \"/var/opt/mssql/backup\"",
+        "server_path = \"Backup\"",
+    );
+    let error = error_text(&text);
+    assert!(error.contains("key `staging.local.server_path`"), "{error}");
+    assert!(
+        error.contains("server path \"Backup\" is not absolute"),
+        "{error}"
+    );
+}
+
+#[test]
+fn unsupported_auth_kind_is_rejected() {
+    let text = MINIMAL_INSTANCE.replace("kind = \"sql\"", "kind = \"windows\"");
+    let error = error_text(&text);
+    assert!(error.contains("key `auth.kind`"), "{error}");
+    assert!(
+        error.contains("unsupported auth kind \"windows\""),
+        "{error}"
+    );
+}
+
+#[test]
+fn invalid_encrypt_mode_is_rejected() {
+    let text = format!("{MINIMAL_INSTANCE}tls = {{ encrypt = \"yes\" }}\n");
+    let error = error_text(&text);
+    assert!(error.contains("key `tls.encrypt`"), "{error}");
+    assert!(
+        error.contains("use strict, required, off or not_supported"),
+        "{error}"
+    );
+}
+
+#[test]
+fn ca_file_with_trust_all_is_rejected() {
+    let text = format!(
+        "{MINIMAL_INSTANCE}tls = {{ ca_file = \"ca.pem\", trust_server_certificate = true }}\n"
+    );
+    let error = error_text(&text);
+    assert!(
+        error.contains("key `tls.trust_server_certificate`"),
+        "{error}"
+    );
+    assert!(error.contains("conflicts with ca_file"), "{error}");
+}
+
+#[test]
+fn named_instance_host_is_rejected() {
+    let text = MINIMAL_INSTANCE.replace("host = \"sql01\"", r#"host = 'sql01\SALES'"#);
+    let error = error_text(&text);
+    assert!(error.contains("key `host`"), "{error}");
+    assert!(error.contains("contains a named instance"), "{error}");
+}
+
+#[test]
+fn ipv6_host_is_accepted() {
+    let text = MINIMAL_INSTANCE.replace("host = \"sql01\"", "host = \"fd00::5\"");
+    let fleet = Fleet::parse(&text, Path::new("fleet.toml")).unwrap();
+    assert_eq!(fleet.instances[0].host, "fd00::5");
+}
+
+#[test]
+fn empty_include_is_rejected() {
+    let text = format!("{MINIMAL_INSTANCE}databases = {{ include = [] }}\n");
+    let error = error_text(&text);
+    assert!(error.contains("key `databases.include`"), "{error}");
+    assert!(error.contains("no database would be backed up"), "{error}");
+}
+
+#[test]
+fn schedule_off_disables_type() {
+    let text = format!("{MINIMAL_INSTANCE}schedule = {{ full = \"off\", diff = \"\" }}\n");
+    let fleet = Fleet::parse(&text, Path::new("fleet.toml")).unwrap();
+    let schedule = &fleet.instances[0].schedule;
+    assert_eq!(schedule.for_type(BackupType::Full), None);
+    assert_eq!(schedule.for_type(BackupType::Diff), None);
+    assert_eq!(schedule.for_type(BackupType::Log), Some("0 */15 * * * *"));
+}
+
+#[test]
+fn all_schedules_off_warns() {
+    let text = format!(
+        "{MINIMAL_INSTANCE}schedule = {{ full = \"off\", diff = \"off\", log = \"off\" }}\n"
+    );
+    let fleet = Fleet::parse(&text, Path::new("fleet.toml")).unwrap();
+    let warnings = fleet.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("every schedule is off"),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn instance_lookup_is_exact() {
+    let fleet = Fleet::parse(MINIMAL_INSTANCE, Path::new("fleet.toml")).unwrap();
+    assert!(fleet.instance("sales-prod").is_some());
+    assert!(fleet.instance("Sales-Prod").is_none());
+    assert!(fleet.instance("other").is_none());
 }

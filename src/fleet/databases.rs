@@ -1,5 +1,5 @@
-//! Which databases of an instance are backed up: keywords, exact names and globs,
-//! compared without regard to case.
+//! The database selection of an instance: keywords, exact names and globs, compared
+//! without regard to case.
 
 use globset::{GlobBuilder, GlobMatcher};
 use toml::Spanned;
@@ -68,7 +68,7 @@ impl PartialEq for DatabaseSelection {
 impl Eq for DatabaseSelection {}
 
 impl Default for DatabaseSelection {
-    /// Every user database.
+    /// Selects every user database, as `include = ["USER_DATABASES"]` does.
     fn default() -> Self {
         DatabaseSelection {
             include: vec![Pattern::UserDatabases],
@@ -78,7 +78,7 @@ impl Default for DatabaseSelection {
 }
 
 impl DatabaseSelection {
-    /// Whether `database` (a name from `sys.databases`) is backed up. Matching ignores
+    /// Returns whether `database` (a name from `sys.databases`) is backed up. Matching ignores
     /// case, as SQL Server's default collation SQL_Latin1_General_CP1_CI_AS does.
     pub fn selects(&self, database: &str) -> bool {
         if database.eq_ignore_ascii_case("tempdb") {
@@ -89,12 +89,12 @@ impl DatabaseSelection {
         included && !excluded
     }
 
-    /// The `include` entries, keywords in upper case and names in lower case.
+    /// Returns the `include` entries, keywords in upper case and names in lower case.
     pub fn include_patterns(&self) -> Vec<&str> {
         self.include.iter().map(Pattern::text).collect()
     }
 
-    /// The `exclude` entries, written like `include_patterns`.
+    /// Returns the `exclude` entries, written like `include_patterns`.
     pub fn exclude_patterns(&self) -> Vec<&str> {
         self.exclude.iter().map(Pattern::text).collect()
     }
@@ -123,7 +123,7 @@ impl DatabaseSelection {
     }
 }
 
-/// Whether `database` is master, model or msdb, in any case.
+/// Returns whether `database` is master, model or msdb, in any case.
 pub fn is_system_database(database: &str) -> bool {
     SYSTEM_DATABASES
         .iter()
@@ -176,9 +176,9 @@ fn parse_pattern(
     }
 }
 
-/// Builds a case-insensitive matcher in which only `*` and `?` are wildcards; the other
-/// globset metacharacters (`[`, `]`, `{`, `}`) can occur in database names, so they are
-/// made literal by wrapping each in a one-character class.
+/// Builds a case-insensitive matcher in which only `*` and `?` are wildcards. The other
+/// globset metacharacters (`[`, `]`, `{`, `}`) can occur in database names, so each is
+/// made literal by wrapping it in a one-character class.
 fn glob_matcher(text: &str) -> Result<GlobMatcher, globset::Error> {
     let mut escaped = String::with_capacity(text.len());
     for character in text.chars() {

@@ -1,5 +1,5 @@
 //! Errors from fleet.toml and the secrets file. Each problem in a file names the file,
-//! line, column, instance and key, and says what to change.
+//! line, column, instance and key, and gives a hint when the fix is known.
 
 use std::fmt;
 use std::io;
@@ -19,7 +19,7 @@ pub struct Diagnostic {
     /// Dotted key, relative to the instance when `instance` is set.
     pub key: Option<String>,
     pub message: String,
-    /// What to change, when the fix is known.
+    /// The change that fixes the problem, when it is known.
     pub hint: Option<String>,
 }
 
@@ -83,7 +83,8 @@ pub enum FleetError {
 }
 
 impl FleetError {
-    /// The problems found in a file; empty for errors that are not about file contents.
+    /// Returns the problems found in a file, or an empty slice for errors that are not
+    /// about file contents.
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match self {
             FleetError::Invalid(diagnostics) => diagnostics,
@@ -158,7 +159,7 @@ impl<'a> Diagnostics<'a> {
         self.found.push(diagnostic);
     }
 
-    /// The 1-based line of a byte offset, for messages that refer to another place.
+    /// Returns the 1-based line of a byte offset, for messages that refer to another place.
     pub(crate) fn line_of(&self, offset: usize) -> usize {
         self.lines.position(offset).line
     }
@@ -187,7 +188,7 @@ pub(crate) fn diagnostic_from_toml(file: &Path, text: &str, error: &toml::de::Er
         (Some(offset), Ok(document)) => locate_key(document.get_ref(), offset),
         _ => (None, None),
     };
-    let message = error.message().trim_end().to_string();
+    let message = toml_type_names(error.message().trim_end());
     let hint = hint_for_serde_message(&message);
     Diagnostic {
         file: file.to_path_buf(),
@@ -263,7 +264,7 @@ fn item_at<'t, 'i>(
     item.map(|(index, item)| (index, item.get_ref()))
 }
 
-/// The instance's name when it is a string, else its 1-based position as `#N`.
+/// Returns the instance's name when it is a string, else its 1-based position as `#N`.
 fn instance_label(table: &DeTable<'_>, index: usize) -> String {
     let name = table
         .iter()
@@ -272,7 +273,17 @@ fn instance_label(table: &DeTable<'_>, index: usize) -> String {
     name.unwrap_or_else(|| format!("#{}", index + 1))
 }
 
-/// Hints for the serde messages that the fleet schema produces most often.
+/// Replaces Rust type names in serde messages with TOML type names.
+fn toml_type_names(message: &str) -> String {
+    let mut message = message.replace("expected i64", "expected an integer");
+    message = message.replace("expected a sequence", "expected an array");
+    if let Some(start) = message.find("expected struct Raw") {
+        message.replace_range(start.., "expected a table");
+    }
+    message
+}
+
+/// Returns hints for the serde messages that the fleet schema produces most often.
 fn hint_for_serde_message(message: &str) -> Option<String> {
     let hint = if message.starts_with("unknown field") {
         "remove the key or correct its spelling"

@@ -35,7 +35,7 @@ pub struct Instance {
     pub transfer_timeout: Duration,
 }
 
-/// How bakfleet logs in to an instance.
+/// The login method and login of an instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Auth {
     /// A SQL Server login (`kind = "sql"`).
@@ -57,7 +57,7 @@ pub enum Encrypt {
 }
 
 impl Encrypt {
-    /// The value as written in fleet.toml.
+    /// Returns the value as written in fleet.toml.
     pub fn as_str(self) -> &'static str {
         match self {
             Encrypt::Strict => "strict",
@@ -133,7 +133,7 @@ impl Credential {
     }
 }
 
-/// Whether `name` is a valid instance name: an ASCII letter or digit, then letters,
+/// Returns whether `name` is a valid instance name: an ASCII letter or digit, then letters,
 /// digits, `_`, `.` or `-`. The name becomes a directory in the store, so it must be
 /// safe as a path component on every platform.
 pub fn is_valid_instance_name(name: &str) -> bool {
@@ -145,7 +145,7 @@ pub fn is_valid_instance_name(name: &str) -> bool {
         && characters.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
-/// What an instance needs from the rest of the file while it is read.
+/// The parts of the file that an instance refers to while it is read.
 pub(crate) struct InstanceContext<'a> {
     pub base_dir: &'a Path,
     pub defaults: &'a Defaults,

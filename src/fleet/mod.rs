@@ -57,8 +57,9 @@ impl Fleet {
     /// in the text are resolved against its directory.
     ///
     /// # Errors
-    /// `FleetError::Invalid` with every problem found, in file order; a TOML syntax or
-    /// schema error (unknown key, wrong type, missing key) stops the check at that error.
+    /// `FleetError::Invalid` with every problem found, in file order. A TOML syntax or
+    /// schema error (unknown key, wrong type, missing key) stops the check at that error,
+    /// because the later checks need a complete schema.
     pub fn parse(text: &str, source: &Path) -> Result<Fleet, FleetError> {
         let raw: RawFleet = toml::from_str(text).map_err(|error| {
             let diagnostic = error::diagnostic_from_toml(source, text, &error);
@@ -95,7 +96,7 @@ impl Fleet {
         diagnostics.finish(fleet)
     }
 
-    /// The instance named `name`, compared exactly.
+    /// Finds the instance named `name`, compared exactly.
     pub fn instance(&self, name: &str) -> Option<&Instance> {
         self.instances.iter().find(|instance| instance.name == name)
     }
@@ -151,8 +152,8 @@ fn instance_warnings(instance: &Instance) -> Vec<String> {
     warnings
 }
 
-/// The directory that relative paths in `source` are resolved against, made absolute
-/// so that the paths stay valid if the working directory changes later.
+/// Returns the directory that relative paths in `source` are resolved against. It is
+/// made absolute so that the paths stay valid if the working directory changes later.
 fn base_directory(source: &Path) -> PathBuf {
     let parent = source.parent().unwrap_or(Path::new(""));
     let parent = if parent.as_os_str().is_empty() {

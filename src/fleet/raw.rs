@@ -108,7 +108,7 @@ pub(crate) struct RawDatabases {
     pub exclude: Option<Vec<Spanned<String>>>,
 }
 
-/// `staging` holds exactly one of `smb`, `sftp` and `local`; `port` and `credential`
+/// `staging` contains exactly one of `smb`, `sftp` and `local`; `port` and `credential`
 /// belong to `smb`. The checks in `staging.rs` enforce both rules.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -19,7 +19,7 @@ pub struct Schedules {
 }
 
 impl Schedules {
-    /// The schedule of backup type `backup_type`, or `None` when that type is disabled.
+    /// Returns the cron expression of `backup_type`, or `None` when that type is disabled.
     pub fn for_type(&self, backup_type: BackupType) -> Option<&str> {
         let schedule = match backup_type {
             BackupType::Full => &self.full,

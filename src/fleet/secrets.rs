@@ -12,7 +12,7 @@ use toml::Spanned;
 use super::error::{Diagnostic, Diagnostics, FleetError, LineIndex};
 use super::Service;
 
-/// Where a password comes from.
+/// The source of a password.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretRef {
     /// Name of an environment variable of the bakfleet process (`password_env`).
@@ -41,7 +41,7 @@ impl Secret {
         Secret(value)
     }
 
-    /// The password text, for handing to a login or an SMB/SSH client.
+    /// Returns the password text, for a login or an SMB/SSH client.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -81,8 +81,9 @@ impl Secrets {
     /// environment references resolve.
     ///
     /// # Errors
-    /// The file cannot be read; it is readable by group or others (the message names
-    /// the path and mode and says `chmod 600`); it is not TOML of `name = "value"` lines.
+    /// The file cannot be read. The file is readable by group or others, and the message
+    /// names the path and mode and gives the `chmod 600` command. The file is not TOML of
+    /// `name = "value"` lines.
     pub fn load(service: &Service) -> Result<Secrets, FleetError> {
         let Some(path) = &service.secrets_file else {
             return Ok(Secrets::default());
@@ -184,7 +185,10 @@ fn parse_secrets(path: &Path, text: &str) -> Result<BTreeMap<String, Secret>, Fl
                 values.insert(name, Secret(text.to_string()));
             }
             None => {
-                let message = format!("value is a {}, not a string", value.get_ref().type_str());
+                let message = format!(
+                    "value must be a string, found {}",
+                    value.get_ref().type_str()
+                );
                 let hint = "quote the value";
                 diagnostics.report(key.span().start, &name, message, hint);
             }

@@ -1,5 +1,6 @@
-//! Where an instance writes its backup files and where bakfleet fetches them from: an
-//! SMB share, a host directory read over SFTP, or a directory visible on this machine.
+//! The staging location of an instance: the place SQL Server writes backup files to and
+//! bakfleet fetches them from (an SMB share, a host directory read over SFTP, or a
+//! directory mounted on this machine).
 
 use std::path::{Path, PathBuf};
 
@@ -46,7 +47,7 @@ pub enum Staging {
 }
 
 impl Staging {
-    /// The path SQL Server is told to write `file_name` to: the UNC path, Windows path or
+    /// Returns the path that BACKUP writes `file_name` to: the UNC path, Windows path or
     /// host path joined with `\` or `/` following the form of the configured path.
     /// `file_name` is a plain file name without separators.
     pub fn server_path(&self, file_name: &str) -> String {
@@ -58,8 +59,9 @@ impl Staging {
         }
     }
 
-    /// Where bakfleet reads `file_name`: the path inside the share joined with `\` as SMB2
-    /// requires (SMB), the absolute host path (SFTP) or the local absolute path (local).
+    /// Returns the path bakfleet reads `file_name` from: the path inside the share, joined
+    /// with `\` as SMB path names are (SMB), the absolute host path (SFTP) or the local
+    /// absolute path (local).
     pub fn fetch_path(&self, file_name: &str) -> String {
         match self {
             Staging::Smb { dir, .. } if dir.is_empty() => file_name.to_string(),
@@ -69,7 +71,8 @@ impl Staging {
         }
     }
 
-    /// One line for logs, `check` and the admin site; it contains no secret.
+    /// Formats the location as one line for logs, `check` and the admin site. It contains
+    /// no secret.
     pub fn describe(&self) -> String {
         match self {
             Staging::Smb {
@@ -99,7 +102,7 @@ impl Staging {
     }
 
     /// Reads `staging`, which must set exactly one of `smb`, `sftp` and `local`.
-    /// `credential_exists` tells whether a `[credentials.NAME]` table is defined.
+    /// `credential_exists` returns whether a `[credentials.NAME]` table is defined.
     pub(crate) fn from_raw(
         raw: &Spanned<RawStaging>,
         base_dir: &Path,
