@@ -778,3 +778,13 @@ fn instance_lookup_is_exact() {
     assert!(fleet.instance("Sales-Prod").is_none());
     assert!(fleet.instance("other").is_none());
 }
+
+#[test]
+fn unknown_credential_key_after_instance() {
+    let text =
+        format!("{MINIMAL_INSTANCE}\n[credentials.files01]\nuser = \"u\"\npasword_env = \"P\"\n");
+    let error = error_text(&text);
+    let line = line_of(&text, "pasword_env");
+    let expected = format!("fleet.toml:{line}:1: key `credentials.files01.pasword_env`");
+    assert!(error.starts_with(&expected), "{error}");
+}

@@ -6,6 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use toml::de::{DeTable, DeValue};
+use toml::Spanned;
 
 /// One problem at one place in fleet.toml or in the secrets file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,8 +203,8 @@ pub(crate) fn diagnostic_from_toml(file: &Path, text: &str, error: &toml::de::Er
 
 /// Finds the instance and dotted key at `offset`. An entry matches when its key or value
 /// span contains the offset. Tables written with a `[header]` have spans that cover only
-/// the header, so when nothing contains the offset, the last table or array that starts
-/// before it is taken, because its body follows the header.
+/// the header. So when no span contains the offset, the table or array with the latest
+/// header before it is taken, because that header's body contains the offset.
 fn locate_key(document: &DeTable<'_>, offset: usize) -> (Option<String>, Option<String>) {
     let mut path: Vec<String> = Vec::new();
     let mut instance = None;
@@ -237,11 +238,13 @@ fn entry_at<'t, 'i>(table: &'t DeTable<'i>, offset: usize) -> Option<(&'t str, &
     let entry = containing.or_else(|| {
         table
             .iter()
-            .filter(|(key, value)| {
-                let is_container = matches!(value.get_ref(), DeValue::Table(_) | DeValue::Array(_));
-                is_container && key.span().start <= offset
+            .filter(|(_, value)| matches!(value.get_ref(), DeValue::Table(_) | DeValue::Array(_)))
+            .filter_map(|(key, value)| {
+                let start = latest_start(key.span().start, value, offset)?;
+                Some((start, (key, value)))
             })
-            .max_by_key(|(key, _)| key.span().start)
+            .max_by_key(|(start, _)| *start)
+            .map(|(_, entry)| entry)
     });
     entry.map(|(key, value)| (key.get_ref().as_ref(), value.get_ref()))
 }
@@ -258,10 +261,34 @@ fn item_at<'t, 'i>(
         items
             .iter()
             .enumerate()
-            .filter(|(_, item)| item.span().start <= offset)
-            .max_by_key(|(_, item)| item.span().start)
+            .filter_map(|(index, item)| {
+                let start = latest_start(item.span().start, item, offset)?;
+                Some((start, (index, item)))
+            })
+            .max_by_key(|(start, _)| *start)
+            .map(|(_, item)| item)
     });
     item.map(|(index, item)| (index, item.get_ref()))
+}
+
+/// Returns the latest start at or before `offset` of any key or item inside an entry.
+/// A table split over several `[a.b]` headers has key spans at each header, so this
+/// finds the header whose body contains the offset.
+fn latest_start(key_start: usize, value: &Spanned<DeValue<'_>>, offset: usize) -> Option<usize> {
+    let mut latest = (key_start <= offset).then_some(key_start);
+    let inner = match value.get_ref() {
+        DeValue::Table(table) => table
+            .iter()
+            .filter_map(|(key, value)| latest_start(key.span().start, value, offset))
+            .max(),
+        DeValue::Array(items) => items
+            .iter()
+            .filter_map(|item| latest_start(item.span().start, item, offset))
+            .max(),
+        _ => None,
+    };
+    latest = latest.max(inner);
+    latest
 }
 
 /// Returns the instance's name when it is a string, else its 1-based position as `#N`.
@@ -325,6 +352,17 @@ mod tests {
         let (instance, key) = locate_key(document.get_ref(), offset);
         assert_eq!(instance.as_deref(), Some("a"));
         assert_eq!(key.as_deref(), Some("tls.encrypt"));
+    }
+
+    #[test]
+    fn locate_key_in_split_table() {
+        let text = "[credentials.a]\nuser = \"u\"\n\n[[instance]]\nname = \"x\"\n\n\
+                    [credentials.b]\nuser = \"v\"\n";
+        let document = DeTable::parse(text).unwrap();
+        let offset = text.find("\"v\"").unwrap();
+        let (instance, key) = locate_key(document.get_ref(), offset);
+        assert_eq!(instance, None);
+        assert_eq!(key.as_deref(), Some("credentials.b.user"));
     }
 
     #[test]
