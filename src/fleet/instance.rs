@@ -287,6 +287,7 @@ fn tls(raw: Option<&RawTls>, base_dir: &Path, diagnostics: &mut Diagnostics) -> 
         }
     }
     if let Some(ca_file) = &raw.ca_file {
+        // TODO: check that ca_file, key_file and known_hosts exist and are readable.
         tls.ca_file = value::local_path(diagnostics, "tls.ca_file", ca_file, base_dir);
         valid &= tls.ca_file.is_some();
     }

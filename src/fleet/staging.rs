@@ -323,13 +323,11 @@ fn absolute_host_path(
         diagnostics.report(value.span().start, key, message, hint);
         return None;
     }
-    Some(path.trim_end_matches('/').to_string()).map(|trimmed| {
-        if trimmed.is_empty() {
-            "/".to_string()
-        } else {
-            trimmed
-        }
-    })
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Some("/".to_string());
+    }
+    Some(trimmed.to_string())
 }
 
 /// A directory as SQL Server names it must be absolute: `/dir` on Linux, `D:\dir` or
