@@ -3,6 +3,8 @@
 mod check;
 #[cfg(feature = "demo")]
 mod demo;
+#[cfg(feature = "demo")]
+pub use demo::prepare_demo_environment;
 mod list;
 mod output;
 mod run;

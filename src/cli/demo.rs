@@ -1,0 +1,211 @@
+//! `bakfleet demo`: a simulated fleet, backed up at once, with the admin site.
+//!
+//! The demo fleet is the repository's `fleet.toml`, compiled in, so the command works
+//! from any folder. The simulator plays its instances in this process.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use time::OffsetDateTime;
+
+use super::{output, run, serve};
+use crate::backup::BackupType;
+use crate::fleet::{Fleet, Staging};
+use crate::job::{self, JobOutcome, Trigger};
+use crate::schedule::Scheduler;
+use crate::service;
+use crate::web::{self, WebState};
+
+/// The demo fleet: the repository's `fleet.toml`.
+const DEMO_FLEET: &str = include_str!("../../fleet.toml");
+
+/// The environment variable the demo fleet names for its SQL login's password.
+const PASSWORD_VARIABLE: &str = "BAKFLEET_DEMO_PASSWORD";
+
+/// How the simulator plays each instance of the demo fleet.
+struct DemoInstance {
+    name: &'static str,
+    platform: &'static str,
+    edition: &'static str,
+    /// Name, size in MiB, recovery model.
+    databases: &'static [(&'static str, u64, &'static str)],
+}
+
+const DEMO_INSTANCES: [DemoInstance; 2] = [
+    DemoInstance {
+        name: "sales-prod",
+        platform: "windows",
+        edition: "enterprise",
+        databases: &[
+            ("Sales", 256, "FULL"),
+            ("Inventory", 64, "SIMPLE"),
+            ("Ventes d'été", 16, "FULL"),
+        ],
+    },
+    DemoInstance {
+        name: "hr-linux",
+        platform: "linux",
+        edition: "express",
+        databases: &[("HR", 32, "FULL"), ("Payroll", 16, "FULL")],
+    },
+];
+
+/// Gives the demo login a random password for this process, unless one is set.
+pub fn prepare_demo_environment() {
+    if std::env::var_os(PASSWORD_VARIABLE).is_none() {
+        let password = format!("Demo-{}", uuid::Uuid::new_v4().simple());
+        std::env::set_var(PASSWORD_VARIABLE, password);
+    }
+}
+
+/// Starts the simulator, runs one full backup of every database, then either prints the
+/// catalogued backups and exits (`once`) or serves the admin site with the schedules.
+pub(crate) async fn execute(
+    data_dir: &Path,
+    listen: SocketAddr,
+    once: bool,
+) -> anyhow::Result<ExitCode> {
+    let data_dir = absolute(data_dir)?;
+    let fleet = demo_fleet(&data_dir, listen)?;
+    let password = std::env::var(PASSWORD_VARIABLE)
+        .with_context(|| format!("{PASSWORD_VARIABLE} is not set"))?;
+    let simulator = start_simulator(&fleet, &password).await?;
+    println!(
+        "simulated SQL Server instances: {}",
+        simulator
+            .instances()
+            .iter()
+            .map(|(name, addr)| format!("{name} on {addr}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    let ctx = service::open_fleet(fleet, None).await?;
+    println!("backing up every demo database (full)...");
+    let (requests, unreachable) =
+        run::plan(&ctx, None, None, BackupType::Full, Trigger::Demo).await?;
+    let results = job::run_batch(&ctx, requests, ctx.fleet.service.max_parallel_jobs).await;
+    let failed = output::print_results(&results) + output::print_unreachable(&unreachable);
+
+    if once {
+        print_catalogued(&ctx.catalog, &results).await?;
+        simulator.shutdown().await;
+        return Ok(if failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+
+    let scheduler = Scheduler::start(ctx.clone()).await?;
+    let state = WebState {
+        catalog: ctx.catalog.clone(),
+        fleet_name: "demo fleet".to_string(),
+        started_at: OffsetDateTime::now_utc(),
+    };
+    println!("admin site: http://{listen}/  (Ctrl-C stops the demo)");
+    web::serve(listen, state, serve::stop_signal()).await?;
+    scheduler.shutdown().await;
+    simulator.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    let current = std::env::current_dir().context("cannot read the current folder")?;
+    Ok(current.join(path))
+}
+
+/// Parses the compiled-in fleet and moves its data under `data_dir`.
+fn demo_fleet(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Fleet> {
+    let mut fleet = Fleet::parse(DEMO_FLEET, &data_dir.join("fleet.toml"))?;
+    fleet.service.store_dir = data_dir.join("store");
+    fleet.service.catalog = data_dir.join("catalog.db");
+    fleet.service.listen = listen;
+    for instance in &mut fleet.instances {
+        if let Staging::Local { dir, .. } = &mut instance.staging {
+            *dir = data_dir.join("share").join(&instance.name);
+            std::fs::create_dir_all(&*dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+    }
+    let expected: BTreeSet<&str> = DEMO_INSTANCES.iter().map(|demo| demo.name).collect();
+    let found: BTreeSet<&str> = fleet.instances.iter().map(|i| i.name.as_str()).collect();
+    if expected != found {
+        bail!("the demo fleet names instances {found:?}, but the demo plays {expected:?}");
+    }
+    Ok(fleet)
+}
+
+/// Describes the demo instances in the simulator's TOML format and starts them.
+async fn start_simulator(fleet: &Fleet, password: &str) -> anyhow::Result<mssql_sim::Simulator> {
+    let mut text = String::new();
+    for demo in &DEMO_INSTANCES {
+        let Some(instance) = fleet.instance(demo.name) else {
+            bail!("instance {} is missing from the demo fleet", demo.name);
+        };
+        let Staging::Local { server_path, dir } = &instance.staging else {
+            bail!("demo instance {} must stage to a local folder", demo.name);
+        };
+        writeln!(
+            text,
+            "[[instance]]\nname = {name:?}\nlisten = \"{host}:{port}\"\nplatform = {platform:?}\n\
+             edition = {edition:?}\n\n[[instance.login]]\nname = \"bakfleet\"\npassword = {password:?}\n\
+             sysadmin = true\n\n[[instance.path_map]]\nserver = {server:?}\nlocal = {local:?}\n",
+            name = demo.name,
+            host = instance.host,
+            port = instance.port,
+            platform = demo.platform,
+            edition = demo.edition,
+            server = server_path,
+            local = dir.display().to_string(),
+        )?;
+        for (database, size_mb, recovery_model) in demo.databases {
+            writeln!(
+                text,
+                "[[instance.database]]\nname = {database:?}\nsize_mb = {size_mb}\n\
+                 recovery_model = {recovery_model:?}\n"
+            )?;
+        }
+    }
+    let config = mssql_sim::SimConfig::from_toml_str(&text)
+        .context("the demo's simulator configuration is invalid")?;
+    mssql_sim::start(config).await.context(
+        "cannot start the simulated instances; are ports 14331 and 14332 on 127.0.0.1 free?",
+    )
+}
+
+/// Prints the backups this cycle catalogued, read back from the catalogue.
+async fn print_catalogued(
+    catalog: &crate::catalog::Catalog,
+    results: &[(job::JobRequest, Result<JobOutcome, job::JobFailure>)],
+) -> anyhow::Result<()> {
+    println!("\ncatalogued backups:");
+    println!(
+        "{:<12} {:<16} {:<5} {:>10}  sha256",
+        "instance", "database", "type", "size"
+    );
+    for (_, result) in results {
+        let Ok(JobOutcome::Succeeded { backup_id, .. }) = result else {
+            continue;
+        };
+        let Some(backup) = catalog.backup(*backup_id).await? else {
+            bail!("backup #{backup_id} is missing from the catalogue");
+        };
+        println!(
+            "{:<12} {:<16} {:<5} {:>10}  {}",
+            backup.instance,
+            backup.database,
+            backup.backup_type,
+            output::human_bytes(backup.size_bytes as u64),
+            backup.sha256
+        );
+    }
+    Ok(())
+}
