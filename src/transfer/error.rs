@@ -15,6 +15,12 @@ pub enum TransferError {
         path: String,
         reason: String,
     },
+    #[error("{location}: invalid setting {setting}: {reason}")]
+    InvalidSetting {
+        location: String,
+        setting: &'static str,
+        reason: String,
+    },
     #[error("{location}: file {path} not found; check the staging path and that the backup was written there")]
     NotFound { location: String, path: String },
     #[error("{location}: share not found; check the share name in the staging setting")]
@@ -106,6 +112,7 @@ impl TransferError {
                 std::io::ErrorKind::Interrupted | std::io::ErrorKind::TimedOut
             ),
             TransferError::InvalidPath { .. }
+            | TransferError::InvalidSetting { .. }
             | TransferError::NotFound { .. }
             | TransferError::ShareNotFound { .. }
             | TransferError::AccessDenied { .. }

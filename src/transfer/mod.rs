@@ -72,7 +72,7 @@ impl Source {
     ///
     /// # Errors
     /// [`TransferError::ToolMissing`] when `smbclient` cannot be started, and
-    /// [`TransferError::InvalidPath`] for a share name or credential that cannot be passed
+    /// [`TransferError::InvalidSetting`] for a host, share name or credential that cannot be passed
     /// to `smbclient` safely.
     pub async fn smb(settings: SmbSettings) -> Result<Source, TransferError> {
         smb::SmbSource::new(settings).await.map(Source::Smb)
