@@ -203,7 +203,7 @@ async fn print_catalogued(
             backup.instance,
             backup.database,
             backup.backup_type,
-            output::human_bytes(backup.size_bytes as u64),
+            output::human_bytes(backup.size_bytes),
             backup.sha256
         );
     }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::{AtPhase, JobContext, JobRequest, Phase, StageError};
+use crate::catalog::InstanceFacts;
 use crate::fleet::{Auth, Encrypt, Instance, Secrets};
 use crate::mssql::{ConnectSettings, Connection, Encryption, MssqlError, ServerFacts};
 
@@ -25,6 +26,19 @@ pub(crate) async fn open(ctx: &JobContext, request: &JobRequest) -> Result<Sessi
         server = %facts.server_name,
         "connected"
     );
+    let instance = &request.instance;
+    let inventory = InstanceFacts {
+        name: instance.name.clone(),
+        host: instance.host.clone(),
+        port: instance.port,
+        product_version: Some(facts.product_version.clone()),
+        edition: Some(facts.edition.clone()),
+        engine_edition: Some(facts.engine_edition),
+        server_name: Some(facts.server_name.clone()),
+    };
+    if let Err(error) = ctx.catalog.upsert_instance(&inventory).await {
+        tracing::warn!(%error, "could not record the instance facts");
+    }
     Ok(Session {
         connection,
         facts,

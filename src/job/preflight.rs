@@ -4,6 +4,7 @@
 use super::connect::Session;
 use super::{AtPhase, JobContext, JobRequest, Phase, StageError};
 use crate::backup::BackupType;
+use crate::catalog::DatabaseFacts;
 use crate::mssql::tsql::BackupOptions;
 
 /// Percent steps of BACKUP progress messages. Progress itself is read from
@@ -46,6 +47,19 @@ pub(crate) async fn check(
             ),
         });
     };
+
+    let inventory = DatabaseFacts {
+        name: database.name.clone(),
+        recovery_model: Some(database.recovery_model.clone()),
+        state: Some(database.state.clone()),
+    };
+    if let Err(error) = ctx
+        .catalog
+        .upsert_database(&request.instance.name, &inventory)
+        .await
+    {
+        tracing::warn!(%error, "could not record the database facts");
+    }
 
     if let Some(reason) = skip_reason(request, &database) {
         return Ok(Decision::Skip(reason));

@@ -1,0 +1,69 @@
+//! `bakfleet list`: every catalogued database and its last good backup per type.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use time::OffsetDateTime;
+
+use super::output::human_bytes;
+use crate::catalog::{Catalog, LastBackup};
+use crate::fleet::Fleet;
+
+/// Prints one line per database known to the catalogue.
+pub(crate) async fn execute(fleet_path: &Path) -> anyhow::Result<ExitCode> {
+    let fleet = Fleet::load(fleet_path)?;
+    let catalog = Catalog::open(&fleet.service.catalog).await?;
+    let overview = catalog.fleet_overview().await?;
+    if overview.is_empty() {
+        println!(
+            "the catalogue {} holds no backups yet; `bakfleet run` takes some",
+            fleet.service.catalog.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let now = OffsetDateTime::now_utc();
+    println!(
+        "{:<16} {:<24} {:<12} {:<24} {:<24} {:<24} last run",
+        "instance", "database", "recovery", "full", "diff", "log"
+    );
+    for database in overview {
+        let last_run = database
+            .last_run
+            .map(|run| format!("{} {} ({})", run.backup_type, run.status.as_str(), run.phase))
+            .unwrap_or_else(|| "-".to_string());
+        println!(
+            "{:<16} {:<24} {:<12} {:<24} {:<24} {:<24} {last_run}",
+            database.instance,
+            format!("[{}]", database.database),
+            database.recovery_model.as_deref().unwrap_or("-"),
+            describe(database.last_full.as_ref(), now),
+            describe(database.last_diff.as_ref(), now),
+            describe(database.last_log.as_ref(), now),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// "#12 3h ago 256.0 MiB", or "-" when there is none.
+fn describe(backup: Option<&LastBackup>, now: OffsetDateTime) -> String {
+    match backup {
+        Some(backup) => format!(
+            "#{} {} ago {}",
+            backup.id,
+            age(now - backup.finished_at),
+            human_bytes(backup.size_bytes)
+        ),
+        None => "-".to_string(),
+    }
+}
+
+/// A duration as the largest whole unit: 45s, 12m, 3h, 2d.
+pub(crate) fn age(elapsed: time::Duration) -> String {
+    let seconds = elapsed.whole_seconds().max(0);
+    match seconds {
+        0..=59 => format!("{seconds}s"),
+        60..=3599 => format!("{}m", seconds / 60),
+        3600..=86_399 => format!("{}h", seconds / 3600),
+        _ => format!("{}d", seconds / 86_400),
+    }
+}
