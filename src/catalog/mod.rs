@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 pub use backups::BackupRow;
 pub use inventory::{DatabaseFacts, InstanceFacts, InstanceRow};
@@ -92,7 +94,9 @@ impl Catalog {
     /// missing, and applies pending schema migrations.
     ///
     /// The file runs in WAL mode with foreign keys enforced, so pages can read while a
-    /// job writes.
+    /// job writes. Synchronous is FULL because with NORMAL a WAL-mode commit may roll
+    /// back after a power loss (SQLite docs, "PRAGMA synchronous"), and a job deletes its
+    /// staged file once the backup row is committed.
     pub async fn open(path: &Path) -> Result<Catalog, CatalogError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| CatalogError::CreateDirectory {
@@ -105,6 +109,7 @@ impl Catalog {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
