@@ -37,7 +37,7 @@ impl Scheduler {
             expression: String::new(),
             reason: reason.to_string(),
         };
-        let mut inner = JobScheduler::new().await.map_err(scheduler_error)?;
+        let inner = JobScheduler::new().await.map_err(scheduler_error)?;
         for instance in ctx.fleet.instances.clone() {
             for backup_type in BackupType::ALL {
                 let Some(expression) = instance.schedule.for_type(backup_type) else {

@@ -40,6 +40,12 @@ pub async fn open_fleet(
         .with_context(|| format!("cannot open the catalogue {}", fleet.service.catalog.display()))?;
     let store = Store::open(&fleet.service.store_dir)
         .with_context(|| format!("cannot open the store {}", fleet.service.store_dir.display()))?;
+    let interrupted = catalog
+        .interrupt_orphaned_runs(time::OffsetDateTime::now_utc())
+        .await?;
+    if interrupted > 0 {
+        tracing::warn!(interrupted, "marked runs left running by a stopped process as interrupted");
+    }
     let removed = store.remove_partial_files().await?;
     if removed > 0 {
         tracing::warn!(removed, store = %store.root().display(), "removed partial files left by an interrupted run");

@@ -1,0 +1,91 @@
+//! Failures: each leaves a failed run naming instance, database, phase and cause, no
+//! backup catalogued as good, and the staged file in place when no durable copy exists.
+
+use bakfleet::backup::BackupType;
+use bakfleet::job::{JobFailure, Phase};
+use mssql_sim::engine::{Corruption, Fault};
+
+use crate::fixture::{TestFleet, Transport, INSTANCE};
+use crate::smb::DATABASES;
+
+/// Runs a full backup of Sales that must fail, and checks what every failure must leave.
+async fn expect_failure(fleet: &TestFleet, database: &str, phase: Phase) -> JobFailure {
+    let failure = match fleet.run(database, BackupType::Full).await {
+        Err(failure) => failure,
+        Ok(outcome) => panic!("expected a failure in {phase}, got {outcome:?}"),
+    };
+    let text = failure.to_string();
+    assert_eq!(failure.phase, phase, "failed phase: {text}");
+    assert!(text.contains(INSTANCE), "names the instance: {text}");
+    assert!(text.contains(database), "names the database: {text}");
+
+    let run_id = failure.run_id.expect("a run was recorded");
+    let run = fleet.ctx.catalog.run(run_id).await.unwrap().expect("run row");
+    assert_eq!(run.status.as_str(), "failed");
+    assert_eq!(run.phase, phase.as_str());
+    assert_eq!(run.error.as_deref(), Some(failure.cause.as_str()));
+    let backups = fleet
+        .ctx
+        .catalog
+        .backups_of_database(INSTANCE, database, 10)
+        .await
+        .unwrap();
+    assert!(backups.is_empty(), "nothing catalogued: {backups:?}");
+    failure
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_staging_path_fails_backup_with_3201() {
+    let fleet = TestFleet::start_with(Transport::Smb, DATABASES, "missing", false).await;
+    let failure = expect_failure(&fleet, "Sales", Phase::Backup).await;
+    assert!(failure.cause.contains("3201"), "{}", failure.cause);
+    assert!(
+        failure.cause.contains("Operating system error 3"),
+        "{}",
+        failure.cause
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_database_fails_preflight() {
+    let fleet = TestFleet::start(Transport::Smb, DATABASES).await;
+    let failure = expect_failure(&fleet, "NoSuchDb", Phase::Preflight).await;
+    assert!(failure.cause.contains("does not exist"), "{}", failure.cause);
+    assert!(fleet.staged_files().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flipped_data_byte_fails_verify_with_3189() {
+    let fleet = TestFleet::start(Transport::Smb, DATABASES).await;
+    // Simulator-only: damage the file between BACKUP and VERIFYONLY.
+    fleet.target.set_fault(Fault::CorruptNextBackup {
+        what: Corruption::PayloadByte,
+    });
+    let failure = expect_failure(&fleet, "Sales", Phase::Verify).await;
+    assert!(failure.cause.contains("3189"), "{}", failure.cause);
+    assert_eq!(fleet.staged_files().len(), 1, "staged file kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flipped_header_byte_fails_verify_with_3241() {
+    let fleet = TestFleet::start(Transport::Smb, DATABASES).await;
+    // Simulator-only: damage a descriptor block between BACKUP and VERIFYONLY.
+    fleet.target.set_fault(Fault::CorruptNextBackup {
+        what: Corruption::HeaderByte,
+    });
+    let failure = expect_failure(&fleet, "Sales", Phase::Verify).await;
+    assert!(failure.cause.contains("3241"), "{}", failure.cause);
+    assert_eq!(fleet.staged_files().len(), 1, "staged file kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_smbd_fails_fetch_and_keeps_staged_file() {
+    let mut fleet = TestFleet::start(Transport::Smb, DATABASES).await;
+    fleet.smbd.as_mut().expect("smbd").stop();
+    let failure = expect_failure(&fleet, "Sales", Phase::Fetch).await;
+    assert_eq!(fleet.staged_files().len(), 1, "staged file kept: {failure}");
+    assert!(
+        super::fixture::list_files(fleet.store_root()).is_empty(),
+        "no partial file left in the store"
+    );
+}

@@ -1,0 +1,16 @@
+//! End-to-end backups: bakfleet against the SQL Server simulator, with staging served by
+//! real smbd and sshd processes on loopback.
+//!
+//! Checks marked "simulator-only" inspect what only the simulator can show (the
+//! statements it received, injected faults); every other assertion holds for any server.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod failures;
+mod fixture;
+mod leases;
+mod names;
+mod sftp;
+mod smb;
+mod target;
