@@ -10,6 +10,7 @@ mod output;
 mod run;
 mod serve;
 
+#[cfg(feature = "demo")]
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;

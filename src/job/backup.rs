@@ -7,7 +7,6 @@ use time::OffsetDateTime;
 use super::connect::{open_query_connection, Session};
 use super::preflight::Plan;
 use super::{AtPhase, JobContext, JobEventKind, JobRequest, Phase, StageError};
-use crate::backup::BackupType;
 use crate::mssql::{tsql, ConnectSettings};
 use crate::store;
 
@@ -19,7 +18,6 @@ pub(crate) struct StagedFile {
     pub(crate) server_path: String,
     /// The same file as the transfer reads it.
     pub(crate) fetch_path: String,
-    pub(crate) backup_type: BackupType,
     pub(crate) has_checksums: bool,
     pub(crate) compressed: bool,
 }
@@ -39,7 +37,6 @@ pub(crate) async fn take(
         server_path: staging.server_path(&file_name),
         fetch_path: staging.fetch_path(&file_name),
         file_name,
-        backup_type: request.backup_type,
         has_checksums: plan.options.checksum,
         compressed: plan.options.compression,
     };
