@@ -46,6 +46,8 @@ pub struct LogState {
     pub chain_start: Option<Lsn>,
     /// Log generated since the last log backup.
     pub pending_bytes: u64,
+    /// A log backup was taken since the chain started; the first one begins the chain.
+    pub chain_has_log_backup: bool,
 }
 
 /// What a differential needs from its base.
@@ -109,6 +111,7 @@ impl Database {
                 last_checkpoint: start,
                 chain_start: None,
                 pending_bytes: 0,
+                chain_has_log_backup: false,
             },
             base: None,
             changed_pages: 0,
@@ -206,12 +209,14 @@ impl Database {
         }
         self.log.chain_start = Some(lsns.last);
         self.log.pending_bytes = 0;
+        self.log.chain_has_log_backup = true;
     }
 
     fn start_chain_if_missing(&mut self, first: Lsn) {
         if self.recovery_model != RecoveryModel::Simple && self.log.chain_start.is_none() {
             self.log.chain_start = Some(first);
             self.log.pending_bytes = 0;
+            self.log.chain_has_log_backup = false;
         }
     }
 

@@ -16,6 +16,7 @@ mod fault;
 mod history;
 pub mod messages;
 mod paths;
+mod progress;
 mod select;
 mod server_info;
 pub mod sql;
