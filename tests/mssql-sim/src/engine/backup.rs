@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bakfile::{BackupSet, BackupType, BackupWriter, RecoveryModel as FileRecoveryModel, WriteOptions};
+use bakfile::{
+    BackupSet, BackupType, BackupWriter, RecoveryModel as FileRecoveryModel, WriteOptions,
+};
 use uuid::Uuid;
 
 use super::batch::{Out, Outcome};
@@ -72,7 +74,12 @@ struct Plan {
     log_file: String,
 }
 
-fn backup(instance: &Instance, session: &mut Session, request: &Backup, out: &mut Out) -> Result<(), Stop> {
+fn backup(
+    instance: &Instance,
+    session: &mut Session,
+    request: &Backup,
+    out: &mut Out,
+) -> Result<(), Stop> {
     check_request(instance, session, request)?;
     let (device_name, device) = resolve_device(instance, &request.devices[0]);
     let file = open_device(&device, &device_name)?;
@@ -103,7 +110,7 @@ fn backup(instance: &Instance, session: &mut Session, request: &Backup, out: &mu
 
 // ---- checks ----
 
-/// The checks SQL Server makes before it opens the device, in its order.
+/// Runs the checks SQL Server makes before it opens the device, in its order.
 fn check_request(instance: &Instance, session: &Session, request: &Backup) -> Result<(), Stop> {
     if session.transaction_depth > 0 {
         return Err(messages::within_transaction().into());
@@ -113,15 +120,16 @@ fn check_request(instance: &Instance, session: &Session, request: &Backup) -> Re
         return Err(Msg {
             number: 3015,
             state: 1,
-            class: 10,
+            class: 16,
             text: "BACKUP to several devices is not yet implemented.".into(),
         }
         .into());
     }
     let state = instance.lock();
-    // NOTE: state 11 is what SQL Server 2019 and 2022 were seen to send for BACKUP of an
-    // unknown database; it is not documented.
-    let database = state.database(&request.database).ok_or_else(|| messages::database_not_found(&request.database, 11))?;
+    // NOTE: state 11 for an unknown database in BACKUP is a guess; no doc page gives it.
+    let database = state
+        .database(&request.database)
+        .ok_or_else(|| messages::database_not_found(&request.database, 11))?;
     check_database(database, request)?;
     let compress = request.options.compression == Some(true);
     if compress && instance.info.edition == Edition::Express {
@@ -165,7 +173,12 @@ fn resolve_device(instance: &Instance, server_path: &str) -> (String, Device) {
     let info = &instance.info;
     let default_directory = info.default_backup_directory();
     let name = paths::full_path(server_path, info.platform, &default_directory);
-    let device = paths::resolve(server_path, info.platform, &instance.config.path_maps, &default_directory);
+    let device = paths::resolve(
+        server_path,
+        info.platform,
+        &instance.config.path_maps,
+        &default_directory,
+    );
     (name, device)
 }
 
@@ -174,7 +187,9 @@ fn resolve_device(instance: &Instance, server_path: &str) -> (String, Device) {
 fn open_device(device: &Device, name: &str) -> Result<Option<File>, Stop> {
     let path = match device {
         Device::Null => return Ok(None),
-        Device::Unreachable => return Err(messages::cannot_open_device(name, messages::OS_PATH_NOT_FOUND).into()),
+        Device::Unreachable => {
+            return Err(messages::cannot_open_device(name, messages::OS_PATH_NOT_FOUND).into())
+        }
         Device::File(path) => path,
     };
     if !path.parent().is_some_and(Path::is_dir) {
@@ -183,8 +198,8 @@ fn open_device(device: &Device, name: &str) -> Result<Option<File>, Stop> {
     if path.is_dir() {
         return Err(messages::cannot_open_device(name, messages::OS_ACCESS_DENIED).into());
     }
-    // TODO: NOINIT appends a backup set to an existing file in SQL Server; bakfile's
-    // writer starts a new media, so every backup overwrites as INIT would.
+    // TODO: SQL Server appends to an existing file under NOINIT. bakfile's writer
+    // always starts a new media, so every backup here overwrites the file as INIT does.
     File::create(path).map(Some).map_err(|error| {
         let os_error = match error.kind() {
             io::ErrorKind::NotFound => messages::OS_PATH_NOT_FOUND,
@@ -196,28 +211,48 @@ fn open_device(device: &Device, name: &str) -> Result<Option<File>, Stop> {
 
 // ---- plan ----
 
-fn plan(instance: &Instance, session: &Session, request: &Backup, device_name: String, device: Device) -> Result<Plan, Stop> {
+fn plan(
+    instance: &Instance,
+    session: &Session,
+    request: &Backup,
+    device_name: String,
+    device: Device,
+) -> Result<Plan, Stop> {
     let info = &instance.info;
     let now = instance.now();
     let mut state = instance.lock();
-    let database = state.database_mut(&request.database).ok_or_else(|| messages::database_not_found(&request.database, 11))?;
+    let database = state
+        .database_mut(&request.database)
+        .ok_or_else(|| messages::database_not_found(&request.database, 11))?;
     database.simulate_activity();
     let differential = request.kind == BackupKind::Database && request.options.differential;
     let (backup_type, lsns, data_pages, log_pages) = match request.kind {
         BackupKind::Log => {
-            let lsns = database.log_backup_lsns().ok_or_else(messages::log_without_full)?;
+            let lsns = database
+                .log_backup_lsns()
+                .ok_or_else(messages::log_without_full)?;
             let pages = database.log.pending_bytes.div_ceil(PAGE as u64).max(1);
             (BackupType::Log, lsns, 0, pages)
         }
         BackupKind::Database if differential => {
             let lsns = database.data_backup_lsns();
-            (BackupType::Differential, lsns, database.changed_pages + 8, 2)
+            (
+                BackupType::Differential,
+                lsns,
+                database.changed_pages + 8,
+                2,
+            )
         }
-        BackupKind::Database => (BackupType::Database, database.data_backup_lsns(), database.pages(), 2),
+        BackupKind::Database => (
+            BackupType::Database,
+            database.data_backup_lsns(),
+            database.pages(),
+            2,
+        ),
     };
     let compressed = request.options.compression == Some(true);
-    // NOTE: a compressed backup is taken WITH CHECKSUM unless NO_CHECKSUM is given; this
-    // follows the behaviour reported for SQL Server 2012 and later, not a doc page.
+    // NOTE: unverified assumption that COMPRESSION implies CHECKSUM unless NO_CHECKSUM
+    // is given. NO_CHECKSUM is the documented default without compression.
     let has_checksums = request.options.checksum.unwrap_or(compressed);
     let (data_file, log_file) = logical_files(&database.name);
     let set = BackupSet {
@@ -257,7 +292,16 @@ fn plan(instance: &Instance, session: &Session, request: &Backup, device_name: S
         family_sequence: 1,
         provisional: false,
     };
-    Ok(Plan { set, lsns, device_name, device, data_pages, log_pages, data_file, log_file })
+    Ok(Plan {
+        set,
+        lsns,
+        device_name,
+        device,
+        data_pages,
+        log_pages,
+        data_file,
+        log_file,
+    })
 }
 
 /// Logical file names: system databases have their own, user databases get SQL
@@ -316,14 +360,28 @@ fn write(
         None => Box::new(io::sink()),
     };
     let count = Arc::new(AtomicU64::new(0));
-    let counting = Counting { inner: sink, count: Arc::clone(&count) };
+    let counting = Counting {
+        inner: sink,
+        count: Arc::clone(&count),
+    };
     let total_pages = plan.data_pages + plan.log_pages;
     let payload_len = total_pages * PAGE as u64;
-    let options = WriteOptions { compressed: plan.set.compressed, block_size: instance.config.block_size.bytes() };
-    let write_error = |error: io::Error| Stop::from(messages::write_failed(device_name, os_error_text(&error)));
-    let mut writer = BackupWriter::new(counting, &plan.set, payload_len, options).map_err(write_error)?;
+    let options = WriteOptions {
+        compressed: plan.set.compressed,
+        block_size: instance.config.block_size.bytes(),
+    };
+    let write_error =
+        |error: io::Error| Stop::from(messages::write_failed(device_name, os_error_text(&error)));
+    let mut writer =
+        BackupWriter::new(counting, &plan.set, payload_len, options).map_err(write_error)?;
     let faults = take_write_faults(instance);
-    let mut progress = Progress::new(instance, session.spid, "suspended", request.options.stats, payload_len);
+    let mut progress = Progress::new(
+        instance,
+        session.spid,
+        "suspended",
+        request.options.stats,
+        payload_len,
+    );
     let mut throttle = Throttle::new(faults.bytes_per_sec);
     let mut buffer = vec![0u8; PAGE * PAGES_PER_CHUNK as usize];
     let mut page = 0;
@@ -373,11 +431,21 @@ fn take_write_faults(instance: &Instance) -> WriteFaults {
         Some(Fault::SlowBackup { bytes_per_sec }) => Some(bytes_per_sec),
         _ => None,
     };
-    WriteFaults { disk_full_at, drop_at, bytes_per_sec }
+    WriteFaults {
+        disk_full_at,
+        drop_at,
+        bytes_per_sec,
+    }
 }
 
 impl WriteFaults {
-    fn check(&self, percent: u64, device_name: &str, session: &mut Session, out: &mut Out) -> Result<(), Stop> {
+    fn check(
+        &self,
+        percent: u64,
+        device_name: &str,
+        session: &mut Session,
+        out: &mut Out,
+    ) -> Result<(), Stop> {
         if self.disk_full_at.is_some_and(|at| percent >= at) {
             return Err(messages::write_failed(device_name, messages::OS_DISK_FULL).into());
         }
@@ -408,9 +476,13 @@ fn fill_pages(chunk: &mut [u8], first_page: u64, seed: u64) {
         page.fill(0);
         page[0] = 1;
         page[32..40].copy_from_slice(&number.to_le_bytes());
-        let mut state = number.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(seed | 1);
+        let mut state = number
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(seed | 1);
         for byte in &mut page[96..352] {
-            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             *byte = (state >> 56) as u8;
         }
         let row = format!("row {:08} of page {number}; ", number % 97);
@@ -430,9 +502,15 @@ fn remove_partial(device: &Device) {
 
 /// Flips one byte of the finished file when [`Fault::CorruptNextBackup`] is armed.
 fn corrupt_if_armed(instance: &Instance, plan: &Plan) {
-    let Device::File(path) = &plan.device else { return };
-    let fault = instance.lock().take_fault(|fault| matches!(fault, Fault::CorruptNextBackup { .. }));
-    let Some(Fault::CorruptNextBackup { what }) = fault else { return };
+    let Device::File(path) = &plan.device else {
+        return;
+    };
+    let fault = instance
+        .lock()
+        .take_fault(|fault| matches!(fault, Fault::CorruptNextBackup { .. }));
+    let Some(Fault::CorruptNextBackup { what }) = fault else {
+        return;
+    };
     let length = std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0);
     let offset = corruption_offset(what, length, plan.set.compressed);
     if let Err(error) = flip_byte(path, offset) {
@@ -442,8 +520,9 @@ fn corrupt_if_armed(instance: &Instance, plan: &Plan) {
     }
 }
 
-/// A header byte inside the first descriptor block's checksummed words (or the
-/// compressed container's first record); a payload byte in the middle of the file.
+/// Picks the byte to flip: for a header, one inside the first descriptor block's
+/// checksummed words (or the compressed container's first record); for the payload, the
+/// middle of the file.
 fn corruption_offset(what: super::fault::Corruption, length: u64, compressed: bool) -> u64 {
     match what {
         super::fault::Corruption::HeaderByte if compressed => 0x1E0 + 40,
@@ -454,7 +533,10 @@ fn corruption_offset(what: super::fault::Corruption, length: u64, compressed: bo
 
 fn flip_byte(path: &PathBuf, offset: u64) -> io::Result<()> {
     use std::io::{Read, Seek, SeekFrom};
-    let mut file = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?;
     let mut byte = [0u8];
     file.seek(SeekFrom::Start(offset))?;
     file.read_exact(&mut byte)?;
@@ -532,7 +614,11 @@ fn record(instance: &Instance, request: &Backup, plan: &Plan, set: &BackupSet, f
         family_guid: set.family_guid,
         recovery_fork_guid: set.recovery_fork_id,
         differential_base_lsn: differential.then_some(set.database_backup_lsn),
-        differential_base_guid: if differential { set.differential_base_guid } else { None },
+        differential_base_guid: if differential {
+            set.differential_base_guid
+        } else {
+            None
+        },
     });
 }
 
@@ -540,14 +626,28 @@ fn record(instance: &Instance, request: &Backup, plan: &Plan, set: &BackupSet, f
 fn report(request: &Backup, plan: &Plan, started: Instant, out: &mut Out) {
     let database = &plan.set.database_name;
     if request.kind == BackupKind::Database {
-        out.info(messages::pages_processed(plan.data_pages, database, &plan.data_file, 1));
+        out.info(messages::pages_processed(
+            plan.data_pages,
+            database,
+            &plan.data_file,
+            1,
+        ));
     }
-    out.info(messages::pages_processed(plan.log_pages, database, &plan.log_file, 1));
+    out.info(messages::pages_processed(
+        plan.log_pages,
+        database,
+        &plan.log_file,
+        1,
+    ));
     let statement = match plan.set.backup_type {
         BackupType::Log => "BACKUP LOG",
         BackupType::Differential => "BACKUP DATABASE WITH DIFFERENTIAL",
         _ => "BACKUP DATABASE",
     };
     let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    out.info(messages::backup_succeeded(statement, plan.data_pages + plan.log_pages, millis));
+    out.info(messages::backup_succeeded(
+        statement,
+        plan.data_pages + plan.log_pages,
+        millis,
+    ));
 }

@@ -227,9 +227,8 @@ fn start_request(instance: &Instance, session: &Session, kind: &StatementKind) {
         StatementKind::Select(_) => "SELECT",
         StatementKind::Backup(backup) if backup.kind == BackupKind::Log => "BACKUP LOG",
         StatementKind::Backup(_) => "BACKUP DATABASE",
-        // sys.dm_exec_requests shows the command cut to 16 characters for RESTORE
-        // VERIFYONLY, as sysprocesses' cmd column holds it.
-        // NOTE: taken from monitoring scripts that filter on this text, not from a server.
+        // NOTE: unverified. The text is cut to 16 characters as sysprocesses' cmd column
+        // holds it; no doc page lists the command text of RESTORE VERIFYONLY.
         StatementKind::RestoreVerifyOnly(_) => "RESTORE VERIFYON",
         StatementKind::CreateDatabase { .. } => "CREATE DATABASE",
         StatementKind::AlterDatabase { .. } => "ALTER DATABASE",

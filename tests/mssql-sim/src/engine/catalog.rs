@@ -35,7 +35,7 @@ pub struct Database {
     pub changed_pages: u64,
 }
 
-/// Where the transaction log stands.
+/// Position of the transaction log and of the log backup chain.
 #[derive(Debug, Clone)]
 pub struct LogState {
     /// LSN the next log record gets.

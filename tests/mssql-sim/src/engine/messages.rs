@@ -1,6 +1,7 @@
 //! SQL Server's message numbers, states, severities and texts for what the engine
-//! reports. Texts follow sys.messages as Microsoft's "Database engine events and errors"
-//! pages list them; states are those SQL Server sends for the case named.
+//! reports. Texts and severities follow sys.messages as Microsoft's "Database engine
+//! events and errors" pages list them. States are SQL Server's where known; no doc page
+//! lists them, so a state may be off.
 
 /// A message before the server name and line are filled in.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,5 +1,5 @@
-//! Plays SQL Server behind the TDS layer: logins, sessions, and batches answered with
-//! [`ReplyEvent`]s as SQL Server would answer them.
+//! Plays SQL Server behind the TDS layer: logins, sessions, and batches, replying with
+//! [`ReplyEvent`]s as SQL Server would.
 //!
 //! # Layout
 //! `sql` parses batches; `batch` runs them statement by statement; `select` with

@@ -19,7 +19,12 @@ pub enum Device {
 /// Resolves `server_path` for `platform`. Windows paths compare case-insensitively and
 /// accept `/` for `\`; Linux paths are case-sensitive. A name without a directory goes
 /// to `default_directory`, as SQL Server puts it in its default backup directory.
-pub fn resolve(server_path: &str, platform: Platform, maps: &[PathMap], default_directory: &str) -> Device {
+pub fn resolve(
+    server_path: &str,
+    platform: Platform,
+    maps: &[PathMap],
+    default_directory: &str,
+) -> Device {
     let full = full_path(server_path, platform, default_directory);
     let separator = separator(platform);
     if is_null_device(&full, platform) {
@@ -28,8 +33,13 @@ pub fn resolve(server_path: &str, platform: Platform, maps: &[PathMap], default_
     for map in maps {
         let prefix = normalize(&map.server, platform);
         let prefix = prefix.trim_end_matches(separator);
-        let Some(rest) = strip_prefix(&full, prefix, platform) else { continue };
-        let components: Vec<&str> = rest.split(separator).filter(|part| !part.is_empty()).collect();
+        let Some(rest) = strip_prefix(&full, prefix, platform) else {
+            continue;
+        };
+        let components: Vec<&str> = rest
+            .split(separator)
+            .filter(|part| !part.is_empty())
+            .collect();
         if components.iter().any(|part| *part == ".." || *part == ".") {
             return Device::Unreachable;
         }
@@ -45,7 +55,8 @@ pub fn resolve(server_path: &str, platform: Platform, maps: &[PathMap], default_
 pub fn full_path(server_path: &str, platform: Platform, default_directory: &str) -> String {
     let normalized = normalize(server_path, platform);
     let separator = separator(platform);
-    let bare = !normalized.contains(separator) && !(platform == Platform::Windows && normalized.get(1..2) == Some(":"));
+    let has_drive = platform == Platform::Windows && normalized.get(1..2) == Some(":");
+    let bare = !(normalized.contains(separator) || has_drive);
     if bare && !is_null_device(&normalized, platform) {
         format!("{default_directory}{separator}{normalized}")
     } else {
@@ -91,52 +102,100 @@ mod tests {
     use super::*;
 
     fn maps(server: &str) -> Vec<PathMap> {
-        vec![PathMap { server: server.into(), local: PathBuf::from("/tmp/share") }]
+        vec![PathMap {
+            server: server.into(),
+            local: PathBuf::from("/tmp/share"),
+        }]
     }
 
     #[test]
     fn windows_unc_maps_case_insensitively() {
-        let device = resolve(r"\\127.0.0.1\BACKUP\Sales\x.bak", Platform::Windows, &maps(r"\\127.0.0.1\backup\"), "C:\\B");
-        assert_eq!(device, Device::File(PathBuf::from("/tmp/share/Sales/x.bak")));
+        let device = resolve(
+            r"\\127.0.0.1\BACKUP\Sales\x.bak",
+            Platform::Windows,
+            &maps(r"\\127.0.0.1\backup\"),
+            "C:\\B",
+        );
+        assert_eq!(
+            device,
+            Device::File(PathBuf::from("/tmp/share/Sales/x.bak"))
+        );
     }
 
     #[test]
     fn windows_accepts_forward_slashes() {
-        let device = resolve("//127.0.0.1/backup/x.bak", Platform::Windows, &maps(r"\\127.0.0.1\backup"), "C:\\B");
+        let device = resolve(
+            "//127.0.0.1/backup/x.bak",
+            Platform::Windows,
+            &maps(r"\\127.0.0.1\backup"),
+            "C:\\B",
+        );
         assert_eq!(device, Device::File(PathBuf::from("/tmp/share/x.bak")));
     }
 
     #[test]
     fn linux_paths_are_case_sensitive() {
         let map = maps("/var/opt/mssql/backup");
-        let found = resolve("/var/opt/mssql/backup/a.bak", Platform::Linux, &map, "/var/opt/mssql/data");
+        let found = resolve(
+            "/var/opt/mssql/backup/a.bak",
+            Platform::Linux,
+            &map,
+            "/var/opt/mssql/data",
+        );
         assert_eq!(found, Device::File(PathBuf::from("/tmp/share/a.bak")));
-        let missed = resolve("/var/opt/mssql/Backup/a.bak", Platform::Linux, &map, "/var/opt/mssql/data");
+        let missed = resolve(
+            "/var/opt/mssql/Backup/a.bak",
+            Platform::Linux,
+            &map,
+            "/var/opt/mssql/data",
+        );
         assert_eq!(missed, Device::Unreachable);
     }
 
     #[test]
     fn prefix_must_end_at_separator() {
-        let device = resolve(r"\\h\backup2\x.bak", Platform::Windows, &maps(r"\\h\backup"), "C:\\B");
+        let device = resolve(
+            r"\\h\backup2\x.bak",
+            Platform::Windows,
+            &maps(r"\\h\backup"),
+            "C:\\B",
+        );
         assert_eq!(device, Device::Unreachable);
     }
 
     #[test]
     fn parent_components_are_unreachable() {
-        let device = resolve(r"\\h\backup\..\x.bak", Platform::Windows, &maps(r"\\h\backup"), "C:\\B");
+        let device = resolve(
+            r"\\h\backup\..\x.bak",
+            Platform::Windows,
+            &maps(r"\\h\backup"),
+            "C:\\B",
+        );
         assert_eq!(device, Device::Unreachable);
     }
 
     #[test]
     fn bare_name_goes_to_default_directory() {
         let map = maps(r"C:\B");
-        assert_eq!(resolve("x.bak", Platform::Windows, &map, r"C:\B"), Device::File(PathBuf::from("/tmp/share/x.bak")));
-        assert_eq!(full_path("x.bak", Platform::Windows, r"C:\B"), r"C:\B\x.bak");
+        assert_eq!(
+            resolve("x.bak", Platform::Windows, &map, r"C:\B"),
+            Device::File(PathBuf::from("/tmp/share/x.bak"))
+        );
+        assert_eq!(
+            full_path("x.bak", Platform::Windows, r"C:\B"),
+            r"C:\B\x.bak"
+        );
     }
 
     #[test]
     fn null_device_is_recognized() {
-        assert_eq!(resolve("NUL", Platform::Windows, &[], "C:\\B"), Device::Null);
-        assert_eq!(resolve("/dev/null", Platform::Linux, &[], "/x"), Device::Null);
+        assert_eq!(
+            resolve("NUL", Platform::Windows, &[], "C:\\B"),
+            Device::Null
+        );
+        assert_eq!(
+            resolve("/dev/null", Platform::Linux, &[], "/x"),
+            Device::Null
+        );
     }
 }

@@ -20,20 +20,41 @@ pub struct Progress<'a> {
 
 impl<'a> Progress<'a> {
     /// Starts tracking; `status` is what `sys.dm_exec_requests.status` shows meanwhile.
-    pub fn new(instance: &'a Instance, spid: u16, status: &'static str, stats: Option<u32>, total: u64) -> Self {
+    pub fn new(
+        instance: &'a Instance,
+        spid: u16,
+        status: &'static str,
+        stats: Option<u32>,
+        total: u64,
+    ) -> Self {
         if let Some(request) = instance.lock().requests.get_mut(&spid) {
             request.status = status;
             request.wait_type = (status == "suspended").then_some("BACKUPIO");
         }
         let stats = stats.filter(|step| *step > 0);
-        Progress { instance, spid, stats, next_stats: stats.unwrap_or(0), total, started: Instant::now() }
+        Progress {
+            instance,
+            spid,
+            stats,
+            next_stats: stats.unwrap_or(0),
+            total,
+            started: Instant::now(),
+        }
     }
 
     /// Records `done` bytes; sends a 3211 message for every STATS step passed.
     pub fn advance(&mut self, done: u64, out: &mut Out) {
-        let fraction = if self.total == 0 { 1.0 } else { done as f64 / self.total as f64 };
+        let fraction = if self.total == 0 {
+            1.0
+        } else {
+            done as f64 / self.total as f64
+        };
         let elapsed_ms = self.started.elapsed().as_millis() as f64;
-        let remaining_ms = if fraction > 0.0 { elapsed_ms * (1.0 - fraction) / fraction } else { 0.0 };
+        let remaining_ms = if fraction > 0.0 {
+            elapsed_ms * (1.0 - fraction) / fraction
+        } else {
+            0.0
+        };
         if let Some(request) = self.instance.lock().requests.get_mut(&self.spid) {
             request.percent_complete = (fraction * 100.0) as f32;
             request.estimated_completion_ms = remaining_ms as i64;
@@ -55,12 +76,17 @@ pub struct Throttle {
 
 impl Throttle {
     pub fn new(bytes_per_sec: Option<u64>) -> Throttle {
-        Throttle { bytes_per_sec: bytes_per_sec.filter(|rate| *rate > 0), started: Instant::now() }
+        Throttle {
+            bytes_per_sec: bytes_per_sec.filter(|rate| *rate > 0),
+            started: Instant::now(),
+        }
     }
 
     /// Sleeps until `done` bytes are due at the configured rate.
     pub fn wait(&mut self, done: u64, out: &Out) {
-        let Some(rate) = self.bytes_per_sec else { return };
+        let Some(rate) = self.bytes_per_sec else {
+            return;
+        };
         let due = Duration::from_secs_f64(done as f64 / rate as f64);
         loop {
             let elapsed = self.started.elapsed();

@@ -641,23 +641,23 @@ fn evaluate(
 }
 
 fn eval(typed: &Typed, sources: &[Source], row: &RowRef) -> Result<Value, Msg> {
-    eval_bound(&typed.bound, typed.ty, sources, row)
+    eval_bound(&typed.bound, sources, row)
 }
 
-fn eval_bound(bound: &Bound, ty: SqlType, sources: &[Source], row: &RowRef) -> Result<Value, Msg> {
+fn eval_bound(bound: &Bound, sources: &[Source], row: &RowRef) -> Result<Value, Msg> {
     match bound {
         Bound::Column { source, index } => {
             Ok(sources[*source].table.rows[row[*source]][*index].clone())
         }
         Bound::Const(value) => Ok(value.clone()),
-        Bound::Negate(inner) => Ok(match eval_bound(inner, ty, sources, row)? {
+        Bound::Negate(inner) => Ok(match eval_bound(inner, sources, row)? {
             Value::Int(value) => Value::Int(-value),
             Value::Float(value) => Value::Float(-value),
             Value::Numeric(value) => Value::Numeric(-value),
             other => other,
         }),
         Bound::Cast { inner, from, to } => {
-            let value = eval_bound(inner, *from, sources, row)?;
+            let value = eval_bound(inner, sources, row)?;
             super::convert::cast(value, *from, *to)
         }
     }

@@ -384,7 +384,7 @@ impl Parser {
             items.push(self.select_item()?);
         }
         let from = if self.eat_word("FROM") {
-            Some(self.from_clause()?)
+            Some(self.table_sources()?)
         } else {
             None
         };
@@ -478,7 +478,7 @@ impl Parser {
         }
     }
 
-    fn from_clause(&mut self) -> Parsed<FromClause> {
+    fn table_sources(&mut self) -> Parsed<FromClause> {
         let table = self.table_ref()?;
         let mut joins = Vec::new();
         loop {
