@@ -265,7 +265,7 @@ impl<B: Backend> Connection<B> {
     }
 
     /// Sends the login reply in the order SQL Server does: database ENVCHANGE and 5701,
-    /// collation, language ENVCHANGE and 5703, LOGINACK, packet size, DONE.
+    /// collation (sorting locale and flags at TDS 7.0), language ENVCHANGE and 5703, LOGINACK, packet size, DONE.
     async fn send_login_reply(
         &mut self,
         database: &str,
@@ -301,6 +301,9 @@ impl<B: Backend> Connection<B> {
         );
         if encoder.version.has_collation() {
             encoder.env_change(out, &EnvChange::Collation);
+        } else {
+            encoder.env_change(out, &EnvChange::SortLocale);
+            encoder.env_change(out, &EnvChange::SortFlags);
         }
         encoder.env_change(
             out,
@@ -541,16 +544,22 @@ impl<B: Backend> Connection<B> {
         }
     }
 
-    /// Encodes one event and sends what fills whole packets. An INFO message is sent at
-    /// once, in a partial packet, when no other event waits, so progress reports reach
-    /// the client while the statement still runs.
+    /// Encodes one event and sends what fills whole packets. An INFO message, or the end
+    /// of a statement that more statements follow, is sent at once in a partial packet
+    /// when no other event waits: progress reports and finished result sets then reach
+    /// the client while a later statement still runs. The last DONE always waits for
+    /// `finish`, which sends it with EOM.
     async fn write_event(
         &mut self,
         reply: &mut ReplyStream,
         event: ReplyEvent,
         queue_empty: bool,
     ) -> Result<(), SessionError> {
-        let urgent = matches!(event, ReplyEvent::Info(_));
+        let urgent = match &event {
+            ReplyEvent::Info(_) => true,
+            ReplyEvent::Done(done) => done.more,
+            _ => false,
+        };
         reply.encode(self.packets.buffer(), event)?;
         if urgent && queue_empty {
             self.packets.flush(&mut self.writer).await?;

@@ -29,6 +29,11 @@ pub const DONE_ATTN: u16 = 0x0020;
 /// sort id 52 (MS-TDS 2.2.5.1.2 "Collation Rule Definition").
 pub const COLLATION: [u8; 5] = [0x09, 0x04, 0xD0, 0x00, 0x34];
 
+/// The locale (US English) and the comparison flags (ignore case, kana type and width)
+/// of [`COLLATION`], as TDS 7.0 announces them.
+const COLLATION_LCID: u32 = 1033;
+const COLLATION_COMPARISON_FLAGS: u32 = 0x0003_0001;
+
 /// Which DONE-family token ends a statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DoneKind {
@@ -43,13 +48,32 @@ pub enum DoneKind {
 /// ENVCHANGE types the simulator sends (MS-TDS 2.2.7.9 "ENVCHANGE").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnvChange {
-    Database { new: String, old: String },
-    Language { new: String, old: String },
-    PacketSize { new: usize, old: usize },
+    Database {
+        new: String,
+        old: String,
+    },
+    Language {
+        new: String,
+        old: String,
+    },
+    PacketSize {
+        new: usize,
+        old: usize,
+    },
     Collation,
-    BeginTransaction { descriptor: u64 },
-    CommitTransaction { descriptor: u64 },
-    RollbackTransaction { descriptor: u64 },
+    /// Unicode sorting locale (type 5) and comparison flags (type 6): what a TDS 7.0
+    /// client reads instead of the collation, which 7.0 does not have.
+    SortLocale,
+    SortFlags,
+    BeginTransaction {
+        descriptor: u64,
+    },
+    CommitTransaction {
+        descriptor: u64,
+    },
+    RollbackTransaction {
+        descriptor: u64,
+    },
 }
 
 /// Errors when a value does not fit its column.
@@ -195,6 +219,16 @@ impl TokenEncoder {
                 body.put_u8(COLLATION.len() as u8);
                 body.put_slice(&COLLATION);
                 body.put_u8(0);
+            }
+            EnvChange::SortLocale => {
+                body.put_u8(5);
+                put_b_varchar(&mut body, &COLLATION_LCID.to_string());
+                put_b_varchar(&mut body, "");
+            }
+            EnvChange::SortFlags => {
+                body.put_u8(6);
+                put_b_varchar(&mut body, &COLLATION_COMPARISON_FLAGS.to_string());
+                put_b_varchar(&mut body, "");
             }
             EnvChange::BeginTransaction { descriptor } => {
                 body.put_u8(8);
