@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// A backend with one login (`tester` / `Secret-1`) whose batches are `;`-separated
-/// commands, each answered with canned events. A batch that starts with `ECHO` returns
+/// commands, each producing canned events. A batch that starts with `ECHO` returns
 /// its own text as one `nvarchar(max)` value; otherwise `SELECT n` returns one
 /// int row, `TYPES` one row of every type, `PROGRESS` three INFO messages 300 ms apart,
 /// `FAIL` errors 3201 and 3013, and `WAIT` blocks until cancelled.

@@ -39,10 +39,10 @@ pub trait Backend: Send + Sync + 'static {
     /// password.
     fn login(&self, login: &Login7) -> Result<Self::Session, Message>;
 
-    /// The session's SPID, for logs.
+    /// Returns the session's SPID, for logs.
     fn spid(&self, session: &Self::Session) -> u16;
 
-    /// The session's current database, announced in the login reply.
+    /// Returns the session's current database, which the login reply announces.
     fn database(&self, session: &Self::Session) -> String;
 
     /// Runs one SQL batch, emitting its reply in order. Stops emitting once `cancel` is
@@ -57,4 +57,17 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Releases the session when its connection closes.
     fn end_session(&self, session: &Self::Session);
+
+    /// Returns true when the last batch requested that the connection be dropped without
+    /// a reply, as a simulated network failure. The session then closes it at once.
+    fn drop_requested(&self, session: &Self::Session) -> bool {
+        let _ = session;
+        false
+    }
+
+    /// Records how many transactions transaction manager requests left open, so the
+    /// engine can reject statements that SQL Server forbids inside a transaction.
+    fn set_transaction_depth(&self, session: &mut Self::Session, depth: u32) {
+        let _ = (session, depth);
+    }
 }

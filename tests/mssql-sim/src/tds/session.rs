@@ -1,8 +1,8 @@
 //! One client connection: pre-login, login, then requests until the client leaves.
 //!
-//! A reader task turns packets into messages; the session task runs each batch on a
+//! A reader task turns packets into messages. The session task runs each batch on a
 //! blocking thread and encodes its events as they arrive, so progress messages reach the
-//! client while a BACKUP still runs and an ATTENTION can cancel it.
+//! client while a BACKUP still runs, and an ATTENTION can cancel it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -192,9 +192,9 @@ impl<B: Backend> Connection<B> {
             self.packets.buffer().extend_from_slice(&reply);
             self.packets.finish(&mut self.writer).await?;
             if client.requires_encryption() {
-                // SQL Server always has a certificate; a server without TLS ends the
-                // connection here, as the MS-TDS PRELOGIN encryption table prescribes
-                // for a client that requires encryption.
+                // SQL Server always has a certificate, so it never faces this case. The
+                // MS-TDS PRELOGIN encryption table prescribes "connection terminated" for
+                // a client that requires encryption and a server that does not support it.
                 tracing::warn!(
                     instance = self.backend.name(),
                     encryption = ?client.encryption,
@@ -351,7 +351,13 @@ impl<B: Backend> Connection<B> {
                         return Ok(());
                     }
                 }
-                PacketType::TransactionManager => self.transaction_request(payload).await?,
+                PacketType::TransactionManager => {
+                    self.transaction_request(payload).await?;
+                    if let Some(session) = session.as_mut() {
+                        let depth = u32::from(self.transaction.is_some());
+                        self.backend.set_transaction_depth(session, depth);
+                    }
+                }
                 PacketType::Attention => self.acknowledge_attention().await?,
                 other => {
                     return Err(SessionError::Unexpected {
@@ -398,7 +404,7 @@ impl<B: Backend> Connection<B> {
         })
     }
 
-    /// Runs an RPC: `sp_executesql` becomes a batch; anything else is answered with the
+    /// Runs an RPC. `sp_executesql` becomes a batch, and any other procedure gets the
     /// error SQL Server sends. Returns false when the connection closed meanwhile.
     async fn run_rpc(
         &mut self,
@@ -475,8 +481,18 @@ impl<B: Backend> Connection<B> {
             }
         }
 
-        *session = Some(engine.await.map_err(|_| SessionError::EnginePanicked)?);
+        let returned = engine.await.map_err(|_| SessionError::EnginePanicked)?;
+        let dropped = self.backend.drop_requested(&returned);
+        *session = Some(returned);
         write_result?;
+        if dropped {
+            tracing::info!(
+                instance = self.backend.name(),
+                spid,
+                "engine asked to drop the connection; closing it"
+            );
+            return Ok(false);
+        }
         match interruption {
             Interruption::Closed => Ok(false),
             Interruption::Attention => {
@@ -544,11 +560,10 @@ impl<B: Backend> Connection<B> {
         }
     }
 
-    /// Encodes one event and sends what fills whole packets. An INFO message, or the end
-    /// of a statement that more statements follow, is sent at once in a partial packet
-    /// when no other event waits: progress reports and finished result sets then reach
-    /// the client while a later statement still runs. The last DONE always waits for
-    /// `finish`, which sends it with EOM.
+    /// Encodes one event and sends what fills whole packets. When no other event waits,
+    /// an INFO message or a DONE with DONE_MORE goes out at once in a partial packet.
+    /// Progress reports and finished result sets then reach the client while a later
+    /// statement still runs. The last DONE always waits for `finish`, which sets EOM.
     async fn write_event(
         &mut self,
         reply: &mut ReplyStream,
@@ -569,7 +584,7 @@ impl<B: Backend> Connection<B> {
         Ok(())
     }
 
-    /// Answers an attention with a DONE whose status has DONE_ATTN (MS-TDS 2.2.1.7
+    /// Acknowledges an attention with a DONE whose status has DONE_ATTN (MS-TDS 2.2.1.7
     /// "Attention"): the client discards everything up to it.
     async fn acknowledge_attention(&mut self) -> Result<(), SessionError> {
         self.encoder
@@ -578,9 +593,11 @@ impl<B: Backend> Connection<B> {
         Ok(())
     }
 
-    /// Answers a transaction manager request (MS-TDS 2.2.6.9). The simulator keeps one
-    /// transaction descriptor per connection and tells the engine nothing.
-    /// TODO: tell the engine, so BACKUP inside such a transaction fails with 3021.
+    /// Handles a transaction manager request (MS-TDS 2.2.6.9). The simulator keeps at
+    /// most one transaction descriptor per connection; the caller passes the resulting
+    /// depth to the backend.
+    /// NOTE: BEGIN TRANSACTION sent as SQL text changes only the engine's count, and no
+    /// ENVCHANGE 8 is sent for it.
     async fn transaction_request(&mut self, payload: &[u8]) -> Result<(), SessionError> {
         let body = self.request_body(PacketType::TransactionManager, payload)?;
         let request_type = body
@@ -665,7 +682,7 @@ const TM_BEGIN_XACT: u16 = 5;
 const TM_COMMIT_XACT: u16 = 7;
 const TM_ROLLBACK_XACT: u16 = 8;
 
-/// True when a commit or rollback request asks for a new transaction right after
+/// Returns true when a commit or rollback request also begins a new transaction
 /// (fBeginXact, bit 0 of the flags byte after the transaction name).
 fn begins_new_transaction(body: &[u8]) -> bool {
     let Some(&name_length) = body.get(2) else {

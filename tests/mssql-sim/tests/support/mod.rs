@@ -13,12 +13,13 @@ use tokio::net::TcpStream;
 use tokio::process::Command;
 use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 
-/// Longest a client process may run; a hang in the protocol shows up as this timeout.
+/// Maximum run time of a client process, so a protocol hang fails the test instead of
+/// blocking it.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub type TiberiusClient = Client<Compat<TcpStream>>;
 
-/// A tiberius configuration for SQL authentication without TLS.
+/// Builds a tiberius configuration for SQL authentication without TLS.
 pub fn tiberius_config(addr: SocketAddr, user: &str, password: &str) -> Config {
     let mut config = Config::new();
     config.host(addr.ip().to_string());
@@ -45,7 +46,7 @@ pub async fn tiberius_connect_with(
     Client::connect(config, tcp.compat_write()).await
 }
 
-/// The python interpreter of the python-tds virtual environment: `$BAKFLEET_PYTDS_VENV`
+/// Returns the python interpreter of the python-tds virtual environment: `$BAKFLEET_PYTDS_VENV`
 /// or `target/python-tds` under the workspace root. Panics with the install command
 /// when it is missing.
 pub fn pytds_python() -> PathBuf {
