@@ -4,7 +4,7 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +18,11 @@ use tokio::sync::watch;
 /// its own text as one `nvarchar(max)` value; otherwise `SELECT n` returns one
 /// int row, `TYPES` one row of every type, `PROGRESS` three INFO messages 300 ms apart,
 /// `FAIL` errors 3201 and 3013, and `WAIT` blocks until cancelled.
-struct CannedBackend;
+#[derive(Default)]
+struct CannedBackend {
+    /// Number of `WAIT` commands that ended because their batch was cancelled.
+    cancelled_waits: AtomicUsize,
+}
 
 struct CannedSession {
     spid: u16,
@@ -88,6 +92,7 @@ impl CannedBackend {
                 while !cancel.load(Ordering::SeqCst) {
                     std::thread::sleep(Duration::from_millis(10));
                 }
+                self.cancelled_waits.fetch_add(1, Ordering::SeqCst);
                 Vec::new()
             }
             _ => vec![ReplyEvent::Error(message(
@@ -213,6 +218,7 @@ impl Backend for CannedBackend {
 /// A listener that serves the canned backend until the test ends.
 struct CannedServer {
     addr: SocketAddr,
+    backend: Arc<CannedBackend>,
     _shutdown: watch::Sender<bool>,
 }
 
@@ -220,7 +226,8 @@ async fn start_canned() -> CannedServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (shutdown, watcher) = watch::channel(false);
-    let backend = Arc::new(CannedBackend);
+    let backend = Arc::new(CannedBackend::default());
+    let shared = Arc::clone(&backend);
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let backend = Arc::clone(&backend);
@@ -234,6 +241,7 @@ async fn start_canned() -> CannedServer {
     });
     CannedServer {
         addr,
+        backend: shared,
         _shutdown: shutdown,
     }
 }
@@ -452,5 +460,69 @@ async fn tsql_runs_batches_at_70_and_74() {
             &output.stderr,
             "Msg 3013 (severity 16, state 1) from CANNED",
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_connection_served_during_batch() {
+    let server = start_canned().await;
+    let mut slow = support::tiberius_connect(server.addr, "tester", "Secret-1")
+        .await
+        .unwrap();
+    let mut fast = support::tiberius_connect(server.addr, "tester", "Secret-1")
+        .await
+        .unwrap();
+
+    let started = std::time::Instant::now();
+    let slow_batch = tokio::spawn(async move {
+        slow.simple_query("PROGRESS; SELECT 1")
+            .await
+            .unwrap()
+            .into_results()
+            .await
+            .unwrap();
+        started.elapsed()
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    fast.simple_query("SELECT 2")
+        .await
+        .unwrap()
+        .into_row()
+        .await
+        .unwrap();
+    let fast_elapsed = started.elapsed();
+    let slow_elapsed = slow_batch.await.unwrap();
+
+    assert!(
+        slow_elapsed >= Duration::from_millis(900),
+        "{slow_elapsed:?}"
+    );
+    assert!(
+        fast_elapsed < slow_elapsed,
+        "the second connection waited for the first: {fast_elapsed:?} >= {slow_elapsed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_connection_cancels_batch() {
+    let server = start_canned().await;
+    let mut client = support::tiberius_connect(server.addr, "tester", "Secret-1")
+        .await
+        .unwrap();
+
+    let running = tokio::spawn(async move {
+        let _ = client.simple_query("WAIT").await;
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    running.abort();
+    let _ = running.await;
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while server.backend.cancelled_waits.load(Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the batch still runs 5 s after its connection closed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
