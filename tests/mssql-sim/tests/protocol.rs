@@ -68,18 +68,6 @@ impl CannedBackend {
         }
         match upper.as_str() {
             "TYPES" => types_result(),
-            "PROGRESS" => {
-                let mut events = Vec::new();
-                for percent in [30, 60, 90] {
-                    std::thread::sleep(Duration::from_millis(300));
-                    events.push(ReplyEvent::Info(message(
-                        3211,
-                        10,
-                        &format!("{percent} percent processed."),
-                    )));
-                }
-                events
-            }
             "FAIL" => vec![
                 ReplyEvent::Error(message(3201, 16, "Cannot open backup device 'x'.")),
                 ReplyEvent::Error(message(
@@ -196,6 +184,16 @@ impl Backend for CannedBackend {
         for (index, command) in commands.iter().enumerate() {
             if cancel.load(Ordering::SeqCst) {
                 return;
+            }
+            if command.trim().eq_ignore_ascii_case("PROGRESS") {
+                // Each message goes out as it happens, as BACKUP's STATS messages do.
+                for percent in [30, 60, 90] {
+                    std::thread::sleep(Duration::from_millis(300));
+                    let text = format!("{percent} percent processed.");
+                    emit(ReplyEvent::Info(message(3211, 10, &text)));
+                }
+                emit(done(index + 1 < commands.len(), false, None));
+                continue;
             }
             let events = self.command(command, cancel);
             let failed = events.iter().any(|e| matches!(e, ReplyEvent::Error(_)));
@@ -525,4 +523,45 @@ async fn closed_connection_cancels_batch() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_reaches_client_before_done() {
+    use std::process::Stdio;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    let server = start_canned().await;
+    let mut child = tokio::process::Command::new("tsql")
+        .args(["-H", "127.0.0.1", "-p", &server.addr.port().to_string()])
+        .args(["-U", "tester", "-P", "Secret-1", "-o", "q"])
+        .env("TDSVER", "7.4")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("tsql is missing: install FreeTDS with `apt-get install freetds-bin`");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"PROGRESS\ngo\nexit\n").await.unwrap();
+    drop(stdin);
+
+    let started = std::time::Instant::now();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut first_progress = None;
+    while let Ok(Some(line)) = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap()
+    {
+        if first_progress.is_none() && line.starts_with("Msg 3211") {
+            first_progress = Some(started.elapsed());
+        }
+    }
+    let ended = started.elapsed();
+    child.wait().await.unwrap();
+
+    let first_progress = first_progress.expect("tsql printed no 3211 message");
+    assert!(
+        ended - first_progress >= Duration::from_millis(400),
+        "the first progress message arrived at {first_progress:?}, only at the end ({ended:?})"
+    );
 }
