@@ -565,3 +565,29 @@ async fn progress_reaches_client_before_done() {
         "the first progress message arrived at {first_progress:?}, only at the end ({ended:?})"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pytds_commits_without_autocommit() {
+    let server = start_canned().await;
+    let script = r#"
+import sys, pytds
+port = int(sys.argv[1])
+with pytds.connect(dsn='127.0.0.1', port=port, user='tester', password='Secret-1',
+                   autocommit=False) as conn:
+    cur = conn.cursor()
+    cur.execute("SELECT 3")
+    print("first", cur.fetchall())
+    conn.commit()
+    cur.execute("SELECT 4")
+    print("second", cur.fetchall())
+    conn.rollback()
+    cur.execute("SELECT 5")
+    print("third", cur.fetchall())
+"#;
+
+    let output = support::run_pytds(script, server.addr.port()).await;
+
+    support::assert_line(&output, "first [(3,)]");
+    support::assert_line(&output, "second [(4,)]");
+    support::assert_line(&output, "third [(5,)]");
+}
