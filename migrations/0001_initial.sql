@@ -68,6 +68,7 @@ CREATE TABLE backups (
     database_guid         TEXT,
     backup_start          TEXT NOT NULL,          -- server local time as msdb stores it
     backup_finish         TEXT NOT NULL,
+    finished_at           TEXT NOT NULL,          -- backup_finish in UTC; the fetch time when time_zone is unknown
     time_zone             INTEGER,                -- msdb time_zone: 15-minute steps from UTC
     server_version        TEXT,
     recovery_model        TEXT,
@@ -79,7 +80,7 @@ CREATE TABLE backups (
     fetched_at            TEXT NOT NULL,
     fetch_ms              INTEGER NOT NULL
 );
-CREATE INDEX backups_by_database ON backups (instance, database, backup_type, backup_finish);
+CREATE INDEX backups_by_database ON backups (instance, database, backup_type, finished_at);
 
 -- Leases keep one job per database at a time, across processes: the holder renews
 -- expires_at; another process may take a lease over only after it expired.
@@ -89,7 +90,6 @@ CREATE TABLE job_leases (
     holder_host TEXT NOT NULL,
     holder_pid  INTEGER NOT NULL,
     holder_id   TEXT NOT NULL,
-    run_id      INTEGER,
     acquired_at TEXT NOT NULL,
     expires_at  TEXT NOT NULL,
     PRIMARY KEY (instance, database)

@@ -2,10 +2,21 @@
 //! SQL Server writes them, and the `MSSQLBAK` container it uses for compressed backups.
 //!
 //! The public API below is the contract between this crate, the simulator and bakfleet.
-//! TODO: the bodies are stubs until the reader and writer land.
 
-use std::io::{self, Read, Seek, Write};
+mod blocks;
+mod compressed;
+mod csum;
+mod input;
+mod mtf;
+mod scin;
+mod walk;
+mod writer;
+mod xpress;
+
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
+
+pub use writer::BackupWriter;
 
 use time::PrimitiveDateTime;
 use uuid::Uuid;
@@ -117,34 +128,6 @@ pub struct WriteOptions {
     pub block_size: u32,
 }
 
-/// Streams one backup set into `W`.
-pub struct BackupWriter<W: Write> {
-    out: W,
-}
-
-impl<W: Write> BackupWriter<W> {
-    /// Writes everything before the data stream. `payload_len` is the number of bytes that
-    /// [`BackupWriter::write_payload`] will receive: database pages for full and
-    /// differential backups, log blocks for log backups.
-    pub fn new(out: W, set: &BackupSet, payload_len: u64, options: WriteOptions) -> io::Result<Self> {
-        let _ = (set, payload_len, options);
-        Ok(BackupWriter { out })
-    }
-
-    /// Appends payload bytes; calls may have any length.
-    pub fn write_payload(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let _ = bytes;
-        Ok(())
-    }
-
-    /// Writes the checksum (when `set.has_checksums`), the trailing header copy with the
-    /// final values of `set`, and the end-of-set blocks; returns the inner writer.
-    pub fn finish(self, set: &BackupSet) -> io::Result<W> {
-        let _ = set;
-        Ok(self.out)
-    }
-}
-
 /// Checksum handling of a verification, as `RESTORE VERIFYONLY` options set it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ChecksumMode {
@@ -187,13 +170,34 @@ pub enum VerifyError {
     Io(#[from] io::Error),
 }
 
-/// Verifies a whole backup file as RESTORE VERIFYONLY does.
+/// Verifies a whole backup file as RESTORE VERIFYONLY does: container detection, every
+/// descriptor block and stream header checksum, block order, truncation, compressed record
+/// check values and decoding, and (unless `mode` is [`ChecksumMode::Skip`]) the CSUM
+/// values this crate writes. CSUM values written by SQL Server use an algorithm that is
+/// not public and are not compared, so `checksums_checked` stays false for real files.
+///
+/// Reads `input` once from start to end; memory use does not grow with the file size.
 ///
 /// # Errors
-/// See [`VerifyError`].
-pub fn verify<R: Read>(input: R, mode: ChecksumMode) -> Result<VerifyReport, VerifyError> {
-    let _ = (input, mode);
-    Err(VerifyError::NotABackup { reason: "not implemented".into() })
+/// See [`VerifyError`]. For compressed files, offsets of container errors count file
+/// bytes and offsets of MTF errors count bytes of the decoded stream.
+pub fn verify<R: Read>(mut input: R, mode: ChecksumMode) -> Result<VerifyReport, VerifyError> {
+    let (container, prefix) = detect_container(&mut input)?;
+    let source = io::Cursor::new(prefix).chain(input);
+    let outcome = match container {
+        Container::Plain => {
+            let mut mtf = input::StreamInput::new(source);
+            walk::walk(&mut mtf, false, walk::WalkMode::Verify(mode))?
+        }
+        Container::Compressed => {
+            let mut mtf = compressed::ContainerInput::new(source)?;
+            walk::walk(&mut mtf, true, walk::WalkMode::Verify(mode))?
+        }
+    };
+    Ok(VerifyReport {
+        sets: outcome.sets,
+        checksums_checked: outcome.checksums_checked,
+    })
 }
 
 /// Verifies the file at `path`; see [`verify`].
@@ -207,9 +211,53 @@ pub fn verify_file(path: &Path, mode: ChecksumMode) -> Result<VerifyReport, Veri
 
 /// Reads the header of every backup set in a file without reading its data.
 ///
+/// For plain files only the descriptor blocks and stream headers are read; data streams
+/// are skipped by seeking. Compressed files must be decoded from the start, so their
+/// reading costs about as much as a verification. When the file ends before a set's
+/// trailing header copy, that set comes from its leading copy with `provisional = true`.
+///
 /// # Errors
 /// The same kinds as [`verify`], except checksum errors.
-pub fn read_headers<R: Read + Seek>(input: R) -> Result<Vec<BackupSet>, VerifyError> {
-    let _ = input;
-    Err(VerifyError::NotABackup { reason: "not implemented".into() })
+pub fn read_headers<R: Read + Seek>(mut input: R) -> Result<Vec<BackupSet>, VerifyError> {
+    let (container, _) = detect_container(&mut input)?;
+    input.seek(SeekFrom::Start(0))?;
+    let outcome = match container {
+        Container::Plain => {
+            let mut mtf = input::SeekInput::new(input)?;
+            walk::walk(&mut mtf, false, walk::WalkMode::Headers)?
+        }
+        Container::Compressed => {
+            let reader = io::BufReader::with_capacity(256 * 1024, input);
+            let mut mtf = compressed::ContainerInput::new(reader)?;
+            walk::walk(&mut mtf, true, walk::WalkMode::Headers)?
+        }
+    };
+    Ok(outcome.sets)
+}
+
+/// Kind of file, from its first bytes.
+enum Container {
+    /// Microsoft Tape Format: starts with the `TAPE` descriptor block.
+    Plain,
+    /// SQL Server's compressed container: starts with `MSSQLBAK`.
+    Compressed,
+}
+
+/// Reads the first 8 bytes and returns the container kind with the bytes read.
+fn detect_container<R: Read>(input: &mut R) -> Result<(Container, Vec<u8>), VerifyError> {
+    let mut prefix = vec![0u8; 8];
+    let n = input::read_full(input, &mut prefix)?;
+    prefix.truncate(n);
+    if prefix.starts_with(b"TAPE") {
+        Ok((Container::Plain, prefix))
+    } else if prefix.starts_with(compressed::MAGIC) {
+        Ok((Container::Compressed, prefix))
+    } else {
+        Err(VerifyError::NotABackup {
+            reason: format!(
+                "file starts with {:?}, expected TAPE or MSSQLBAK",
+                String::from_utf8_lossy(&prefix)
+            ),
+        })
+    }
 }

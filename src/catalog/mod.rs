@@ -1,1 +1,168 @@
-//! TODO: catalog
+//! The catalogue: instances, databases, runs, backups and job leases in SQLite (sqlx).
+//!
+//! Times are stored as UTC RFC 3339 text with milliseconds, so text order is time order.
+
+mod backups;
+mod decode;
+mod inventory;
+mod lease;
+mod overview;
+mod runs;
+mod timestamp;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub use backups::BackupRow;
+pub use inventory::{DatabaseFacts, InstanceFacts, InstanceRow};
+pub use lease::{LeaseError, LeaseHolder};
+pub use overview::{DatabaseOverview, LastBackup, LastRun};
+pub use runs::{NewRun, RunRow, RunStats, RunStatus};
+
+/// How long a statement waits for another connection's write lock before it fails.
+///
+/// The scheduler, the web site and a manual `bakfleet run` may write at the same time,
+/// and SQLite serialises writers. Catalogue transactions are a few short statements, so
+/// five seconds runs out only when another process keeps a transaction open far longer.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Maximum pooled connections to a catalogue file. WAL mode lets readers run beside the
+/// one writer, so a few connections keep pages responsive while a job writes.
+const MAX_CONNECTIONS: u32 = 4;
+
+/// Error of a catalogue operation.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("cannot create the catalogue directory {path}: {source}")]
+    CreateDirectory {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the catalogue {path}: {source}; check that the file and its directory are writable")]
+    Open { path: PathBuf, source: sqlx::Error },
+    #[error("cannot apply the catalogue schema migrations: {0}; a newer bakfleet may have written this catalogue")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("catalogue query failed while trying to {action}: {source}")]
+    Query { action: String, source: sqlx::Error },
+    #[error("run {run_id} not found in the catalogue")]
+    RunNotFound { run_id: i64 },
+    #[error("run {run_id} already finished with status {status}; only a running run can change phase or outcome")]
+    RunFinished { run_id: i64, status: String },
+    #[error("backup of database {database:?} on instance {instance} does not belong to run {run_id}, which backs up database {run_database:?} on instance {run_instance}")]
+    RunMismatch {
+        run_id: i64,
+        instance: String,
+        database: String,
+        run_instance: String,
+        run_database: String,
+    },
+    #[error("instance {instance} not found in the catalogue; store it with upsert_instance before its databases")]
+    InstanceNotFound { instance: String },
+    #[error("invalid value {value:?} in column {column} of table {table}, row {row_id}: {reason}")]
+    InvalidValue {
+        table: &'static str,
+        column: &'static str,
+        row_id: i64,
+        value: String,
+        reason: String,
+    },
+    #[error("value {value} of {field} does not fit in a 64-bit signed integer column")]
+    OutOfRange { field: &'static str, value: u64 },
+}
+
+impl CatalogError {
+    /// Wraps a sqlx error with the action that failed, built only when an error occurs.
+    fn query(action: impl Into<String>) -> impl FnOnce(sqlx::Error) -> CatalogError {
+        let action = action.into();
+        move |source| CatalogError::Query { action, source }
+    }
+}
+
+/// The catalogue database. Cloning is cheap: clones share one connection pool.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pool: SqlitePool,
+}
+
+impl Catalog {
+    /// Opens the catalogue file at `path`, creating its directory and the file when
+    /// missing, and applies pending schema migrations.
+    ///
+    /// The file runs in WAL mode with foreign keys enforced, so pages can read while a
+    /// job writes. Synchronous is FULL because with NORMAL a WAL-mode commit may roll
+    /// back after a power loss (SQLite docs, "PRAGMA synchronous"), and a job deletes its
+    /// staged file once the backup row is committed.
+    pub async fn open(path: &Path) -> Result<Catalog, CatalogError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| CatalogError::CreateDirectory {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await
+            .map_err(|source| CatalogError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+
+        Self::migrate(pool).await
+    }
+
+    /// Opens an empty catalogue in memory, for tests.
+    ///
+    /// Every SQLite connection to `:memory:` gets its own database, so the pool keeps
+    /// exactly one connection open for the catalogue's whole life.
+    pub async fn open_in_memory() -> Result<Catalog, CatalogError> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")
+            .expect("the in-memory SQLite URL is valid")
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(|source| CatalogError::Open {
+                path: PathBuf::from(":memory:"),
+                source,
+            })?;
+
+        Self::migrate(pool).await
+    }
+
+    async fn migrate(pool: SqlitePool) -> Result<Catalog, CatalogError> {
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Catalog { pool })
+    }
+
+    /// Runs `SELECT 1`, so that health checks can tell whether the catalogue responds.
+    pub async fn ping(&self) -> Result<(), CatalogError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(CatalogError::query("check that the catalogue responds"))?;
+        Ok(())
+    }
+}
+
+/// Converts a count or size to the signed 64-bit integer SQLite stores.
+fn to_sql_integer(field: &'static str, value: u64) -> Result<i64, CatalogError> {
+    i64::try_from(value).map_err(|_| CatalogError::OutOfRange { field, value })
+}

@@ -1,0 +1,209 @@
+//! Backups: files in the central store that passed every stage of a job.
+
+use serde::Serialize;
+use sqlx::sqlite::SqliteRow;
+use sqlx::SqliteConnection;
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+use super::decode::RowReader;
+use super::timestamp::{format_local, format_utc, server_local_to_utc};
+use super::{to_sql_integer, Catalog, CatalogError};
+use crate::backup::{BackupRecord, BackupType, Lsn};
+
+time::serde::format_description!(
+    server_local_time,
+    PrimitiveDateTime,
+    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]"
+);
+
+/// A catalogued backup with the run that produced it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BackupRow {
+    pub id: i64,
+    pub run_id: i64,
+    pub instance: String,
+    pub database: String,
+    pub backup_type: BackupType,
+    /// Always `verified`: the catalogue stores no other backups.
+    pub status: String,
+    /// Path relative to the store root, with `/` separators.
+    pub store_path: String,
+    /// The path the instance wrote, as the instance names it.
+    pub staged_path: String,
+    pub size_bytes: u64,
+    pub sha256: String,
+    pub first_lsn: Lsn,
+    pub last_lsn: Lsn,
+    pub checkpoint_lsn: Lsn,
+    pub database_backup_lsn: Lsn,
+    pub differential_base_lsn: Option<Lsn>,
+    pub backup_set_guid: Option<String>,
+    pub database_guid: Option<String>,
+    /// Server local time without offset, as msdb stores it.
+    #[serde(with = "server_local_time")]
+    pub backup_start: PrimitiveDateTime,
+    #[serde(with = "server_local_time")]
+    pub backup_finish: PrimitiveDateTime,
+    /// `backup_finish` in UTC, or the fetch time when msdb's `time_zone` is unknown.
+    #[serde(with = "time::serde::rfc3339")]
+    pub finished_at: OffsetDateTime,
+    /// msdb `time_zone`: offset from UTC in 15-minute steps; 127 means unknown.
+    pub time_zone: Option<i16>,
+    pub server_version: Option<String>,
+    pub recovery_model: Option<String>,
+    pub has_checksums: bool,
+    pub is_copy_only: bool,
+    pub compressed: bool,
+    /// msdb `backup_size`: bytes of the backup set before compression.
+    pub backup_size: Option<u64>,
+    /// msdb `compressed_backup_size`.
+    pub compressed_size: Option<u64>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub fetched_at: OffsetDateTime,
+    pub fetch_ms: u64,
+}
+
+const BACKUP_COLUMNS: &str = "id, run_id, instance, database, backup_type, status, store_path,
+    staged_path, size_bytes, sha256, first_lsn, last_lsn, checkpoint_lsn, database_backup_lsn,
+    differential_base_lsn, backup_set_guid, database_guid, backup_start, backup_finish,
+    finished_at, time_zone, server_version, recovery_model, has_checksums, is_copy_only,
+    compressed, backup_size, compressed_size, fetched_at, fetch_ms";
+
+/// Inserts a verified backup of run `run_id` and returns its id. The caller owns the
+/// transaction, so the run's outcome and this row are stored together.
+pub(crate) async fn insert_backup(
+    connection: &mut SqliteConnection,
+    run_id: i64,
+    backup: &BackupRecord,
+) -> Result<i64, CatalogError> {
+    let finished_at =
+        server_local_to_utc(backup.backup_finish, backup.time_zone).unwrap_or(backup.fetched_at);
+    let backup_size = backup
+        .backup_size
+        .map(|size| to_sql_integer("backup_size", size))
+        .transpose()?;
+    let compressed_size = backup
+        .compressed_size
+        .map(|size| to_sql_integer("compressed_size", size))
+        .transpose()?;
+
+    let result = sqlx::query(
+        "INSERT INTO backups (run_id, instance, database, backup_type, status, store_path,
+             staged_path, size_bytes, sha256, first_lsn, last_lsn, checkpoint_lsn,
+             database_backup_lsn, differential_base_lsn, backup_set_guid, database_guid,
+             backup_start, backup_finish, finished_at, time_zone, server_version,
+             recovery_model, has_checksums, is_copy_only, compressed, backup_size,
+             compressed_size, fetched_at, fetch_ms)
+         VALUES (?, ?, ?, ?, 'verified', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+                 ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(run_id)
+    .bind(&backup.instance)
+    .bind(&backup.database)
+    .bind(backup.backup_type.as_str())
+    .bind(&backup.store_path)
+    .bind(&backup.staged_path)
+    .bind(to_sql_integer("size_bytes", backup.size_bytes)?)
+    .bind(&backup.sha256)
+    .bind(backup.first_lsn.to_catalog_text())
+    .bind(backup.last_lsn.to_catalog_text())
+    .bind(backup.checkpoint_lsn.to_catalog_text())
+    .bind(backup.database_backup_lsn.to_catalog_text())
+    .bind(backup.differential_base_lsn.map(Lsn::to_catalog_text))
+    .bind(&backup.backup_set_guid)
+    .bind(&backup.database_guid)
+    .bind(format_local(backup.backup_start))
+    .bind(format_local(backup.backup_finish))
+    .bind(format_utc(finished_at))
+    .bind(backup.time_zone)
+    .bind(&backup.server_version)
+    .bind(&backup.recovery_model)
+    .bind(backup.has_checksums)
+    .bind(backup.is_copy_only)
+    .bind(backup.compressed)
+    .bind(backup_size)
+    .bind(compressed_size)
+    .bind(format_utc(backup.fetched_at))
+    .bind(to_sql_integer("fetch_ms", backup.fetch_ms)?)
+    .execute(connection)
+    .await
+    .map_err(CatalogError::query(format!(
+        "store the {} backup {} of database {:?} on instance {}",
+        backup.backup_type, backup.store_path, backup.database, backup.instance
+    )))?;
+    Ok(result.last_insert_rowid())
+}
+
+impl Catalog {
+    /// Lists the newest backups of one database, newest first by UTC finish time.
+    pub async fn backups_of_database(
+        &self,
+        instance: &str,
+        database: &str,
+        limit: i64,
+    ) -> Result<Vec<BackupRow>, CatalogError> {
+        // Only the constant column list is spliced in; values are bound.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {BACKUP_COLUMNS} FROM backups
+             WHERE instance = ? AND database = ?
+             ORDER BY finished_at DESC, id DESC LIMIT ?"
+        )))
+        .bind(instance)
+        .bind(database)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CatalogError::query(format!(
+            "list backups of database {database:?} on instance {instance}"
+        )))?;
+        rows.iter().map(backup_from_row).collect()
+    }
+
+    /// Returns one backup, or `None` when no backup has that id.
+    pub async fn backup(&self, id: i64) -> Result<Option<BackupRow>, CatalogError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {BACKUP_COLUMNS} FROM backups WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(CatalogError::query(format!("read backup {id}")))?;
+        row.as_ref().map(backup_from_row).transpose()
+    }
+}
+
+fn backup_from_row(row: &SqliteRow) -> Result<BackupRow, CatalogError> {
+    let row = RowReader::new(row, "backups", "id")?;
+    Ok(BackupRow {
+        id: row.id(),
+        run_id: row.get("run_id")?,
+        instance: row.get("instance")?,
+        database: row.get("database")?,
+        backup_type: row.backup_type("backup_type")?,
+        status: row.get("status")?,
+        store_path: row.get("store_path")?,
+        staged_path: row.get("staged_path")?,
+        size_bytes: row.unsigned("size_bytes")?,
+        sha256: row.get("sha256")?,
+        first_lsn: row.lsn("first_lsn")?,
+        last_lsn: row.lsn("last_lsn")?,
+        checkpoint_lsn: row.lsn("checkpoint_lsn")?,
+        database_backup_lsn: row.lsn("database_backup_lsn")?,
+        differential_base_lsn: row.optional_lsn("differential_base_lsn")?,
+        backup_set_guid: row.get("backup_set_guid")?,
+        database_guid: row.get("database_guid")?,
+        backup_start: row.local("backup_start")?,
+        backup_finish: row.local("backup_finish")?,
+        finished_at: row.utc("finished_at")?,
+        time_zone: row.get("time_zone")?,
+        server_version: row.get("server_version")?,
+        recovery_model: row.get("recovery_model")?,
+        has_checksums: row.get("has_checksums")?,
+        is_copy_only: row.get("is_copy_only")?,
+        compressed: row.get("compressed")?,
+        backup_size: row.optional_unsigned("backup_size")?,
+        compressed_size: row.optional_unsigned("compressed_size")?,
+        fetched_at: row.utc("fetched_at")?,
+        fetch_ms: row.unsigned("fetch_ms")?,
+    })
+}

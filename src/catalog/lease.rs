@@ -1,0 +1,236 @@
+//! Job leases: at most one job per database at a time, across bakfleet processes.
+
+use std::time::Duration;
+
+use sqlx::SqliteConnection;
+use time::OffsetDateTime;
+
+use super::timestamp::{format_utc, parse_utc};
+use super::{Catalog, CatalogError};
+
+/// The process that holds or requests a lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseHolder {
+    /// Host name, shown in the error another process gets while this lease is live.
+    pub host: String,
+    pub pid: u32,
+    /// Unique per process, so that a restarted process with a reused pid is not mistaken
+    /// for the holder it replaced.
+    pub id: String,
+}
+
+/// Error of acquiring or renewing a lease.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    #[error(
+        "database {database:?} on instance {instance} is locked by a job on host {host}, \
+         pid {pid}, until {}; wait for that job to finish or, if that process is gone, \
+         for its lease to expire",
+        format_utc(*expires_at)
+    )]
+    Held {
+        instance: String,
+        database: String,
+        host: String,
+        pid: u32,
+        expires_at: OffsetDateTime,
+    },
+    #[error(
+        "this process no longer holds the lease on database {database:?} on instance \
+         {instance}: it was released, or it expired and another process took it over; \
+         stop the job"
+    )]
+    Lost { instance: String, database: String },
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+/// The holder of a lease as stored.
+struct StoredLease {
+    host: String,
+    pid: u32,
+    id: String,
+    expires_at: OffsetDateTime,
+}
+
+impl Catalog {
+    /// Acquires the lease on a database for `ttl` from `now`.
+    ///
+    /// The holder may acquire again a lease it already holds, which extends it. A lease
+    /// whose `expires_at` is not after `now` is taken over, with a warning that names
+    /// the previous holder. Reading and writing happen in one IMMEDIATE transaction, so
+    /// two processes cannot both succeed.
+    ///
+    /// # Errors
+    /// [`LeaseError::Held`] with the live holder's host, pid and expiry.
+    pub async fn acquire_lease(
+        &self,
+        instance: &str,
+        database: &str,
+        holder: &LeaseHolder,
+        ttl: Duration,
+        now: OffsetDateTime,
+    ) -> Result<(), LeaseError> {
+        let action =
+            || format!("acquire the lease on database {database:?} on instance {instance}");
+        let mut transaction = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(CatalogError::query(action()))?;
+
+        if let Some(current) = read_lease(&mut transaction, instance, database).await? {
+            if current.id != holder.id && current.expires_at > now {
+                return Err(LeaseError::Held {
+                    instance: instance.to_string(),
+                    database: database.to_string(),
+                    host: current.host,
+                    pid: current.pid,
+                    expires_at: current.expires_at,
+                });
+            }
+            if current.id != holder.id {
+                tracing::warn!(
+                    instance,
+                    database,
+                    previous_host = %current.host,
+                    previous_pid = current.pid,
+                    expired_at = %format_utc(current.expires_at),
+                    "took over an expired job lease"
+                );
+            }
+        }
+
+        sqlx::query(
+            "INSERT INTO job_leases (instance, database, holder_host, holder_pid, holder_id,
+                                     acquired_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (instance, database) DO UPDATE SET
+                 holder_host = excluded.holder_host,
+                 holder_pid = excluded.holder_pid,
+                 holder_id = excluded.holder_id,
+                 acquired_at = excluded.acquired_at,
+                 expires_at = excluded.expires_at",
+        )
+        .bind(instance)
+        .bind(database)
+        .bind(&holder.host)
+        .bind(i64::from(holder.pid))
+        .bind(&holder.id)
+        .bind(format_utc(now))
+        .bind(format_utc(now + ttl))
+        .execute(&mut *transaction)
+        .await
+        .map_err(CatalogError::query(action()))?;
+
+        transaction
+            .commit()
+            .await
+            .map_err(CatalogError::query(action()))?;
+        Ok(())
+    }
+
+    /// Extends a lease this holder has to `ttl` from `now`.
+    ///
+    /// Renewal succeeds after expiry too, as long as no other process took the lease over.
+    ///
+    /// # Errors
+    /// [`LeaseError::Lost`] when the lease was released or another holder has it.
+    pub async fn renew_lease(
+        &self,
+        instance: &str,
+        database: &str,
+        holder: &LeaseHolder,
+        ttl: Duration,
+        now: OffsetDateTime,
+    ) -> Result<(), LeaseError> {
+        let result = sqlx::query(
+            "UPDATE job_leases SET expires_at = ?
+             WHERE instance = ? AND database = ? AND holder_id = ?",
+        )
+        .bind(format_utc(now + ttl))
+        .bind(instance)
+        .bind(database)
+        .bind(&holder.id)
+        .execute(&self.pool)
+        .await
+        .map_err(CatalogError::query(format!(
+            "renew the lease on database {database:?} on instance {instance}"
+        )))?;
+
+        if result.rows_affected() == 0 {
+            return Err(LeaseError::Lost {
+                instance: instance.to_string(),
+                database: database.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Releases a lease this holder has. Releasing a lease held by another process or
+    /// by nobody changes nothing and logs a warning.
+    pub async fn release_lease(
+        &self,
+        instance: &str,
+        database: &str,
+        holder: &LeaseHolder,
+    ) -> Result<(), CatalogError> {
+        let result = sqlx::query(
+            "DELETE FROM job_leases WHERE instance = ? AND database = ? AND holder_id = ?",
+        )
+        .bind(instance)
+        .bind(database)
+        .bind(&holder.id)
+        .execute(&self.pool)
+        .await
+        .map_err(CatalogError::query(format!(
+            "release the lease on database {database:?} on instance {instance}"
+        )))?;
+
+        if result.rows_affected() == 0 {
+            tracing::warn!(
+                instance,
+                database,
+                holder_id = %holder.id,
+                "job lease to release was not held by this process"
+            );
+        }
+        Ok(())
+    }
+}
+
+async fn read_lease(
+    connection: &mut SqliteConnection,
+    instance: &str,
+    database: &str,
+) -> Result<Option<StoredLease>, CatalogError> {
+    let row: Option<(i64, String, i64, String, String)> = sqlx::query_as(
+        "SELECT rowid, holder_host, holder_pid, holder_id, expires_at FROM job_leases
+         WHERE instance = ? AND database = ?",
+    )
+    .bind(instance)
+    .bind(database)
+    .fetch_optional(connection)
+    .await
+    .map_err(CatalogError::query(format!(
+        "read the lease on database {database:?} on instance {instance}"
+    )))?;
+    let Some((rowid, host, pid, id, expires_at)) = row else {
+        return Ok(None);
+    };
+
+    let expires_at = parse_utc("job_leases", "expires_at", rowid, &expires_at)?;
+    let pid = u32::try_from(pid).map_err(|_| CatalogError::InvalidValue {
+        table: "job_leases",
+        column: "holder_pid",
+        row_id: rowid,
+        value: pid.to_string(),
+        reason: "not a process id".to_string(),
+    })?;
+    Ok(Some(StoredLease {
+        host,
+        pid,
+        id,
+        expires_at,
+    }))
+}

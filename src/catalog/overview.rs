@@ -1,0 +1,172 @@
+//! The fleet overview: per database, the newest backup of each type and the last run.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::decode::RowReader;
+use super::runs::RunStatus;
+use super::{Catalog, CatalogError};
+use crate::backup::BackupType;
+
+/// One database in the catalogue, from the inventory or from its runs and backups.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DatabaseOverview {
+    pub instance: String,
+    pub database: String,
+    /// From the last inventory; `None` for a database known only from runs.
+    pub recovery_model: Option<String>,
+    pub state: Option<String>,
+    pub last_full: Option<LastBackup>,
+    pub last_diff: Option<LastBackup>,
+    pub last_log: Option<LastBackup>,
+    pub last_run: Option<LastRun>,
+}
+
+/// The newest catalogued backup of one type.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LastBackup {
+    pub id: i64,
+    /// Finish time in UTC (see [`super::BackupRow::finished_at`]).
+    #[serde(with = "time::serde::rfc3339")]
+    pub finished_at: OffsetDateTime,
+    pub size_bytes: u64,
+}
+
+/// The newest run of a database, whatever its type.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LastRun {
+    pub id: i64,
+    pub backup_type: BackupType,
+    pub status: RunStatus,
+    pub phase: String,
+    pub error: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+type DatabaseKey = (String, String);
+
+impl Catalog {
+    /// Lists every known database, ordered by instance and database name, with its newest
+    /// backup of each type (by UTC finish time) and its newest run.
+    pub async fn fleet_overview(&self) -> Result<Vec<DatabaseOverview>, CatalogError> {
+        let mut databases = BTreeMap::new();
+        self.add_inventory(&mut databases).await?;
+        self.add_last_runs(&mut databases).await?;
+        self.add_last_backups(&mut databases).await?;
+        Ok(databases.into_values().collect())
+    }
+
+    async fn add_inventory(
+        &self,
+        databases: &mut BTreeMap<DatabaseKey, DatabaseOverview>,
+    ) -> Result<(), CatalogError> {
+        let rows = sqlx::query(
+            "SELECT d.id, i.name AS instance, d.name AS database, d.recovery_model, d.state
+             FROM databases d JOIN instances i ON i.id = d.instance_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CatalogError::query("list inventoried databases"))?;
+
+        for row in &rows {
+            let row = RowReader::new(row, "databases", "id")?;
+            let entry = entry(databases, row.get("instance")?, row.get("database")?);
+            entry.recovery_model = row.get("recovery_model")?;
+            entry.state = row.get("state")?;
+        }
+        Ok(())
+    }
+
+    async fn add_last_runs(
+        &self,
+        databases: &mut BTreeMap<DatabaseKey, DatabaseOverview>,
+    ) -> Result<(), CatalogError> {
+        let rows = sqlx::query(
+            "SELECT id, instance, database, backup_type, status, phase, error, started_at,
+                    finished_at
+             FROM (SELECT r.*, ROW_NUMBER() OVER (PARTITION BY instance, database
+                                                  ORDER BY started_at DESC, id DESC) AS rank
+                   FROM runs r)
+             WHERE rank = 1",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CatalogError::query("find the last run of each database"))?;
+
+        for row in &rows {
+            let row = RowReader::new(row, "runs", "id")?;
+            let status: String = row.get("status")?;
+            let last_run = LastRun {
+                id: row.id(),
+                backup_type: row.backup_type("backup_type")?,
+                status: status
+                    .parse()
+                    .map_err(|()| row.invalid("status", status.clone(), "not a run status"))?,
+                phase: row.get("phase")?,
+                error: row.get("error")?,
+                started_at: row.utc("started_at")?,
+                finished_at: row.optional_utc("finished_at")?,
+            };
+            entry(databases, row.get("instance")?, row.get("database")?).last_run = Some(last_run);
+        }
+        Ok(())
+    }
+
+    async fn add_last_backups(
+        &self,
+        databases: &mut BTreeMap<DatabaseKey, DatabaseOverview>,
+    ) -> Result<(), CatalogError> {
+        let rows = sqlx::query(
+            "SELECT id, instance, database, backup_type, finished_at, size_bytes
+             FROM (SELECT b.*, ROW_NUMBER() OVER (PARTITION BY instance, database, backup_type
+                                                  ORDER BY finished_at DESC, id DESC) AS rank
+                   FROM backups b)
+             WHERE rank = 1",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CatalogError::query(
+            "find the newest backups of each database",
+        ))?;
+
+        for row in &rows {
+            let row = RowReader::new(row, "backups", "id")?;
+            let last = LastBackup {
+                id: row.id(),
+                finished_at: row.utc("finished_at")?,
+                size_bytes: row.unsigned("size_bytes")?,
+            };
+            let entry = entry(databases, row.get("instance")?, row.get("database")?);
+            match row.backup_type("backup_type")? {
+                BackupType::Full => entry.last_full = Some(last),
+                BackupType::Diff => entry.last_diff = Some(last),
+                BackupType::Log => entry.last_log = Some(last),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn entry(
+    databases: &mut BTreeMap<DatabaseKey, DatabaseOverview>,
+    instance: String,
+    database: String,
+) -> &mut DatabaseOverview {
+    databases
+        .entry((instance.clone(), database.clone()))
+        .or_insert_with(|| DatabaseOverview {
+            instance,
+            database,
+            recovery_model: None,
+            state: None,
+            last_full: None,
+            last_diff: None,
+            last_log: None,
+            last_run: None,
+        })
+}

@@ -1,0 +1,455 @@
+//! Runs: one attempt to back up one database with one backup type, from start to outcome.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+use sqlx::sqlite::SqliteRow;
+use sqlx::SqliteConnection;
+use time::OffsetDateTime;
+
+use super::backups::insert_backup;
+use super::decode::RowReader;
+use super::timestamp::format_utc;
+use super::{to_sql_integer, Catalog, CatalogError};
+use crate::backup::{BackupRecord, BackupType};
+
+/// The phase a run records when it starts, before the job reports its first phase.
+pub const START_PHASE: &str = "start";
+
+/// A run the job pipeline is about to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRun {
+    pub instance: String,
+    pub database: String,
+    /// The type requested. When the job changes course (a LOG becomes a FULL because no
+    /// base exists) the run keeps this type, the backup row has the type taken and a
+    /// run note records why.
+    pub backup_type: BackupType,
+    /// Origin of the run: `schedule`, `manual` or `demo`.
+    pub trigger: String,
+    pub started_at: OffsetDateTime,
+    /// Host name and process id of the bakfleet process running the job.
+    pub host: String,
+    pub pid: u32,
+}
+
+/// Figures of a run that produced a backup.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunStats {
+    pub finished_at: OffsetDateTime,
+    pub duration_ms: u64,
+    /// Bytes fetched into the store.
+    pub bytes: u64,
+    /// Bytes per second over the whole run.
+    pub throughput_bps: f64,
+}
+
+/// Outcome of a run; `Running` until the job records one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+    /// The process running it ended before it recorded an outcome.
+    Interrupted,
+}
+
+impl RunStatus {
+    /// The name stored in `runs.status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Skipped => "skipped",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RunStatus {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "running" => Ok(RunStatus::Running),
+            "succeeded" => Ok(RunStatus::Succeeded),
+            "failed" => Ok(RunStatus::Failed),
+            "skipped" => Ok(RunStatus::Skipped),
+            "interrupted" => Ok(RunStatus::Interrupted),
+            _ => Err(()),
+        }
+    }
+}
+
+/// A run as the catalogue stores it, with the id of the backup it produced.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub instance: String,
+    pub database: String,
+    pub backup_type: BackupType,
+    pub trigger: String,
+    pub status: RunStatus,
+    /// The last phase reached: `start`, then the phases the job reports.
+    pub phase: String,
+    pub error: Option<String>,
+    /// Changes of course, one per line.
+    pub note: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+    pub duration_ms: Option<u64>,
+    pub bytes: Option<u64>,
+    pub throughput_bps: Option<f64>,
+    pub host: String,
+    pub pid: u32,
+    pub backup_id: Option<i64>,
+}
+
+/// Columns of [`RunRow`], with the backup the run produced. Queries splice in this
+/// constant with `format!`, never a value: values are bound.
+const RUN_COLUMNS: &str = "r.id, r.instance, r.database, r.backup_type, r.trigger, r.status,
+    r.phase, r.error, r.note, r.started_at, r.finished_at, r.duration_ms, r.bytes,
+    r.throughput_bps, r.host, r.pid,
+    (SELECT MAX(b.id) FROM backups b WHERE b.run_id = r.id) AS backup_id";
+
+impl Catalog {
+    /// Records a new run with status `running` and phase [`START_PHASE`], and returns
+    /// its id.
+    pub async fn start_run(&self, run: &NewRun) -> Result<i64, CatalogError> {
+        let result = sqlx::query(
+            "INSERT INTO runs (instance, database, backup_type, trigger, status, phase,
+                               started_at, host, pid)
+             VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+        )
+        .bind(&run.instance)
+        .bind(&run.database)
+        .bind(run.backup_type.as_str())
+        .bind(&run.trigger)
+        .bind(START_PHASE)
+        .bind(format_utc(run.started_at))
+        .bind(&run.host)
+        .bind(i64::from(run.pid))
+        .execute(&self.pool)
+        .await
+        .map_err(CatalogError::query(format!(
+            "start a {} run of database {:?} on instance {}",
+            run.backup_type, run.database, run.instance
+        )))?;
+        Ok(result.last_insert_rowid())
+    }
+
+    /// Records the phase a running run has reached.
+    ///
+    /// # Errors
+    /// [`CatalogError::RunNotFound`], or [`CatalogError::RunFinished`] when the run
+    /// already has an outcome.
+    pub async fn set_run_phase(&self, run_id: i64, phase: &str) -> Result<(), CatalogError> {
+        let result = sqlx::query("UPDATE runs SET phase = ? WHERE id = ? AND status = 'running'")
+            .bind(phase)
+            .bind(run_id)
+            .execute(&self.pool)
+            .await
+            .map_err(CatalogError::query(format!(
+                "set phase {phase} of run {run_id}"
+            )))?;
+        if result.rows_affected() == 0 {
+            return Err(explain_unchanged_run(&self.pool, run_id).await);
+        }
+        Ok(())
+    }
+
+    /// Appends a line to a run's notes. Works on finished runs too, so that a failed
+    /// clean-up after a successful backup can be recorded.
+    pub async fn add_run_note(&self, run_id: i64, note: &str) -> Result<(), CatalogError> {
+        let result = sqlx::query(
+            "UPDATE runs
+             SET note = CASE WHEN note IS NULL THEN ? ELSE note || char(10) || ? END
+             WHERE id = ?",
+        )
+        .bind(note)
+        .bind(note)
+        .bind(run_id)
+        .execute(&self.pool)
+        .await
+        .map_err(CatalogError::query(format!("add a note to run {run_id}")))?;
+        if result.rows_affected() == 0 {
+            return Err(CatalogError::RunNotFound { run_id });
+        }
+        Ok(())
+    }
+
+    /// Marks a running run failed in `phase` with `error`, finishing it now.
+    pub async fn fail_run(
+        &self,
+        run_id: i64,
+        phase: &str,
+        error: &str,
+    ) -> Result<(), CatalogError> {
+        let now = format_utc(OffsetDateTime::now_utc());
+        let result = sqlx::query(
+            "UPDATE runs
+             SET status = 'failed', phase = ?, error = ?, finished_at = ?,
+                 duration_ms = CAST(ROUND((julianday(?) - julianday(started_at)) * 86400000.0)
+                                    AS INTEGER)
+             WHERE id = ? AND status = 'running'",
+        )
+        .bind(phase)
+        .bind(error)
+        .bind(&now)
+        .bind(&now)
+        .bind(run_id)
+        .execute(&self.pool)
+        .await
+        .map_err(CatalogError::query(format!("mark run {run_id} failed")))?;
+        if result.rows_affected() == 0 {
+            return Err(explain_unchanged_run(&self.pool, run_id).await);
+        }
+        Ok(())
+    }
+
+    /// Marks a running run skipped, finishing it now; `reason` becomes a note line.
+    pub async fn skip_run(&self, run_id: i64, reason: &str) -> Result<(), CatalogError> {
+        let now = format_utc(OffsetDateTime::now_utc());
+        let result = sqlx::query(
+            "UPDATE runs
+             SET status = 'skipped', finished_at = ?,
+                 duration_ms = CAST(ROUND((julianday(?) - julianday(started_at)) * 86400000.0)
+                                    AS INTEGER),
+                 note = CASE WHEN note IS NULL THEN ? ELSE note || char(10) || ? END
+             WHERE id = ? AND status = 'running'",
+        )
+        .bind(&now)
+        .bind(&now)
+        .bind(reason)
+        .bind(reason)
+        .bind(run_id)
+        .execute(&self.pool)
+        .await
+        .map_err(CatalogError::query(format!("mark run {run_id} skipped")))?;
+        if result.rows_affected() == 0 {
+            return Err(explain_unchanged_run(&self.pool, run_id).await);
+        }
+        Ok(())
+    }
+
+    /// Inserts the backup row (status verified) and marks the run succeeded with its
+    /// stats, in one transaction, and returns the backup's id.
+    ///
+    /// When any step fails, neither change is stored and the run stays as it was.
+    ///
+    /// # Errors
+    /// [`CatalogError::RunNotFound`], [`CatalogError::RunFinished`],
+    /// [`CatalogError::RunMismatch`] when the backup is of another instance or database,
+    /// and a query error when the insert fails (a `store_path` already catalogued).
+    pub async fn complete_run(
+        &self,
+        run_id: i64,
+        backup: &BackupRecord,
+        stats: &RunStats,
+    ) -> Result<i64, CatalogError> {
+        let duration_ms = to_sql_integer("run duration_ms", stats.duration_ms)?;
+        let bytes = to_sql_integer("run bytes", stats.bytes)?;
+
+        // IMMEDIATE takes the write lock at once: a deferred transaction that reads first
+        // can fail with SQLITE_BUSY when it later writes in WAL mode, whatever the timeout.
+        let mut transaction =
+            self.pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(CatalogError::query(format!(
+                    "begin completing run {run_id}"
+                )))?;
+
+        check_run_owns_backup(&mut transaction, run_id, backup).await?;
+        sqlx::query(
+            "UPDATE runs
+             SET status = 'succeeded', finished_at = ?, duration_ms = ?, bytes = ?,
+                 throughput_bps = ?
+             WHERE id = ?",
+        )
+        .bind(format_utc(stats.finished_at))
+        .bind(duration_ms)
+        .bind(bytes)
+        .bind(stats.throughput_bps)
+        .bind(run_id)
+        .execute(&mut *transaction)
+        .await
+        .map_err(CatalogError::query(format!("mark run {run_id} succeeded")))?;
+        let backup_id = insert_backup(&mut transaction, run_id, backup).await?;
+
+        transaction
+            .commit()
+            .await
+            .map_err(CatalogError::query(format!(
+                "commit the outcome of run {run_id}"
+            )))?;
+        Ok(backup_id)
+    }
+
+    /// Marks `interrupted` every running run whose process no longer holds a live lease
+    /// on its database at `now`, and returns how many it marked.
+    ///
+    /// A job holds its database's lease for as long as it runs, so a running run without
+    /// one belongs to a process that ended (or lost its lease) before recording an outcome.
+    pub async fn interrupt_orphaned_runs(&self, now: OffsetDateTime) -> Result<u64, CatalogError> {
+        let now = format_utc(now);
+        let result = sqlx::query(
+            "UPDATE runs
+             SET status = 'interrupted', finished_at = ?,
+                 error = 'the bakfleet process ended or lost its lease before the run finished'
+             WHERE status = 'running'
+               AND NOT EXISTS (
+                   SELECT 1 FROM job_leases l
+                   WHERE l.instance = runs.instance AND l.database = runs.database
+                     AND l.holder_host = runs.host AND l.holder_pid = runs.pid
+                     AND l.expires_at > ?)",
+        )
+        .bind(&now)
+        .bind(&now)
+        .execute(&self.pool)
+        .await
+        .map_err(CatalogError::query("mark orphaned runs interrupted"))?;
+        Ok(result.rows_affected())
+    }
+
+    /// Lists the newest runs of every database, newest first.
+    pub async fn recent_runs(&self, limit: i64) -> Result<Vec<RunRow>, CatalogError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RUN_COLUMNS} FROM runs r ORDER BY r.started_at DESC, r.id DESC LIMIT ?"
+        )))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CatalogError::query("list recent runs"))?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// Lists the newest runs of one database, newest first.
+    pub async fn runs_of_database(
+        &self,
+        instance: &str,
+        database: &str,
+        limit: i64,
+    ) -> Result<Vec<RunRow>, CatalogError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RUN_COLUMNS} FROM runs r
+             WHERE r.instance = ? AND r.database = ?
+             ORDER BY r.started_at DESC, r.id DESC LIMIT ?"
+        )))
+        .bind(instance)
+        .bind(database)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CatalogError::query(format!(
+            "list runs of database {database:?} on instance {instance}"
+        )))?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// Returns one run, or `None` when no run has that id.
+    pub async fn run(&self, id: i64) -> Result<Option<RunRow>, CatalogError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RUN_COLUMNS} FROM runs r WHERE r.id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(CatalogError::query(format!("read run {id}")))?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+}
+
+/// Checks that run `run_id` is running and backs up the backup's instance and database.
+async fn check_run_owns_backup(
+    connection: &mut SqliteConnection,
+    run_id: i64,
+    backup: &BackupRecord,
+) -> Result<(), CatalogError> {
+    let row: Option<(String, String, String)> =
+        sqlx::query_as("SELECT instance, database, status FROM runs WHERE id = ?")
+            .bind(run_id)
+            .fetch_optional(&mut *connection)
+            .await
+            .map_err(CatalogError::query(format!("read run {run_id}")))?;
+    let Some((run_instance, run_database, status)) = row else {
+        return Err(CatalogError::RunNotFound { run_id });
+    };
+
+    if status != RunStatus::Running.as_str() {
+        return Err(CatalogError::RunFinished { run_id, status });
+    }
+    if run_instance != backup.instance || run_database != backup.database {
+        return Err(CatalogError::RunMismatch {
+            run_id,
+            instance: backup.instance.clone(),
+            database: backup.database.clone(),
+            run_instance,
+            run_database,
+        });
+    }
+    Ok(())
+}
+
+/// Explains why an update that requires a running run changed no row.
+async fn explain_unchanged_run<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    run_id: i64,
+) -> CatalogError {
+    let status: Result<Option<(String,)>, _> =
+        sqlx::query_as("SELECT status FROM runs WHERE id = ?")
+            .bind(run_id)
+            .fetch_optional(executor)
+            .await;
+    match status {
+        Ok(Some((status,))) => CatalogError::RunFinished { run_id, status },
+        Ok(None) => CatalogError::RunNotFound { run_id },
+        Err(source) => CatalogError::Query {
+            action: format!("read the status of run {run_id}"),
+            source,
+        },
+    }
+}
+
+fn run_from_row(row: &SqliteRow) -> Result<RunRow, CatalogError> {
+    let row = RowReader::new(row, "runs", "id")?;
+    let status: String = row.get("status")?;
+    let status = status
+        .parse()
+        .map_err(|()| row.invalid("status", status.clone(), "not a run status"))?;
+    let pid: i64 = row.get("pid")?;
+    let pid =
+        u32::try_from(pid).map_err(|_| row.invalid("pid", pid.to_string(), "not a process id"))?;
+
+    Ok(RunRow {
+        id: row.id(),
+        instance: row.get("instance")?,
+        database: row.get("database")?,
+        backup_type: row.backup_type("backup_type")?,
+        trigger: row.get("trigger")?,
+        status,
+        phase: row.get("phase")?,
+        error: row.get("error")?,
+        note: row.get("note")?,
+        started_at: row.utc("started_at")?,
+        finished_at: row.optional_utc("finished_at")?,
+        duration_ms: row.optional_unsigned("duration_ms")?,
+        bytes: row.optional_unsigned("bytes")?,
+        throughput_bps: row.get("throughput_bps")?,
+        host: row.get("host")?,
+        pid,
+        backup_id: row.get("backup_id")?,
+    })
+}

@@ -1,0 +1,335 @@
+//! One `[[instance]]`: how to reach and log in to a SQL Server instance, what to back
+//! up, and where it stages its files.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::databases::DatabaseSelection;
+use super::error::Diagnostics;
+use super::raw::{RawAuth, RawCredential, RawDefaults, RawInstance, RawTls};
+use super::schedules::Schedules;
+use super::secrets::{password_ref, SecretRef};
+use super::service::{Defaults, Retention};
+use super::staging::Staging;
+use super::value;
+
+/// A SQL Server instance with `[defaults]` applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// Unique name matching `[A-Za-z0-9][A-Za-z0-9_.-]*`; used in store paths and the UI.
+    pub name: String,
+    pub host: String,
+    /// TCP port; default 1433.
+    pub port: u16,
+    pub auth: Auth,
+    pub tls: Tls,
+    pub databases: DatabaseSelection,
+    pub staging: Staging,
+    pub schedule: Schedules,
+    pub compression: bool,
+    pub checksum: bool,
+    pub retention: Retention,
+    pub connect_timeout: Duration,
+    pub transfer_timeout: Duration,
+}
+
+/// The login method and login of an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// A SQL Server login (`kind = "sql"`).
+    Sql { user: String, password: SecretRef },
+}
+
+/// The TDS encryption mode, named as in the `Encrypt` connection-string keyword
+/// ("Connection encryption" in the SQL Server client documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encrypt {
+    /// TDS 8: TLS before any TDS traffic.
+    Strict,
+    /// TLS for the whole connection after the pre-login exchange; the default.
+    Required,
+    /// TLS for the login packet only.
+    Off,
+    /// No TLS at all, not even for the login packet.
+    NotSupported,
+}
+
+impl Encrypt {
+    /// Returns the value as written in fleet.toml.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encrypt::Strict => "strict",
+            Encrypt::Required => "required",
+            Encrypt::Off => "off",
+            Encrypt::NotSupported => "not_supported",
+        }
+    }
+}
+
+/// TLS settings of an instance connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    pub encrypt: Encrypt,
+    /// CA certificate (PEM) that the server certificate must chain to; the system roots
+    /// when unset.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any server certificate. Only true when set explicitly, and `Fleet::warnings`
+    /// reports it.
+    pub trust_server_certificate: bool,
+}
+
+impl Default for Tls {
+    fn default() -> Self {
+        Tls {
+            encrypt: Encrypt::Required,
+            ca_file: None,
+            trust_server_certificate: false,
+        }
+    }
+}
+
+/// A login for SMB shares (`[credentials.NAME]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub user: String,
+    /// Windows domain of the user, if any.
+    pub domain: Option<String>,
+    pub password: SecretRef,
+}
+
+impl Credential {
+    /// Reads `[credentials.NAME]`.
+    pub(crate) fn from_raw(
+        name: &str,
+        raw: &Spanned<RawCredential>,
+        has_secrets_file: bool,
+        diagnostics: &mut Diagnostics,
+    ) -> Option<Credential> {
+        let prefix = format!("credentials.{name}.");
+        let table = raw.get_ref();
+        let user = value::text(diagnostics, &format!("{prefix}user"), &table.user);
+        let domain = match &table.domain {
+            Some(domain) => Some(value::text(
+                diagnostics,
+                &format!("{prefix}domain"),
+                domain,
+            )?),
+            None => None,
+        };
+        let password = password_ref(
+            diagnostics,
+            &prefix,
+            raw.span().start,
+            (table.password_env.as_ref(), table.password_secret.as_ref()),
+            has_secrets_file,
+        );
+        Some(Credential {
+            user: user?,
+            domain,
+            password: password?,
+        })
+    }
+}
+
+/// Returns whether `name` is a valid instance name: an ASCII letter or digit, then letters,
+/// digits, `_`, `.` or `-`. The name becomes a directory in the store, so it must be
+/// safe as a path component on every platform.
+pub fn is_valid_instance_name(name: &str) -> bool {
+    let mut characters = name.chars();
+    let Some(first) = characters.next() else {
+        return false;
+    };
+    first.is_ascii_alphanumeric()
+        && characters.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// The parts of the file that an instance refers to while it is read.
+pub(crate) struct InstanceContext<'a> {
+    pub base_dir: &'a Path,
+    pub defaults: &'a Defaults,
+    pub credential_exists: &'a dyn Fn(&str) -> bool,
+    /// Whether `service.secrets_file` is set, which `password_secret` needs.
+    pub has_secrets_file: bool,
+}
+
+impl Instance {
+    /// Reads one `[[instance]]` with defaults applied; `None` after reporting problems.
+    pub(crate) fn from_raw(
+        raw: RawInstance,
+        context: &InstanceContext<'_>,
+        diagnostics: &mut Diagnostics,
+    ) -> Option<Instance> {
+        let name = instance_name(&raw.name, diagnostics);
+        let host = host(&raw.host, diagnostics);
+        let port = match &raw.port {
+            Some(port) => value::port(diagnostics, "port", port),
+            None => Some(1433),
+        };
+        let auth = auth(&raw.auth, context.has_secrets_file, diagnostics);
+        let tls = tls(raw.tls.as_ref(), context.base_dir, diagnostics);
+        let databases = DatabaseSelection::from_raw(raw.databases.as_ref(), diagnostics);
+        let staging = Staging::from_raw(
+            &raw.staging,
+            context.base_dir,
+            context.credential_exists,
+            diagnostics,
+        );
+        let overrides = RawDefaults {
+            schedule: raw.schedule,
+            compression: raw.compression,
+            checksum: raw.checksum,
+            retention: raw.retention,
+            connect_timeout_secs: raw.connect_timeout_secs,
+            transfer_timeout_secs: raw.transfer_timeout_secs,
+        };
+        let settings = context.defaults.overridden(&overrides, diagnostics, "");
+        Some(Instance {
+            name: name?,
+            host: host?,
+            port: port?,
+            auth: auth?,
+            tls: tls?,
+            databases,
+            staging: staging?,
+            schedule: settings.schedule,
+            compression: settings.compression,
+            checksum: settings.checksum,
+            retention: settings.retention,
+            connect_timeout: settings.connect_timeout,
+            transfer_timeout: settings.transfer_timeout,
+        })
+    }
+}
+
+fn instance_name(value: &Spanned<String>, diagnostics: &mut Diagnostics) -> Option<String> {
+    let name = value.get_ref();
+    if !is_valid_instance_name(name) {
+        let message = format!("invalid instance name {name:?}");
+        let hint = "start with a letter or digit and use only letters, digits, _, . and -";
+        diagnostics.report(value.span().start, "name", message, hint);
+        return None;
+    }
+    Some(name.clone())
+}
+
+fn host(value: &Spanned<String>, diagnostics: &mut Diagnostics) -> Option<String> {
+    let host = value::text(diagnostics, "host", value)?;
+    if host.contains('\\') {
+        let message = format!("host {host:?} contains a named instance");
+        let hint = "write only the host name and set port to the instance's TCP port, \
+                    because bakfleet does not query the SQL Server Browser service";
+        diagnostics.report(value.span().start, "host", message, hint);
+        return None;
+    }
+    let ipv6 = host.parse::<std::net::Ipv6Addr>().is_ok();
+    if host.contains(char::is_whitespace) || host.contains(':') && !ipv6 {
+        let message = format!("invalid host {host:?}");
+        let hint = "write a host name or IP address, and the port in `port`";
+        diagnostics.report(value.span().start, "host", message, hint);
+        return None;
+    }
+    Some(host)
+}
+
+fn auth(
+    raw: &Spanned<RawAuth>,
+    has_secrets_file: bool,
+    diagnostics: &mut Diagnostics,
+) -> Option<Auth> {
+    let table = raw.get_ref();
+    let kind = table.kind.get_ref();
+    if kind != "sql" {
+        let message = format!("unsupported auth kind {kind:?}");
+        let hint = "use kind = \"sql\" with a SQL Server login; Windows logins are not \
+                    supported yet";
+        diagnostics.report(table.kind.span().start, "auth.kind", message, hint);
+        return None;
+    }
+    let user = match &table.user {
+        Some(user) => value::text(diagnostics, "auth.user", user),
+        None => {
+            let message = "SQL login has no user".to_string();
+            let hint = "add user = \"LOGIN\"";
+            diagnostics.report(raw.span().start, "auth.user", message, hint);
+            None
+        }
+    };
+    let password = password_ref(
+        diagnostics,
+        "auth.",
+        raw.span().start,
+        (table.password_env.as_ref(), table.password_secret.as_ref()),
+        has_secrets_file,
+    );
+    Some(Auth::Sql {
+        user: user?,
+        password: password?,
+    })
+}
+
+fn tls(raw: Option<&RawTls>, base_dir: &Path, diagnostics: &mut Diagnostics) -> Option<Tls> {
+    let mut tls = Tls::default();
+    let Some(raw) = raw else {
+        return Some(tls);
+    };
+    let mut valid = true;
+    if let Some(encrypt) = &raw.encrypt {
+        match parse_encrypt(encrypt.get_ref()) {
+            Some(mode) => tls.encrypt = mode,
+            None => {
+                let message = format!("invalid encrypt mode {:?}", encrypt.get_ref());
+                let hint = "use strict, required, off or not_supported";
+                diagnostics.report(encrypt.span().start, "tls.encrypt", message, hint);
+                valid = false;
+            }
+        }
+    }
+    if let Some(ca_file) = &raw.ca_file {
+        // TODO: check that ca_file, key_file and known_hosts exist and are readable.
+        tls.ca_file = value::local_path(diagnostics, "tls.ca_file", ca_file, base_dir);
+        valid &= tls.ca_file.is_some();
+    }
+    if let Some(trust) = &raw.trust_server_certificate {
+        tls.trust_server_certificate = *trust.get_ref();
+        if tls.trust_server_certificate && tls.ca_file.is_some() {
+            let message = "trust_server_certificate = true conflicts with ca_file".to_string();
+            let hint = "remove one: ca_file checks the certificate against that CA, \
+                        trust_server_certificate accepts any certificate";
+            diagnostics.report(
+                trust.span().start,
+                "tls.trust_server_certificate",
+                message,
+                hint,
+            );
+            valid = false;
+        }
+    }
+    valid.then_some(tls)
+}
+
+fn parse_encrypt(text: &str) -> Option<Encrypt> {
+    match text {
+        "strict" => Some(Encrypt::Strict),
+        "required" => Some(Encrypt::Required),
+        "off" => Some(Encrypt::Off),
+        "not_supported" => Some(Encrypt::NotSupported),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_name_rules() {
+        for valid in ["sales-prod", "a", "9x", "db01.corp_b"] {
+            assert!(is_valid_instance_name(valid), "{valid}");
+        }
+        for invalid in ["", "-a", ".a", "_a", "a b", "a/b", "sälj"] {
+            assert!(!is_valid_instance_name(invalid), "{invalid}");
+        }
+    }
+}

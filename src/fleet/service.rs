@@ -1,0 +1,223 @@
+//! `[service]` (where bakfleet keeps its data and listens) and `[defaults]` (what
+//! instances inherit).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::error::Diagnostics;
+use super::raw::{RawDefaults, RawRetention, RawService};
+use super::schedules::Schedules;
+use super::value;
+
+/// Settings of the bakfleet process itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// Root of the central backup store; default `bakfleet-data/store` beside fleet.toml.
+    pub store_dir: PathBuf,
+    /// SQLite catalogue file; default `bakfleet-data/catalog.db` beside fleet.toml.
+    pub catalog: PathBuf,
+    /// Address of the admin site; default 127.0.0.1:8080. Only loopback addresses are
+    /// accepted because the site has no accounts yet.
+    pub listen: SocketAddr,
+    /// File of `name = "value"` lines that `password_secret` keys refer to.
+    pub secrets_file: Option<PathBuf>,
+    /// Lifetime of a job lease; a running job renews it at a third of this. Default 60 s.
+    pub lease: Duration,
+    /// Maximum number of backup jobs running at once; default 4.
+    pub max_parallel_jobs: usize,
+}
+
+impl Service {
+    /// Reads `[service]`, with relative paths joined to `base_dir`.
+    pub(crate) fn from_raw(
+        raw: Option<&RawService>,
+        base_dir: &Path,
+        diagnostics: &mut Diagnostics,
+    ) -> Service {
+        let mut service = Service {
+            store_dir: base_dir.join("bakfleet-data/store"),
+            catalog: base_dir.join("bakfleet-data/catalog.db"),
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            secrets_file: None,
+            lease: Duration::from_secs(60),
+            max_parallel_jobs: 4,
+        };
+        let Some(raw) = raw else {
+            return service;
+        };
+        if let Some(path) = &raw.store_dir {
+            let path = value::local_path(diagnostics, "service.store_dir", path, base_dir);
+            service.store_dir = path.unwrap_or(service.store_dir);
+        }
+        if let Some(path) = &raw.catalog {
+            let path = value::local_path(diagnostics, "service.catalog", path, base_dir);
+            service.catalog = path.unwrap_or(service.catalog);
+        }
+        if let Some(path) = &raw.secrets_file {
+            service.secrets_file =
+                value::local_path(diagnostics, "service.secrets_file", path, base_dir);
+        }
+        if let Some(listen) = &raw.listen {
+            service.listen = listen_address(diagnostics, listen).unwrap_or(service.listen);
+        }
+        if let Some(lease) = &raw.lease_seconds {
+            // Renewal at a third of the lease needs at least whole-second steps.
+            let lease = value::seconds(diagnostics, "service.lease_seconds", lease, 3);
+            service.lease = lease.unwrap_or(service.lease);
+        }
+        if let Some(jobs) = &raw.max_parallel_jobs {
+            let jobs = value::count(diagnostics, "service.max_parallel_jobs", jobs, 1);
+            let jobs = jobs.and_then(|jobs| usize::try_from(jobs).ok());
+            service.max_parallel_jobs = jobs.unwrap_or(service.max_parallel_jobs);
+        }
+        service
+    }
+}
+
+fn listen_address(
+    diagnostics: &mut Diagnostics,
+    value: &toml::Spanned<String>,
+) -> Option<SocketAddr> {
+    let key = "service.listen";
+    let offset = value.span().start;
+    let text = value.get_ref();
+    let Ok(address) = text.parse::<SocketAddr>() else {
+        let message = format!("invalid listen address {text:?}");
+        let hint = "write an IP address and port, e.g. \"127.0.0.1:8080\" or \"[::1]:8080\"";
+        diagnostics.report(offset, key, message, hint);
+        return None;
+    };
+    if !address.ip().is_loopback() {
+        let message = format!("listen address {address} is not a loopback address");
+        let hint = "use 127.0.0.1 or [::1]; the admin site has no accounts yet, so it \
+                    must not be reachable from other hosts (put a reverse proxy with \
+                    authentication in front of it if needed)";
+        diagnostics.report(offset, key, message, hint);
+        return None;
+    }
+    Some(address)
+}
+
+/// How long backups are kept. Parsed and checked now; the retention module enforces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Minimum age in days before a full backup (and the chain that depends on it) may
+    /// be deleted.
+    pub full_days: u32,
+    /// Minimum number of full backups kept per database, whatever their age.
+    pub keep_full: u32,
+}
+
+impl Retention {
+    /// Returns `base` with the keys that `raw` sets replaced; `key_prefix` is e.g.
+    /// `defaults.retention.`.
+    pub(crate) fn merge(
+        base: Retention,
+        raw: Option<&RawRetention>,
+        diagnostics: &mut Diagnostics,
+        key_prefix: &str,
+    ) -> Retention {
+        let Some(raw) = raw else {
+            return base;
+        };
+        let mut read = |name: &str, value: &Option<toml::Spanned<i64>>, fallback: u32| {
+            let Some(value) = value else {
+                return fallback;
+            };
+            let key = format!("{key_prefix}{name}");
+            let number = value::count(diagnostics, &key, value, 1);
+            number
+                .and_then(|number| u32::try_from(number).ok())
+                .unwrap_or(fallback)
+        };
+        Retention {
+            full_days: read("full_days", &raw.full_days, base.full_days),
+            keep_full: read("keep_full", &raw.keep_full, base.keep_full),
+        }
+    }
+}
+
+/// Values that every instance inherits unless it sets its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Defaults {
+    pub schedule: Schedules,
+    /// `WITH COMPRESSION` on BACKUP; default true.
+    pub compression: bool,
+    /// `WITH CHECKSUM` on BACKUP and RESTORE VERIFYONLY; default true.
+    pub checksum: bool,
+    /// Default 35 days and 4 full backups.
+    pub retention: Retention,
+    /// Time allowed for the TCP connect, TLS handshake and login; default 15 s.
+    pub connect_timeout: Duration,
+    /// A fetch fails when no bytes arrive for this long; default 120 s.
+    pub transfer_timeout: Duration,
+}
+
+impl Defaults {
+    /// Reads `[defaults]` over the built-in values.
+    pub(crate) fn from_raw(raw: Option<&RawDefaults>, diagnostics: &mut Diagnostics) -> Defaults {
+        let built_in = Defaults {
+            schedule: Schedules::built_in(),
+            compression: true,
+            checksum: true,
+            retention: Retention {
+                full_days: 35,
+                keep_full: 4,
+            },
+            connect_timeout: Duration::from_secs(15),
+            transfer_timeout: Duration::from_secs(120),
+        };
+        match raw {
+            None => built_in,
+            Some(raw) => built_in.overridden(raw, diagnostics, "defaults."),
+        }
+    }
+
+    /// Returns these values with the keys that `raw` sets replaced. Instances use this
+    /// with an empty `key_prefix`, `[defaults]` with `defaults.`.
+    pub(crate) fn overridden(
+        &self,
+        raw: &RawDefaults,
+        diagnostics: &mut Diagnostics,
+        key_prefix: &str,
+    ) -> Defaults {
+        let schedule_prefix = format!("{key_prefix}schedule.");
+        let retention_prefix = format!("{key_prefix}retention.");
+        let mut timeout = |name: &str, value: &Option<toml::Spanned<i64>>, fallback| {
+            let Some(value) = value else {
+                return fallback;
+            };
+            let key = format!("{key_prefix}{name}");
+            value::seconds(diagnostics, &key, value, 1).unwrap_or(fallback)
+        };
+        let connect_timeout = timeout(
+            "connect_timeout_secs",
+            &raw.connect_timeout_secs,
+            self.connect_timeout,
+        );
+        let transfer_timeout = timeout(
+            "transfer_timeout_secs",
+            &raw.transfer_timeout_secs,
+            self.transfer_timeout,
+        );
+        Defaults {
+            schedule: Schedules::merge(
+                &self.schedule,
+                raw.schedule.as_ref(),
+                diagnostics,
+                &schedule_prefix,
+            ),
+            compression: raw.compression.unwrap_or(self.compression),
+            checksum: raw.checksum.unwrap_or(self.checksum),
+            retention: Retention::merge(
+                self.retention,
+                raw.retention.as_ref(),
+                diagnostics,
+                &retention_prefix,
+            ),
+            connect_timeout,
+            transfer_timeout,
+        }
+    }
+}

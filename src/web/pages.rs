@@ -1,0 +1,226 @@
+//! Page handlers: each reads the catalogue and renders one template.
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::Value;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::error::WebError;
+use super::freshness::{classify, format_age, fresh_limits, Freshness};
+use super::templates::STYLESHEET;
+use super::Site;
+use crate::backup::BackupType;
+use crate::catalog::{DatabaseOverview, InstanceRow, LastBackup};
+
+/// Maximum rows on the run and backup listings. Older rows stay in the catalogue.
+// TODO: add paging so that older runs and backups can be browsed.
+const LIST_LIMIT: i64 = 200;
+
+/// One instance on the overview, with its databases.
+#[derive(Debug, Serialize)]
+struct InstanceView {
+    name: String,
+    /// Inventory facts; `None` for an instance known only from runs.
+    facts: Option<InstanceRow>,
+    databases: Vec<DatabaseView>,
+}
+
+/// One database on the overview or its own page, with a cell per backup type.
+#[derive(Debug, Serialize)]
+struct DatabaseView {
+    #[serde(flatten)]
+    overview: DatabaseOverview,
+    cells: Vec<BackupCell>,
+}
+
+/// The newest backup of one type, with its age and colour.
+#[derive(Debug, Serialize)]
+struct BackupCell {
+    backup_type: BackupType,
+    backup: Option<LastBackup>,
+    age: Option<String>,
+    freshness: Freshness,
+}
+
+pub(super) async fn overview(State(site): State<Site>) -> Result<Html<String>, WebError> {
+    let now = OffsetDateTime::now_utc();
+    let instances = site.state.catalog.instances().await?;
+    let databases = site.state.catalog.fleet_overview().await?;
+
+    let instances = group_by_instance(instances, databases, now);
+    site.render(
+        "overview.html",
+        minijinja::context! { instances, fresh_limits => fresh_limits() },
+    )
+}
+
+pub(super) async fn database(
+    State(site): State<Site>,
+    Path((instance, database)): Path<(String, String)>,
+) -> Result<Html<String>, WebError> {
+    let now = OffsetDateTime::now_utc();
+    let catalog = &site.state.catalog;
+    let overview = catalog
+        .fleet_overview()
+        .await?
+        .into_iter()
+        .find(|row| row.instance == instance && row.database == database)
+        .ok_or_else(|| {
+            WebError::NotFound(format!(
+                "No database {database:?} on instance {instance:?} is in the catalogue."
+            ))
+        })?;
+    let backups = catalog
+        .backups_of_database(&instance, &database, LIST_LIMIT)
+        .await?;
+    let runs = catalog
+        .runs_of_database(&instance, &database, LIST_LIMIT)
+        .await?;
+
+    site.render(
+        "database.html",
+        minijinja::context! {
+            database => database_view(overview, now),
+            backups,
+            runs,
+            list_limit => LIST_LIMIT,
+        },
+    )
+}
+
+pub(super) async fn backup(
+    State(site): State<Site>,
+    Path(id): Path<String>,
+) -> Result<Html<String>, WebError> {
+    let not_found = || WebError::NotFound(format!("No backup with id {id:?} is in the catalogue."));
+    let backup_id: i64 = id.parse().map_err(|_| not_found())?;
+    let backup = site
+        .state
+        .catalog
+        .backup(backup_id)
+        .await?
+        .ok_or_else(not_found)?;
+
+    site.render("backup.html", minijinja::context! { backup })
+}
+
+pub(super) async fn runs(State(site): State<Site>) -> Result<Html<String>, WebError> {
+    let runs = site.state.catalog.recent_runs(LIST_LIMIT).await?;
+    site.render(
+        "runs.html",
+        minijinja::context! { runs, list_limit => LIST_LIMIT },
+    )
+}
+
+pub(super) async fn run(
+    State(site): State<Site>,
+    Path(id): Path<String>,
+) -> Result<Html<String>, WebError> {
+    let not_found = || WebError::NotFound(format!("No run with id {id:?} is in the catalogue."));
+    let run_id: i64 = id.parse().map_err(|_| not_found())?;
+    let run = site
+        .state
+        .catalog
+        .run(run_id)
+        .await?
+        .ok_or_else(not_found)?;
+
+    site.render("run.html", minijinja::context! { run })
+}
+
+/// Returns 200 `ok` when the catalogue responds to a query, else 503.
+pub(super) async fn healthz(State(site): State<Site>) -> Response {
+    match site.state.catalog.ping().await {
+        Ok(()) => (StatusCode::OK, "ok").into_response(),
+        Err(error) => {
+            tracing::error!(error = %error, "health check failed: the catalogue does not respond");
+            (StatusCode::SERVICE_UNAVAILABLE, "catalogue unavailable").into_response()
+        }
+    }
+}
+
+pub(super) async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+pub(super) async fn not_found() -> WebError {
+    WebError::NotFound("No page exists at this address.".to_string())
+}
+
+impl Site {
+    /// Renders template `name` with `context` and the values every page shows.
+    fn render(&self, name: &str, context: Value) -> Result<Html<String>, WebError> {
+        let template = self.templates.get_template(name)?;
+        let page = template.render(minijinja::context! {
+            fleet_name => self.state.fleet_name,
+            started_at => rfc3339(self.state.started_at),
+            ..context
+        })?;
+        Ok(Html(page))
+    }
+}
+
+/// Puts each database under its instance, keeping instances without databases.
+fn group_by_instance(
+    instances: Vec<InstanceRow>,
+    databases: Vec<DatabaseOverview>,
+    now: OffsetDateTime,
+) -> Vec<InstanceView> {
+    let mut views: Vec<InstanceView> = instances
+        .into_iter()
+        .map(|facts| InstanceView {
+            name: facts.name.clone(),
+            facts: Some(facts),
+            databases: Vec::new(),
+        })
+        .collect();
+
+    for database in databases {
+        let position = views.iter().position(|view| view.name == database.instance);
+        let index = position.unwrap_or_else(|| {
+            views.push(InstanceView {
+                name: database.instance.clone(),
+                facts: None,
+                databases: Vec::new(),
+            });
+            views.len() - 1
+        });
+        views[index].databases.push(database_view(database, now));
+    }
+
+    views.sort_by(|left, right| left.name.cmp(&right.name));
+    views
+}
+
+fn database_view(overview: DatabaseOverview, now: OffsetDateTime) -> DatabaseView {
+    let cells = BackupType::ALL
+        .into_iter()
+        .map(|backup_type| {
+            let backup = match backup_type {
+                BackupType::Full => overview.last_full.clone(),
+                BackupType::Diff => overview.last_diff.clone(),
+                BackupType::Log => overview.last_log.clone(),
+            };
+            let finished_at = backup.as_ref().map(|backup| backup.finished_at);
+            BackupCell {
+                backup_type,
+                age: finished_at.map(|at| format_age(now - at)),
+                freshness: classify(backup_type, finished_at, now),
+                backup,
+            }
+        })
+        .collect();
+
+    DatabaseView { overview, cells }
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.to_string())
+}

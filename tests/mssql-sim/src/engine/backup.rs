@@ -1,0 +1,653 @@
+//! BACKUP DATABASE [WITH DIFFERENTIAL] and BACKUP LOG: the checks SQL Server makes, the
+//! backup file written with bakfile's writer, progress, faults, and the msdb rows.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bakfile::{
+    BackupSet, BackupType, BackupWriter, RecoveryModel as FileRecoveryModel, WriteOptions,
+};
+use uuid::Uuid;
+
+use super::batch::{Out, Outcome};
+use super::catalog::{BackupLsns, Database};
+use super::fault::Fault;
+use super::history::{BackupSetRecord, MediaFamilyRecord, MediaSetRecord};
+use super::messages::{self, Msg};
+use super::paths::{self, Device};
+use super::progress::{Progress, Throttle};
+use super::sql::ast::{Backup, BackupKind};
+use super::{ddl, Instance, Session};
+use crate::config::{DatabaseState, Edition, RecoveryModel};
+
+const PAGE: usize = 8192;
+/// Pages handed to the writer per call; progress and cancellation are checked between.
+const PAGES_PER_CHUNK: u64 = 8;
+
+/// Why a backup did not complete.
+enum Stop {
+    /// Errors to send before 3013.
+    Fail(Vec<Msg>),
+    /// Cancelled by the client or the connection is being dropped: send nothing more.
+    Stopped,
+}
+
+impl From<Msg> for Stop {
+    fn from(msg: Msg) -> Stop {
+        Stop::Fail(vec![msg])
+    }
+}
+
+/// Runs one BACKUP statement.
+pub fn run(instance: &Instance, session: &mut Session, request: &Backup, out: &mut Out) -> Outcome {
+    let statement = match request.kind {
+        BackupKind::Database => "BACKUP DATABASE",
+        BackupKind::Log => "BACKUP LOG",
+    };
+    match backup(instance, session, request, out) {
+        Ok(()) => Outcome::Done { row_count: None },
+        Err(Stop::Stopped) => Outcome::Stopped,
+        Err(Stop::Fail(errors)) => {
+            tracing::info!(instance = %instance.name(), database = %request.database, error = ?errors.first().map(|msg| msg.number), "backup failed");
+            for error in errors {
+                out.error(error);
+            }
+            out.error(messages::terminating(statement));
+            Outcome::Failed
+        }
+    }
+}
+
+/// Everything decided before writing starts.
+struct Plan {
+    set: BackupSet,
+    lsns: BackupLsns,
+    device_name: String,
+    device: Device,
+    data_pages: u64,
+    log_pages: u64,
+    data_file: String,
+    log_file: String,
+}
+
+fn backup(
+    instance: &Instance,
+    session: &mut Session,
+    request: &Backup,
+    out: &mut Out,
+) -> Result<(), Stop> {
+    check_request(instance, session, request)?;
+    let (device_name, device) = resolve_device(instance, &request.devices[0]);
+    let file = open_device(&device, &device_name)?;
+    let plan = plan(instance, session, request, device_name, device)?;
+    let started = Instant::now();
+    let written = write(instance, session, request, &plan, file, out);
+    let (set, file_len) = match written {
+        Ok(result) => result,
+        Err(stop) => {
+            remove_partial(&plan.device);
+            return Err(stop);
+        }
+    };
+    corrupt_if_armed(instance, &plan);
+    record(instance, request, &plan, &set, file_len);
+    report(request, &plan, started, out);
+    tracing::info!(
+        instance = %instance.name(),
+        database = %set.database_name,
+        backup_type = ?set.backup_type,
+        bytes = file_len,
+        first_lsn = %set.first_lsn.to_numeric(),
+        last_lsn = %set.last_lsn.to_numeric(),
+        "backup written"
+    );
+    Ok(())
+}
+
+// ---- checks ----
+
+/// Runs the checks SQL Server makes before it opens the device, in its order.
+fn check_request(instance: &Instance, session: &Session, request: &Backup) -> Result<(), Stop> {
+    if session.transaction_depth > 0 {
+        return Err(messages::within_transaction().into());
+    }
+    if request.devices.len() > 1 {
+        // TODO: striped backups to several devices are not modelled.
+        return Err(Msg {
+            number: 3015,
+            state: 1,
+            class: 16,
+            text: "BACKUP to several devices is not yet implemented.".into(),
+        }
+        .into());
+    }
+    let state = instance.lock();
+    // NOTE: state 11 for an unknown database in BACKUP is a guess; no doc page gives it.
+    let database = state
+        .database(&request.database)
+        .ok_or_else(|| messages::database_not_found(&request.database, 11))?;
+    check_database(database, request)?;
+    let compress = request.options.compression == Some(true);
+    if compress && instance.info.edition == Edition::Express {
+        return Err(messages::compression_unsupported(instance.info.edition_text()).into());
+    }
+    Ok(())
+}
+
+fn check_database(database: &Database, request: &Backup) -> Result<(), Msg> {
+    let name = &database.name;
+    if name.eq_ignore_ascii_case("tempdb") {
+        return Err(messages::tempdb_backup());
+    }
+    if database.source_database_id.is_some() {
+        return Err(messages::snapshot_backup());
+    }
+    if database.state == DatabaseState::Emergency {
+        return Err(messages::emergency_backup());
+    }
+    if let Some(error) = ddl::open_error(name, database.state) {
+        return Err(error);
+    }
+    let differential = request.kind == BackupKind::Database && request.options.differential;
+    let log = request.kind == BackupKind::Log;
+    if name.eq_ignore_ascii_case("master") && (differential || log) {
+        return Err(messages::master_full_only());
+    }
+    if log && database.recovery_model == RecoveryModel::Simple {
+        return Err(messages::log_under_simple());
+    }
+    if differential && database.base.is_none() {
+        return Err(messages::no_differential_base(name));
+    }
+    if log && database.log.chain_start.is_none() {
+        return Err(messages::log_without_full());
+    }
+    Ok(())
+}
+
+fn resolve_device(instance: &Instance, server_path: &str) -> (String, Device) {
+    let info = &instance.info;
+    let default_directory = info.default_backup_directory();
+    let name = paths::full_path(server_path, info.platform, &default_directory);
+    let device = paths::resolve(
+        server_path,
+        info.platform,
+        &instance.config.path_maps,
+        &default_directory,
+    );
+    (name, device)
+}
+
+/// Creates the backup file. SQL Server reports a missing directory as operating system
+/// error 3 and a path it may not write (or a directory) as error 5 (error 3201).
+fn open_device(device: &Device, name: &str) -> Result<Option<File>, Stop> {
+    let path = match device {
+        Device::Null => return Ok(None),
+        Device::Unreachable => {
+            return Err(messages::cannot_open_device(name, messages::OS_PATH_NOT_FOUND).into())
+        }
+        Device::File(path) => path,
+    };
+    if !path.parent().is_some_and(Path::is_dir) {
+        return Err(messages::cannot_open_device(name, messages::OS_PATH_NOT_FOUND).into());
+    }
+    if path.is_dir() {
+        return Err(messages::cannot_open_device(name, messages::OS_ACCESS_DENIED).into());
+    }
+    // TODO: SQL Server appends to an existing file under NOINIT. bakfile's writer
+    // always starts a new media, so every backup here overwrites the file as INIT does.
+    File::create(path).map(Some).map_err(|error| {
+        let os_error = match error.kind() {
+            io::ErrorKind::NotFound => messages::OS_PATH_NOT_FOUND,
+            _ => messages::OS_ACCESS_DENIED,
+        };
+        messages::cannot_open_device(name, os_error).into()
+    })
+}
+
+// ---- plan ----
+
+fn plan(
+    instance: &Instance,
+    session: &Session,
+    request: &Backup,
+    device_name: String,
+    device: Device,
+) -> Result<Plan, Stop> {
+    let info = &instance.info;
+    let now = instance.now();
+    let mut state = instance.lock();
+    let database = state
+        .database_mut(&request.database)
+        .ok_or_else(|| messages::database_not_found(&request.database, 11))?;
+    database.simulate_activity();
+    let differential = request.kind == BackupKind::Database && request.options.differential;
+    let (backup_type, lsns, data_pages, log_pages) = match request.kind {
+        BackupKind::Log => {
+            let lsns = database
+                .log_backup_lsns()
+                .ok_or_else(messages::log_without_full)?;
+            let pages = database.log.pending_bytes.div_ceil(PAGE as u64).max(1);
+            (BackupType::Log, lsns, 0, pages)
+        }
+        BackupKind::Database if differential => {
+            let lsns = database.data_backup_lsns();
+            (
+                BackupType::Differential,
+                lsns,
+                database.changed_pages + 8,
+                2,
+            )
+        }
+        BackupKind::Database => (
+            BackupType::Database,
+            database.data_backup_lsns(),
+            database.pages(),
+            2,
+        ),
+    };
+    let compressed = request.options.compression == Some(true);
+    // NOTE: unverified assumption that COMPRESSION implies CHECKSUM unless NO_CHECKSUM
+    // is given. NO_CHECKSUM is the documented default without compression.
+    let has_checksums = request.options.checksum.unwrap_or(compressed);
+    let (data_file, log_file) = logical_files(&database.name);
+    let set = BackupSet {
+        backup_type,
+        position: 1,
+        database_name: database.name.clone(),
+        server_name: info.server_name(),
+        machine_name: info.machine_name.clone(),
+        user_name: session.login.clone(),
+        backup_name: request.options.name.clone().unwrap_or_default(),
+        backup_description: request.options.description.clone().unwrap_or_default(),
+        software_major: info.version.major,
+        software_minor: info.version.minor,
+        software_build: info.version.build,
+        database_version: info.database_version(),
+        compatibility_level: database.compatibility_level,
+        first_lsn: lsns.first,
+        last_lsn: lsns.last,
+        checkpoint_lsn: lsns.checkpoint,
+        database_backup_lsn: lsns.database_backup,
+        database_creation_date: database.create_date,
+        backup_start_date: now,
+        backup_finish_date: None,
+        time_zone: i8::try_from(info.time_zone_minutes / 15).unwrap_or(i8::MAX),
+        backup_size: (data_pages + log_pages) * PAGE as u64,
+        has_checksums,
+        is_copy_only: request.options.copy_only && !differential,
+        compressed,
+        backup_set_guid: Uuid::new_v4(),
+        differential_base_guid: database.base.map(|base| base.backup_set_uuid),
+        family_guid: database.family_guid,
+        binding_id: database.binding_id,
+        recovery_fork_id: database.recovery_fork_guid,
+        recovery_model: file_recovery_model(database.recovery_model),
+        media_set_guid: Uuid::new_v4(),
+        family_count: 1,
+        family_sequence: 1,
+        provisional: false,
+    };
+    Ok(Plan {
+        set,
+        lsns,
+        device_name,
+        device,
+        data_pages,
+        log_pages,
+        data_file,
+        log_file,
+    })
+}
+
+/// Logical file names: system databases have their own, user databases get SQL
+/// Server's defaults `name` and `name_log`.
+fn logical_files(database: &str) -> (String, String) {
+    let (data, log) = match database.to_ascii_lowercase().as_str() {
+        "master" => ("master", "mastlog"),
+        "model" => ("modeldev", "modellog"),
+        "msdb" => ("MSDBData", "MSDBLog"),
+        _ => return (database.to_string(), format!("{database}_log")),
+    };
+    (data.to_string(), log.to_string())
+}
+
+fn file_recovery_model(model: RecoveryModel) -> FileRecoveryModel {
+    match model {
+        RecoveryModel::Full => FileRecoveryModel::Full,
+        RecoveryModel::BulkLogged => FileRecoveryModel::BulkLogged,
+        RecoveryModel::Simple => FileRecoveryModel::Simple,
+    }
+}
+
+// ---- writing ----
+
+/// Counts bytes on their way to the file; the count is shared so it can be read while
+/// the writer owns the stream.
+struct Counting<W> {
+    inner: W,
+    count: Arc<AtomicU64>,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.count.fetch_add(written as u64, Ordering::Relaxed);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes the whole set; returns the final header values and the file length.
+fn write(
+    instance: &Instance,
+    session: &mut Session,
+    request: &Backup,
+    plan: &Plan,
+    file: Option<File>,
+    out: &mut Out,
+) -> Result<(BackupSet, u64), Stop> {
+    let device_name = &plan.device_name;
+    let sink: Box<dyn Write> = match file {
+        Some(file) => Box::new(BufWriter::with_capacity(1 << 20, file)),
+        None => Box::new(io::sink()),
+    };
+    let count = Arc::new(AtomicU64::new(0));
+    let counting = Counting {
+        inner: sink,
+        count: Arc::clone(&count),
+    };
+    let total_pages = plan.data_pages + plan.log_pages;
+    let payload_len = total_pages * PAGE as u64;
+    let options = WriteOptions {
+        compressed: plan.set.compressed,
+        block_size: instance.config.block_size.bytes(),
+    };
+    let write_error =
+        |error: io::Error| Stop::from(messages::write_failed(device_name, os_error_text(&error)));
+    let mut writer =
+        BackupWriter::new(counting, &plan.set, payload_len, options).map_err(write_error)?;
+    let faults = take_write_faults(instance);
+    let mut progress = Progress::new(
+        instance,
+        session.spid,
+        "suspended",
+        request.options.stats,
+        payload_len,
+    );
+    let mut throttle = Throttle::new(faults.bytes_per_sec);
+    let mut buffer = vec![0u8; PAGE * PAGES_PER_CHUNK as usize];
+    let mut page = 0;
+    while page < total_pages {
+        if out.cancelled() {
+            return Err(Stop::Stopped);
+        }
+        let percent = page * 100 / total_pages.max(1);
+        faults.check(percent, device_name, session, out)?;
+        let pages = PAGES_PER_CHUNK.min(total_pages - page);
+        let chunk = &mut buffer[..pages as usize * PAGE];
+        fill_pages(chunk, page, plan.set.database_name.len() as u64);
+        writer.write_payload(chunk).map_err(write_error)?;
+        page += pages;
+        progress.advance(page * PAGE as u64, out);
+        throttle.wait(page * PAGE as u64, out);
+    }
+    let mut set = plan.set.clone();
+    set.backup_finish_date = Some(instance.now());
+    if !set.compressed {
+        // The trailing header's BackupSize counts the bytes before it.
+        set.backup_size = count.load(Ordering::Relaxed);
+    }
+    let mut counting = writer.finish(&set).map_err(write_error)?;
+    counting.flush().map_err(write_error)?;
+    Ok((set, count.load(Ordering::Relaxed)))
+}
+
+/// The faults armed for this backup: one-shot failures are taken now.
+struct WriteFaults {
+    disk_full_at: Option<u64>,
+    drop_at: Option<u64>,
+    bytes_per_sec: Option<u64>,
+}
+
+fn take_write_faults(instance: &Instance) -> WriteFaults {
+    let mut state = instance.lock();
+    let disk_full_at = match state.take_fault(|fault| matches!(fault, Fault::DiskFull { .. })) {
+        Some(Fault::DiskFull { at_percent }) => Some(u64::from(at_percent)),
+        _ => None,
+    };
+    let drop_at = match state.take_fault(|fault| matches!(fault, Fault::DropConnection { .. })) {
+        Some(Fault::DropConnection { at_percent }) => Some(u64::from(at_percent)),
+        _ => None,
+    };
+    let bytes_per_sec = match state.take_fault(|fault| matches!(fault, Fault::SlowBackup { .. })) {
+        Some(Fault::SlowBackup { bytes_per_sec }) => Some(bytes_per_sec),
+        _ => None,
+    };
+    WriteFaults {
+        disk_full_at,
+        drop_at,
+        bytes_per_sec,
+    }
+}
+
+impl WriteFaults {
+    fn check(
+        &self,
+        percent: u64,
+        device_name: &str,
+        session: &mut Session,
+        out: &mut Out,
+    ) -> Result<(), Stop> {
+        if self.disk_full_at.is_some_and(|at| percent >= at) {
+            return Err(messages::write_failed(device_name, messages::OS_DISK_FULL).into());
+        }
+        if self.drop_at.is_some_and(|at| percent >= at) {
+            session.drop_connection = true;
+            out.silence();
+            return Err(Stop::Stopped);
+        }
+        Ok(())
+    }
+}
+
+/// Operating system error text for a failed write, as SQL Server words it.
+fn os_error_text(error: &io::Error) -> &'static str {
+    // ENOSPC on Linux hosts; SQL Server reports Windows error 112 for it.
+    if error.raw_os_error() == Some(28) {
+        messages::OS_DISK_FULL
+    } else {
+        messages::OS_ACCESS_DENIED
+    }
+}
+
+/// Fills whole pages with a deterministic pattern: a 96-byte header with the page
+/// number, a few bytes that vary per page, and repeated row text that compresses well.
+fn fill_pages(chunk: &mut [u8], first_page: u64, seed: u64) {
+    for (offset, page) in chunk.chunks_mut(PAGE).enumerate() {
+        let number = first_page + offset as u64;
+        page.fill(0);
+        page[0] = 1;
+        page[32..40].copy_from_slice(&number.to_le_bytes());
+        let mut state = number
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(seed | 1);
+        for byte in &mut page[96..352] {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            *byte = (state >> 56) as u8;
+        }
+        let row = format!("row {:08} of page {number}; ", number % 97);
+        for (index, byte) in page[352..].iter_mut().enumerate() {
+            *byte = row.as_bytes()[index % row.len()];
+        }
+    }
+}
+
+fn remove_partial(device: &Device) {
+    if let Device::File(path) = device {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+// ---- after writing ----
+
+/// Flips one byte of the finished file when [`Fault::CorruptNextBackup`] is armed.
+fn corrupt_if_armed(instance: &Instance, plan: &Plan) {
+    let Device::File(path) = &plan.device else {
+        return;
+    };
+    let fault = instance
+        .lock()
+        .take_fault(|fault| matches!(fault, Fault::CorruptNextBackup { .. }));
+    let Some(Fault::CorruptNextBackup { what }) = fault else {
+        return;
+    };
+    let length = std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0);
+    let offset = corruption_offset(what, length, plan.set.compressed);
+    if let Err(error) = flip_byte(path, offset) {
+        tracing::warn!(instance = %instance.name(), path = %path.display(), %error, "cannot corrupt backup file");
+    } else {
+        tracing::info!(instance = %instance.name(), path = %path.display(), offset, ?what, "backup file corrupted");
+    }
+}
+
+/// Picks the byte to flip: for a header, one inside the first descriptor block's
+/// checksummed words (or the compressed container's first record); for the payload, the
+/// middle of the file.
+fn corruption_offset(what: super::fault::Corruption, length: u64, compressed: bool) -> u64 {
+    match what {
+        super::fault::Corruption::HeaderByte if compressed => 0x1E0 + 40,
+        super::fault::Corruption::HeaderByte => 20,
+        super::fault::Corruption::PayloadByte => length / 2,
+    }
+}
+
+fn flip_byte(path: &PathBuf, offset: u64) -> io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?;
+    let mut byte = [0u8];
+    file.seek(SeekFrom::Start(offset))?;
+    file.read_exact(&mut byte)?;
+    byte[0] ^= 0xFF;
+    file.seek(SeekFrom::Start(offset))?;
+    file.write_all(&byte)?;
+    file.sync_all()
+}
+
+/// Inserts the msdb rows and moves the database's backup bases.
+fn record(instance: &Instance, request: &Backup, plan: &Plan, set: &BackupSet, file_len: u64) {
+    let mut state = instance.lock();
+    let media_set_id = state.history.next_media_set_id();
+    let backup_set_id = state.history.next_backup_set_id();
+    let mut begins_log_chain = false;
+    let mut database_guid = Uuid::nil();
+    if let Some(database) = state.database_mut(&set.database_name) {
+        database_guid = database.guid;
+        match set.backup_type {
+            BackupType::Log => {
+                begins_log_chain = !database.log.chain_has_log_backup;
+                database.log_backup_done(&plan.lsns, request.options.copy_only);
+            }
+            BackupType::Differential => database.differential_done(&plan.lsns),
+            _ => database.full_backup_done(&plan.lsns, set.backup_set_guid, set.is_copy_only),
+        }
+    }
+    let differential = set.backup_type == BackupType::Differential;
+    state.history.media_sets.push(MediaSetRecord {
+        media_set_id,
+        media_uuid: set.media_set_guid,
+        family_count: 1,
+        is_compressed: set.compressed,
+    });
+    state.history.families.push(MediaFamilyRecord {
+        media_set_id,
+        family_sequence_number: 1,
+        media_family_id: Uuid::new_v4(),
+        physical_device_name: plan.device_name.clone(),
+        physical_block_size: i32::try_from(instance.config.block_size.bytes()).unwrap_or(512),
+    });
+    state.history.sets.push(BackupSetRecord {
+        backup_set_id,
+        backup_set_uuid: set.backup_set_guid,
+        media_set_id,
+        position: 1,
+        name: request.options.name.clone(),
+        description: request.options.description.clone(),
+        user_name: set.user_name.clone(),
+        software_major: set.software_major,
+        software_minor: set.software_minor,
+        software_build: set.software_build,
+        time_zone: set.time_zone.into(),
+        first_lsn: set.first_lsn,
+        last_lsn: set.last_lsn,
+        checkpoint_lsn: set.checkpoint_lsn,
+        database_backup_lsn: set.database_backup_lsn,
+        database_creation_date: set.database_creation_date,
+        backup_start_date: set.backup_start_date,
+        backup_finish_date: set.backup_finish_date.unwrap_or(set.backup_start_date),
+        backup_type: set.backup_type,
+        compatibility_level: set.compatibility_level,
+        database_version: set.database_version.into(),
+        backup_size: set.backup_size,
+        compressed_backup_size: file_len,
+        database_name: set.database_name.clone(),
+        server_name: set.server_name.clone(),
+        machine_name: set.machine_name.clone(),
+        recovery_model: set.recovery_model,
+        has_backup_checksums: set.has_checksums,
+        is_copy_only: set.is_copy_only,
+        begins_log_chain,
+        is_readonly: false,
+        database_guid,
+        family_guid: set.family_guid,
+        recovery_fork_guid: set.recovery_fork_id,
+        differential_base_lsn: differential.then_some(set.database_backup_lsn),
+        differential_base_guid: if differential {
+            set.differential_base_guid
+        } else {
+            None
+        },
+    });
+}
+
+/// Sends 4035 per file and the closing 3014.
+fn report(request: &Backup, plan: &Plan, started: Instant, out: &mut Out) {
+    let database = &plan.set.database_name;
+    if request.kind == BackupKind::Database {
+        out.info(messages::pages_processed(
+            plan.data_pages,
+            database,
+            &plan.data_file,
+            1,
+        ));
+    }
+    out.info(messages::pages_processed(
+        plan.log_pages,
+        database,
+        &plan.log_file,
+        1,
+    ));
+    let statement = match plan.set.backup_type {
+        BackupType::Log => "BACKUP LOG",
+        BackupType::Differential => "BACKUP DATABASE WITH DIFFERENTIAL",
+        _ => "BACKUP DATABASE",
+    };
+    let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    out.info(messages::backup_succeeded(
+        statement,
+        plan.data_pages + plan.log_pages,
+        millis,
+    ));
+}

@@ -1,0 +1,44 @@
+//! Faults a test arms on an instance to see how bakfleet copes: damaged files, slow or
+//! failing backups, dropped connections.
+
+use serde::Deserialize;
+
+/// One fault, set with [`super::Instance::set_fault`] or as `[[instance.fault]]` with a
+/// `kind` key in the configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fault {
+    /// Flips one byte of the next backup file after it is written and before the BACKUP
+    /// statement completes, so a following RESTORE VERIFYONLY sees the damage. Used once.
+    CorruptNextBackup { what: Corruption },
+    /// Throttles backup writing and verification reads to this rate, so progress can be
+    /// watched in `sys.dm_exec_requests`. Stays until cleared.
+    SlowBackup { bytes_per_sec: u64 },
+    /// Closes the client connection when the next BACKUP reaches `at_percent`; the
+    /// engine stops the backup and sets [`super::Session::drop_connection`], which the
+    /// server reads. Used once.
+    DropConnection {
+        #[serde(default = "half")]
+        at_percent: u8,
+    },
+    /// Fails the next BACKUP with error 3202 and operating system error 112 when it
+    /// reaches `at_percent`. Used once.
+    DiskFull {
+        #[serde(default = "half")]
+        at_percent: u8,
+    },
+}
+
+fn half() -> u8 {
+    50
+}
+
+/// Which part of a backup file [`Fault::CorruptNextBackup`] damages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Corruption {
+    /// A byte inside the backup data; only a verification with checksums sees it.
+    PayloadByte,
+    /// A byte inside the first descriptor block; any verification sees it.
+    HeaderByte,
+}

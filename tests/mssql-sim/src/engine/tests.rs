@@ -1,0 +1,6 @@
+//! Engine tests that call `Instance::execute_batch` directly and check the events.
+
+mod support;
+
+mod backup_tests;
+mod select_tests;

@@ -1,0 +1,177 @@
+//! RESTORE VERIFYONLY: reads a backup file through bakfile's verifier and replies with
+//! 3262, or with the error SQL Server raises for the damage found followed by 3013.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+
+use bakfile::{ChecksumMode, VerifyError};
+
+use super::batch::{Out, Outcome};
+use super::fault::Fault;
+use super::messages::{self, Msg};
+use super::paths::{self, Device};
+use super::progress::{Progress, Throttle};
+use super::sql::ast::VerifyOnly;
+use super::{Instance, Session};
+
+/// 3013 names RESTORE VERIFYONLY this way.
+const STATEMENT: &str = "VERIFY DATABASE";
+
+enum Stop {
+    Fail(Msg),
+    Stopped,
+}
+
+pub fn run(
+    instance: &Instance,
+    session: &mut Session,
+    request: &VerifyOnly,
+    out: &mut Out,
+) -> Outcome {
+    match verify(instance, session, request, out) {
+        Ok(position) => {
+            out.info(messages::backup_set_valid(position));
+            Outcome::Done { row_count: None }
+        }
+        Err(Stop::Stopped) => Outcome::Stopped,
+        Err(Stop::Fail(msg)) => {
+            tracing::info!(instance = %instance.name(), device = %request.devices[0], error = msg.number, "verification failed");
+            out.error(msg);
+            out.error(messages::terminating(STATEMENT));
+            Outcome::Failed
+        }
+    }
+}
+
+/// Verifies the set at `FILE = n` (1 by default) and returns its position.
+fn verify(
+    instance: &Instance,
+    session: &Session,
+    request: &VerifyOnly,
+    out: &mut Out,
+) -> Result<u32, Stop> {
+    if session.transaction_depth > 0 {
+        return Err(Stop::Fail(messages::within_transaction()));
+    }
+    if request.devices.len() > 1 {
+        // TODO: verifying a striped media set from several devices is not modelled.
+        return Err(Stop::Fail(Msg {
+            number: 3015,
+            state: 1,
+            class: 16,
+            text: "RESTORE VERIFYONLY from several devices is not yet implemented.".into(),
+        }));
+    }
+    let info = &instance.info;
+    let default_directory = info.default_backup_directory();
+    let device_name = paths::full_path(&request.devices[0], info.platform, &default_directory);
+    let device = paths::resolve(
+        &request.devices[0],
+        info.platform,
+        &instance.config.path_maps,
+        &default_directory,
+    );
+    let file = open(&device, &device_name)?;
+    let total = file.metadata().map(|meta| meta.len()).unwrap_or(0);
+    let mode = match request.checksum {
+        Some(true) => ChecksumMode::Require,
+        Some(false) => ChecksumMode::Skip,
+        None => ChecksumMode::IfPresent,
+    };
+    let bytes_per_sec = match instance
+        .lock()
+        .take_fault(|fault| matches!(fault, Fault::SlowBackup { .. }))
+    {
+        Some(Fault::SlowBackup { bytes_per_sec }) => Some(bytes_per_sec),
+        _ => None,
+    };
+    let progress = Progress::new(instance, session.spid, "running", request.stats, total);
+    let reader = ProgressReader {
+        file,
+        done: 0,
+        progress,
+        throttle: Throttle::new(bytes_per_sec),
+        out,
+    };
+    let result = bakfile::verify(BufReader::with_capacity(1 << 20, reader), mode);
+    if out.cancelled() {
+        return Err(Stop::Stopped);
+    }
+    let report = result.map_err(|error| Stop::Fail(verify_error(&error, &device_name)))?;
+    let position = request.file.unwrap_or(1);
+    let found = report
+        .sets
+        .iter()
+        .any(|set| u32::from(set.position) == position);
+    if !found {
+        return Err(Stop::Fail(messages::file_not_found_on_device(
+            position,
+            &device_name,
+        )));
+    }
+    Ok(position)
+}
+
+/// Opens the backup file: a missing file is operating system error 2, a missing or
+/// unmapped directory error 3, a directory error 5 (error 3201).
+fn open(device: &Device, name: &str) -> Result<File, Stop> {
+    let path = match device {
+        Device::File(path) => path,
+        Device::Null | Device::Unreachable => {
+            return Err(Stop::Fail(messages::cannot_open_device(
+                name,
+                messages::OS_PATH_NOT_FOUND,
+            )));
+        }
+    };
+    let fail = |os_error| Err(Stop::Fail(messages::cannot_open_device(name, os_error)));
+    if !path.parent().is_some_and(|parent| parent.is_dir()) {
+        return fail(messages::OS_PATH_NOT_FOUND);
+    }
+    if path.is_dir() {
+        return fail(messages::OS_ACCESS_DENIED);
+    }
+    match File::open(path) {
+        Ok(file) => Ok(file),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => fail(messages::OS_FILE_NOT_FOUND),
+        Err(_) => fail(messages::OS_ACCESS_DENIED),
+    }
+}
+
+/// Maps each way a file fails verification to the SQL Server error.
+fn verify_error(error: &VerifyError, device: &str) -> Msg {
+    match error {
+        VerifyError::NotABackup { .. } => messages::not_a_backup(device),
+        VerifyError::MalformedMedia { .. } => messages::malformed_media(device),
+        VerifyError::DamagedBackupSet { .. } => messages::damaged_backup(),
+        VerifyError::NoChecksums => messages::no_checksums(),
+        VerifyError::Truncated { .. } => messages::incomplete_backup(device),
+        VerifyError::Io(error) if error.kind() == io::ErrorKind::UnexpectedEof => {
+            messages::incomplete_backup(device)
+        }
+        VerifyError::Io(_) => messages::read_failed(device, messages::OS_HANDLE_EOF),
+    }
+}
+
+/// Feeds the verifier while publishing progress; returns an error once the client
+/// cancels, which ends the verification.
+struct ProgressReader<'a, 'b> {
+    file: File,
+    done: u64,
+    progress: Progress<'a>,
+    throttle: Throttle,
+    out: &'a mut Out<'b>,
+}
+
+impl Read for ProgressReader<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.out.cancelled() {
+            return Err(io::Error::other("verification cancelled by the client"));
+        }
+        let read = self.file.read(buf)?;
+        self.done += read as u64;
+        self.progress.advance(self.done, self.out);
+        self.throttle.wait(self.done, self.out);
+        Ok(read)
+    }
+}

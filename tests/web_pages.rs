@@ -1,0 +1,456 @@
+//! Admin site pages rendered through the router from a catalogue with a few runs and
+//! backups, a failed run and a database name that needs escaping and percent-encoding.
+
+mod catalog_fixture;
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use bakfleet::backup::BackupType;
+use bakfleet::catalog::{Catalog, DatabaseFacts, InstanceFacts};
+use bakfleet::web::{router, serve, WebState};
+use catalog_fixture::{add_backup, new_run, record, T0};
+use http_body_util::BodyExt;
+use time::{Duration, OffsetDateTime};
+use tower::ServiceExt;
+
+/// A database name with a closing bracket, a quote, a space, a slash and non-ASCII text.
+const WEIRD_NAME: &str = "Q1]'s Bestellungen/ä";
+/// [`WEIRD_NAME`] percent-encoded as one path segment.
+const WEIRD_SEGMENT: &str = "Q1%5D%27s%20Bestellungen%2F%C3%A4";
+
+/// Ids of what [`sample_catalog`] stored.
+struct Sample {
+    full_id: i64,
+    full_run_id: i64,
+    weird_backup_id: i64,
+    failed_run_id: i64,
+}
+
+async fn sample_catalog(catalog: &Catalog) -> Sample {
+    let now = OffsetDateTime::now_utc();
+    catalog
+        .upsert_instance(&InstanceFacts {
+            name: "sales-prod".to_string(),
+            host: "sql01.corp.example".to_string(),
+            port: 1433,
+            product_version: Some("16.0.1000.6".to_string()),
+            edition: Some("Standard Edition (64-bit)".to_string()),
+            engine_edition: Some(2),
+            server_name: Some("SQL01".to_string()),
+        })
+        .await
+        .unwrap();
+    catalog
+        .upsert_database(
+            "sales-prod",
+            &DatabaseFacts {
+                name: "orders".to_string(),
+                recovery_model: Some("FULL".to_string()),
+                state: Some("ONLINE".to_string()),
+            },
+        )
+        .await
+        .unwrap();
+
+    let full = record(
+        "sales-prod",
+        "orders",
+        BackupType::Full,
+        now - Duration::days(2),
+        5 << 20,
+    );
+    let (full_run_id, full_id) = add_backup(catalog, &full).await;
+    let log = record(
+        "sales-prod",
+        "orders",
+        BackupType::Log,
+        now - Duration::minutes(10),
+        4096,
+    );
+    add_backup(catalog, &log).await;
+    let weird = record(
+        "sales-prod",
+        WEIRD_NAME,
+        BackupType::Full,
+        now - Duration::days(20),
+        1024,
+    );
+    let (_, weird_backup_id) = add_backup(catalog, &weird).await;
+
+    let failed_run_id = catalog
+        .start_run(&new_run(
+            "sales-prod",
+            "orders",
+            BackupType::Diff,
+            now - Duration::minutes(1),
+        ))
+        .await
+        .unwrap();
+    catalog
+        .fail_run(
+            failed_run_id,
+            "backup",
+            "error 3201: Cannot open backup device <script>alert(1)</script>",
+        )
+        .await
+        .unwrap();
+
+    Sample {
+        full_id,
+        full_run_id,
+        weird_backup_id,
+        failed_run_id,
+    }
+}
+
+fn site(catalog: Catalog) -> Router {
+    router(WebState {
+        catalog,
+        fleet_name: "/etc/bakfleet/fleet.toml".to_string(),
+        started_at: T0,
+    })
+}
+
+/// Escapes text as minijinja's HTML auto-escaping does, which includes `/`.
+fn escaped(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#x27;")
+        .replace('/', "&#x2f;")
+}
+
+async fn get(site: &Router, uri: &str) -> (StatusCode, String) {
+    let request = Request::builder().uri(uri).body(Body::empty()).unwrap();
+    let response = site.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn overview_shows_databases_and_ages() {
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    let sample = sample_catalog(&catalog).await;
+    let site = site(catalog);
+
+    let (status, page) = get(&site, "/").await;
+
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("sales-prod"), "{page}");
+    assert!(
+        page.contains("16.0.1000.6"),
+        "instance facts missing: {page}"
+    );
+    assert!(
+        page.contains(&escaped("/etc/bakfleet/fleet.toml")),
+        "fleet file missing: {page}"
+    );
+    assert!(
+        page.contains("href=\"/instances/sales-prod/databases/orders\""),
+        "database link missing: {page}"
+    );
+    assert!(
+        page.contains(&format!(
+            "href=\"/instances/sales-prod/databases/{WEIRD_SEGMENT}\""
+        )),
+        "weird database link is not percent-encoded: {page}"
+    );
+    assert!(page.contains(&format!("href=\"/backups/{}\"", sample.full_id)));
+    assert!(
+        page.contains("age fresh"),
+        "the 2-day-old full is not fresh: {page}"
+    );
+    assert!(
+        page.contains("age stale"),
+        "the 20-day-old full is not stale: {page}"
+    );
+    assert!(
+        page.contains("age missing"),
+        "the missing diff is not marked: {page}"
+    );
+    assert!(
+        page.contains("2 d 0 h ago"),
+        "age of the full missing: {page}"
+    );
+    assert!(page.contains(&format!("href=\"/runs/{}\"", sample.failed_run_id)));
+    assert!(page.contains("status failed"));
+    assert!(
+        page.contains("Fresh means at most 8 d 0 h old for full, 1 d 2 h old for diff"),
+        "legend with the limits missing: {page}"
+    );
+}
+
+#[tokio::test]
+async fn pages_escape_html_in_catalogue_text() {
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    let sample = sample_catalog(&catalog).await;
+    let site = site(catalog);
+
+    for uri in [
+        "/".to_string(),
+        "/runs".to_string(),
+        format!("/runs/{}", sample.failed_run_id),
+    ] {
+        let (status, page) = get(&site, &uri).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        assert!(
+            !page.contains("<script>"),
+            "{uri} shows unescaped HTML: {page}"
+        );
+        assert!(
+            page.contains("&lt;script&gt;"),
+            "{uri} lacks the escaped error: {page}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn database_page_decodes_weird_name() {
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    let sample = sample_catalog(&catalog).await;
+    let site = site(catalog);
+
+    let uri = format!("/instances/sales-prod/databases/{WEIRD_SEGMENT}");
+    let (status, page) = get(&site, &uri).await;
+
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("Q1]&#x27;s Bestellungen"),
+        "escaped name missing: {page}"
+    );
+    assert!(page.contains(&format!("href=\"/backups/{}\"", sample.weird_backup_id)));
+    assert!(page.contains("1.0 KiB"));
+}
+
+#[tokio::test]
+async fn database_page_lists_backups_and_runs() {
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    let sample = sample_catalog(&catalog).await;
+    let site = site(catalog);
+
+    let (status, page) = get(&site, "/instances/sales-prod/databases/orders").await;
+
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Recovery model FULL"));
+    assert!(page.contains(&format!("href=\"/backups/{}\"", sample.full_id)));
+    assert!(page.contains(&format!("href=\"/runs/{}\"", sample.full_run_id)));
+    assert!(page.contains(&format!("href=\"/runs/{}\"", sample.failed_run_id)));
+    assert!(page.contains("5.0 MiB"));
+    assert!(page.contains("error 3201"));
+    assert!(
+        !page.contains(WEIRD_SEGMENT),
+        "another database's rows leaked in"
+    );
+}
+
+#[tokio::test]
+async fn backup_page_shows_lsns_and_hash() {
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    let sample = sample_catalog(&catalog).await;
+    let backup = catalog.backup(sample.full_id).await.unwrap().unwrap();
+    let site = site(catalog);
+
+    let (status, page) = get(&site, &format!("/backups/{}", sample.full_id)).await;
+
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains(&backup.first_lsn.to_string()),
+        "first LSN missing: {page}"
+    );
+    assert!(
+        page.contains(&backup.last_lsn.to_string()),
+        "last LSN missing"
+    );
+    assert!(
+        page.contains(&backup.checkpoint_lsn.to_string()),
+        "checkpoint LSN missing"
+    );
+    assert!(
+        page.contains("41000000012300001"),
+        "database backup LSN missing"
+    );
+    assert!(page.contains(&backup.sha256), "SHA-256 missing");
+    assert!(
+        page.contains("yes (WITH CHECKSUM)"),
+        "checksum flag missing"
+    );
+    assert!(
+        page.contains(&escaped(&backup.store_path)),
+        "store path missing: {page}"
+    );
+    assert!(page.contains("UTC+02:00"), "server time zone missing");
+    assert!(page.contains("5242880 bytes"), "exact size missing");
+    assert!(page.contains(&format!("href=\"/runs/{}\"", sample.full_run_id)));
+}
+
+#[tokio::test]
+async fn runs_pages_show_errors_and_phase() {
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    let sample = sample_catalog(&catalog).await;
+    let site = site(catalog);
+
+    let (status, list) = get(&site, "/runs").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(list.contains("status failed"));
+    assert!(
+        list.contains("<td>backup</td>"),
+        "phase of the failed run missing: {list}"
+    );
+    assert!(
+        list.contains(&format!("/databases/{WEIRD_SEGMENT}\"")),
+        "weird link missing"
+    );
+
+    let (status, page) = get(&site, &format!("/runs/{}", sample.failed_run_id)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Last phase reached"));
+    assert!(page.contains("error 3201: Cannot open backup device"));
+    assert!(page.contains("central01, pid 4242"));
+
+    let (status, page) = get(&site, &format!("/runs/{}", sample.full_run_id)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(&format!("href=\"/backups/{}\"", sample.full_id)));
+}
+
+#[tokio::test]
+async fn unknown_ids_return_not_found() {
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    sample_catalog(&catalog).await;
+    let site = site(catalog);
+
+    for uri in [
+        "/backups/9999",
+        "/backups/abc",
+        "/runs/9999",
+        "/runs/-1",
+        "/instances/sales-prod/databases/nonexistent",
+        "/instances/nowhere/databases/orders",
+        "/no/such/page",
+    ] {
+        let (status, page) = get(&site, uri).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+        assert!(
+            page.contains("404 Not Found"),
+            "{uri} has no error page: {page}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn healthz_and_stylesheet_respond() {
+    let site = site(Catalog::open_in_memory().await.unwrap());
+
+    let (status, body) = get(&site, "/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, "ok");
+
+    let request = Request::builder()
+        .uri("/static/site.css")
+        .body(Body::empty())
+        .unwrap();
+    let response = site.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/css; charset=utf-8"
+    );
+}
+
+#[tokio::test]
+async fn catalogue_failure_shows_plain_500() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    let catalog = Catalog::open(&path).await.unwrap();
+    sample_catalog(&catalog).await;
+    let site = site(catalog);
+    // A second connection breaks the schema under the running site.
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
+    let saboteur = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    sqlx::query("ALTER TABLE runs RENAME TO runs_gone")
+        .execute(&saboteur)
+        .await
+        .unwrap();
+
+    let (status, page) = get(&site, "/runs").await;
+
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(page.contains("500 Internal Server Error"), "{page}");
+    assert!(page.contains("internal error"), "{page}");
+    assert!(
+        !page.contains("no such table"),
+        "the SQL error leaked to the page: {page}"
+    );
+    let (status, body) = get(&site, "/healthz").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "healthz checks that the catalogue responds: {body}"
+    );
+}
+
+#[tokio::test]
+async fn serve_rejects_non_loopback_address() {
+    let state = WebState {
+        catalog: Catalog::open_in_memory().await.unwrap(),
+        fleet_name: "fleet.toml".to_string(),
+        started_at: T0,
+    };
+    let listen: SocketAddr = "0.0.0.0:0".parse().unwrap();
+
+    let error = serve(listen, state, std::future::pending())
+        .await
+        .unwrap_err();
+
+    let message = error.to_string();
+    assert!(message.contains("0.0.0.0:0"), "{message}");
+    assert!(message.contains("loopback"), "{message}");
+}
+
+#[tokio::test]
+async fn serve_answers_healthz_on_loopback() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = free.local_addr().unwrap();
+    drop(free);
+    let state = WebState {
+        catalog: Catalog::open_in_memory().await.unwrap(),
+        fleet_name: "fleet.toml".to_string(),
+        started_at: T0,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listen, state, async move {
+        let _ = stopped.await;
+    }));
+
+    let mut stream = connect_with_retry(listen).await;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("ok"), "{response}");
+
+    stop.send(()).unwrap();
+    server
+        .await
+        .unwrap()
+        .expect("serve stops cleanly on shutdown");
+}
+
+async fn connect_with_retry(address: SocketAddr) -> tokio::net::TcpStream {
+    for _ in 0..50 {
+        if let Ok(stream) = tokio::net::TcpStream::connect(address).await {
+            return stream;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the admin site did not start listening on {address}");
+}
