@@ -323,3 +323,105 @@ for name, version in (("7.0", TDS70), ("7.1", TDS71)):
     support::assert_line(&output, "7.0 16.0.4135.4 SQL01 True");
     support::assert_line(&output, "7.1 16.0.4135.4 SQL01 True");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiberius_polls_running_backup() {
+    let fixture = Fixture::start().await;
+    fixture.simulator.set_fault(
+        "sales-prod",
+        mssql_sim::engine::Fault::SlowBackup {
+            bytes_per_sec: 2_000_000,
+        },
+    );
+    let mut runner = support::tiberius_connect(fixture.addr(), USER, PASSWORD)
+        .await
+        .unwrap();
+    let mut watcher = support::tiberius_connect(fixture.addr(), USER, PASSWORD)
+        .await
+        .unwrap();
+    let spid: i16 = runner
+        .simple_query("SELECT @@SPID AS spid")
+        .await
+        .unwrap()
+        .into_row()
+        .await
+        .unwrap()
+        .unwrap()
+        .get("spid")
+        .unwrap();
+
+    let backup = tokio::spawn(async move {
+        let statement = backup_statement("slow.bak");
+        runner
+            .simple_query(statement)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    let poll = format!(
+        "SELECT session_id, command, percent_complete, estimated_completion_time
+  FROM sys.dm_exec_requests WHERE session_id = {spid};"
+    );
+    let mut seen = None;
+    for _ in 0..100 {
+        let row = watcher
+            .simple_query(poll.as_str())
+            .await
+            .unwrap()
+            .into_row()
+            .await
+            .unwrap();
+        if let Some(row) = row {
+            let command = row
+                .get::<&str, _>("command")
+                .unwrap_or_default()
+                .to_string();
+            let percent = row.get::<f32, _>("percent_complete").unwrap_or_default();
+            if command.starts_with("BACKUP") && percent > 0.0 {
+                seen = Some((command, percent));
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let finished = backup.await.unwrap();
+
+    let (command, percent) = seen.expect("no running BACKUP seen in sys.dm_exec_requests");
+    assert_eq!(command, "BACKUP DATABASE");
+    assert!(percent < 100.0, "percent_complete {percent}");
+    assert_eq!(finished, Ok(()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiberius_sees_dropped_connection() {
+    let fixture = Fixture::start().await;
+    fixture.simulator.set_fault(
+        "sales-prod",
+        mssql_sim::engine::Fault::DropConnection { at_percent: 50 },
+    );
+    let mut client = support::tiberius_connect(fixture.addr(), USER, PASSWORD)
+        .await
+        .unwrap();
+
+    let result = client
+        .simple_query(backup_statement("dropped.bak"))
+        .await
+        .map(|_| ())
+        .map_err(|error| error.to_string());
+
+    assert!(
+        result.is_err(),
+        "the BACKUP must fail when the connection drops"
+    );
+    let mut again = support::tiberius_connect(fixture.addr(), USER, PASSWORD)
+        .await
+        .unwrap();
+    let row = again
+        .simple_query("SELECT @@SPID AS spid")
+        .await
+        .unwrap()
+        .into_row()
+        .await
+        .unwrap();
+    assert!(row.is_some(), "a new connection works after the drop");
+}
