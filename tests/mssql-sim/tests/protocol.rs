@@ -404,6 +404,8 @@ for version in (TDS74, TDS71, TDS70):
         cur.nextset()
         row = cur.fetchone()
         print("types", version, row[7], row[8], row[11])
+        cur.execute("ECHO %s %s", ("O'Brien", 7))
+        print("echo", version, cur.fetchall()[0][0])
         cur.execute("PROGRESS")
         print("progress", version, [m[1].msg_no for m in cur.messages])
         cur.execute("SELECT 5; SELECT 6")
@@ -425,6 +427,7 @@ for version in (TDS74, TDS71, TDS70):
         support::assert_line(&output, &format!("select {version} [(5,)]"));
         support::assert_line(&output, &format!("types {version} Sälës ]' D None"));
         support::assert_line(&output, &format!("progress {version} [3211, 3211, 3211]"));
+        support::assert_line(&output, &format!("echo {version} ECHO N'O''Brien' 7"));
         support::assert_line(&output, &format!("after-unread {version} [(8,)]"));
         support::assert_line(&output, &format!("after-attention {version} [(9,)]"));
         support::assert_line(&output, &format!("fail {version} 3013"));
