@@ -148,6 +148,7 @@ pub(crate) struct ContainerInput<R: Read> {
     decoded_at: usize,
     position: u64,
     payload: Vec<u8>,
+    decode_table: Vec<(u16, u8)>,
     ended: bool,
 }
 
@@ -171,6 +172,7 @@ impl<R: Read> ContainerInput<R> {
             decoded_at: 0,
             position: 0,
             payload: Vec::new(),
+            decode_table: Vec::new(),
             ended: false,
         })
     }
@@ -292,19 +294,10 @@ impl<R: Read> ContainerInput<R> {
             )));
         }
         let size = sectors * SECTOR;
-        let mut framed = Vec::with_capacity(4 + compressed_len);
-        framed.extend_from_slice(&(size as u32).to_le_bytes());
-        framed.extend_from_slice(&self.payload);
-        let decoded =
-            compcol::vec::decompress_to_vec::<compcol::xpress_huffman::XpressHuffman>(&framed)
-                .map_err(|e| damaged(format!("compressed record does not decode: {e}")))?;
-        if decoded.len() != size {
-            return Err(damaged(format!(
-                "compressed record decodes to {} bytes, expected {size}",
-                decoded.len()
-            )));
-        }
+        let mut decoded = std::mem::take(&mut self.decoded);
+        let result = xpress::decompress(&self.payload, size, &mut decoded, &mut self.decode_table);
         self.decoded = decoded;
+        result.map_err(|e| damaged(format!("compressed record does not decode: {e}")))?;
         self.decoded_at = 0;
         Ok(())
     }
@@ -383,6 +376,48 @@ mod tests {
         assert_eq!(record_check_value(&[1, 0, 0, 0, 2]), 2 ^ 2);
     }
 
+    /// Decodes every record of the real compressed fixture with this crate's decoder and
+    /// with compcol's, and compares the outputs.
+    #[test]
+    fn decoder_matches_compcol_on_real_file() {
+        let Some(dir) = std::env::var_os("BAKFLEET_FIXTURES_BAK") else {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "BAKFLEET_FIXTURES_BAK is not set"
+            );
+            eprintln!("fixture test did not run: set BAKFLEET_FIXTURES_BAK to the folder of real .bak fixtures");
+            return;
+        };
+        let file = std::fs::read(std::path::Path::new(&dir).join("TutorialDB.bak")).unwrap();
+        let mut position = HEADER_LEN;
+        let mut records = 0;
+        let mut decoded_total = 0;
+        while position + RECORD_HEADER_LEN <= file.len() {
+            let tag = u32::from_le_bytes(file[position..position + 4].try_into().unwrap());
+            if tag as u8 != TAG_RECORD {
+                position += 1;
+                continue;
+            }
+            let size = ((tag >> 8) & 0xFF) as usize * SECTOR;
+            let payload = &file
+                [position + RECORD_HEADER_LEN..position + RECORD_HEADER_LEN + (tag >> 16) as usize];
+            let mut framed = (size as u32).to_le_bytes().to_vec();
+            framed.extend_from_slice(payload);
+            let reference =
+                compcol::vec::decompress_to_vec::<compcol::xpress_huffman::XpressHuffman>(&framed)
+                    .unwrap();
+            let mut own = Vec::new();
+            xpress::decompress(payload, size, &mut own, &mut Vec::new()).unwrap();
+            assert_eq!(own, reference, "record at {position:#x}");
+            records += 1;
+            decoded_total += size;
+            position += RECORD_HEADER_LEN + payload.len();
+        }
+        assert_eq!(records, 49);
+        assert_eq!(decoded_total, 2_905_088);
+    }
+
     #[test]
     fn container_round_trips_stream() {
         let stream: Vec<u8> = (0..300_000u32).map(|i| ((i / 700) % 5) as u8).collect();
@@ -397,5 +432,20 @@ mod tests {
         assert!(input.fill(&mut decoded).unwrap());
         assert_eq!(decoded, stream);
         assert!(!input.fill(&mut [0u8; 1]).unwrap());
+    }
+
+    #[test]
+    fn container_splits_incompressible_records() {
+        let mut stream = Vec::new();
+        for i in 0..(2 * MAX_RECORD_SECTORS * SECTOR) {
+            stream.push(if i % 2 == 0 { 0xFB } else { 0xFC });
+        }
+        let mut writer = ContainerWriter::new(Vec::new()).unwrap();
+        writer.write_all(&stream).unwrap();
+        let file = writer.finish().unwrap();
+        let mut input = ContainerInput::new(&file[..]).unwrap();
+        let mut decoded = vec![0u8; stream.len()];
+        assert!(input.fill(&mut decoded).unwrap());
+        assert_eq!(decoded, stream);
     }
 }
