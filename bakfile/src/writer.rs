@@ -83,6 +83,17 @@ impl<W: Write> MtfSink<W> {
     }
 }
 
+/// How far SPAD extends a DBLK. Observed on 512-byte and 4 KiB layouts: blocks inside a
+/// set are multiples of the 1 KiB logical block, TAPE and ESET are multiples of the
+/// physical block (at least 1 KiB), and MSLS ends on a physical block boundary so the soft
+/// filemark after it is block-aligned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Padding {
+    Logical,
+    Physical,
+    EndOnPhysical,
+}
+
 /// Which data block carries the payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DataBlock {
@@ -96,9 +107,6 @@ enum DataBlock {
 pub struct BackupWriter<W: Write> {
     sink: MtfSink<W>,
     block_size: u64,
-    /// Chained DBLKs end on a multiple of this: the physical block size, but at least the
-    /// 1 KiB logical block (observed: 512-byte layouts pad every chained DBLK to 1 KiB).
-    pad_unit: u64,
     sset_offset: u64,
     /// Offset of the DBLK being written, for placing the first page.
     current_block_start: u64,
@@ -154,7 +162,6 @@ impl<W: Write> BackupWriter<W> {
                 position: 0,
             },
             block_size,
-            pad_unit: block_size.max(LOGICAL_BLOCK),
             sset_offset: 0,
             current_block_start: 0,
             next_control_block_id: 0,
@@ -246,7 +253,7 @@ impl<W: Write> BackupWriter<W> {
         header.attributes = TAPE_ATTRIBUTES;
         header.string_type = STRING_TYPE_UNICODE;
         let raid = encode_raid(set.media_set_guid, set.family_count, set.family_sequence);
-        self.write_chained_block(header, area, &[(b"RAID", 0, &raid)])
+        self.write_chained_block(header, area, &[(b"RAID", 0, &raid)], Padding::Physical)
     }
 
     fn write_sfmb(&mut self) -> io::Result<()> {
@@ -281,14 +288,14 @@ impl<W: Write> BackupWriter<W> {
         let mut header = self.set_block_header(b"SSET");
         header.os_data = sset_os_data();
         header.string_type = STRING_TYPE_UNICODE;
-        self.write_chained_block(header, area, &[])
+        self.write_chained_block(header, area, &[], Padding::Logical)
     }
 
     fn write_volb(&mut self, set: &BackupSet) -> io::Result<()> {
         let area = encode_volb(&set.machine_name, set.backup_start_date);
         let mut header = self.set_block_header(b"VOLB");
         header.string_type = STRING_TYPE_UNICODE;
-        self.write_chained_block(header, area, &[])
+        self.write_chained_block(header, area, &[], Padding::Logical)
     }
 
     fn write_header_copy(
@@ -301,7 +308,12 @@ impl<W: Write> BackupWriter<W> {
         let mut header = self.set_block_header(kind);
         header.string_type = STRING_TYPE_UNICODE;
         let area = TapeArea::with_fixed_len(MSCI_FIRST_EVENT);
-        self.write_chained_block(header, area, &[(b"MQCI", 0, &mqci)])
+        let padding = if kind == b"MSLS" {
+            Padding::EndOnPhysical
+        } else {
+            Padding::Logical
+        };
+        self.write_chained_block(header, area, &[(b"MQCI", 0, &mqci)], padding)
     }
 
     fn start_data_block(&mut self) -> io::Result<()> {
@@ -349,20 +361,20 @@ impl<W: Write> BackupWriter<W> {
         if self.data_block == DataBlock::Pages {
             self.write_stream(b"MQDA", MQDA_END_ATTRIBUTES, &[])?;
         }
-        self.write_spad()
+        self.write_spad(Padding::Logical)
     }
 
     fn write_empty_mstl(&mut self) -> io::Result<()> {
         let mut area = TapeArea::with_fixed_len(MSTL_FIRST_EVENT);
         area.put_u32(56, DATA_BLOCK_WORD_56);
         let header = self.set_block_header(b"MSTL");
-        self.write_chained_block(header, area, &[])
+        self.write_chained_block(header, area, &[], Padding::Logical)
     }
 
     fn write_eset(&mut self, write_date: PrimitiveDateTime) -> io::Result<()> {
         let area = encode_eset(self.position_in_media, write_date, self.sset_attributes);
         let header = DblkHeader::new(b"ESET");
-        self.write_chained_block(header, area, &[])
+        self.write_chained_block(header, area, &[], Padding::Physical)
     }
 
     /// Header of a DBLK inside the set: format logical address in 1 KiB units from the
@@ -381,12 +393,13 @@ impl<W: Write> BackupWriter<W> {
         header: DblkHeader,
         area: TapeArea,
         streams: &[(&[u8; 4], u16, &[u8])],
+        padding: Padding,
     ) -> io::Result<()> {
         self.write_block_start(header, area)?;
         for (id, attributes, data) in streams {
             self.write_stream(id, *attributes, data)?;
         }
-        self.write_spad()
+        self.write_spad(padding)
     }
 
     /// Writes the DBLK header and its area (fixed fields and strings), padded to 4 bytes;
@@ -421,10 +434,20 @@ impl<W: Write> BackupWriter<W> {
         self.sink.write_zeros(align_up(position, 4) - position)
     }
 
-    /// Ends a DBLK's stream chain with SPAD up to the next padding-unit boundary.
-    fn write_spad(&mut self) -> io::Result<()> {
+    /// Ends a DBLK's stream chain with an SPAD stream that extends the DBLK as `padding`
+    /// says.
+    fn write_spad(&mut self, padding: Padding) -> io::Result<()> {
         let start = self.sink.position;
-        let end = align_up(start + STREAM_HEADER_LEN as u64, self.pad_unit);
+        let block_start = self.current_block_start;
+        let used = start + STREAM_HEADER_LEN as u64 - block_start;
+        let physical = self.block_size.max(LOGICAL_BLOCK);
+        let end = match padding {
+            Padding::Logical => block_start + align_up(used, LOGICAL_BLOCK),
+            Padding::Physical => block_start + align_up(used, physical),
+            Padding::EndOnPhysical => {
+                align_up(block_start + align_up(used, LOGICAL_BLOCK), self.block_size)
+            }
+        };
         let len = end - start - STREAM_HEADER_LEN as u64;
         self.write_stream_header(b"SPAD", 0, len)?;
         self.sink.write_zeros(len)

@@ -5,27 +5,12 @@ mod common;
 use bakfile::{read_headers, verify_file, BackupSet, BackupType, ChecksumMode, VerifyError};
 use serde_json::Value;
 
-const REAL_BACKUPS: &[&str] = &[
-    "Northwind.bak",
-    "RestoreTimeClean2.bak",
-    "RestoreTimeClean2_1.trn",
-    "RestoreTimeClean_1.trn",
-    "SQL2008_dbOrphanUsers_DIFF_20170518_041819.bak",
-    "SQL2008_dbOrphanUsers_FULL_20170518_041740.bak",
-    "SQL2008_dbOrphanUsers_LOG_20170518_041831.trn",
-    "SQL2008_dbOrphanUsers_LOG_20170518_041837.trn",
-    "StopAt_21.trn",
-    "StopAt_23.trn",
-    "TutorialDB.bak",
-    "pubs.bak",
-];
-
 #[test]
 fn verify_accepts_every_real_backup() {
     let Some(dir) = common::fixtures_dir() else {
         return;
     };
-    for name in REAL_BACKUPS {
+    for name in common::REAL_BACKUPS {
         for mode in [ChecksumMode::IfPresent, ChecksumMode::Skip] {
             let report = verify_file(&dir.join(name), mode)
                 .unwrap_or_else(|e| panic!("{name} in {mode:?} mode: {e}"));
@@ -187,7 +172,7 @@ fn read_headers_matches_expected_json() {
     };
     let expected: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
-    for name in REAL_BACKUPS {
+    for name in common::REAL_BACKUPS {
         let want = &expected[*name];
         let file = std::fs::File::open(dir.join(name)).unwrap();
         let sets = read_headers(file).unwrap_or_else(|e| panic!("{name}: {e}"));
