@@ -149,6 +149,8 @@ pub(crate) struct ContainerInput<R: Read> {
     position: u64,
     payload: Vec<u8>,
     decode_table: Vec<(u16, u8)>,
+    /// True when the last item other than zero padding was a raw SFMB.
+    last_item_raw_filemark: bool,
     ended: bool,
 }
 
@@ -173,6 +175,7 @@ impl<R: Read> ContainerInput<R> {
             position: 0,
             payload: Vec::new(),
             decode_table: Vec::new(),
+            last_item_raw_filemark: false,
             ended: false,
         })
     }
@@ -231,7 +234,11 @@ impl<R: Read> ContainerInput<R> {
             let tag = u32::from_le_bytes(tag_bytes);
             if &tag_bytes == b"SFMB" && record_start % SECTOR as u64 == 0 {
                 self.skip_raw_sfmb()?;
+                self.last_item_raw_filemark = true;
                 continue;
+            }
+            if tag != 0 {
+                self.last_item_raw_filemark = false;
             }
             match tag_bytes[0] {
                 TAG_RECORD => return self.decode_record(record_start, tag),
@@ -317,6 +324,10 @@ impl<R: Read> ContainerInput<R> {
 impl<R: Read> MtfInput for ContainerInput<R> {
     fn position(&self) -> u64 {
         self.position
+    }
+
+    fn ends_with_raw_filemark(&self) -> bool {
+        self.ended && self.last_item_raw_filemark
     }
 
     fn fill(&mut self, buf: &mut [u8]) -> Result<bool, VerifyError> {

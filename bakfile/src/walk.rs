@@ -61,6 +61,9 @@ struct Walker<'a, I: MtfInput> {
     finished_sets: Vec<SetRecord>,
     pending_checksum: Option<PendingChecksum>,
     checksums_checked: bool,
+    /// SQL Server ends a file with a soft filemark after the last ESET (observed); a file
+    /// that stops after the ESET lost at least that block.
+    last_block_was_filemark: bool,
 }
 
 /// Walks the whole MTF stream in `input`.
@@ -78,6 +81,7 @@ pub(crate) fn walk<I: MtfInput>(
         finished_sets: Vec::new(),
         pending_checksum: None,
         checksums_checked: false,
+        last_block_was_filemark: false,
     };
     match walker.walk_blocks() {
         Ok(()) => walker.outcome(),
@@ -112,6 +116,7 @@ impl<I: MtfInput> Walker<'_, I> {
             }
             let header = DblkHeader::decode(&header_bytes).map_err(|e| malformed(start, e))?;
             self.check_block_order(start, &header)?;
+            self.last_block_was_filemark = &header.kind == b"SFMB";
             if &header.kind == b"SFMB" {
                 self.skip_soft_filemark()?;
                 continue;
@@ -354,16 +359,14 @@ impl<I: MtfInput> Walker<'_, I> {
 
     fn outcome(self) -> Result<WalkOutcome, VerifyError> {
         let end = self.input.position();
-        if self.tape.is_none() {
+        let ends_with_filemark =
+            self.last_block_was_filemark || self.input.ends_with_raw_filemark();
+        if self.open_set.is_some() || self.finished_sets.is_empty() || !ends_with_filemark {
             return Err(VerifyError::Truncated { offset: end });
         }
-        if self.open_set.is_some() {
+        let Some(tape) = self.tape.clone() else {
             return Err(VerifyError::Truncated { offset: end });
-        }
-        if self.finished_sets.is_empty() {
-            return Err(VerifyError::Truncated { offset: end });
-        }
-        let tape = self.tape.clone().expect("checked above");
+        };
         let mut sets = Vec::with_capacity(self.finished_sets.len());
         for record in &self.finished_sets {
             sets.push(assemble(&tape, record, self.compressed).map_err(|e| malformed(end, e))?);
