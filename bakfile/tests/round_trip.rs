@@ -5,8 +5,8 @@ mod common;
 use std::io::Cursor;
 
 use bakfile::{
-    read_headers, verify, BackupSet, BackupType, BackupWriter, ChecksumMode, VerifyError,
-    WriteOptions,
+    read_headers, verify, BackupSet, BackupType, BackupWriter, ChecksumMode, RecoveryModel,
+    VerifyError, WriteOptions,
 };
 
 /// Pages that look like a database's: mostly zeros with a header and a few rows.
@@ -227,4 +227,154 @@ fn writer_places_blocks_like_sql_server() {
         }
         assert_eq!(file.len() % block_size, 0, "block size {block_size}");
     }
+}
+
+/// Writes a set whose leading header copy holds provisional values (no finish date, a
+/// guessed size) and whose trailing copy holds `final_set`.
+fn write_with_final_values(
+    leading: &BackupSet,
+    final_set: &BackupSet,
+    options: WriteOptions,
+) -> Vec<u8> {
+    let payload = sample_payload(6);
+    let mut writer = BackupWriter::new(Vec::new(), leading, payload.len() as u64, options).unwrap();
+    writer.write_payload(&payload).unwrap();
+    writer.finish(final_set).unwrap()
+}
+
+#[test]
+fn read_headers_prefers_trailing_copy() {
+    let final_set = common::sample_set(BackupType::Log, true);
+    let leading = BackupSet {
+        backup_finish_date: None,
+        backup_size: 1,
+        ..final_set.clone()
+    };
+    for compressed in [false, true] {
+        let options = WriteOptions {
+            compressed,
+            block_size: 512,
+        };
+        let file = write_with_final_values(&leading, &final_set, options);
+        let headers = read_headers(Cursor::new(&file)).unwrap();
+        assert_eq!(
+            headers,
+            vec![expected(&final_set, options)],
+            "compressed={compressed}"
+        );
+    }
+}
+
+#[test]
+fn read_headers_falls_back_to_leading_copy() {
+    let final_set = common::sample_set(BackupType::Database, false);
+    let leading = BackupSet {
+        backup_finish_date: None,
+        backup_size: 1,
+        ..final_set.clone()
+    };
+    for compressed in [false, true] {
+        let options = WriteOptions {
+            compressed,
+            block_size: 4096,
+        };
+        let file = write_with_final_values(&leading, &final_set, options);
+        // Cut inside the data, well before the trailing copy: for a compressed file, after
+        // the first record, which holds the blocks up to the start of the data.
+        let cut_at = if compressed {
+            let tag = u32::from_le_bytes(file[0x1E0..0x1E4].try_into().unwrap());
+            0x1E0 + 28 + (tag >> 16) as usize
+        } else {
+            file.len() / 2
+        };
+        let cut = &file[..cut_at];
+        let headers = read_headers(Cursor::new(cut)).unwrap();
+        let want = BackupSet {
+            provisional: true,
+            ..expected(&leading, options)
+        };
+        assert_eq!(headers, vec![want], "compressed={compressed}");
+        let verified = verify(cut, ChecksumMode::IfPresent);
+        assert!(
+            matches!(verified, Err(VerifyError::Truncated { .. })),
+            "{verified:?}"
+        );
+    }
+}
+
+#[test]
+fn writer_round_trips_set_options() {
+    let cases = [
+        (RecoveryModel::Simple, true),
+        (RecoveryModel::BulkLogged, false),
+        (RecoveryModel::Full, true),
+    ];
+    for (recovery_model, is_copy_only) in cases {
+        let set = BackupSet {
+            recovery_model,
+            is_copy_only,
+            time_zone: -32,
+            position: 3,
+            backup_name: String::new(),
+            ..common::sample_set(BackupType::Database, false)
+        };
+        let options = WriteOptions {
+            compressed: false,
+            block_size: 512,
+        };
+        let file = write_file(&set, &sample_payload(1), options);
+        let headers = read_headers(Cursor::new(&file)).unwrap();
+        assert_eq!(
+            headers,
+            vec![set],
+            "{recovery_model:?} copy_only={is_copy_only}"
+        );
+    }
+}
+
+#[test]
+fn read_headers_reads_appended_sets() {
+    let first = common::sample_set(BackupType::Database, true);
+    let second = BackupSet {
+        position: 2,
+        backup_set_guid: uuid::Uuid::from_u128(42),
+        ..common::sample_set(BackupType::Log, true)
+    };
+    let options = WriteOptions {
+        compressed: false,
+        block_size: 512,
+    };
+    let mut file = write_file(&first, &sample_payload(2), options);
+    let appended = write_file(&second, &sample_payload(1), options);
+    // A set appended WITH NOINIT follows the previous one without a second TAPE block.
+    file.extend_from_slice(&appended[0x400..]);
+    let headers = read_headers(Cursor::new(&file)).unwrap();
+    assert_eq!(headers, vec![first.clone(), second.clone()]);
+    let report = verify(&file[..], ChecksumMode::Require).unwrap();
+    assert_eq!(report.sets, vec![first, second]);
+}
+
+#[test]
+fn writer_rejects_wrong_payload_length() {
+    let set = common::sample_set(BackupType::Database, true);
+    let options = WriteOptions {
+        compressed: false,
+        block_size: 512,
+    };
+    let mut writer = BackupWriter::new(Vec::new(), &set, 100, options).unwrap();
+    let too_long = writer.write_payload(&[0u8; 101]).unwrap_err();
+    assert_eq!(too_long.kind(), std::io::ErrorKind::InvalidInput);
+    writer.write_payload(&[0u8; 99]).unwrap();
+    let too_short = writer.finish(&set).unwrap_err();
+    assert_eq!(too_short.kind(), std::io::ErrorKind::InvalidInput);
+    let bad_block = BackupWriter::new(
+        Vec::new(),
+        &set,
+        0,
+        WriteOptions {
+            compressed: false,
+            block_size: 1024,
+        },
+    );
+    assert!(bad_block.is_err());
 }
