@@ -1,8 +1,7 @@
 //! SQL Server's compressed backup container: the `MSSQLBAK` file header, then records of
 //! XPRESS Huffman data ([MS-XCA] section 2.2.4) that decode to a plain MTF stream. The
-//! layout was worked out from one SQL Server 2016 backup (13.0.1708); other record kinds
-//! of SQL Server 2012 and older, QAT_DEFLATE and ZSTD (2022+) and encryption are not
-//! handled.
+//! layout was worked out from one SQL Server 2016 backup (13.0.1708). Not handled: the
+//! record layout of SQL Server 2012 and older, QAT_DEFLATE and ZSTD (2022+), encryption.
 //!
 //! Record header (28 bytes, observed): u32 tag whose low byte is 0x21, byte 1 the decoded
 //! size in 512-byte sectors and high half the compressed size; 16 bytes of unknown
@@ -23,9 +22,9 @@ pub(crate) const MAGIC: &[u8; 8] = b"MSSQLBAK";
 /// The container header ends where the first record starts (observed at 0x1E0).
 const HEADER_LEN: usize = 0x1E0;
 const SECTOR: usize = 512;
-/// Records written here decode to at most 127 sectors, so the compressed size of even
-/// poorly compressible input fits the 16-bit size field more often; larger outputs are
-/// split (see `ContainerWriter::write_record`).
+/// Largest decoded size of a record written here, in sectors. With at most 9 bits per
+/// byte, most inputs of this size compress to less than the 16-bit size field allows.
+/// `ContainerWriter::write_record` splits the rest.
 const MAX_RECORD_SECTORS: usize = 127;
 const RECORD_HEADER_LEN: usize = 28;
 const TAG_RECORD: u8 = 0x21;
@@ -35,7 +34,8 @@ const TAG_INDEX: u8 = 0x2C;
 const FILLER_HEADER_LEN: usize = 24;
 
 /// Builds the 0x1E0-byte container header: magic, u32 2, u32 3, and four 8-byte runs of
-/// 0xFF at 0x30, 0x50, 0x70 and 0x90 (observed; the meaning of these values is unknown).
+/// 0xFF at 0x30, 0x50, 0x70 and 0x90. These values were observed, but their meaning is
+/// unknown.
 fn encode_header() -> Vec<u8> {
     let mut header = vec![0u8; HEADER_LEN];
     header[0..8].copy_from_slice(MAGIC);
@@ -294,12 +294,14 @@ impl<R: Read> ContainerInput<R> {
                 "compressed record has a decoded size of 0 sectors".into(),
             ));
         }
+
         let computed = record_check_value(&self.payload);
         if computed != stored_check {
             return Err(damaged(format!(
                 "compressed record check value is {stored_check:#010x}, computed {computed:#010x}"
             )));
         }
+
         let size = sectors * SECTOR;
         let mut decoded = std::mem::take(&mut self.decoded);
         let result = xpress::decompress(&self.payload, size, &mut decoded, &mut self.decode_table);

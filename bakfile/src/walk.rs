@@ -20,7 +20,7 @@ use crate::{BackupSet, ChecksumMode, VerifyError};
 /// with thousands of files while bounding memory on damaged input.
 const MAX_METADATA_STREAM: u64 = 16 * 1024 * 1024;
 
-/// What the walk checks beyond structure.
+/// Purpose of a walk, which sets the checks beyond structure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum WalkMode {
     /// Read headers only; data streams are skipped, truncation after a leading header
@@ -61,8 +61,8 @@ struct Walker<'a, I: MtfInput> {
     finished_sets: Vec<SetRecord>,
     pending_checksum: Option<PendingChecksum>,
     checksums_checked: bool,
-    /// SQL Server ends a file with a soft filemark after the last ESET (observed); a file
-    /// that stops after the ESET lost at least that block.
+    /// True after an SFMB. SQL Server ends every file with a soft filemark after the last
+    /// ESET (observed), so a file that stops at the ESET lost at least that block.
     last_block_was_filemark: bool,
 }
 
@@ -161,7 +161,8 @@ impl<I: MtfInput> Walker<'_, I> {
         }
     }
 
-    /// A soft filemark has no stream chain and fills one physical block.
+    /// Skips the rest of a soft filemark, which has no stream chain and fills one physical
+    /// block.
     fn skip_soft_filemark(&mut self) -> Result<(), VerifyError> {
         let block_size = self.tape.as_ref().map_or(512, |t| t.block_size);
         self.input
@@ -407,8 +408,8 @@ impl<I: MtfInput> Walker<'_, I> {
     }
 }
 
-/// Combines TAPE, SSET, VOLB and SCIN values into a [`BackupSet`], preferring the trailing
-/// header copy, which holds the final values.
+/// Combines TAPE, SSET, VOLB and SCIN values into a [`BackupSet`]. It prefers the trailing
+/// header copy because that copy contains the final values.
 fn assemble(tape: &TapeInfo, record: &SetRecord, compressed: bool) -> Result<BackupSet, String> {
     let sset = record.sset.as_ref().ok_or("backup set has no SSET block")?;
     let (scin, provisional) = match (&record.trailing, &record.leading) {

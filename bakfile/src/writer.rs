@@ -1,7 +1,9 @@
 //! Streams one backup set as SQL Server lays it out: TAPE (RAID stream), SFMB, SSET,
 //! VOLB, MSCI (leading header copy), MSDA or MSTL with the payload, MSLS (trailing header
-//! copy), SFMB, ESET, SFMB. The order and padding follow real SQL Server 2008 R2 to 2016
-//! files; the on-tape catalogue SQL Server adds to its ESET is left out.
+//! copy), SFMB, ESET, SFMB. The order and padding follow SQL Server 2008 R2 to 2016 files.
+//! Left out: the on-tape catalogue SQL Server adds to its ESET and the second ESET after it.
+//! In compressed files every block, SFMB included, is inside the records, whereas SQL
+//! Server stores its SFMBs uncompressed between records.
 
 use std::io::{self, Write};
 
@@ -22,7 +24,7 @@ use crate::{BackupSet, BackupType, WriteOptions};
 
 /// DBLK attributes SQL Server writes on TAPE (observed).
 const TAPE_ATTRIBUTES: u32 = 0x0003_0000;
-/// DBLK attribute of a soft filemark (MTF 1.00a: MTF_SFMB_BLOCK... observed 0x80000000).
+/// DBLK attributes SQL Server writes on a soft filemark (observed).
 const SFMB_ATTRIBUTES: u32 = 0x8000_0000;
 /// First-event offsets and the value at +56 SQL Server writes in its own blocks
 /// (observed; the meaning of the +56 word is unknown).
@@ -40,13 +42,13 @@ const MQDA_END_ATTRIBUTES: u16 = 0x6;
 /// Bytes in front of the pages or log blocks in MQDA/MQTL data (observed as zero).
 const DATA_PREFIX: [u8; 2] = [0, 0];
 
-/// Counts bytes of the MTF stream and sends them to a plain file or the compressed
-/// container.
+/// Destination of the MTF stream: a plain file or the compressed container.
 enum Output<W: Write> {
     Plain(W),
     Compressed(ContainerWriter<W>),
 }
 
+/// Output that counts the bytes of the MTF stream written to it.
 struct MtfSink<W: Write> {
     output: Output<W>,
     position: u64,
@@ -83,10 +85,10 @@ impl<W: Write> MtfSink<W> {
     }
 }
 
-/// How far SPAD extends a DBLK. Observed on 512-byte and 4 KiB layouts: blocks inside a
-/// set are multiples of the 1 KiB logical block, TAPE and ESET are multiples of the
-/// physical block (at least 1 KiB), and MSLS ends on a physical block boundary so the soft
-/// filemark after it is block-aligned.
+/// Extent of the SPAD stream that ends a DBLK, as observed on 512-byte and 4 KiB layouts.
+/// Blocks inside a set are multiples of the 1 KiB logical block. TAPE and ESET are
+/// multiples of the physical block (at least 1 KiB). MSLS ends on a physical block
+/// boundary so that the soft filemark after it is block-aligned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Padding {
     Logical,
@@ -94,7 +96,7 @@ enum Padding {
     EndOnPhysical,
 }
 
-/// Which data block carries the payload.
+/// Kind of data block that carries the payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DataBlock {
     /// MSDA/MQDA: database pages of a full or differential backup.
@@ -104,11 +106,14 @@ enum DataBlock {
 }
 
 /// Streams one backup set into `W`.
+///
+/// Memory use does not depend on the payload size: payload bytes go straight to `W`, or
+/// through one record buffer of under 64 KiB when the file is compressed.
 pub struct BackupWriter<W: Write> {
     sink: MtfSink<W>,
     block_size: u64,
     sset_offset: u64,
-    /// Offset of the DBLK being written, for placing the first page.
+    /// Offset of the DBLK being written, from which APAD and SPAD are sized.
     current_block_start: u64,
     next_control_block_id: u32,
     sfmb_offsets: Vec<u64>,
@@ -150,6 +155,7 @@ impl<W: Write> BackupWriter<W> {
                 )))
             }
         };
+
         let output = if options.compressed {
             Output::Compressed(ContainerWriter::new(out)?)
         } else {
@@ -174,6 +180,7 @@ impl<W: Write> BackupWriter<W> {
             payload_written: 0,
             checksum: PayloadChecksum::new(),
         };
+
         writer.write_tape(set)?;
         writer.write_sfmb()?;
         writer.write_sset(set)?;
@@ -229,9 +236,9 @@ impl<W: Write> BackupWriter<W> {
         }
         self.end_data_block()?;
         if self.data_block == DataBlock::Pages {
-            // Full and differential backups also carry a log portion; this writer has no
-            // log to add, so it writes one empty MSTL block as SQL Server does after the
-            // log blocks it copies.
+            // Full and differential backups also carry a log portion. This writer has no
+            // log to add, so it writes one empty MSTL block like those SQL Server writes
+            // after the log blocks it copies.
             self.write_empty_mstl()?;
         }
         self.write_header_copy(b"MSLS", set, set.backup_finish_date)?;
@@ -326,10 +333,12 @@ impl<W: Write> BackupWriter<W> {
         } else {
             attributes
         };
+
         let mut area = TapeArea::with_fixed_len(first_event);
         area.put_u32(56, DATA_BLOCK_WORD_56);
         let header = self.set_block_header(kind);
         self.write_block_start(header, area)?;
+
         // APAD places the first page at the same offset in the block as SQL Server does:
         // 1 KiB into a 512-byte layout block, 2 KiB or 3 KiB into a 4 KiB one (observed).
         let page_offset: u64 = match (self.data_block, self.block_size) {
@@ -344,6 +353,7 @@ impl<W: Write> BackupWriter<W> {
             data_start - STREAM_HEADER_LEN as u64 - apad_start - STREAM_HEADER_LEN as u64;
         self.write_stream_header(b"APAD", APAD_ATTRIBUTES, apad_len)?;
         self.sink.write_zeros(apad_len)?;
+
         let data_len = DATA_PREFIX.len() as u64 + self.payload_len;
         self.write_stream_header(stream_id, attributes, data_len)?;
         if self.has_checksums {
@@ -434,8 +444,8 @@ impl<W: Write> BackupWriter<W> {
         self.sink.write_zeros(align_up(position, 4) - position)
     }
 
-    /// Ends a DBLK's stream chain with an SPAD stream that extends the DBLK as `padding`
-    /// says.
+    /// Ends a DBLK's stream chain with an SPAD stream that pads the DBLK to the extent
+    /// `padding` selects.
     fn write_spad(&mut self, padding: Padding) -> io::Result<()> {
         let start = self.sink.position;
         let block_start = self.current_block_start;

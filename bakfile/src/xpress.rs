@@ -182,7 +182,8 @@ pub(crate) fn compress(input: &[u8], out: &mut Vec<u8>) {
     writer.finish();
 }
 
-/// Longest code the format allows, and the width of the decoder's lookup index.
+/// Maximum code length of the format, which is also the width of the decoder's lookup
+/// index.
 const MAX_CODE_LENGTH: u32 = 15;
 
 /// Builds the decoder's lookup table: for every 15-bit prefix, the symbol whose code
@@ -224,8 +225,8 @@ struct BitReader<'a> {
 }
 
 impl<'a> BitReader<'a> {
-    /// Reads a 16-bit word; past the end of the input it reads zeros, because a stream may
-    /// end on its end-of-stream symbol while the reader has already loaded ahead.
+    /// Reads a 16-bit word, or zero past the end of the input. A stream may end on its
+    /// end-of-stream symbol while the reader has already loaded words ahead.
     fn word(&mut self) -> u32 {
         let value = match self.input.get(self.position..self.position + 2) {
             Some(w) => u32::from(u16::from_le_bytes([w[0], w[1]])),

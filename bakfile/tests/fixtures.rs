@@ -69,6 +69,7 @@ fn check_set(name: &str, set: &BackupSet, want: &Value) {
             .unwrap_or_else(|| panic!("{name}: {key} missing"))
     };
     let lsn = |key: &str| u128::from(number(key));
+
     assert_eq!(
         set.database_name,
         text("database_name"),
@@ -81,11 +82,13 @@ fn check_set(name: &str, set: &BackupSet, want: &Value) {
         "{name}: machine_name"
     );
     assert_eq!(set.user_name, text("user_name"), "{name}: user_name");
+
     assert_eq!(
         backup_type_letter(set.backup_type),
         text("type_char"),
         "{name}: type"
     );
+
     let version = format!(
         "{}.{}.{}",
         set.software_major, set.software_minor, set.software_build
@@ -101,6 +104,7 @@ fn check_set(name: &str, set: &BackupSet, want: &Value) {
         number("compatibility_level"),
         "{name}: compatibility_level"
     );
+
     assert_eq!(
         set.first_lsn.to_numeric(),
         lsn("first_lsn"),
@@ -121,6 +125,7 @@ fn check_set(name: &str, set: &BackupSet, want: &Value) {
         lsn("database_backup_lsn"),
         "{name}: database_backup_lsn"
     );
+
     assert_eq!(
         format_date(set.database_creation_date),
         text("database_creation_date"),
@@ -137,6 +142,7 @@ fn check_set(name: &str, set: &BackupSet, want: &Value) {
         Some(text("backup_finish_date")),
         "{name}: finish date"
     );
+
     assert_eq!(
         set.has_checksums,
         want["has_backup_checksums"].as_bool().unwrap(),

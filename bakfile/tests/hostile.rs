@@ -79,7 +79,7 @@ fn truncated_written_files_fail_cleanly() {
     check_truncations("compressed", &written_file(true));
 }
 
-/// Every byte of the descriptor blocks before the data, then every 61st byte.
+/// Returns every byte position of the descriptor blocks before the data, then every 61st.
 fn written_flip_positions(len: usize) -> impl Iterator<Item = usize> {
     (0..len.min(0x1400)).chain((0x1400..len).step_by(61))
 }

@@ -229,8 +229,18 @@ fn writer_places_blocks_like_sql_server() {
     }
 }
 
-/// Writes a set whose leading header copy holds provisional values (no finish date, a
-/// guessed size) and whose trailing copy holds `final_set`.
+/// Returns `set` as the leading header copy would have it before the backup ends: no
+/// finish date and a guessed size.
+fn provisional_values(set: &BackupSet) -> BackupSet {
+    BackupSet {
+        backup_finish_date: None,
+        backup_size: 1,
+        ..set.clone()
+    }
+}
+
+/// Writes a set whose leading header copy contains `leading` and whose trailing copy
+/// contains `final_set`.
 fn write_with_final_values(
     leading: &BackupSet,
     final_set: &BackupSet,
@@ -245,11 +255,7 @@ fn write_with_final_values(
 #[test]
 fn read_headers_prefers_trailing_copy() {
     let final_set = common::sample_set(BackupType::Log, true);
-    let leading = BackupSet {
-        backup_finish_date: None,
-        backup_size: 1,
-        ..final_set.clone()
-    };
+    let leading = provisional_values(&final_set);
     for compressed in [false, true] {
         let options = WriteOptions {
             compressed,
@@ -268,11 +274,7 @@ fn read_headers_prefers_trailing_copy() {
 #[test]
 fn read_headers_falls_back_to_leading_copy() {
     let final_set = common::sample_set(BackupType::Database, false);
-    let leading = BackupSet {
-        backup_finish_date: None,
-        backup_size: 1,
-        ..final_set.clone()
-    };
+    let leading = provisional_values(&final_set);
     for compressed in [false, true] {
         let options = WriteOptions {
             compressed,

@@ -40,7 +40,7 @@ pub fn fixtures_dir() -> Option<PathBuf> {
     }
 }
 
-/// A backup set with distinct values in every field, for writing test files.
+/// Returns a backup set with distinct values in every field, for writing test files.
 pub fn sample_set(backup_type: BackupType, has_checksums: bool) -> BackupSet {
     let differential = backup_type == BackupType::Differential;
     BackupSet {
