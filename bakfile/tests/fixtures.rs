@@ -209,3 +209,22 @@ fn read_headers_matches_expected_json() {
         );
     }
 }
+
+#[test]
+fn verify_require_follows_checksum_flag() {
+    let Some(dir) = common::fixtures_dir() else {
+        return;
+    };
+    let with_checksums = dir.join("SQL2008_dbOrphanUsers_FULL_20170518_041740.bak");
+    let report = verify_file(&with_checksums, ChecksumMode::Require).unwrap();
+    assert!(report.sets[0].has_checksums);
+    assert!(
+        !report.checksums_checked,
+        "SQL Server's CSUM values are not checkable"
+    );
+    let without = verify_file(&dir.join("Northwind.bak"), ChecksumMode::Require);
+    assert!(
+        matches!(without, Err(VerifyError::NoChecksums)),
+        "{without:?}"
+    );
+}
