@@ -1,7 +1,6 @@
 //! Fields of the TAPE, SSET, VOLB, SFMB and ESET descriptor blocks. Offsets are from the
-//! MTF 1.00a layout; the values SQL Server puts in them were observed on real backups
-//! written by SQL Server 2008 R2 to 2016, and the meanings marked "inferred" are guesses
-//! that fit those files.
+//! MTF 1.00a layout. The values SQL Server puts in them were observed on backups written by
+//! SQL Server 2008 R2 to 2016, and meanings marked "inferred" are guesses that fit them.
 
 use time::PrimitiveDateTime;
 use uuid::Uuid;
@@ -160,8 +159,8 @@ pub(crate) fn encode_sset(f: &SsetFields<'_>) -> TapeArea {
     area.put_u8(94, f.software_minor);
     area.put_u8(95, f.time_zone as u8);
     area.put_u8(97, 2);
-    // The first 16 bytes of the OS-specific data are the BackupSetGUID (inferred: the
-    // differential base links in SCIN point at them); the other 5 bytes are unknown.
+    // The first 16 bytes of the OS-specific data are taken to be the BackupSetGUID, because
+    // the differential base links in SCIN point at them (inferred). The other 5 are unknown.
     area.put_bytes(
         usize::from(SSET_OS_DATA_OFFSET),
         &encode_guid(f.backup_set_guid),
@@ -241,7 +240,6 @@ pub(crate) fn encode_eset(
 ) -> TapeArea {
     let mut area = TapeArea::with_fixed_len(88);
     area.put_u32(52, sset_attributes);
-    area.put_u16(76, 0);
     area.put_u16(78, position);
     area.put_bytes(80, &encode_date(Some(write_date)));
     area

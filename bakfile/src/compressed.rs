@@ -1,8 +1,7 @@
 //! SQL Server's compressed backup container: the `MSSQLBAK` file header, then records of
 //! XPRESS Huffman data ([MS-XCA] section 2.2.4) that decode to a plain MTF stream. The
-//! layout was worked out from one SQL Server 2016 backup (13.0.1708); other record kinds
-//! of SQL Server 2012 and older, QAT_DEFLATE and ZSTD (2022+) and encryption are not
-//! handled.
+//! layout was worked out from one SQL Server 2016 backup (13.0.1708). Not handled: the
+//! record layout of SQL Server 2012 and older, QAT_DEFLATE and ZSTD (2022+), encryption.
 //!
 //! Record header (28 bytes, observed): u32 tag whose low byte is 0x21, byte 1 the decoded
 //! size in 512-byte sectors and high half the compressed size; 16 bytes of unknown
@@ -23,9 +22,9 @@ pub(crate) const MAGIC: &[u8; 8] = b"MSSQLBAK";
 /// The container header ends where the first record starts (observed at 0x1E0).
 const HEADER_LEN: usize = 0x1E0;
 const SECTOR: usize = 512;
-/// Records written here decode to at most 127 sectors, so the compressed size of even
-/// poorly compressible input fits the 16-bit size field more often; larger outputs are
-/// split (see `ContainerWriter::write_record`).
+/// Largest decoded size of a record written here, in sectors. With at most 9 bits per
+/// byte, most inputs of this size compress to less than the 16-bit size field allows.
+/// `ContainerWriter::write_record` splits the rest.
 const MAX_RECORD_SECTORS: usize = 127;
 const RECORD_HEADER_LEN: usize = 28;
 const TAG_RECORD: u8 = 0x21;
@@ -35,7 +34,8 @@ const TAG_INDEX: u8 = 0x2C;
 const FILLER_HEADER_LEN: usize = 24;
 
 /// Builds the 0x1E0-byte container header: magic, u32 2, u32 3, and four 8-byte runs of
-/// 0xFF at 0x30, 0x50, 0x70 and 0x90 (observed; the meaning of these values is unknown).
+/// 0xFF at 0x30, 0x50, 0x70 and 0x90. These values were observed, but their meaning is
+/// unknown.
 fn encode_header() -> Vec<u8> {
     let mut header = vec![0u8; HEADER_LEN];
     header[0..8].copy_from_slice(MAGIC);
@@ -148,6 +148,9 @@ pub(crate) struct ContainerInput<R: Read> {
     decoded_at: usize,
     position: u64,
     payload: Vec<u8>,
+    decode_table: Vec<(u16, u8)>,
+    /// True when the last item other than zero padding was a raw SFMB.
+    last_item_raw_filemark: bool,
     ended: bool,
 }
 
@@ -171,6 +174,8 @@ impl<R: Read> ContainerInput<R> {
             decoded_at: 0,
             position: 0,
             payload: Vec::new(),
+            decode_table: Vec::new(),
+            last_item_raw_filemark: false,
             ended: false,
         })
     }
@@ -229,7 +234,11 @@ impl<R: Read> ContainerInput<R> {
             let tag = u32::from_le_bytes(tag_bytes);
             if &tag_bytes == b"SFMB" && record_start % SECTOR as u64 == 0 {
                 self.skip_raw_sfmb()?;
+                self.last_item_raw_filemark = true;
                 continue;
+            }
+            if tag != 0 {
+                self.last_item_raw_filemark = false;
             }
             match tag_bytes[0] {
                 TAG_RECORD => return self.decode_record(record_start, tag),
@@ -285,26 +294,19 @@ impl<R: Read> ContainerInput<R> {
                 "compressed record has a decoded size of 0 sectors".into(),
             ));
         }
+
         let computed = record_check_value(&self.payload);
         if computed != stored_check {
             return Err(damaged(format!(
                 "compressed record check value is {stored_check:#010x}, computed {computed:#010x}"
             )));
         }
+
         let size = sectors * SECTOR;
-        let mut framed = Vec::with_capacity(4 + compressed_len);
-        framed.extend_from_slice(&(size as u32).to_le_bytes());
-        framed.extend_from_slice(&self.payload);
-        let decoded =
-            compcol::vec::decompress_to_vec::<compcol::xpress_huffman::XpressHuffman>(&framed)
-                .map_err(|e| damaged(format!("compressed record does not decode: {e}")))?;
-        if decoded.len() != size {
-            return Err(damaged(format!(
-                "compressed record decodes to {} bytes, expected {size}",
-                decoded.len()
-            )));
-        }
+        let mut decoded = std::mem::take(&mut self.decoded);
+        let result = xpress::decompress(&self.payload, size, &mut decoded, &mut self.decode_table);
         self.decoded = decoded;
+        result.map_err(|e| damaged(format!("compressed record does not decode: {e}")))?;
         self.decoded_at = 0;
         Ok(())
     }
@@ -324,6 +326,10 @@ impl<R: Read> ContainerInput<R> {
 impl<R: Read> MtfInput for ContainerInput<R> {
     fn position(&self) -> u64 {
         self.position
+    }
+
+    fn ends_with_raw_filemark(&self) -> bool {
+        self.ended && self.last_item_raw_filemark
     }
 
     fn fill(&mut self, buf: &mut [u8]) -> Result<bool, VerifyError> {
@@ -383,6 +389,48 @@ mod tests {
         assert_eq!(record_check_value(&[1, 0, 0, 0, 2]), 2 ^ 2);
     }
 
+    /// Decodes every record of the real compressed fixture with this crate's decoder and
+    /// with compcol's, and compares the outputs.
+    #[test]
+    fn decoder_matches_compcol_on_real_file() {
+        let Some(dir) = std::env::var_os("BAKFLEET_FIXTURES_BAK") else {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "BAKFLEET_FIXTURES_BAK is not set"
+            );
+            eprintln!("fixture test did not run: set BAKFLEET_FIXTURES_BAK to the folder of real .bak fixtures");
+            return;
+        };
+        let file = std::fs::read(std::path::Path::new(&dir).join("TutorialDB.bak")).unwrap();
+        let mut position = HEADER_LEN;
+        let mut records = 0;
+        let mut decoded_total = 0;
+        while position + RECORD_HEADER_LEN <= file.len() {
+            let tag = u32::from_le_bytes(file[position..position + 4].try_into().unwrap());
+            if tag as u8 != TAG_RECORD {
+                position += 1;
+                continue;
+            }
+            let size = ((tag >> 8) & 0xFF) as usize * SECTOR;
+            let payload = &file
+                [position + RECORD_HEADER_LEN..position + RECORD_HEADER_LEN + (tag >> 16) as usize];
+            let mut framed = (size as u32).to_le_bytes().to_vec();
+            framed.extend_from_slice(payload);
+            let reference =
+                compcol::vec::decompress_to_vec::<compcol::xpress_huffman::XpressHuffman>(&framed)
+                    .unwrap();
+            let mut own = Vec::new();
+            xpress::decompress(payload, size, &mut own, &mut Vec::new()).unwrap();
+            assert_eq!(own, reference, "record at {position:#x}");
+            records += 1;
+            decoded_total += size;
+            position += RECORD_HEADER_LEN + payload.len();
+        }
+        assert_eq!(records, 49);
+        assert_eq!(decoded_total, 2_905_088);
+    }
+
     #[test]
     fn container_round_trips_stream() {
         let stream: Vec<u8> = (0..300_000u32).map(|i| ((i / 700) % 5) as u8).collect();
@@ -397,5 +445,20 @@ mod tests {
         assert!(input.fill(&mut decoded).unwrap());
         assert_eq!(decoded, stream);
         assert!(!input.fill(&mut [0u8; 1]).unwrap());
+    }
+
+    #[test]
+    fn container_splits_incompressible_records() {
+        let mut stream = Vec::new();
+        for i in 0..(2 * MAX_RECORD_SECTORS * SECTOR) {
+            stream.push(if i % 2 == 0 { 0xFB } else { 0xFC });
+        }
+        let mut writer = ContainerWriter::new(Vec::new()).unwrap();
+        writer.write_all(&stream).unwrap();
+        let file = writer.finish().unwrap();
+        let mut input = ContainerInput::new(&file[..]).unwrap();
+        let mut decoded = vec![0u8; stream.len()];
+        assert!(input.fill(&mut decoded).unwrap());
+        assert_eq!(decoded, stream);
     }
 }

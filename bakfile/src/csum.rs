@@ -1,7 +1,7 @@
-//! This crate's own payload checksum, stored in the `CSUM` stream that follows a data
-//! stream. How SQL Server computes its CSUM values is not publicly documented (real files
-//! carry a 4-byte value), so the CSUM values of real backups cannot be checked; only
-//! streams in this crate's layout (magic, then two 64-bit sums) are compared.
+//! This crate's own payload checksum, stored in the `CSUM` stream after a data stream.
+//! SQL Server's CSUM algorithm is not publicly documented (real files carry 4 bytes), so
+//! real backups' CSUM values cannot be checked. Only streams in this crate's layout
+//! (magic, then two 64-bit sums) are compared.
 
 /// Marks a CSUM stream written by this crate.
 const MAGIC: &[u8; 8] = b"BAKFILE1";

@@ -23,6 +23,12 @@ pub(crate) trait MtfInput {
     fn skip(&mut self, len: u64, checksum: Option<&mut PayloadChecksum>)
         -> Result<(), VerifyError>;
 
+    /// True when the container ended with a soft filemark stored outside the MTF stream,
+    /// as SQL Server writes compressed files.
+    fn ends_with_raw_filemark(&self) -> bool {
+        false
+    }
+
     /// Fills `buf` completely; an input that ends first is [`VerifyError::Truncated`].
     fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), VerifyError> {
         if buf.is_empty() || self.fill(buf)? {

@@ -114,6 +114,7 @@ fn encode_scin(set: &BackupSet, finish_date: Option<PrimitiveDateTime>) -> Vec<u
     if set.has_checksums {
         flags |= FLAG_CHECKSUMS;
     }
+
     scin.put_u32(0x08, flags);
     scin.put_u32(0x0C, 1);
     scin.put_u32(0x10, 1);
@@ -121,6 +122,7 @@ fn encode_scin(set: &BackupSet, finish_date: Option<PrimitiveDateTime>) -> Vec<u
     scin.put_u8(0x1A, set.software_minor);
     scin.put_u8(0x1B, set.software_major);
     scin.put_u32(0x1C, 9);
+
     scin.put_bytes(0x20, &encode_lsn(set.first_lsn));
     scin.put_bytes(0x2A, &encode_lsn(set.last_lsn));
     scin.put_bytes(0x34, &encode_lsn(set.checkpoint_lsn));
@@ -129,10 +131,12 @@ fn encode_scin(set: &BackupSet, finish_date: Option<PrimitiveDateTime>) -> Vec<u
     scin.put_bytes(0x4D, &encode_date(Some(set.backup_start_date)));
     scin.put_bytes(0x52, &encode_date(finish_date));
     scin.put_u8(0x57, type_letter(set.backup_type));
+
     // Sort order 52 is SQL_Latin1_General_CP1_CI_AS (observed).
     scin.put_u8(0x58, 52);
     scin.put_u8(0x59, 1);
     scin.put_u8(0x5B, set.compatibility_level);
+    // Probably the database id (inferred); 5 is the id of the first user database.
     scin.put_u16(0x5C, 5);
     scin.put_u16(0x5E, set.database_version);
     scin.put_u64(0x60, set.backup_size);
@@ -140,6 +144,7 @@ fn encode_scin(set: &BackupSet, finish_date: Option<PrimitiveDateTime>) -> Vec<u
     // SQL_Latin1_General_CP1_CI_AS (observed).
     scin.put_u32(0x74, 1033);
     scin.put_u32(0x78, 196_609);
+
     scin.put_bytes(0x7C, &encode_guid(set.binding_id));
     scin.put_bytes(0x90, &encode_lsn(set.last_lsn));
     scin.put_bytes(0x9C, &encode_guid(set.recovery_fork_id));
@@ -154,6 +159,7 @@ fn encode_scin(set: &BackupSet, finish_date: Option<PrimitiveDateTime>) -> Vec<u
         RecoveryModel::Simple => STATUS_SIMPLE,
     };
     scin.put_u16(0xF4, status);
+
     scin.put_u64(0x158, set.backup_size);
     scin.put_string(0x68, &set.database_name);
     scin.put_string(0x6C, &set.server_name);
@@ -181,9 +187,10 @@ fn encode_sfgi() -> Vec<u8> {
     finish_record(area)
 }
 
-/// An SFIN record naming one database file. NOTE: the layout of real SFIN records is not
-/// understood; this one keeps only the tag, the length, a file id and the logical and
-/// physical names as tape addresses, so RESTORE FILELISTONLY data cannot be read from it.
+/// Builds an SFIN record naming one database file: tag, length, a file id and the
+/// logical and physical names as tape addresses.
+/// NOTE: the layout of real SFIN records is not understood, so RESTORE FILELISTONLY data
+/// cannot be read from these records or from SQL Server's.
 fn encode_sfin(file_id: u32, logical_name: &str, physical_name: &str) -> Vec<u8> {
     let mut area = TapeArea::with_fixed_len(0x20);
     area.put_bytes(0, b"SFIN");
@@ -205,6 +212,7 @@ pub(crate) fn decode_scin(data: &[u8]) -> Result<ScinInfo, String> {
             data.len()
         ));
     }
+
     let scin = &data[..declared];
     let letter = scin[0x57];
     let backup_type = type_from_letter(letter)
@@ -216,6 +224,7 @@ pub(crate) fn decode_scin(data: &[u8]) -> Result<ScinInfo, String> {
     let required = |value: Option<PrimitiveDateTime>, name: &str| {
         value.ok_or_else(|| format!("SCIN {name} is missing"))
     };
+
     let base = decode_guid(&scin[0xC8..0xD8]);
     let differential_base_guid = (is_differential(backup_type) && !base.is_nil()).then_some(base);
     let status = u16_at(scin, 0xF4);
@@ -226,6 +235,7 @@ pub(crate) fn decode_scin(data: &[u8]) -> Result<ScinInfo, String> {
     } else {
         RecoveryModel::Full
     };
+
     Ok(ScinInfo {
         backup_type,
         database_name: read_tape_string(scin, 0x68),

@@ -20,7 +20,7 @@ use crate::{BackupSet, ChecksumMode, VerifyError};
 /// with thousands of files while bounding memory on damaged input.
 const MAX_METADATA_STREAM: u64 = 16 * 1024 * 1024;
 
-/// What the walk checks beyond structure.
+/// Purpose of a walk, which sets the checks beyond structure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum WalkMode {
     /// Read headers only; data streams are skipped, truncation after a leading header
@@ -61,6 +61,9 @@ struct Walker<'a, I: MtfInput> {
     finished_sets: Vec<SetRecord>,
     pending_checksum: Option<PendingChecksum>,
     checksums_checked: bool,
+    /// True after an SFMB. SQL Server ends every file with a soft filemark after the last
+    /// ESET (observed), so a file that stops at the ESET lost at least that block.
+    last_block_was_filemark: bool,
 }
 
 /// Walks the whole MTF stream in `input`.
@@ -78,6 +81,7 @@ pub(crate) fn walk<I: MtfInput>(
         finished_sets: Vec::new(),
         pending_checksum: None,
         checksums_checked: false,
+        last_block_was_filemark: false,
     };
     match walker.walk_blocks() {
         Ok(()) => walker.outcome(),
@@ -112,6 +116,7 @@ impl<I: MtfInput> Walker<'_, I> {
             }
             let header = DblkHeader::decode(&header_bytes).map_err(|e| malformed(start, e))?;
             self.check_block_order(start, &header)?;
+            self.last_block_was_filemark = &header.kind == b"SFMB";
             if &header.kind == b"SFMB" {
                 self.skip_soft_filemark()?;
                 continue;
@@ -156,7 +161,8 @@ impl<I: MtfInput> Walker<'_, I> {
         }
     }
 
-    /// A soft filemark has no stream chain and fills one physical block.
+    /// Skips the rest of a soft filemark, which has no stream chain and fills one physical
+    /// block.
     fn skip_soft_filemark(&mut self) -> Result<(), VerifyError> {
         let block_size = self.tape.as_ref().map_or(512, |t| t.block_size);
         self.input
@@ -354,16 +360,14 @@ impl<I: MtfInput> Walker<'_, I> {
 
     fn outcome(self) -> Result<WalkOutcome, VerifyError> {
         let end = self.input.position();
-        if self.tape.is_none() {
+        let ends_with_filemark =
+            self.last_block_was_filemark || self.input.ends_with_raw_filemark();
+        if self.open_set.is_some() || self.finished_sets.is_empty() || !ends_with_filemark {
             return Err(VerifyError::Truncated { offset: end });
         }
-        if self.open_set.is_some() {
+        let Some(tape) = self.tape.clone() else {
             return Err(VerifyError::Truncated { offset: end });
-        }
-        if self.finished_sets.is_empty() {
-            return Err(VerifyError::Truncated { offset: end });
-        }
-        let tape = self.tape.clone().expect("checked above");
+        };
         let mut sets = Vec::with_capacity(self.finished_sets.len());
         for record in &self.finished_sets {
             sets.push(assemble(&tape, record, self.compressed).map_err(|e| malformed(end, e))?);
@@ -404,8 +408,8 @@ impl<I: MtfInput> Walker<'_, I> {
     }
 }
 
-/// Combines TAPE, SSET, VOLB and SCIN values into a [`BackupSet`], preferring the trailing
-/// header copy, which holds the final values.
+/// Combines TAPE, SSET, VOLB and SCIN values into a [`BackupSet`]. It prefers the trailing
+/// header copy because that copy contains the final values.
 fn assemble(tape: &TapeInfo, record: &SetRecord, compressed: bool) -> Result<BackupSet, String> {
     let sset = record.sset.as_ref().ok_or("backup set has no SSET block")?;
     let (scin, provisional) = match (&record.trailing, &record.leading) {

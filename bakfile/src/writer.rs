@@ -1,7 +1,9 @@
 //! Streams one backup set as SQL Server lays it out: TAPE (RAID stream), SFMB, SSET,
 //! VOLB, MSCI (leading header copy), MSDA or MSTL with the payload, MSLS (trailing header
-//! copy), SFMB, ESET, SFMB. The order and padding follow real SQL Server 2008 R2 to 2016
-//! files; the on-tape catalogue SQL Server adds to its ESET is left out.
+//! copy), SFMB, ESET, SFMB. The order and padding follow SQL Server 2008 R2 to 2016 files.
+//! Left out: the on-tape catalogue SQL Server adds to its ESET and the second ESET after it.
+//! In compressed files every block, SFMB included, is inside the records, whereas SQL
+//! Server stores its SFMBs uncompressed between records.
 
 use std::io::{self, Write};
 
@@ -22,7 +24,7 @@ use crate::{BackupSet, BackupType, WriteOptions};
 
 /// DBLK attributes SQL Server writes on TAPE (observed).
 const TAPE_ATTRIBUTES: u32 = 0x0003_0000;
-/// DBLK attribute of a soft filemark (MTF 1.00a: MTF_SFMB_BLOCK... observed 0x80000000).
+/// DBLK attributes SQL Server writes on a soft filemark (observed).
 const SFMB_ATTRIBUTES: u32 = 0x8000_0000;
 /// First-event offsets and the value at +56 SQL Server writes in its own blocks
 /// (observed; the meaning of the +56 word is unknown).
@@ -40,13 +42,13 @@ const MQDA_END_ATTRIBUTES: u16 = 0x6;
 /// Bytes in front of the pages or log blocks in MQDA/MQTL data (observed as zero).
 const DATA_PREFIX: [u8; 2] = [0, 0];
 
-/// Counts bytes of the MTF stream and sends them to a plain file or the compressed
-/// container.
+/// Destination of the MTF stream: a plain file or the compressed container.
 enum Output<W: Write> {
     Plain(W),
     Compressed(ContainerWriter<W>),
 }
 
+/// Output that counts the bytes of the MTF stream written to it.
 struct MtfSink<W: Write> {
     output: Output<W>,
     position: u64,
@@ -83,7 +85,18 @@ impl<W: Write> MtfSink<W> {
     }
 }
 
-/// Which data block carries the payload.
+/// Extent of the SPAD stream that ends a DBLK, as observed on 512-byte and 4 KiB layouts.
+/// Blocks inside a set are multiples of the 1 KiB logical block. TAPE and ESET are
+/// multiples of the physical block (at least 1 KiB). MSLS ends on a physical block
+/// boundary so that the soft filemark after it is block-aligned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Padding {
+    Logical,
+    Physical,
+    EndOnPhysical,
+}
+
+/// Kind of data block that carries the payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DataBlock {
     /// MSDA/MQDA: database pages of a full or differential backup.
@@ -93,14 +106,14 @@ enum DataBlock {
 }
 
 /// Streams one backup set into `W`.
+///
+/// Memory use does not depend on the payload size: payload bytes go straight to `W`, or
+/// through one record buffer of under 64 KiB when the file is compressed.
 pub struct BackupWriter<W: Write> {
     sink: MtfSink<W>,
     block_size: u64,
-    /// Chained DBLKs end on a multiple of this: the physical block size, but at least the
-    /// 1 KiB logical block (observed: 512-byte layouts pad every chained DBLK to 1 KiB).
-    pad_unit: u64,
     sset_offset: u64,
-    /// Offset of the DBLK being written, for placing the first page.
+    /// Offset of the DBLK being written, from which APAD and SPAD are sized.
     current_block_start: u64,
     next_control_block_id: u32,
     sfmb_offsets: Vec<u64>,
@@ -142,6 +155,7 @@ impl<W: Write> BackupWriter<W> {
                 )))
             }
         };
+
         let output = if options.compressed {
             Output::Compressed(ContainerWriter::new(out)?)
         } else {
@@ -154,7 +168,6 @@ impl<W: Write> BackupWriter<W> {
                 position: 0,
             },
             block_size,
-            pad_unit: block_size.max(LOGICAL_BLOCK),
             sset_offset: 0,
             current_block_start: 0,
             next_control_block_id: 0,
@@ -167,6 +180,7 @@ impl<W: Write> BackupWriter<W> {
             payload_written: 0,
             checksum: PayloadChecksum::new(),
         };
+
         writer.write_tape(set)?;
         writer.write_sfmb()?;
         writer.write_sset(set)?;
@@ -222,9 +236,9 @@ impl<W: Write> BackupWriter<W> {
         }
         self.end_data_block()?;
         if self.data_block == DataBlock::Pages {
-            // Full and differential backups also carry a log portion; this writer has no
-            // log to add, so it writes one empty MSTL block as SQL Server does after the
-            // log blocks it copies.
+            // Full and differential backups also carry a log portion. This writer has no
+            // log to add, so it writes one empty MSTL block like those SQL Server writes
+            // after the log blocks it copies.
             self.write_empty_mstl()?;
         }
         self.write_header_copy(b"MSLS", set, set.backup_finish_date)?;
@@ -246,7 +260,7 @@ impl<W: Write> BackupWriter<W> {
         header.attributes = TAPE_ATTRIBUTES;
         header.string_type = STRING_TYPE_UNICODE;
         let raid = encode_raid(set.media_set_guid, set.family_count, set.family_sequence);
-        self.write_chained_block(header, area, &[(b"RAID", 0, &raid)])
+        self.write_chained_block(header, area, &[(b"RAID", 0, &raid)], Padding::Physical)
     }
 
     fn write_sfmb(&mut self) -> io::Result<()> {
@@ -281,14 +295,14 @@ impl<W: Write> BackupWriter<W> {
         let mut header = self.set_block_header(b"SSET");
         header.os_data = sset_os_data();
         header.string_type = STRING_TYPE_UNICODE;
-        self.write_chained_block(header, area, &[])
+        self.write_chained_block(header, area, &[], Padding::Logical)
     }
 
     fn write_volb(&mut self, set: &BackupSet) -> io::Result<()> {
         let area = encode_volb(&set.machine_name, set.backup_start_date);
         let mut header = self.set_block_header(b"VOLB");
         header.string_type = STRING_TYPE_UNICODE;
-        self.write_chained_block(header, area, &[])
+        self.write_chained_block(header, area, &[], Padding::Logical)
     }
 
     fn write_header_copy(
@@ -301,7 +315,12 @@ impl<W: Write> BackupWriter<W> {
         let mut header = self.set_block_header(kind);
         header.string_type = STRING_TYPE_UNICODE;
         let area = TapeArea::with_fixed_len(MSCI_FIRST_EVENT);
-        self.write_chained_block(header, area, &[(b"MQCI", 0, &mqci)])
+        let padding = if kind == b"MSLS" {
+            Padding::EndOnPhysical
+        } else {
+            Padding::Logical
+        };
+        self.write_chained_block(header, area, &[(b"MQCI", 0, &mqci)], padding)
     }
 
     fn start_data_block(&mut self) -> io::Result<()> {
@@ -314,10 +333,12 @@ impl<W: Write> BackupWriter<W> {
         } else {
             attributes
         };
+
         let mut area = TapeArea::with_fixed_len(first_event);
         area.put_u32(56, DATA_BLOCK_WORD_56);
         let header = self.set_block_header(kind);
         self.write_block_start(header, area)?;
+
         // APAD places the first page at the same offset in the block as SQL Server does:
         // 1 KiB into a 512-byte layout block, 2 KiB or 3 KiB into a 4 KiB one (observed).
         let page_offset: u64 = match (self.data_block, self.block_size) {
@@ -332,6 +353,7 @@ impl<W: Write> BackupWriter<W> {
             data_start - STREAM_HEADER_LEN as u64 - apad_start - STREAM_HEADER_LEN as u64;
         self.write_stream_header(b"APAD", APAD_ATTRIBUTES, apad_len)?;
         self.sink.write_zeros(apad_len)?;
+
         let data_len = DATA_PREFIX.len() as u64 + self.payload_len;
         self.write_stream_header(stream_id, attributes, data_len)?;
         if self.has_checksums {
@@ -349,20 +371,20 @@ impl<W: Write> BackupWriter<W> {
         if self.data_block == DataBlock::Pages {
             self.write_stream(b"MQDA", MQDA_END_ATTRIBUTES, &[])?;
         }
-        self.write_spad()
+        self.write_spad(Padding::Logical)
     }
 
     fn write_empty_mstl(&mut self) -> io::Result<()> {
         let mut area = TapeArea::with_fixed_len(MSTL_FIRST_EVENT);
         area.put_u32(56, DATA_BLOCK_WORD_56);
         let header = self.set_block_header(b"MSTL");
-        self.write_chained_block(header, area, &[])
+        self.write_chained_block(header, area, &[], Padding::Logical)
     }
 
     fn write_eset(&mut self, write_date: PrimitiveDateTime) -> io::Result<()> {
         let area = encode_eset(self.position_in_media, write_date, self.sset_attributes);
         let header = DblkHeader::new(b"ESET");
-        self.write_chained_block(header, area, &[])
+        self.write_chained_block(header, area, &[], Padding::Physical)
     }
 
     /// Header of a DBLK inside the set: format logical address in 1 KiB units from the
@@ -381,12 +403,13 @@ impl<W: Write> BackupWriter<W> {
         header: DblkHeader,
         area: TapeArea,
         streams: &[(&[u8; 4], u16, &[u8])],
+        padding: Padding,
     ) -> io::Result<()> {
         self.write_block_start(header, area)?;
         for (id, attributes, data) in streams {
             self.write_stream(id, *attributes, data)?;
         }
-        self.write_spad()
+        self.write_spad(padding)
     }
 
     /// Writes the DBLK header and its area (fixed fields and strings), padded to 4 bytes;
@@ -421,10 +444,20 @@ impl<W: Write> BackupWriter<W> {
         self.sink.write_zeros(align_up(position, 4) - position)
     }
 
-    /// Ends a DBLK's stream chain with SPAD up to the next padding-unit boundary.
-    fn write_spad(&mut self) -> io::Result<()> {
+    /// Ends a DBLK's stream chain with an SPAD stream that pads the DBLK to the extent
+    /// `padding` selects.
+    fn write_spad(&mut self, padding: Padding) -> io::Result<()> {
         let start = self.sink.position;
-        let end = align_up(start + STREAM_HEADER_LEN as u64, self.pad_unit);
+        let block_start = self.current_block_start;
+        let used = start + STREAM_HEADER_LEN as u64 - block_start;
+        let physical = self.block_size.max(LOGICAL_BLOCK);
+        let end = match padding {
+            Padding::Logical => block_start + align_up(used, LOGICAL_BLOCK),
+            Padding::Physical => block_start + align_up(used, physical),
+            Padding::EndOnPhysical => {
+                align_up(block_start + align_up(used, LOGICAL_BLOCK), self.block_size)
+            }
+        };
         let len = end - start - STREAM_HEADER_LEN as u64;
         self.write_stream_header(b"SPAD", 0, len)?;
         self.sink.write_zeros(len)
