@@ -32,11 +32,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr so that a command's report on stdout stays clean.
+/// Logs go to stderr so that a command's report on stdout stays clean. tiberius warns on
+/// every unencrypted connection; `check` reports the TLS setting once instead.
 fn init_logging(cli: &Cli) {
     let level = cli.log_level.as_deref().unwrap_or(cli.default_log_level());
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},tiberius=warn,sqlx=warn")));
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},tiberius=error,sqlx=warn")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -236,7 +236,8 @@ async fn stages(
     let record = record::build(request, &staged, &backup_set, &fetched, &plan);
     let backup_id = record::store(ctx, run_id, &record, &fetched, started).await?;
 
-    ctx.phase(request, run_id, Phase::Cleanup).await;
+    // The run is already complete in the catalogue; clean-up only reports to watchers.
+    ctx.emit(request, run_id, JobEventKind::Phase(Phase::Cleanup));
     let mut notes = plan.notes.clone();
     if let Err(error) = cleanup::remove_staged(&fetched.source, &staged).await {
         tracing::warn!(cause = %error.cause, "backup is safe, but the staged file was not deleted");
