@@ -160,7 +160,7 @@ mod tests {
         assert_eq!(quote_string("it's"), "N'it''s'");
         assert_eq!(
             quote_string("'; DROP DATABASE x; --"),
-            "N''''; DROP DATABASE x; --'"
+            "N'''; DROP DATABASE x; --'"
         );
     }
 
