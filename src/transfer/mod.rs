@@ -1,6 +1,7 @@
 //! Fetches staged backup files from database hosts over SMB, SFTP or the local file system,
 //! streaming them into the store, which hashes them as it writes.
 
+mod copy;
 mod error;
 pub mod local;
 pub mod sftp;

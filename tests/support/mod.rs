@@ -40,6 +40,23 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
+/// Writes `len` pseudo-random bytes (a fixed xorshift sequence) to `path`, creating its
+/// parent directories, and returns them for comparison.
+pub fn write_random_file(path: &Path, len: usize) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let content: Vec<u8> = (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    fs::create_dir_all(path.parent().expect("file path has a parent")).expect("create dirs");
+    fs::write(path, &content).expect("write random file");
+    content
+}
+
 /// A running `smbd` serving one share, `backup`, on 127.0.0.1.
 pub struct Smbd {
     /// TCP port smbd listens on.
