@@ -55,6 +55,26 @@ async fn smb_fetch_stores_and_removes() {
 }
 
 #[tokio::test]
+async fn smb_fetch_empty_file() {
+    let share = tempfile::tempdir().unwrap();
+    write_random_file(&share.path().join("empty.bak"), 0);
+    let smbd = Smbd::start(share.path());
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = Store::open(store_dir.path()).unwrap();
+    let source = Source::smb(settings(&smbd)).await.unwrap();
+
+    assert_eq!(source.size("empty.bak").await.unwrap(), 0);
+    let mut sink = store.begin("i/d/log/e.trn").await.unwrap();
+    let bytes = source
+        .fetch("empty.bak", &mut sink, &mut |_| {})
+        .await
+        .unwrap();
+    let stored = sink.commit().await.unwrap();
+    assert_eq!(bytes, 0);
+    assert_eq!(stored.sha256, hex::encode(Sha256::digest(b"")));
+}
+
+#[tokio::test]
 async fn smb_missing_file_names_path() {
     let share = tempfile::tempdir().unwrap();
     let smbd = Smbd::start(share.path());
@@ -187,4 +207,47 @@ async fn smb_paused_server_times_out() {
         "{elapsed:?}"
     );
     assert!(error.is_transient(), "{error}");
+}
+
+#[tokio::test]
+async fn smb_paused_host_spares_others() {
+    let paused_share = tempfile::tempdir().unwrap();
+    let healthy_share = tempfile::tempdir().unwrap();
+    write_random_file(&paused_share.path().join("a.bak"), 1024);
+    let content = write_random_file(&healthy_share.path().join("a.bak"), 2 * 1024 * 1024);
+    let paused = Smbd::start(paused_share.path());
+    let healthy = Smbd::start(healthy_share.path());
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = Store::open(store_dir.path()).unwrap();
+    let paused_source = Source::smb(settings(&paused)).await.unwrap();
+    let healthy_source = Source::smb(settings(&healthy)).await.unwrap();
+    let pid = paused.pid() as libc::pid_t;
+    // SAFETY: `pid` is the smbd child this test started and still owns.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+
+    let mut paused_sink = store.begin("p/d/full/a.bak").await.unwrap();
+    let mut healthy_sink = store.begin("h/d/full/a.bak").await.unwrap();
+    let paused_fetch = async {
+        let result = paused_source
+            .fetch("a.bak", &mut paused_sink, &mut |_| {})
+            .await;
+        (result, Instant::now())
+    };
+    let healthy_fetch = async {
+        let result = healthy_source
+            .fetch("a.bak", &mut healthy_sink, &mut |_| {})
+            .await;
+        (result, Instant::now())
+    };
+    let ((paused_result, paused_done), (healthy_result, healthy_done)) =
+        tokio::join!(paused_fetch, healthy_fetch);
+    // SAFETY: as above; the server must run again so that it can be stopped.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+
+    assert!(paused_result.is_err());
+    assert_eq!(healthy_result.unwrap(), content.len() as u64);
+    assert!(
+        healthy_done < paused_done,
+        "the healthy fetch waited for the paused host"
+    );
 }

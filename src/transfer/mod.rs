@@ -125,7 +125,7 @@ impl Source {
         };
         if let Ok(bytes) = result {
             let seconds = started.elapsed().as_secs_f64();
-            tracing::info!(
+            tracing::debug!(
                 source = %self.describe(),
                 path,
                 bytes,
