@@ -77,6 +77,8 @@ impl Smbd {
     pub fn start(share_dir: &Path) -> Smbd {
         let smbd = require_tool("smbd", "samba");
         let smbpasswd = require_tool("smbpasswd", "samba");
+        // The SMB source runs smbclient; checking here names the package up front.
+        require_tool("smbclient", "smbclient");
         let dir = tempfile::Builder::new()
             .prefix("bakfleet-smbd-")
             .tempdir()
