@@ -46,7 +46,7 @@ struct Writer {
     chunk: Vec<u8>,
 }
 
-/// Where the writer is: ready, busy with one chunk, or lost with a failed write.
+/// State of the writer: ready, busy with one chunk, or lost with a failed write.
 #[derive(Debug)]
 enum WriterSlot {
     Idle(Box<Writer>),

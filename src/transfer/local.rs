@@ -9,7 +9,7 @@ use crate::store::PendingFile;
 
 const LOCATION: &str = "local";
 
-/// Maximum wait for one read. A local disk answers in milliseconds, but a hung network
+/// Maximum wait for one read. A local disk completes a read in milliseconds, but a hung network
 /// mount can block a read for good. The fetch then fails after this time, while the pool
 /// thread blocked in the read stays blocked until the kernel returns.
 const LOCAL_STALL_TIMEOUT: Duration = Duration::from_secs(300);

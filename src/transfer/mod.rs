@@ -18,7 +18,7 @@ use crate::store::{PendingFile, StoreError};
 /// callbacks rare next to the cost of SHA-256 (about 1.3 GB/s on one core).
 pub const FETCH_CHUNK_BYTES: usize = 4 << 20;
 
-/// Where staged backups are fetched from. Each SMB operation runs its own `smbclient`
+/// Source of staged backups. Each SMB operation runs its own `smbclient`
 /// process and each SFTP source has its own connection, so one slow host cannot block
 /// transfers from another.
 #[derive(Debug)]

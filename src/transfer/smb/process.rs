@@ -285,15 +285,15 @@ impl Drop for CredentialsFile {
 
 /// Reads `reader` to its end, keeping at most `cap` bytes.
 async fn read_capped(mut reader: impl AsyncRead + Unpin, cap: usize) -> std::io::Result<Vec<u8>> {
-    let mut kept = Vec::new();
+    let mut captured = Vec::new();
     let mut buffer = [0u8; 8192];
     loop {
         let count = reader.read(&mut buffer).await?;
         if count == 0 {
-            return Ok(kept);
+            return Ok(captured);
         }
-        let room = cap.saturating_sub(kept.len()).min(count);
-        kept.extend_from_slice(&buffer[..room]);
+        let room = cap.saturating_sub(captured.len()).min(count);
+        captured.extend_from_slice(&buffer[..room]);
     }
 }
 
@@ -307,7 +307,11 @@ async fn kill(child: &mut Child, location: &str) {
     if tokio::time::timeout(REAP_WAIT, child.wait()).await.is_err() {
         tracing::warn!(location, ?pid, "killed smbclient has not exited yet");
     } else {
-        tracing::warn!(location, ?pid, "killed stalled smbclient");
+        tracing::warn!(
+            location,
+            ?pid,
+            "killed smbclient after a stalled or failed transfer"
+        );
     }
 }
 
