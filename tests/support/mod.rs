@@ -370,16 +370,15 @@ impl PeerProcess {
         );
     }
 
-    /// Sends SIGTERM to the child's process group (the daemon and the per-connection
-    /// processes it forked), then SIGKILL to the child if it has not exited in time.
+    /// Sends SIGTERM to the child, which stops and reaps the processes it forked, then
+    /// SIGKILL to its whole process group if it has not exited in time.
     fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        let group = child.id() as libc::pid_t;
-        // SAFETY: the group is led by our own child, which is not yet reaped, so the ID
-        // cannot name another process group.
-        unsafe { libc::kill(-group, libc::SIGTERM) };
+        let pid = child.id() as libc::pid_t;
+        // SAFETY: `pid` is our own child, not yet reaped, so it cannot name another process.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
         let deadline = Instant::now() + STOP_TIMEOUT;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
@@ -387,7 +386,9 @@ impl PeerProcess {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = child.kill();
+        // SAFETY: the group is led by our own child, which is not yet reaped, so the ID
+        // cannot name another process group.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
         let _ = child.wait();
     }
 
