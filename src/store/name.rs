@@ -1,0 +1,304 @@
+//! File and directory names in the store: the reversible name encoding and the layout of
+//! backup paths.
+
+use time::format_description::FormatItem;
+use time::macros::format_description;
+use time::{OffsetDateTime, UtcOffset};
+
+use crate::backup::BackupType;
+
+/// Windows device names. Windows opens the device instead of a file or directory with this
+/// name, whatever the case ("Naming Files, Paths, and Namespaces" in the Win32 docs).
+const WINDOWS_DEVICE_NAMES: [&str; 24] = [
+    "con", "prn", "aux", "nul", "com0", "com1", "com2", "com3", "com4", "com5", "com6", "com7",
+    "com8", "com9", "lpt0", "lpt1", "lpt2", "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9",
+];
+
+/// UTC timestamp in backup file names, with milliseconds so that two log backups of one
+/// database in the same second get different names.
+const FILE_TIMESTAMP: &[FormatItem<'static>] =
+    format_description!("[year][month][day]T[hour][minute][second].[subsecond digits:3]Z");
+
+/// Encodes a database (or any) name for a file or directory name.
+///
+/// The result is reversible with [`decode_name`], distinct for distinct names, valid on
+/// Windows and Linux, and free of case-folding collisions, so a store copied to a
+/// case-insensitive file system keeps every name apart:
+/// - `[a-z0-9_-]` is kept;
+/// - ASCII upper case `X` becomes `^x`;
+/// - every other byte of the UTF-8 form becomes `%xx` (lower-case hex), which covers
+///   spaces, dots, quotes, brackets, slashes and non-ASCII characters;
+/// - a name that would equal a Windows device name (`con`, `prn`, `aux`, `nul`, `com0`-`com9`,
+///   `lpt0`-`lpt9`) gets its first character %-encoded (`con` becomes `%63on`).
+///
+/// The empty name encodes to the empty string, which [`crate::store::Store::begin`] rejects
+/// as a path component. SQL Server does not allow an empty database name.
+// TODO: a name of 128 non-ASCII characters encodes to over 1000 bytes. That is above the
+// 255-byte component limit of most file systems, so `Store::begin` rejects such a path.
+pub fn encode_name(name: &str) -> String {
+    let mut encoded = String::with_capacity(name.len());
+    for byte in name.bytes() {
+        push_encoded_byte(&mut encoded, byte);
+    }
+    if WINDOWS_DEVICE_NAMES.contains(&encoded.as_str()) {
+        let first = encoded.as_bytes()[0];
+        encoded.replace_range(0..1, &percent_encode(first));
+    }
+    encoded
+}
+
+/// Decodes a name made by [`encode_name`].
+///
+/// Returns `None` for any text that `encode_name` never produces (upper-case hex, a kept
+/// byte written as `%xx`, a bare upper-case letter, invalid UTF-8), so every stored name
+/// has exactly one spelling.
+pub fn decode_name(encoded: &str) -> Option<String> {
+    let bytes = encoded.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'^' => {
+                let letter = *bytes.get(index + 1)?;
+                if !letter.is_ascii_lowercase() {
+                    return None;
+                }
+                decoded.push(letter.to_ascii_uppercase());
+                index += 2;
+            }
+            b'%' => {
+                let hex = encoded.get(index + 1..index + 3)?;
+                decoded.push(u8::from_str_radix(hex, 16).ok()?);
+                index += 3;
+            }
+            byte => {
+                decoded.push(byte);
+                index += 1;
+            }
+        }
+    }
+    let name = String::from_utf8(decoded).ok()?;
+    // Checking the round trip rejects every non-canonical spelling in one place.
+    (encode_name(&name) == encoded).then_some(name)
+}
+
+/// Builds the file name of one backup: `{database}_{type}_{YYYYMMDDTHHMMSS.mmmZ}.{bak|trn}`,
+/// with the database name encoded by [`encode_name`] and the time in UTC.
+pub fn backup_file_name(database: &str, backup_type: BackupType, at: OffsetDateTime) -> String {
+    let timestamp = at
+        .to_offset(UtcOffset::UTC)
+        .format(FILE_TIMESTAMP)
+        .expect("the timestamp format has only numeric fields, which always format");
+    format!(
+        "{}_{}_{}.{}",
+        encode_name(database),
+        backup_type.as_str(),
+        timestamp,
+        backup_type.file_extension()
+    )
+}
+
+/// Builds the store path of one backup: `{instance}/{encoded database}/{type}/{file name}`.
+///
+/// The instance name is used as given because fleet validation restricts it to a plain
+/// path component. `Store::begin` rejects the path if it is not.
+pub fn backup_rel_path(
+    instance: &str,
+    database: &str,
+    backup_type: BackupType,
+    file_name: &str,
+) -> String {
+    format!(
+        "{}/{}/{}/{}",
+        instance,
+        encode_name(database),
+        backup_type.as_str(),
+        file_name
+    )
+}
+
+fn push_encoded_byte(encoded: &mut String, byte: u8) {
+    match byte {
+        b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' => encoded.push(byte as char),
+        b'A'..=b'Z' => {
+            encoded.push('^');
+            encoded.push(byte.to_ascii_lowercase() as char);
+        }
+        _ => encoded.push_str(&percent_encode(byte)),
+    }
+}
+
+fn percent_encode(byte: u8) -> String {
+    format!("%{byte:02x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use time::macros::datetime;
+
+    #[test]
+    fn encode_keeps_plain_lower_case() {
+        assert_eq!(encode_name("sales_2024-q1"), "sales_2024-q1");
+    }
+
+    #[test]
+    fn encode_marks_upper_case_letters() {
+        assert_eq!(encode_name("Sales"), "^sales");
+        assert_eq!(encode_name("SALES"), "^s^a^l^e^s");
+    }
+
+    #[test]
+    fn encode_separates_case_pairs() {
+        let pairs = [("Sales", "sales"), ("ABC", "abc"), ("aB", "Ab")];
+        for (left, right) in pairs {
+            let left_encoded = encode_name(left);
+            let right_encoded = encode_name(right);
+            assert_ne!(
+                left_encoded.to_lowercase(),
+                right_encoded.to_lowercase(),
+                "{left:?} and {right:?} must differ after case folding"
+            );
+        }
+    }
+
+    #[test]
+    fn encode_escapes_quotes_brackets_spaces() {
+        assert_eq!(encode_name("a]b"), "a%5db");
+        assert_eq!(encode_name("o'brien"), "o%27brien");
+        assert_eq!(encode_name("my db"), "my%20db");
+        assert_eq!(encode_name("[x]"), "%5bx%5d");
+        assert_eq!(encode_name("a\"b"), "a%22b");
+    }
+
+    #[test]
+    fn encode_escapes_separators_and_dots() {
+        assert_eq!(encode_name("."), "%2e");
+        assert_eq!(encode_name(".."), "%2e%2e");
+        assert_eq!(encode_name("a/b\\c"), "a%2fb%5cc");
+        assert_eq!(encode_name("name."), "name%2e");
+        assert_eq!(encode_name(".hidden"), "%2ehidden");
+        assert_eq!(encode_name("a.b"), "a%2eb");
+    }
+
+    #[test]
+    fn encode_escapes_non_ascii_bytes() {
+        assert_eq!(encode_name("café"), "caf%c3%a9");
+        assert_eq!(encode_name("日"), "%e6%97%a5");
+        assert_eq!(encode_name("\u{0}"), "%00");
+    }
+
+    #[test]
+    fn encode_escapes_windows_device_names() {
+        assert_eq!(encode_name("con"), "%63on");
+        assert_eq!(encode_name("nul"), "%6eul");
+        assert_eq!(encode_name("com1"), "%63om1");
+        assert_eq!(encode_name("lpt9"), "%6cpt9");
+        assert_eq!(encode_name("CON"), "^c^o^n");
+        assert_eq!(encode_name("con1"), "con1");
+        assert_eq!(encode_name("console"), "console");
+        assert_eq!(encode_name("con.txt"), "con%2etxt");
+    }
+
+    #[test]
+    fn encode_empty_name_is_empty() {
+        assert_eq!(encode_name(""), "");
+        assert_eq!(decode_name(""), Some(String::new()));
+    }
+
+    #[test]
+    fn decode_reverses_examples() {
+        for name in [
+            "a]b", "o'brien", "my db", "Sales", "café", "con", ".", "..", "x.", "%^",
+        ] {
+            assert_eq!(decode_name(&encode_name(name)).as_deref(), Some(name));
+        }
+    }
+
+    #[test]
+    fn decode_rejects_non_canonical_text() {
+        let cases = [
+            ("%61", "kept byte written as hex"),
+            ("%5D", "upper-case hex"),
+            ("A", "bare upper-case letter"),
+            ("^A", "caret before upper case"),
+            ("^", "caret at the end"),
+            ("%2", "truncated escape"),
+            ("%zz", "escape that is not hex"),
+            ("con", "device name left plain"),
+            ("%ff", "invalid UTF-8"),
+            ("a b", "space left plain"),
+            ("a.b", "dot left plain"),
+        ];
+        for (text, why) in cases {
+            assert_eq!(decode_name(text), None, "{text:?} ({why}) must be rejected");
+        }
+    }
+
+    #[test]
+    fn round_trip_random_names() {
+        let alphabet: Vec<char> = "aAzZ09_-. '\"[]%^/\\:*?<>|é日\u{0}\u{1F600}cCoOnNuUlL"
+            .chars()
+            .collect();
+        let mut rng = StdRng::seed_from_u64(0x5eed);
+        for _ in 0..5000 {
+            let length = rng.random_range(0..12);
+            let name: String = (0..length)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                .collect();
+            let encoded = encode_name(&name);
+            assert_eq!(decode_name(&encoded).as_deref(), Some(name.as_str()));
+            assert!(is_portable_component(&encoded), "{encoded:?} from {name:?}");
+        }
+    }
+
+    #[test]
+    fn round_trip_distinct_names_stay_distinct() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut seen = std::collections::HashMap::new();
+        for _ in 0..20000 {
+            let length = rng.random_range(0..4);
+            let name: String = (0..length)
+                .map(|_| ['a', 'A', '%', '^', '6', '1', 'c', 'o', 'n'][rng.random_range(0..9)])
+                .collect();
+            let folded = encode_name(&name).to_lowercase();
+            if let Some(previous) = seen.insert(folded.clone(), name.clone()) {
+                assert_eq!(
+                    previous, name,
+                    "{previous:?} and {name:?} collide as {folded:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn file_name_uses_utc_milliseconds() {
+        let at = datetime!(2024-03-05 01:02:03.456 +02:00);
+        assert_eq!(
+            backup_file_name("Sales DB", BackupType::Full, at),
+            "^sales%20^d^b_full_20240304T230203.456Z.bak"
+        );
+        assert_eq!(
+            backup_file_name("sales", BackupType::Log, at),
+            "sales_log_20240304T230203.456Z.trn"
+        );
+    }
+
+    #[test]
+    fn rel_path_encodes_database_only() {
+        assert_eq!(
+            backup_rel_path("sales-prod", "a]b", BackupType::Diff, "f.bak"),
+            "sales-prod/a%5db/diff/f.bak"
+        );
+    }
+
+    /// Checks whether `text` is a file name component valid on both Windows and Linux.
+    fn is_portable_component(text: &str) -> bool {
+        let forbidden = |c: char| "<>:\"/\\|?*".contains(c) || c.is_control() || c == ' ';
+        !text.contains(forbidden)
+            && !text.ends_with('.')
+            && !WINDOWS_DEVICE_NAMES.contains(&text.to_lowercase().as_str())
+    }
+}

@@ -1,0 +1,260 @@
+//! A file being written into the store: hashed while written, made durable and renamed
+//! to its final name on commit, removed when dropped uncommitted.
+
+use std::ffi::OsStr;
+#[cfg(test)]
+use std::path::Path;
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+use tokio::task::JoinHandle;
+
+use super::sync;
+use super::StoreError;
+
+/// Suffix of temp files. Backup file names never start with `.` because `encode_name`
+/// writes a dot as `%2e`, so a hidden name with this suffix and a UUID is never a backup.
+const TEMP_SUFFIX: &str = ".partial";
+
+/// Bytes of the final name kept in the temp name, so that the temp name stays below the
+/// 255-byte component limit with the UUID and suffix added.
+const TEMP_NAME_PREFIX_BYTES: usize = 200;
+
+/// A file written to the store that is not yet visible under its final name.
+///
+/// Bytes go to a hidden temp file beside the final name and into a SHA-256 hasher at the
+/// same time, so the hash always describes exactly the bytes on disk. Each chunk is
+/// written and hashed on tokio's blocking pool while the caller fetches the next one, so
+/// hashing runs in parallel with the transfer. Dropping it without
+/// [`PendingFile::commit`] removes the temp file.
+#[derive(Debug)]
+pub struct PendingFile {
+    rel_path: String,
+    temp_path: PathBuf,
+    final_path: PathBuf,
+    writer: WriterSlot,
+    bytes_written: u64,
+    committed: bool,
+}
+
+/// The temp file and the hasher, moved to a blocking-pool thread while a chunk is written.
+#[derive(Debug)]
+struct Writer {
+    file: std::fs::File,
+    hasher: Sha256,
+    /// Copy of the chunk being written, reused so that each write allocates nothing.
+    chunk: Vec<u8>,
+}
+
+/// State of the writer: ready, busy with one chunk, or lost with a failed write.
+#[derive(Debug)]
+enum WriterSlot {
+    Idle(Box<Writer>),
+    Busy(JoinHandle<std::io::Result<Box<Writer>>>),
+    Failed,
+}
+
+/// A file that is complete and durable under its final name in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFile {
+    /// `/`-separated path relative to the store root.
+    pub rel_path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 of the content, lower-case hex.
+    pub sha256: String,
+}
+
+impl PendingFile {
+    pub(super) async fn create(
+        rel_path: String,
+        temp_path: PathBuf,
+        final_path: PathBuf,
+    ) -> Result<PendingFile, StoreError> {
+        // Failing here saves a whole transfer, and `commit` checks again atomically.
+        if tokio::fs::symlink_metadata(&final_path).await.is_ok() {
+            return Err(StoreError::AlreadyExists { path: final_path });
+        }
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp_path)
+            .await
+            .map_err(|source| StoreError::CreateTemp {
+                path: temp_path.clone(),
+                source,
+            })?;
+        let writer = Writer {
+            file: file.into_std().await,
+            hasher: Sha256::new(),
+            chunk: Vec::new(),
+        };
+        Ok(PendingFile {
+            rel_path,
+            temp_path,
+            final_path,
+            writer: WriterSlot::Idle(Box::new(writer)),
+            bytes_written: 0,
+            committed: false,
+        })
+    }
+
+    /// Appends `chunk` to the temp file and feeds the same bytes to the hasher.
+    ///
+    /// The chunk is copied and written in the background. This call first waits for the
+    /// previous chunk, so an error of that write is returned here (or by `commit`).
+    ///
+    /// # Errors
+    /// [`StoreError::Write`] naming the temp file (for example when the disk is full).
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let mut writer = self.finish_write().await?;
+        writer.chunk.clear();
+        writer.chunk.extend_from_slice(chunk);
+        let task = tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+
+            writer.file.write_all(&writer.chunk)?;
+            writer.hasher.update(&writer.chunk);
+            Ok(writer)
+        });
+        self.writer = WriterSlot::Busy(task);
+        self.bytes_written += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// Waits for the chunk in flight, if any, and takes the writer back.
+    async fn finish_write(&mut self) -> Result<Box<Writer>, StoreError> {
+        let write_error = |source| StoreError::Write {
+            path: self.temp_path.clone(),
+            source,
+        };
+        match std::mem::replace(&mut self.writer, WriterSlot::Failed) {
+            WriterSlot::Idle(writer) => Ok(writer),
+            WriterSlot::Busy(task) => match task.await {
+                Ok(Ok(writer)) => Ok(writer),
+                Ok(Err(source)) => Err(write_error(source)),
+                Err(error) => Err(StoreError::Task(error.to_string())),
+            },
+            WriterSlot::Failed => Err(write_error(std::io::Error::other(
+                "an earlier write to this file failed",
+            ))),
+        }
+    }
+
+    /// Returns the number of bytes written so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_written
+    }
+
+    /// Returns the temp file's path, for tests that look at the directory while a write runs.
+    #[cfg(test)]
+    pub(super) fn temp_path(&self) -> &Path {
+        &self.temp_path
+    }
+
+    /// Returns the `/`-separated path the file gets on commit.
+    pub fn rel_path(&self) -> &str {
+        &self.rel_path
+    }
+
+    /// Makes the file durable and visible under its final name.
+    ///
+    /// Steps: wait for the last chunk, `fdatasync` the temp file, rename it to the final
+    /// name without replacing an existing file, then `fsync` the directory so the rename
+    /// survives a power loss. The final name therefore never contains an incomplete or unsynced file.
+    ///
+    /// # Errors
+    /// [`StoreError::AlreadyExists`] when another file took the final name meanwhile (the
+    /// temp file is removed); [`StoreError::Write`], [`StoreError::Sync`] or
+    /// [`StoreError::Rename`] naming the path. A `Sync` error on the directory comes after
+    /// the rename, so the file is then complete under its final name but its directory
+    /// entry may not survive a power loss.
+    pub async fn commit(mut self) -> Result<StoredFile, StoreError> {
+        let writer = self.finish_write().await?;
+        let temp_path = self.temp_path.clone();
+        let hasher = sync::run_blocking(move || {
+            let Writer { file, hasher, .. } = *writer;
+            file.sync_data()
+                .map_err(|source| StoreError::Sync {
+                    path: temp_path,
+                    source,
+                })
+                .map(|()| hasher)
+        })
+        .await?;
+
+        let temp_path = self.temp_path.clone();
+        let final_path = self.final_path.clone();
+        sync::run_blocking(move || sync::rename_no_replace(&temp_path, &final_path)).await?;
+        self.committed = true;
+
+        let directory = self
+            .final_path
+            .parent()
+            .expect("a store file has a parent directory")
+            .to_path_buf();
+        sync::run_blocking(move || sync::sync_dir(&directory)).await?;
+
+        let sha256 = hex::encode(hasher.finalize());
+        tracing::debug!(rel_path = %self.rel_path, size = self.bytes_written, "stored file");
+        Ok(StoredFile {
+            rel_path: std::mem::take(&mut self.rel_path),
+            size: self.bytes_written,
+            sha256,
+        })
+    }
+}
+
+impl Drop for PendingFile {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        // A write still in flight finishes into the unlinked file and is then closed.
+        // A blocking unlink in drop is brief, and it must happen even when no runtime is
+        // left to run a task.
+        match std::fs::remove_file(&self.temp_path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => tracing::warn!(
+                path = %self.temp_path.display(),
+                %error,
+                "cannot remove uncommitted temp file; remove_partial_files removes it later"
+            ),
+        }
+    }
+}
+
+/// Builds the temp name for `file_name`: `.{file_name}.{uuid}.partial`, with the file name
+/// cut to its first 200 bytes.
+pub(super) fn temp_file_name(file_name: &str) -> String {
+    let mut cut = file_name.len().min(TEMP_NAME_PREFIX_BYTES);
+    while !file_name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let unique = uuid::Uuid::new_v4().simple();
+    format!(".{}.{unique}{TEMP_SUFFIX}", &file_name[..cut])
+}
+
+/// Checks whether `name` has the form [`temp_file_name`] produces.
+pub(super) fn is_temp_file_name(name: impl AsRef<OsStr>) -> bool {
+    let Some(name) = name.as_ref().to_str() else {
+        return false;
+    };
+    let Some(inner) = name
+        .strip_prefix('.')
+        .and_then(|rest| rest.strip_suffix(TEMP_SUFFIX))
+    else {
+        return false;
+    };
+    let Some((_, unique)) = inner.rsplit_once('.') else {
+        return false;
+    };
+    unique.len() == 32
+        && unique
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
