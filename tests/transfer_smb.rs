@@ -3,13 +3,12 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bakfleet::store::Store;
 use bakfleet::transfer::{SmbSettings, Source, TransferError};
 use sha2::{Digest, Sha256};
-use support::Smbd;
+use support::{write_random_file, Smbd};
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -25,31 +24,11 @@ fn settings(smbd: &Smbd) -> SmbSettings {
     }
 }
 
-/// Writes `len` pseudo-random bytes to `dir/rel_path` and returns them.
-fn write_staged(dir: &Path, rel_path: &str, len: usize) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let content: Vec<u8> = (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
-    let path = dir.join(rel_path);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, &content).unwrap();
-    content
-}
-
 #[tokio::test]
 async fn smb_fetch_stores_and_removes() {
     let share = tempfile::tempdir().unwrap();
-    let content = write_staged(
-        share.path(),
-        "sales prod/it's [db].bak",
-        5 * 1024 * 1024 + 3,
-    );
+    let staged = share.path().join("sales prod/it's [db].bak");
+    let content = write_random_file(&staged, 5 * 1024 * 1024 + 3);
     let smbd = Smbd::start(share.path());
     let store_dir = tempfile::tempdir().unwrap();
     let store = Store::open(store_dir.path()).unwrap();
@@ -70,9 +49,29 @@ async fn smb_fetch_stores_and_removes() {
     assert_eq!(stored.sha256, hex::encode(Sha256::digest(&content)));
 
     source.remove("sales prod/it's [db].bak").await.unwrap();
-    assert!(!share.path().join("sales prod/it's [db].bak").exists());
+    assert!(!staged.exists());
     let again = source.remove(remote).await.unwrap_err();
     assert!(matches!(again, TransferError::NotFound { .. }), "{again}");
+}
+
+#[tokio::test]
+async fn smb_fetch_empty_file() {
+    let share = tempfile::tempdir().unwrap();
+    write_random_file(&share.path().join("empty.bak"), 0);
+    let smbd = Smbd::start(share.path());
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = Store::open(store_dir.path()).unwrap();
+    let source = Source::smb(settings(&smbd)).await.unwrap();
+
+    assert_eq!(source.size("empty.bak").await.unwrap(), 0);
+    let mut sink = store.begin("i/d/log/e.trn").await.unwrap();
+    let bytes = source
+        .fetch("empty.bak", &mut sink, &mut |_| {})
+        .await
+        .unwrap();
+    let stored = sink.commit().await.unwrap();
+    assert_eq!(bytes, 0);
+    assert_eq!(stored.sha256, hex::encode(Sha256::digest(b"")));
 }
 
 #[tokio::test]
@@ -131,7 +130,7 @@ async fn smb_fetch_of_directory_fails() {
 #[tokio::test]
 async fn smb_wrong_password_fails_logon() {
     let share = tempfile::tempdir().unwrap();
-    write_staged(share.path(), "a.bak", 10);
+    write_random_file(&share.path().join("a.bak"), 10);
     let smbd = Smbd::start(share.path());
     let mut wrong = settings(&smbd);
     wrong.password = "not-the-password".to_string();
@@ -186,7 +185,7 @@ async fn smb_stopped_server_fails_fast() {
 #[tokio::test]
 async fn smb_paused_server_times_out() {
     let share = tempfile::tempdir().unwrap();
-    write_staged(share.path(), "a.bak", 1024);
+    write_random_file(&share.path().join("a.bak"), 1024);
     let smbd = Smbd::start(share.path());
     let store_dir = tempfile::tempdir().unwrap();
     let store = Store::open(store_dir.path()).unwrap();
@@ -208,4 +207,47 @@ async fn smb_paused_server_times_out() {
         "{elapsed:?}"
     );
     assert!(error.is_transient(), "{error}");
+}
+
+#[tokio::test]
+async fn smb_paused_host_spares_others() {
+    let paused_share = tempfile::tempdir().unwrap();
+    let healthy_share = tempfile::tempdir().unwrap();
+    write_random_file(&paused_share.path().join("a.bak"), 1024);
+    let content = write_random_file(&healthy_share.path().join("a.bak"), 2 * 1024 * 1024);
+    let paused = Smbd::start(paused_share.path());
+    let healthy = Smbd::start(healthy_share.path());
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = Store::open(store_dir.path()).unwrap();
+    let paused_source = Source::smb(settings(&paused)).await.unwrap();
+    let healthy_source = Source::smb(settings(&healthy)).await.unwrap();
+    let pid = paused.pid() as libc::pid_t;
+    // SAFETY: `pid` is the smbd child this test started and still owns.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+
+    let mut paused_sink = store.begin("p/d/full/a.bak").await.unwrap();
+    let mut healthy_sink = store.begin("h/d/full/a.bak").await.unwrap();
+    let paused_fetch = async {
+        let result = paused_source
+            .fetch("a.bak", &mut paused_sink, &mut |_| {})
+            .await;
+        (result, Instant::now())
+    };
+    let healthy_fetch = async {
+        let result = healthy_source
+            .fetch("a.bak", &mut healthy_sink, &mut |_| {})
+            .await;
+        (result, Instant::now())
+    };
+    let ((paused_result, paused_done), (healthy_result, healthy_done)) =
+        tokio::join!(paused_fetch, healthy_fetch);
+    // SAFETY: as above; the server must run again so that it can be stopped.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+
+    assert!(paused_result.is_err());
+    assert_eq!(healthy_result.unwrap(), content.len() as u64);
+    assert!(
+        healthy_done < paused_done,
+        "the healthy fetch waited for the paused host"
+    );
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
+use tokio::task::JoinHandle;
 
 use super::sync;
 use super::StoreError;
@@ -23,17 +23,35 @@ const TEMP_NAME_PREFIX_BYTES: usize = 200;
 /// A file written to the store that is not yet visible under its final name.
 ///
 /// Bytes go to a hidden temp file beside the final name and into a SHA-256 hasher at the
-/// same time, so the hash always describes exactly the bytes on disk. Dropping it without
+/// same time, so the hash always describes exactly the bytes on disk. Each chunk is
+/// written and hashed on tokio's blocking pool while the caller fetches the next one, so
+/// hashing runs in parallel with the transfer. Dropping it without
 /// [`PendingFile::commit`] removes the temp file.
 #[derive(Debug)]
 pub struct PendingFile {
     rel_path: String,
     temp_path: PathBuf,
     final_path: PathBuf,
-    file: Option<tokio::fs::File>,
-    hasher: Sha256,
+    writer: WriterSlot,
     bytes_written: u64,
     committed: bool,
+}
+
+/// The temp file and the hasher, moved to a blocking-pool thread while a chunk is written.
+#[derive(Debug)]
+struct Writer {
+    file: std::fs::File,
+    hasher: Sha256,
+    /// Copy of the chunk being written, reused so that each write allocates nothing.
+    chunk: Vec<u8>,
+}
+
+/// State of the writer: ready, busy with one chunk, or lost with a failed write.
+#[derive(Debug)]
+enum WriterSlot {
+    Idle(Box<Writer>),
+    Busy(JoinHandle<std::io::Result<Box<Writer>>>),
+    Failed,
 }
 
 /// A file that is complete and durable under its final name in the store.
@@ -66,12 +84,16 @@ impl PendingFile {
                 path: temp_path.clone(),
                 source,
             })?;
+        let writer = Writer {
+            file: file.into_std().await,
+            hasher: Sha256::new(),
+            chunk: Vec::new(),
+        };
         Ok(PendingFile {
             rel_path,
             temp_path,
             final_path,
-            file: Some(file),
-            hasher: Sha256::new(),
+            writer: WriterSlot::Idle(Box::new(writer)),
             bytes_written: 0,
             committed: false,
         })
@@ -79,19 +101,47 @@ impl PendingFile {
 
     /// Appends `chunk` to the temp file and feeds the same bytes to the hasher.
     ///
+    /// The chunk is copied and written in the background. This call first waits for the
+    /// previous chunk, so an error of that write is returned here (or by `commit`).
+    ///
     /// # Errors
     /// [`StoreError::Write`] naming the temp file (for example when the disk is full).
     pub async fn write(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
-        let file = self.file.as_mut().expect("the file is open until commit");
-        file.write_all(chunk)
-            .await
-            .map_err(|source| StoreError::Write {
-                path: self.temp_path.clone(),
-                source,
-            })?;
-        self.hasher.update(chunk);
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let mut writer = self.finish_write().await?;
+        writer.chunk.clear();
+        writer.chunk.extend_from_slice(chunk);
+        let task = tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+
+            writer.file.write_all(&writer.chunk)?;
+            writer.hasher.update(&writer.chunk);
+            Ok(writer)
+        });
+        self.writer = WriterSlot::Busy(task);
         self.bytes_written += chunk.len() as u64;
         Ok(())
+    }
+
+    /// Waits for the chunk in flight, if any, and takes the writer back.
+    async fn finish_write(&mut self) -> Result<Box<Writer>, StoreError> {
+        let write_error = |source| StoreError::Write {
+            path: self.temp_path.clone(),
+            source,
+        };
+        match std::mem::replace(&mut self.writer, WriterSlot::Failed) {
+            WriterSlot::Idle(writer) => Ok(writer),
+            WriterSlot::Busy(task) => match task.await {
+                Ok(Ok(writer)) => Ok(writer),
+                Ok(Err(source)) => Err(write_error(source)),
+                Err(error) => Err(StoreError::Task(error.to_string())),
+            },
+            WriterSlot::Failed => Err(write_error(std::io::Error::other(
+                "an earlier write to this file failed",
+            ))),
+        }
     }
 
     /// Returns the number of bytes written so far.
@@ -112,9 +162,9 @@ impl PendingFile {
 
     /// Makes the file durable and visible under its final name.
     ///
-    /// Steps: flush and `fdatasync` the temp file, rename it to the final name without
-    /// replacing an existing file, then `fsync` the directory so the rename survives a
-    /// power loss. The final name therefore never contains an incomplete or unsynced file.
+    /// Steps: wait for the last chunk, `fdatasync` the temp file, rename it to the final
+    /// name without replacing an existing file, then `fsync` the directory so the rename
+    /// survives a power loss. The final name therefore never contains an incomplete or unsynced file.
     ///
     /// # Errors
     /// [`StoreError::AlreadyExists`] when another file took the final name meanwhile (the
@@ -123,16 +173,18 @@ impl PendingFile {
     /// the rename, so the file is then complete under its final name but its directory
     /// entry may not survive a power loss.
     pub async fn commit(mut self) -> Result<StoredFile, StoreError> {
-        let mut file = self.file.take().expect("the file is open until commit");
-        file.flush().await.map_err(|source| StoreError::Write {
-            path: self.temp_path.clone(),
-            source,
-        })?;
-        file.sync_data().await.map_err(|source| StoreError::Sync {
-            path: self.temp_path.clone(),
-            source,
-        })?;
-        drop(file);
+        let writer = self.finish_write().await?;
+        let temp_path = self.temp_path.clone();
+        let hasher = sync::run_blocking(move || {
+            let Writer { file, hasher, .. } = *writer;
+            file.sync_data()
+                .map_err(|source| StoreError::Sync {
+                    path: temp_path,
+                    source,
+                })
+                .map(|()| hasher)
+        })
+        .await?;
 
         let temp_path = self.temp_path.clone();
         let final_path = self.final_path.clone();
@@ -146,7 +198,7 @@ impl PendingFile {
             .to_path_buf();
         sync::run_blocking(move || sync::sync_dir(&directory)).await?;
 
-        let sha256 = hex::encode(std::mem::take(&mut self.hasher).finalize());
+        let sha256 = hex::encode(hasher.finalize());
         tracing::debug!(rel_path = %self.rel_path, size = self.bytes_written, "stored file");
         Ok(StoredFile {
             rel_path: std::mem::take(&mut self.rel_path),
@@ -161,7 +213,7 @@ impl Drop for PendingFile {
         if self.committed {
             return;
         }
-        self.file = None;
+        // A write still in flight finishes into the unlinked file and is then closed.
         // A blocking unlink in drop is brief, and it must happen even when no runtime is
         // left to run a task.
         match std::fs::remove_file(&self.temp_path) {

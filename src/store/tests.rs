@@ -199,8 +199,8 @@ async fn rehash_missing_file_names_path() {
 #[tokio::test]
 async fn remove_partial_files_after_crash() {
     let (_dir, store) = open_temp_store();
-    let kept = store.begin("i/d/full/kept.bak").await.unwrap();
-    kept.commit().await.unwrap();
+    let committed = store.begin("i/d/full/kept.bak").await.unwrap();
+    committed.commit().await.unwrap();
     let deep = store.begin("i/d/log/a.trn").await.unwrap();
     let shallow = store.begin("top.bak").await.unwrap();
     // Forgetting the pending files leaves their temp files as a crash would.

@@ -1,12 +1,18 @@
 //! Fetches from a directory on this machine, for instances whose backups land on a local
 //! disk or on a share the operating system has mounted.
 
-use tokio::io::AsyncReadExt;
+use std::time::Duration;
 
-use super::{TransferError, FETCH_CHUNK_BYTES};
+use super::copy::{ChunkCopy, CopyFailure};
+use super::TransferError;
 use crate::store::PendingFile;
 
 const LOCATION: &str = "local";
+
+/// Maximum wait for one read. A local disk completes a read in milliseconds, but a hung network
+/// mount can block a read for good. The fetch then fails after this time, while the pool
+/// thread blocked in the read stays blocked until the kernel returns.
+const LOCAL_STALL_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Files on this machine, named by absolute path.
 #[derive(Debug, Clone, Default)]
@@ -42,22 +48,21 @@ impl LocalSource {
         {
             return Err(not_a_file(path, "fetch"));
         }
-        let mut buffer = vec![0u8; FETCH_CHUNK_BYTES];
-        let mut total = 0u64;
-        loop {
-            let filled = fill_buffer(&mut file, &mut buffer)
-                .await
-                .map_err(|error| io_error(path, "fetch", error))?;
-            if filled == 0 {
-                break;
-            }
-            sink.write(&buffer[..filled])
-                .await
-                .map_err(|source| super::store_error(LOCATION, path, source))?;
-            total += filled as u64;
-            progress(total);
+        let mut copy = ChunkCopy::new();
+        let copied = copy
+            .run(&mut file, sink, progress, Some(LOCAL_STALL_TIMEOUT))
+            .await;
+        match copied {
+            Ok(()) => Ok(copy.streamed),
+            Err(CopyFailure::Store(source)) => Err(super::store_error(LOCATION, path, source)),
+            Err(CopyFailure::Read(error)) => Err(io_error(path, "fetch", error)),
+            Err(CopyFailure::Stalled) => Err(TransferError::TimedOut {
+                location: LOCATION.to_string(),
+                path: path.to_string(),
+                operation: "fetch",
+                timeout: LOCAL_STALL_TIMEOUT,
+            }),
         }
-        Ok(total)
     }
 
     pub(super) async fn remove(&self, path: &str) -> Result<(), TransferError> {
@@ -66,20 +71,6 @@ impl LocalSource {
             .await
             .map_err(|error| io_error(path, "remove", error))
     }
-}
-
-/// Reads until `buffer` is full or the file ends, because tokio's file reads return at
-/// most a few MiB each and larger store writes cost fewer system calls.
-async fn fill_buffer(file: &mut tokio::fs::File, buffer: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        let count = file.read(&mut buffer[filled..]).await?;
-        if count == 0 {
-            break;
-        }
-        filled += count;
-    }
-    Ok(filled)
 }
 
 fn check_absolute(path: &str) -> Result<(), TransferError> {

@@ -1,6 +1,7 @@
 //! Fetches staged backup files from database hosts over SMB, SFTP or the local file system,
 //! streaming them into the store, which hashes them as it writes.
 
+mod copy;
 mod error;
 pub mod local;
 pub mod sftp;
@@ -17,7 +18,7 @@ use crate::store::{PendingFile, StoreError};
 /// callbacks rare next to the cost of SHA-256 (about 1.3 GB/s on one core).
 pub const FETCH_CHUNK_BYTES: usize = 4 << 20;
 
-/// Where staged backups are fetched from. Each SMB operation runs its own `smbclient`
+/// Source of staged backups. Each SMB operation runs its own `smbclient`
 /// process and each SFTP source has its own connection, so one slow host cannot block
 /// transfers from another.
 #[derive(Debug)]
@@ -124,7 +125,7 @@ impl Source {
         };
         if let Ok(bytes) = result {
             let seconds = started.elapsed().as_secs_f64();
-            tracing::info!(
+            tracing::debug!(
                 source = %self.describe(),
                 path,
                 bytes,

@@ -77,3 +77,28 @@ async fn local_rejects_directory() {
 fn describe_local_source() {
     assert_eq!(Source::local().describe(), "local");
 }
+
+#[test]
+fn source_futures_are_send() {
+    fn require_send<T: Send>(_: &T) {}
+    fn require_send_sync<T: Send + Sync>() {}
+
+    // Jobs run on a multi-thread runtime, so sources are shared and fetches spawned.
+    require_send_sync::<Source>();
+    require_send_sync::<crate::store::Store>();
+    let source = Source::local();
+    let mut reports = |_: u64| {};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut sink = runtime.block_on(store.begin("a.bak")).unwrap();
+    let fetch = source.fetch("/nonexistent", &mut sink, &mut reports);
+    require_send(&fetch);
+    let size = source.size("/nonexistent");
+    require_send(&size);
+    let remove = source.remove("/nonexistent");
+    require_send(&remove);
+}

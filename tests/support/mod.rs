@@ -40,6 +40,23 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
+/// Writes `len` pseudo-random bytes (a fixed xorshift sequence) to `path`, creating its
+/// parent directories, and returns them for comparison.
+pub fn write_random_file(path: &Path, len: usize) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let content: Vec<u8> = (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    fs::create_dir_all(path.parent().expect("file path has a parent")).expect("create dirs");
+    fs::write(path, &content).expect("write random file");
+    content
+}
+
 /// A running `smbd` serving one share, `backup`, on 127.0.0.1.
 pub struct Smbd {
     /// TCP port smbd listens on.
@@ -60,6 +77,8 @@ impl Smbd {
     pub fn start(share_dir: &Path) -> Smbd {
         let smbd = require_tool("smbd", "samba");
         let smbpasswd = require_tool("smbpasswd", "samba");
+        // The SMB source runs smbclient; checking here names the package up front.
+        require_tool("smbclient", "smbclient");
         let dir = tempfile::Builder::new()
             .prefix("bakfleet-smbd-")
             .tempdir()
@@ -351,16 +370,15 @@ impl PeerProcess {
         );
     }
 
-    /// Sends SIGTERM to the child's process group (the daemon and the per-connection
-    /// processes it forked), then SIGKILL to the child if it has not exited in time.
+    /// Sends SIGTERM to the child, which stops and reaps the processes it forked, then
+    /// SIGKILL to its whole process group if it has not exited in time.
     fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        let group = child.id() as libc::pid_t;
-        // SAFETY: the group is led by our own child, which is not yet reaped, so the ID
-        // cannot name another process group.
-        unsafe { libc::kill(-group, libc::SIGTERM) };
+        let pid = child.id() as libc::pid_t;
+        // SAFETY: `pid` is our own child, not yet reaped, so it cannot name another process.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
         let deadline = Instant::now() + STOP_TIMEOUT;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
@@ -368,7 +386,9 @@ impl PeerProcess {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = child.kill();
+        // SAFETY: the group is led by our own child, which is not yet reaped, so the ID
+        // cannot name another process group.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
         let _ = child.wait();
     }
 

@@ -3,9 +3,12 @@
 //! Why a child process: the pure-Rust `smb` crate (0.12) hung on pipelined 1 MiB reads
 //! against Samba 4.17, and `pavao` (libsmbclient) serialises every call in the process
 //! behind one mutex, so one stuck host would stall all others. A child process per
-//! operation isolates hosts, can always be killed, and reads as fast as `smbclient` itself.
-//! The limits: every operation pays a new connection and logon (tens of milliseconds on
-//! loopback). Paths cannot contain `;`, because smbclient's `-c` splits commands on it even
+//! operation isolates hosts and can always be killed. On a shared, loaded 2-core machine
+//! over loopback, one 1 GiB fetch with hashing into a tmpfs store ran at 370-430 MB/s,
+//! against 480-510 MB/s for `smbclient get` to a tmpfs file.
+//!
+//! The limits: every operation pays a new connection and logon (80-100 ms on that
+//! machine). Paths cannot contain `;`, because smbclient's `-c` splits commands on it even
 //! inside quotes, nor the characters Windows forbids in file names. Each call needs the
 //! `smbclient` binary from the Debian package `smbclient`.
 

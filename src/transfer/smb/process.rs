@@ -12,15 +12,12 @@ use tokio::process::{Child, Command};
 
 use super::{SMBCLIENT, SMBCLIENT_PACKAGE};
 use crate::store::PendingFile;
-use crate::transfer::{SmbSettings, TransferError, FETCH_CHUNK_BYTES};
+use crate::transfer::copy::{ChunkCopy, CopyFailure};
+use crate::transfer::{SmbSettings, TransferError};
 
 /// Bytes of smbclient's messages kept per stream. Its texts are a few lines, and the cap
 /// bounds memory if it prints far more.
 const MESSAGE_CAP_BYTES: usize = 64 * 1024;
-
-/// Bytes of the start and end of the streamed file kept for error texts, because
-/// smbclient prints errors to standard output, where the file goes.
-const STREAM_EDGE_BYTES: usize = 1024;
 
 /// Pipe buffer requested for smbclient's standard output. 1 MiB is the default maximum
 /// for unprivileged processes on Linux (`/proc/sys/fs/pipe-max-size`), and it lets
@@ -128,7 +125,7 @@ impl SmbCommand<'_> {
 
         let mut copy = ChunkCopy::new();
         let copied = copy
-            .run(&mut stdout, sink, progress, self.settings.timeout)
+            .run(&mut stdout, sink, progress, Some(self.settings.timeout))
             .await;
         if let Err(failure) = copied {
             kill(&mut child, &self.location).await;
@@ -245,73 +242,6 @@ impl SmbCommand<'_> {
     }
 }
 
-/// Cause of a copy from smbclient's output that stopped early.
-enum CopyFailure {
-    Stalled,
-    Read(std::io::Error),
-    Store(crate::store::StoreError),
-}
-
-/// Copies a pipe into the store in large chunks, keeping the first and last bytes.
-struct ChunkCopy {
-    buffer: Vec<u8>,
-    streamed: u64,
-    head: Vec<u8>,
-    tail: Vec<u8>,
-}
-
-impl ChunkCopy {
-    fn new() -> ChunkCopy {
-        ChunkCopy {
-            buffer: vec![0u8; FETCH_CHUNK_BYTES],
-            streamed: 0,
-            head: Vec::new(),
-            tail: Vec::new(),
-        }
-    }
-
-    async fn run(
-        &mut self,
-        reader: &mut (impl AsyncRead + Unpin),
-        sink: &mut PendingFile,
-        progress: &mut (dyn FnMut(u64) + Send),
-        stall_timeout: Duration,
-    ) -> Result<(), CopyFailure> {
-        let mut filled = 0;
-        loop {
-            let read = tokio::time::timeout(stall_timeout, reader.read(&mut self.buffer[filled..]));
-            let count = match read.await {
-                Err(_) => return Err(CopyFailure::Stalled),
-                Ok(Err(error)) => return Err(CopyFailure::Read(error)),
-                Ok(Ok(count)) => count,
-            };
-            filled += count;
-            let at_end = count == 0;
-            if filled == self.buffer.len() || (at_end && filled > 0) {
-                self.flush(filled, sink).await?;
-                progress(self.streamed);
-                filled = 0;
-            }
-            if at_end {
-                return Ok(());
-            }
-        }
-    }
-
-    async fn flush(&mut self, filled: usize, sink: &mut PendingFile) -> Result<(), CopyFailure> {
-        let chunk = &self.buffer[..filled];
-        sink.write(chunk).await.map_err(CopyFailure::Store)?;
-        if self.head.len() < STREAM_EDGE_BYTES {
-            let missing = (STREAM_EDGE_BYTES - self.head.len()).min(chunk.len());
-            self.head.extend_from_slice(&chunk[..missing]);
-        }
-        let tail_start = chunk.len().saturating_sub(STREAM_EDGE_BYTES);
-        self.tail = chunk[tail_start..].to_vec();
-        self.streamed += filled as u64;
-        Ok(())
-    }
-}
-
 /// A credentials file for `smbclient --authentication-file` in a directory only this user
 /// can enter. Dropping it removes both, so the password lives on disk only while one
 /// operation runs.
@@ -355,15 +285,15 @@ impl Drop for CredentialsFile {
 
 /// Reads `reader` to its end, keeping at most `cap` bytes.
 async fn read_capped(mut reader: impl AsyncRead + Unpin, cap: usize) -> std::io::Result<Vec<u8>> {
-    let mut kept = Vec::new();
+    let mut captured = Vec::new();
     let mut buffer = [0u8; 8192];
     loop {
         let count = reader.read(&mut buffer).await?;
         if count == 0 {
-            return Ok(kept);
+            return Ok(captured);
         }
-        let room = cap.saturating_sub(kept.len()).min(count);
-        kept.extend_from_slice(&buffer[..room]);
+        let room = cap.saturating_sub(captured.len()).min(count);
+        captured.extend_from_slice(&buffer[..room]);
     }
 }
 
@@ -377,7 +307,11 @@ async fn kill(child: &mut Child, location: &str) {
     if tokio::time::timeout(REAP_WAIT, child.wait()).await.is_err() {
         tracing::warn!(location, ?pid, "killed smbclient has not exited yet");
     } else {
-        tracing::warn!(location, ?pid, "killed stalled smbclient");
+        tracing::warn!(
+            location,
+            ?pid,
+            "killed smbclient after a stalled or failed transfer"
+        );
     }
 }
 

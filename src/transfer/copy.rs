@@ -1,0 +1,157 @@
+//! Copies a byte stream into a store file in large chunks, with a stall timeout per read.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use super::FETCH_CHUNK_BYTES;
+use crate::store::{PendingFile, StoreError};
+
+/// Bytes kept from the start and from the end of a stream. smbclient prints its error
+/// texts to the stream it writes the file to, so they are found there.
+const STREAM_EDGE_BYTES: usize = 1024;
+
+/// Cause of a copy that stopped before the end of its stream.
+pub(super) enum CopyFailure {
+    /// No byte arrived within the stall timeout.
+    Stalled,
+    /// Reading the stream failed.
+    Read(std::io::Error),
+    /// Writing to the store failed.
+    Store(StoreError),
+}
+
+/// A copy from a stream into the store, with its running byte count and the first and last
+/// bytes of the stream.
+pub(super) struct ChunkCopy {
+    buffer: Vec<u8>,
+    /// Bytes written to the store so far.
+    pub(super) streamed: u64,
+    /// Up to [`STREAM_EDGE_BYTES`] from the start of the stream.
+    pub(super) head: Vec<u8>,
+    /// Up to [`STREAM_EDGE_BYTES`] from the end of what was written.
+    pub(super) tail: Vec<u8>,
+}
+
+impl ChunkCopy {
+    pub(super) fn new() -> ChunkCopy {
+        ChunkCopy {
+            buffer: vec![0u8; FETCH_CHUNK_BYTES],
+            streamed: 0,
+            head: Vec::new(),
+            tail: Vec::new(),
+        }
+    }
+
+    /// Reads `reader` to its end, writing each full buffer of [`FETCH_CHUNK_BYTES`] (and
+    /// the rest at the end) to `sink` and then calling `progress` with the running total.
+    /// With a `stall_timeout`, every read must return within it.
+    pub(super) async fn run(
+        &mut self,
+        reader: &mut (impl AsyncRead + Unpin),
+        sink: &mut PendingFile,
+        progress: &mut (dyn FnMut(u64) + Send),
+        stall_timeout: Option<Duration>,
+    ) -> Result<(), CopyFailure> {
+        let mut filled = 0;
+        loop {
+            let count = read_within(reader, &mut self.buffer[filled..], stall_timeout).await?;
+            filled += count;
+            let at_end = count == 0;
+            if filled == self.buffer.len() || (at_end && filled > 0) {
+                self.flush(filled, sink).await?;
+                progress(self.streamed);
+                filled = 0;
+            }
+            if at_end {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn flush(&mut self, filled: usize, sink: &mut PendingFile) -> Result<(), CopyFailure> {
+        let chunk = &self.buffer[..filled];
+        sink.write(chunk).await.map_err(CopyFailure::Store)?;
+        self.streamed += filled as u64;
+
+        if self.head.len() < STREAM_EDGE_BYTES {
+            let missing = (STREAM_EDGE_BYTES - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..missing]);
+        }
+        let chunk_tail = &chunk[chunk.len().saturating_sub(STREAM_EDGE_BYTES)..];
+        self.tail.extend_from_slice(chunk_tail);
+        let excess = self.tail.len().saturating_sub(STREAM_EDGE_BYTES);
+        self.tail.drain(..excess);
+        Ok(())
+    }
+}
+
+async fn read_within(
+    reader: &mut (impl AsyncRead + Unpin),
+    buffer: &mut [u8],
+    stall_timeout: Option<Duration>,
+) -> Result<usize, CopyFailure> {
+    let read = reader.read(buffer);
+    let result = match stall_timeout {
+        Some(timeout) => tokio::time::timeout(timeout, read)
+            .await
+            .map_err(|_| CopyFailure::Stalled)?,
+        None => read.await,
+    };
+    result.map_err(CopyFailure::Read)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn copy_keeps_stream_edges() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut sink = store.begin("a.bak").await.unwrap();
+        let content: Vec<u8> = (0..FETCH_CHUNK_BYTES + 10)
+            .map(|i| (i % 256) as u8)
+            .collect();
+        let mut reader = content.as_slice();
+        let mut copy = ChunkCopy::new();
+        let mut reports = Vec::new();
+
+        let result = copy
+            .run(
+                &mut reader,
+                &mut sink,
+                &mut |total| reports.push(total),
+                None,
+            )
+            .await;
+
+        assert!(result.is_ok());
+        assert_eq!(copy.streamed, content.len() as u64);
+        assert_eq!(reports, [FETCH_CHUNK_BYTES as u64, content.len() as u64]);
+        assert_eq!(copy.head, content[..STREAM_EDGE_BYTES]);
+        assert_eq!(copy.tail, content[content.len() - STREAM_EDGE_BYTES..]);
+    }
+
+    #[tokio::test]
+    async fn copy_stops_on_stalled_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut sink = store.begin("a.bak").await.unwrap();
+        // The write half stays open and silent, so reads never complete.
+        let (_writer, mut reader) = tokio::io::duplex(64);
+        let mut copy = ChunkCopy::new();
+
+        let result = copy
+            .run(
+                &mut reader,
+                &mut sink,
+                &mut |_| {},
+                Some(Duration::from_millis(50)),
+            )
+            .await;
+
+        assert!(matches!(result, Err(CopyFailure::Stalled)));
+    }
+}
