@@ -157,7 +157,10 @@ mod tests {
     #[test]
     fn backup_type_parses_names() {
         assert_eq!("FULL".parse::<BackupType>().unwrap(), BackupType::Full);
-        assert_eq!("differential".parse::<BackupType>().unwrap(), BackupType::Diff);
+        assert_eq!(
+            "differential".parse::<BackupType>().unwrap(),
+            BackupType::Diff
+        );
         assert!("incremental".parse::<BackupType>().is_err());
     }
 }

@@ -6,8 +6,8 @@
 //! central repository) and `catalog` (SQLite). `web` serves the admin site.
 
 pub mod backup;
-pub mod cli;
 pub mod catalog;
+pub mod cli;
 pub mod fleet;
 pub mod job;
 pub mod mssql;

@@ -21,7 +21,10 @@ const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 /// # Errors
 /// The fleet file is invalid, or the catalogue, store or secrets file cannot be opened;
 /// each error names the path.
-pub async fn open(fleet_path: &Path, events: Option<UnboundedSender<JobEvent>>) -> anyhow::Result<JobContext> {
+pub async fn open(
+    fleet_path: &Path,
+    events: Option<UnboundedSender<JobEvent>>,
+) -> anyhow::Result<JobContext> {
     let fleet = Fleet::load(fleet_path)?;
     open_fleet(fleet, events).await
 }
@@ -37,14 +40,26 @@ pub async fn open_fleet(
     let secrets = Secrets::load(&fleet.service)?;
     let catalog = Catalog::open(&fleet.service.catalog)
         .await
-        .with_context(|| format!("cannot open the catalogue {}", fleet.service.catalog.display()))?;
-    let store = Store::open(&fleet.service.store_dir)
-        .with_context(|| format!("cannot open the store {}", fleet.service.store_dir.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot open the catalogue {}",
+                fleet.service.catalog.display()
+            )
+        })?;
+    let store = Store::open(&fleet.service.store_dir).with_context(|| {
+        format!(
+            "cannot open the store {}",
+            fleet.service.store_dir.display()
+        )
+    })?;
     let interrupted = catalog
         .interrupt_orphaned_runs(time::OffsetDateTime::now_utc())
         .await?;
     if interrupted > 0 {
-        tracing::warn!(interrupted, "marked runs left running by a stopped process as interrupted");
+        tracing::warn!(
+            interrupted,
+            "marked runs left running by a stopped process as interrupted"
+        );
     }
     let removed = store.remove_partial_files().await?;
     if removed > 0 {

@@ -19,15 +19,22 @@ fn demo_once_backs_up_every_database() {
         .split("catalogued backups:")
         .nth(1)
         .unwrap_or_else(|| panic!("no catalogued backups listed:\n{stdout}"));
-    for database in ["Sales", "Inventory", "Ventes d'été", "HR", "Payroll", "master"] {
+    for database in [
+        "Sales",
+        "Inventory",
+        "Ventes d'été",
+        "HR",
+        "Payroll",
+        "master",
+    ] {
         let line = catalogued
             .lines()
             .find(|line| line.contains(database))
             .unwrap_or_else(|| panic!("{database} missing from:\n{catalogued}"));
         assert!(line.contains("full"), "{line}");
         assert!(
-            line.split_whitespace().any(|word| word.len() == 64
-                && word.bytes().all(|b| b.is_ascii_hexdigit())),
+            line.split_whitespace()
+                .any(|word| word.len() == 64 && word.bytes().all(|b| b.is_ascii_hexdigit())),
             "a SHA-256 is printed: {line}"
         );
     }
@@ -70,6 +77,9 @@ fn check_names_line_of_unknown_key() {
         .expect("run bakfleet check");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
-    assert!(stderr.contains("fleet.toml:6"), "names file and line: {stderr}");
+    assert!(
+        stderr.contains("fleet.toml:6"),
+        "names file and line: {stderr}"
+    );
     assert!(stderr.contains("colour"), "names the key: {stderr}");
 }

@@ -31,6 +31,7 @@ fn start_simulator(config: &Path) -> (Child, u16) {
     let mut child = Command::new(simulator_binary())
         .arg("--config")
         .arg(config)
+        .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -76,6 +77,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+// Compression is off so that the whole 256 MiB travels through the fetch.
 #[test]
 fn run_256_mib_backup_peak_rss_under_64_mib() {
     let sshd = Sshd::start();
@@ -107,7 +109,8 @@ fn run_256_mib_backup_peak_rss_under_64_mib() {
         &fleet,
         format!(
             "[service]\nstore_dir = \"store\"\ncatalog = \"catalog.db\"\n\
-             secrets_file = \"secrets.toml\"\n\n[[instance]]\nname = \"big\"\nhost = \"127.0.0.1\"\n\
+             secrets_file = \"secrets.toml\"\n\n\
+             [defaults]\ncompression = false\n\n[[instance]]\nname = \"big\"\nhost = \"127.0.0.1\"\n\
              port = {port}\nauth = {{ kind = \"sql\", user = \"bakfleet\", password_secret = \"sql\" }}\n\
              tls = {{ encrypt = \"not_supported\" }}\n\
              staging = {{ sftp = {{ host = \"127.0.0.1\", port = {}, user = {:?}, key_file = {:?}, \
@@ -134,12 +137,18 @@ fn run_256_mib_backup_peak_rss_under_64_mib() {
     unsafe { libc::kill(simulator.id() as libc::pid_t, libc::SIGTERM) };
     simulator.wait().expect("simulator exit");
 
-    println!("bakfleet run: peak RSS {} KiB on a 256 MiB backup", peak_kib);
+    println!(
+        "bakfleet run: peak RSS {} KiB on a 256 MiB backup",
+        peak_kib
+    );
     assert_eq!(code, 0, "bakfleet run succeeded");
     let stored = files_under(&dir.path().join("store"));
     assert_eq!(stored.len(), 1, "one backup in the store: {stored:?}");
     let size = std::fs::metadata(&stored[0]).expect("stored file").len();
-    assert!(size >= 256 * 1024 * 1024, "the stored backup holds the 256 MiB: {size}");
+    assert!(
+        size >= 256 * 1024 * 1024,
+        "the stored backup holds the 256 MiB: {size}"
+    );
     assert!(
         peak_kib < PEAK_RSS_LIMIT_KIB,
         "peak RSS {peak_kib} KiB is over {PEAK_RSS_LIMIT_KIB} KiB"

@@ -10,7 +10,11 @@ use crate::fleet::{Auth, Fleet, Secrets};
 /// summary. Exits non-zero when a secret is missing.
 pub(crate) fn execute(fleet_path: &Path) -> anyhow::Result<ExitCode> {
     let fleet = Fleet::load(fleet_path)?;
-    println!("{}: valid, {} instance(s)", fleet.source.display(), fleet.instances.len());
+    println!(
+        "{}: valid, {} instance(s)",
+        fleet.source.display(),
+        fleet.instances.len()
+    );
     for warning in fleet.warnings() {
         println!("warning: {warning}");
     }
@@ -33,7 +37,11 @@ pub(crate) fn execute(fleet_path: &Path) -> anyhow::Result<ExitCode> {
             instance.host,
             instance.port,
             instance.staging.describe(),
-            if schedules.is_empty() { "none".to_string() } else { schedules.join(", ") }
+            if schedules.is_empty() {
+                "none".to_string()
+            } else {
+                schedules.join(", ")
+            }
         );
         let Auth::Sql { password, .. } = &instance.auth;
         let context = format!("instance {} auth", instance.name);

@@ -29,7 +29,14 @@ pub(crate) async fn execute(fleet_path: &Path) -> anyhow::Result<ExitCode> {
     for database in overview {
         let last_run = database
             .last_run
-            .map(|run| format!("{} {} ({})", run.backup_type, run.status.as_str(), run.phase))
+            .map(|run| {
+                format!(
+                    "{} {} ({})",
+                    run.backup_type,
+                    run.status.as_str(),
+                    run.phase
+                )
+            })
             .unwrap_or_else(|| "-".to_string());
         println!(
             "{:<16} {:<24} {:<12} {:<24} {:<24} {:<24} {last_run}",

@@ -24,7 +24,13 @@ use crate::backup::BackupType;
 #[command(name = "bakfleet", version, about, long_about = None)]
 pub struct Cli {
     /// The fleet inventory file.
-    #[arg(long, short = 'f', global = true, env = "BAKFLEET_FLEET", default_value = "fleet.toml")]
+    #[arg(
+        long,
+        short = 'f',
+        global = true,
+        env = "BAKFLEET_FLEET",
+        default_value = "fleet.toml"
+    )]
     pub fleet: PathBuf,
 
     /// Log level: error, warn, info, debug or trace. RUST_LOG, when set, takes precedence.
@@ -91,7 +97,15 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             instance,
             database,
             backup_type,
-        } => run::execute(&cli.fleet, instance.as_deref(), database.as_deref(), backup_type).await,
+        } => {
+            run::execute(
+                &cli.fleet,
+                instance.as_deref(),
+                database.as_deref(),
+                backup_type,
+            )
+            .await
+        }
         Command::Check => check::execute(&cli.fleet),
         Command::List => list::execute(&cli.fleet).await,
         #[cfg(feature = "demo")]

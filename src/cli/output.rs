@@ -67,9 +67,7 @@ async fn draw(mut receiver: UnboundedReceiver<JobEvent>) {
 }
 
 /// Prints one line per job and returns how many failed.
-pub(crate) fn print_results(
-    results: &[(JobRequest, Result<JobOutcome, JobFailure>)],
-) -> usize {
+pub(crate) fn print_results(results: &[(JobRequest, Result<JobOutcome, JobFailure>)]) -> usize {
     let mut failed = 0;
     for (request, result) in results {
         let who = format!(

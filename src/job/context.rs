@@ -46,8 +46,13 @@ pub enum JobEventKind {
     /// `percent_complete` of the running BACKUP, from `sys.dm_exec_requests`.
     BackupPercent(f32),
     /// Bytes fetched so far, and the file size when known.
-    Fetched { bytes: u64, total: Option<u64> },
-    Succeeded { backup_id: i64 },
+    Fetched {
+        bytes: u64,
+        total: Option<u64>,
+    },
+    Succeeded {
+        backup_id: i64,
+    },
     Skipped(String),
     Failed(String),
 }

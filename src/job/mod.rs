@@ -213,7 +213,10 @@ async fn stages(
     let plan = match preflight::check(ctx, &mut session, request, run_id).await? {
         preflight::Decision::Run(plan) => plan,
         preflight::Decision::Skip(reason) => {
-            ctx.catalog.skip_run(run_id, &reason).await.at(Phase::Catalog)?;
+            ctx.catalog
+                .skip_run(run_id, &reason)
+                .await
+                .at(Phase::Catalog)?;
             tracing::info!(%reason, "backup skipped");
             ctx.emit(request, run_id, JobEventKind::Skipped(reason.clone()));
             return Ok(JobOutcome::Skipped { run_id, reason });

@@ -5,7 +5,7 @@ use bakfleet::backup::BackupType;
 use bakfleet::job::{JobFailure, Phase};
 use mssql_sim::engine::{Corruption, Fault};
 
-use crate::fixture::{TestFleet, Transport, INSTANCE};
+use crate::fixture::{FleetOptions, TestFleet, Transport, INSTANCE};
 use crate::smb::DATABASES;
 
 /// Runs a full backup of Sales that must fail, and checks what every failure must leave.
@@ -20,7 +20,13 @@ async fn expect_failure(fleet: &TestFleet, database: &str, phase: Phase) -> JobF
     assert!(text.contains(database), "names the database: {text}");
 
     let run_id = failure.run_id.expect("a run was recorded");
-    let run = fleet.ctx.catalog.run(run_id).await.unwrap().expect("run row");
+    let run = fleet
+        .ctx
+        .catalog
+        .run(run_id)
+        .await
+        .unwrap()
+        .expect("run row");
     assert_eq!(run.status.as_str(), "failed");
     assert_eq!(run.phase, phase.as_str());
     assert_eq!(run.error.as_deref(), Some(failure.cause.as_str()));
@@ -36,7 +42,12 @@ async fn expect_failure(fleet: &TestFleet, database: &str, phase: Phase) -> JobF
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_staging_path_fails_backup_with_3201() {
-    let fleet = TestFleet::start_with(Transport::Smb, DATABASES, "missing", false).await;
+    let options = FleetOptions {
+        subdir: "missing",
+        create_subdir: false,
+        ..FleetOptions::default()
+    };
+    let fleet = TestFleet::start_with(Transport::Smb, DATABASES, options).await;
     let failure = expect_failure(&fleet, "Sales", Phase::Backup).await;
     assert!(failure.cause.contains("3201"), "{}", failure.cause);
     assert!(
@@ -50,7 +61,11 @@ async fn missing_staging_path_fails_backup_with_3201() {
 async fn unknown_database_fails_preflight() {
     let fleet = TestFleet::start(Transport::Smb, DATABASES).await;
     let failure = expect_failure(&fleet, "NoSuchDb", Phase::Preflight).await;
-    assert!(failure.cause.contains("does not exist"), "{}", failure.cause);
+    assert!(
+        failure.cause.contains("does not exist"),
+        "{}",
+        failure.cause
+    );
     assert!(fleet.staged_files().is_empty());
 }
 
@@ -68,7 +83,13 @@ async fn flipped_data_byte_fails_verify_with_3189() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flipped_header_byte_fails_verify_with_3241() {
-    let fleet = TestFleet::start(Transport::Smb, DATABASES).await;
+    // Descriptor blocks of a compressed backup sit inside compressed records, where a
+    // flipped byte is data damage; a plain file shows header damage as such.
+    let options = FleetOptions {
+        compression: false,
+        ..FleetOptions::default()
+    };
+    let fleet = TestFleet::start_with(Transport::Smb, DATABASES, options).await;
     // Simulator-only: damage a descriptor block between BACKUP and VERIFYONLY.
     fleet.target.set_fault(Fault::CorruptNextBackup {
         what: Corruption::HeaderByte,

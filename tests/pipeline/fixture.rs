@@ -30,33 +30,54 @@ pub enum Transport {
 
 /// One end-to-end set-up.
 pub struct TestFleet {
-    pub dir: TempDir,
+    /// Holds the store, catalogue and share until the test ends.
+    _dir: TempDir,
     pub target: Target,
     pub smbd: Option<Smbd>,
-    pub sshd: Option<Sshd>,
+    /// Held so that sshd runs until the test ends.
+    _sshd: Option<Sshd>,
     /// The local folder behind the instance's staging location.
     pub staging_dir: PathBuf,
     pub fleet_path: PathBuf,
     pub ctx: JobContext,
 }
 
+/// Variations of the test fleet.
+pub struct FleetOptions<'a> {
+    /// The instance's staging folder inside the share (SMB) or the staging root (SFTP).
+    pub subdir: &'a str,
+    /// `false` leaves the staging folder missing, as a misconfigured share would.
+    pub create_subdir: bool,
+    /// The fleet's `compression` setting.
+    pub compression: bool,
+}
+
+impl Default for FleetOptions<'_> {
+    fn default() -> Self {
+        FleetOptions {
+            subdir: INSTANCE,
+            create_subdir: true,
+            compression: true,
+        }
+    }
+}
+
 /// Databases as (name, size in MiB, recovery model).
 pub type Databases<'a> = &'a [(&'a str, u64, &'static str)];
 
 impl TestFleet {
-    /// Starts everything for `transport`, with the instance's staging folder `subdir`
-    /// inside the share (SMB) or the staging root (SFTP). `create_subdir = false` leaves
-    /// the folder missing, as a misconfigured share would.
+    /// Starts everything for `transport` with the default options.
     pub async fn start(transport: Transport, databases: Databases<'_>) -> TestFleet {
-        Self::start_with(transport, databases, INSTANCE, true).await
+        Self::start_with(transport, databases, FleetOptions::default()).await
     }
 
+    /// Starts everything for `transport`.
     pub async fn start_with(
         transport: Transport,
         databases: Databases<'_>,
-        subdir: &str,
-        create_subdir: bool,
+        options: FleetOptions<'_>,
     ) -> TestFleet {
+        let subdir = options.subdir;
         let dir = tempfile::Builder::new()
             .prefix("bakfleet-e2e-")
             .tempdir()
@@ -64,7 +85,7 @@ impl TestFleet {
         let share_root = dir.path().join("share");
         std::fs::create_dir_all(&share_root).expect("create share root");
         let staging_dir = share_root.join(subdir);
-        if create_subdir {
+        if options.create_subdir {
             std::fs::create_dir_all(&staging_dir).expect("create staging dir");
         }
         let databases = databases
@@ -96,17 +117,19 @@ impl TestFleet {
         };
         let target = Target::simulator(INSTANCE, &spec).await;
 
-        let fleet_text = fleet_text(&target, smbd.as_ref(), sshd.as_ref(), &share_root, subdir);
+        let fleet_text = fleet_text(&target, smbd.as_ref(), sshd.as_ref(), &share_root, &options);
         let fleet_path = dir.path().join("fleet.toml");
         std::fs::write(&fleet_path, fleet_text).expect("write fleet.toml");
         write_secrets(dir.path(), &target, smbd.as_ref());
-        let ctx = service::open(&fleet_path, None).await.expect("open the service");
+        let ctx = service::open(&fleet_path, None)
+            .await
+            .expect("open the service");
 
         TestFleet {
-            dir,
+            _dir: dir,
             target,
             smbd,
-            sshd,
+            _sshd: sshd,
             staging_dir,
             fleet_path,
             ctx,
@@ -171,8 +194,9 @@ fn fleet_text(
     smbd: Option<&Smbd>,
     sshd: Option<&Sshd>,
     share_root: &Path,
-    subdir: &str,
+    options: &FleetOptions<'_>,
 ) -> String {
+    let subdir = options.subdir;
     let staging = match (smbd, sshd) {
         (Some(smbd), _) => format!(
             "staging = {{ smb = '{SMB_PREFIX}\\{subdir}', port = {}, credential = \"share\" }}",
@@ -198,12 +222,14 @@ fn fleet_text(
     };
     format!(
         "[service]\nstore_dir = \"store\"\ncatalog = \"catalog.db\"\nsecrets_file = \"secrets.toml\"\n\
-         lease_seconds = 30\n\n[defaults]\nconnect_timeout_secs = 10\ntransfer_timeout_secs = 20\n\n\
+         lease_seconds = 30\n\n[defaults]\nconnect_timeout_secs = 10\ntransfer_timeout_secs = 20\n\
+         compression = {compression}\n\n\
          {credentials}\n[[instance]]\nname = \"{INSTANCE}\"\nhost = \"127.0.0.1\"\nport = {port}\n\
          auth = {{ kind = \"sql\", user = \"{LOGIN}\", password_secret = \"sql\" }}\n\
          tls = {{ encrypt = \"not_supported\" }}\n\
          databases = {{ include = [\"USER_DATABASES\"] }}\n{staging}\n",
         port = target.addr.port(),
+        compression = options.compression,
     )
 }
 

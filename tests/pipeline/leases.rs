@@ -40,12 +40,18 @@ async fn concurrent_run_refused_naming_holder() {
         async move { job::run(&ctx, &request).await }
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let refused = job::run(&other, &request).await.expect_err("second run refused");
+    let refused = job::run(&other, &request)
+        .await
+        .expect_err("second run refused");
     assert_eq!(refused.phase, Phase::Lease);
     assert!(refused.run_id.is_none(), "a refused job records no run");
     let holder = &fleet.ctx.holder;
     assert!(refused.cause.contains(&holder.host), "{}", refused.cause);
-    assert!(refused.cause.contains(&holder.pid.to_string()), "{}", refused.cause);
+    assert!(
+        refused.cause.contains(&holder.pid.to_string()),
+        "{}",
+        refused.cause
+    );
 
     succeeded(first.await.expect("first job task"));
 }

@@ -27,7 +27,9 @@ async fn hard_database_name_backed_up_exactly() {
     let folder = row.store_path.split('/').nth(1).expect("database folder");
     assert_eq!(decode_name(folder).as_deref(), Some(HARD_NAME));
     assert!(
-        folder.bytes().all(|b| b.is_ascii_graphic() && !b"\\/:*?\"<>|".contains(&b)),
+        folder
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"\\/:*?\"<>|".contains(&b)),
         "folder name {folder:?} is valid on Windows and Linux"
     );
     assert!(fleet.staged_files().is_empty());

@@ -47,7 +47,10 @@ pub async fn check_full_backups(fleet: &TestFleet) {
             .await
             .expect("stored file readable");
         assert_eq!(size, row.size_bytes);
-        assert_eq!(sha256, row.sha256, "stored file hashes to the catalogued SHA-256");
+        assert_eq!(
+            sha256, row.sha256,
+            "stored file hashes to the catalogued SHA-256"
+        );
 
         let run = fleet
             .ctx
@@ -105,8 +108,16 @@ async fn smb_second_run_keeps_first_backup() {
 
     assert_ne!(first_id, second_id);
     assert_ne!(first.store_path, second.store_path);
-    assert!(second.first_lsn >= first.last_lsn, "the second full is later");
-    let (_, sha256) = fleet.ctx.store.rehash(&first.store_path).await.expect("first file");
+    assert!(
+        second.first_lsn >= first.last_lsn,
+        "the second full is later"
+    );
+    let (_, sha256) = fleet
+        .ctx
+        .store
+        .rehash(&first.store_path)
+        .await
+        .expect("first file");
     assert_eq!(sha256, first.sha256, "the first backup is untouched");
     assert_eq!(list_files(fleet.store_root()).len(), 2);
 }
@@ -132,7 +143,10 @@ async fn smb_log_on_simple_is_skipped() {
     let fleet = TestFleet::start(Transport::Smb, DATABASES).await;
     match fleet.run("Scratch", BackupType::Log).await {
         Ok(JobOutcome::Skipped { reason, run_id }) => {
-            assert!(reason.contains("SIMPLE"), "reason names the model: {reason}");
+            assert!(
+                reason.contains("SIMPLE"),
+                "reason names the model: {reason}"
+            );
             let run = fleet.ctx.catalog.run(run_id).await.unwrap().unwrap();
             assert_eq!(run.status.as_str(), "skipped");
         }

@@ -7,7 +7,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use mssql_sim::engine::Fault;
 use tiberius::{AuthMethod, Client, Config, EncryptionLevel};
@@ -75,7 +74,9 @@ impl Target {
         config.port(self.addr.port());
         config.authentication(AuthMethod::sql_server(LOGIN, &self.password));
         config.encryption(EncryptionLevel::NotSupported);
-        let tcp = TcpStream::connect(self.addr).await.expect("connect to target");
+        let tcp = TcpStream::connect(self.addr)
+            .await
+            .expect("connect to target");
         tcp.set_nodelay(true).expect("nodelay");
         Client::connect(config, tcp.compat_write())
             .await
@@ -97,12 +98,5 @@ impl Target {
     /// Injects a fault into the next operations. Simulator-only.
     pub fn set_fault(&self, fault: Fault) {
         self.simulator.set_fault(&self.instance, fault);
-    }
-
-    /// Stops the server.
-    pub async fn stop(self) {
-        tokio::time::timeout(Duration::from_secs(10), self.simulator.shutdown())
-            .await
-            .expect("simulator shutdown");
     }
 }

@@ -18,7 +18,10 @@ pub enum SqlType {
     Real,
     Float,
     /// `numeric(precision, scale)`; LSNs are `numeric(25,0)`.
-    Numeric { precision: u8, scale: u8 },
+    Numeric {
+        precision: u8,
+        scale: u8,
+    },
     /// `nvarchar(n)` with n in characters; `None` is `nvarchar(max)`.
     NVarChar(Option<u16>),
     /// `nchar(n)` in characters.
@@ -91,5 +94,8 @@ pub enum ReplyEvent {
     /// the last; the TDS layer adds DONE_ATTN itself when it answers an attention.
     Done(Done),
     /// The session's current database changed (ENVCHANGE type 1).
-    DatabaseChanged { old: String, new: String },
+    DatabaseChanged {
+        old: String,
+        new: String,
+    },
 }
