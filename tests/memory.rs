@@ -14,7 +14,7 @@ use support::Sshd;
 /// The ceiling for bakfleet's peak resident set on a 256 MiB backup.
 const PEAK_RSS_LIMIT_KIB: i64 = 64 * 1024;
 
-/// The simulator's binary, built beside bakfleet's by `cargo test --workspace`.
+/// Returns the simulator's binary, which `cargo test --workspace` builds beside bakfleet's.
 fn simulator_binary() -> PathBuf {
     let bakfleet = Path::new(env!("CARGO_BIN_EXE_bakfleet"));
     let path = bakfleet.with_file_name("mssql-sim");
@@ -63,7 +63,7 @@ fn wait_with_peak_rss(child: Child) -> (i32, i64) {
     (libc::WEXITSTATUS(status), usage.ru_maxrss)
 }
 
-/// Every regular file under `dir`, recursively.
+/// Lists every regular file under `dir`, recursively.
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {

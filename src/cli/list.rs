@@ -64,7 +64,7 @@ fn describe(backup: Option<&LastBackup>, now: OffsetDateTime) -> String {
     }
 }
 
-/// A duration as the largest whole unit: 45s, 12m, 3h, 2d.
+/// Formats a duration in its largest whole unit: 45s, 12m, 3h, 2d.
 pub(crate) fn age(elapsed: time::Duration) -> String {
     let seconds = elapsed.whole_seconds().max(0);
     match seconds {

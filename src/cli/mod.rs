@@ -66,7 +66,7 @@ pub enum Command {
         /// Run one backup cycle, print the catalogued backups and exit.
         #[arg(long)]
         once: bool,
-        /// Where the demo keeps its store, catalogue and staging folders.
+        /// Folder for the demo's store, catalogue and staging folders.
         #[arg(long, default_value = "demo-data")]
         data_dir: PathBuf,
         /// Address of the admin site; loopback only.
@@ -76,8 +76,8 @@ pub enum Command {
 }
 
 impl Cli {
-    /// The default log level of the command: commands that print their own report log
-    /// only warnings, the service logs every step.
+    /// Returns the command's default log level. Commands that print their own report log
+    /// only warnings, and the service logs every step.
     pub fn default_log_level(&self) -> &'static str {
         match self.command {
             Command::Serve => "info",

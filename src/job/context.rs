@@ -1,5 +1,5 @@
-//! What every job shares: catalogue, store, secrets, the lease holder identity, and where
-//! progress events go.
+//! The context every job shares: catalogue, store, secrets, the lease holder identity,
+//! and the channel for progress events.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use crate::catalog::{Catalog, LeaseHolder};
 use crate::fleet::{Fleet, Secrets};
 use crate::store::Store;
 
-/// Why a job runs; stored on the run.
+/// The reason a job runs, stored on the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
     Schedule,
@@ -20,7 +20,7 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    /// The name stored in the catalogue.
+    /// Returns the name stored in the catalogue.
     pub fn as_str(self) -> &'static str {
         match self {
             Trigger::Schedule => "schedule",
@@ -82,7 +82,7 @@ impl JobContext {
                 database: request.database.clone(),
                 kind,
             };
-            // A closed receiver only means nobody watches any more.
+            // A closed receiver means the watcher has gone; the job goes on.
             let _ = events.send(event);
         }
     }

@@ -1,8 +1,8 @@
 //! One backup job: one database, one backup type, taken through every stage in order.
 //!
 //! A backup is good only when BACKUP, VERIFYONLY, the fetch, the durable store and the
-//! catalogue transaction all succeeded; the staged file is deleted only after that.
-//! Each stage lives in its own file; [`run`] is the recipe.
+//! catalogue transaction all succeeded, and the staged file is deleted only after that.
+//! Each stage lives in its own file, and [`run`] is the recipe.
 
 mod backup;
 mod batch;
@@ -47,7 +47,7 @@ pub enum Phase {
 }
 
 impl Phase {
-    /// The name stored in the catalogue and shown to the DBA.
+    /// Returns the name stored in the catalogue and shown to the DBA.
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Lease => "lease",
@@ -71,7 +71,7 @@ impl fmt::Display for Phase {
     }
 }
 
-/// What one job should do.
+/// A request for one backup of one database.
 #[derive(Debug, Clone)]
 pub struct JobRequest {
     pub instance: Instance,
@@ -80,7 +80,7 @@ pub struct JobRequest {
     pub trigger: Trigger,
 }
 
-/// How a job ended when it did not fail.
+/// The end of a job that did not fail.
 #[derive(Debug, Clone)]
 pub enum JobOutcome {
     /// A verified, fetched, durable and catalogued backup.
@@ -198,7 +198,7 @@ async fn start_run(ctx: &JobContext, request: &JobRequest) -> Result<i64, StageE
     ctx.catalog.start_run(&run).await.at(Phase::Catalog)
 }
 
-/// The pipeline of one run, a call per stage.
+/// Runs the stages of one run, one call per stage.
 async fn stages(
     ctx: &JobContext,
     request: &JobRequest,

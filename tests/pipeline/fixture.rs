@@ -136,7 +136,7 @@ impl TestFleet {
         }
     }
 
-    /// A manual job request for one database of the test instance.
+    /// Builds a manual job request for one database of the test instance.
     pub fn request(&self, database: &str, backup_type: BackupType) -> JobRequest {
         JobRequest {
             instance: self
@@ -160,18 +160,18 @@ impl TestFleet {
         job::run(&self.ctx, &self.request(database, backup_type)).await
     }
 
-    /// The files left in the staging folder.
+    /// Lists the files left in the staging folder.
     pub fn staged_files(&self) -> Vec<PathBuf> {
         list_files(&self.staging_dir)
     }
 
-    /// The store's root folder.
+    /// Returns the store's root folder.
     pub fn store_root(&self) -> &Path {
         self.ctx.store.root()
     }
 }
 
-/// Every regular file under `dir`, recursively, sorted.
+/// Lists every regular file under `dir`, recursively, sorted.
 pub fn list_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {

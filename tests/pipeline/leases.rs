@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use crate::fixture::{TestFleet, Transport, INSTANCE};
 use crate::smb::{succeeded, DATABASES};
 
-/// The same fleet as seen by another process: same catalogue, another holder.
+/// Opens the same fleet as another process would: same catalogue, another holder.
 async fn second_process(fleet: &TestFleet) -> JobContext {
     let mut other = bakfleet::service::open(&fleet.fleet_path, None)
         .await

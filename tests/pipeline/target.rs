@@ -2,8 +2,8 @@
 //!
 //! Today the target is always the simulator, started in this process. Everything a test
 //! does to the server goes through [`Target::execute`] as T-SQL, as it would on a real
-//! server; what only the simulator can do (its statement log, fault injection) is in
-//! methods marked simulator-only.
+//! server. Methods marked simulator-only do what only the simulator can (its statement
+//! log, fault injection).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -90,7 +90,7 @@ impl Target {
         Ok(())
     }
 
-    /// Every batch the server received, in order. Simulator-only.
+    /// Returns every batch the server received, in order. Simulator-only.
     pub fn statements(&self) -> Vec<String> {
         self.simulator.statements(&self.instance)
     }
