@@ -1,9 +1,76 @@
-//! The README's demo command, as a new user runs it.
+//! The README's commands, as a new user runs them.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+/// Sends a GET request and returns the status line and the body.
+fn http_get(port: u16, path: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the site");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    let status = response.lines().next().unwrap_or_default().to_string();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Runs `bakfleet demo` without `--once` until it prints the site's address, checks two
+/// pages, and stops it with SIGTERM.
+fn check_demo_site(data_dir: &Path) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port")
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bakfleet"))
+        .args([
+            "demo",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start bakfleet demo");
+    let stdout = child.stdout.take().expect("demo stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let announced = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line.starts_with("admin site: http://127.0.0.1:"));
+    assert!(announced, "the demo prints the site's address");
+
+    let (status, body) = http_get(port, "/");
+    assert!(status.contains("200"), "{status}");
+    assert!(body.contains("sales-prod"), "overview lists the instance");
+    assert!(body.contains("Sales"), "overview lists the database");
+    let (status, _) = http_get(port, "/healthz");
+    assert!(status.contains("200"), "{status}");
+
+    // SAFETY: signalling our own child by its PID.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let exit = child.wait().expect("demo exit");
+    assert!(exit.success(), "the demo stops cleanly on SIGTERM: {exit}");
+}
+
+/// The demo binds fixed ports (14331, 14332), so its runs happen one after another in
+/// this one test.
 #[test]
-fn demo_once_backs_up_every_database() {
+fn demo_once_list_and_site() {
     let dir = tempfile::tempdir().expect("temp dir");
     let output = Command::new(env!("CARGO_BIN_EXE_bakfleet"))
         .args(["demo", "--once", "--data-dir"])
@@ -42,6 +109,21 @@ fn demo_once_backs_up_every_database() {
         stdout.contains("compression left out"),
         "Express drops compression and says so:\n{stdout}"
     );
+
+    // The repository's fleet file points `list` at the same catalogue.
+    let fleet = dir.path().join("fleet.toml");
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/fleet.toml"), &fleet).expect("copy");
+    let output = Command::new(env!("CARGO_BIN_EXE_bakfleet"))
+        .args(["list", "--fleet"])
+        .arg(&fleet)
+        .output()
+        .expect("run bakfleet list");
+    let listed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "list failed: {listed}");
+    assert!(listed.contains("[Sales]"), "{listed}");
+    assert!(listed.contains("[HR]"), "{listed}");
+
+    check_demo_site(&dir.path().join("demo-data"));
 }
 
 #[test]

@@ -50,6 +50,8 @@ pub struct FleetOptions<'a> {
     pub create_subdir: bool,
     /// The fleet's `compression` setting.
     pub compression: bool,
+    /// The fleet's `schedule.full`; the built-in default when `None`.
+    pub full_schedule: Option<&'a str>,
 }
 
 impl Default for FleetOptions<'_> {
@@ -58,6 +60,7 @@ impl Default for FleetOptions<'_> {
             subdir: INSTANCE,
             create_subdir: true,
             compression: true,
+            full_schedule: None,
         }
     }
 }
@@ -223,13 +226,17 @@ fn fleet_text(
     format!(
         "[service]\nstore_dir = \"store\"\ncatalog = \"catalog.db\"\nsecrets_file = \"secrets.toml\"\n\
          lease_seconds = 30\n\n[defaults]\nconnect_timeout_secs = 10\ntransfer_timeout_secs = 20\n\
-         compression = {compression}\n\n\
+         compression = {compression}\n{schedule}\n\
          {credentials}\n[[instance]]\nname = \"{INSTANCE}\"\nhost = \"127.0.0.1\"\nport = {port}\n\
          auth = {{ kind = \"sql\", user = \"{LOGIN}\", password_secret = \"sql\" }}\n\
          tls = {{ encrypt = \"not_supported\" }}\n\
          databases = {{ include = [\"USER_DATABASES\"] }}\n{staging}\n",
         port = target.addr.port(),
         compression = options.compression,
+        schedule = options
+            .full_schedule
+            .map(|cron| format!("schedule.full = {cron:?}\n"))
+            .unwrap_or_default(),
     )
 }
 

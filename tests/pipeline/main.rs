@@ -11,6 +11,7 @@ mod failures;
 mod fixture;
 mod leases;
 mod names;
+mod schedule;
 mod sftp;
 mod smb;
 mod target;

@@ -84,7 +84,11 @@ async fn verifyonly_accepts_real_backups() {
 
     for name in REAL_BACKUPS {
         let statement = format!("RESTORE VERIFYONLY FROM DISK = N'{SERVER_DIR}\\{name}';");
-        assert_eq!(verify(addr, &statement).await, None, "{name} is a valid backup");
+        assert_eq!(
+            verify(addr, &statement).await,
+            None,
+            "{name} is a valid backup"
+        );
     }
 
     let statement =
