@@ -12,12 +12,13 @@ mod serve;
 
 #[cfg(feature = "demo")]
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 use crate::backup::BackupType;
+use crate::mssql::transcript;
 
 /// Agentless backups of SQL Server fleets, pulled to one central store.
 #[derive(Debug, Parser)]
@@ -60,6 +61,14 @@ pub enum Command {
     Check,
     /// Show every catalogued database and its last good backup per type.
     List,
+    /// Compare two transcripts of statements and replies, taken with BAKFLEET_TRANSCRIPT
+    /// set, one against a real SQL Server and one against the simulator.
+    TranscriptDiff {
+        /// The transcript taken against the real server.
+        expected: PathBuf,
+        /// The transcript taken against the simulator.
+        actual: PathBuf,
+    },
     /// Start a simulated fleet, back it up, and serve the admin site.
     #[cfg(feature = "demo")]
     Demo {
@@ -86,6 +95,29 @@ impl Cli {
     }
 }
 
+/// Prints the differences between two transcripts; exits 1 when there are any.
+fn transcript_diff(expected: &Path, actual: &Path) -> anyhow::Result<ExitCode> {
+    let expected_entries = transcript::load(expected)?;
+    let actual_entries = transcript::load(actual)?;
+    let differences = transcript::diff(&expected_entries, &actual_entries);
+    for difference in &differences {
+        println!("{difference}");
+    }
+    println!(
+        "{} difference(s) between {} and {} ({} and {} entries)",
+        differences.len(),
+        expected.display(),
+        actual.display(),
+        expected_entries.len(),
+        actual_entries.len()
+    );
+    Ok(if differences.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 /// Runs the parsed command.
 ///
 /// # Errors
@@ -108,6 +140,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Check => check::execute(&cli.fleet),
         Command::List => list::execute(&cli.fleet).await,
+        Command::TranscriptDiff { expected, actual } => transcript_diff(&expected, &actual),
         #[cfg(feature = "demo")]
         Command::Demo {
             once,

@@ -107,7 +107,7 @@ fn throughput_mb(bytes: u64, elapsed: Duration) -> f64 {
 }
 
 /// Opens the transfer that reads this instance's staging location.
-pub(crate) async fn open_source(
+pub async fn open_source(
     fleet: &Fleet,
     secrets: &Secrets,
     instance: &Instance,

@@ -24,6 +24,7 @@ use tracing::Instrument;
 
 pub use batch::run_batch;
 pub use context::{JobContext, JobEvent, JobEventKind, Trigger};
+pub use fetch::open_source;
 pub use selection::{select_databases, SelectionError};
 
 use crate::backup::{BackupRecord, BackupType};

@@ -3,11 +3,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tiberius::{AuthMethod, Client, Config, EncryptionLevel, Row};
+use futures_util::TryStreamExt;
+use tiberius::{AuthMethod, Client, Config, EncryptionLevel, QueryItem, Row};
 use tokio::net::TcpStream;
 use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 
-use super::MssqlError;
+use super::{transcript, MssqlError};
 
 /// How TLS is negotiated with the instance; the names follow SQL Server's `Encrypt`
 /// connection keyword.
@@ -110,16 +111,12 @@ impl Connection {
     /// [`MssqlError::Session`] when the session itself broke.
     pub async fn query(&mut self, label: &str, sql: &str) -> Result<Vec<Vec<Row>>, MssqlError> {
         tracing::debug!(instance = %self.instance, statement = label, sql, "sending batch");
-        let instance = self.instance.as_str();
-        let stream = self
-            .client
-            .simple_query(sql)
-            .await
-            .map_err(|error| classify(instance, label, error))?;
-        stream
-            .into_results()
-            .await
-            .map_err(|error| classify(instance, label, error))
+        let (result_sets, error) = run_batch(&mut self.client, sql).await;
+        transcript::record(&transcript_entry(label, sql, &result_sets, error.as_ref()));
+        match error {
+            Some(error) => Err(classify(&self.instance, label, error)),
+            None => Ok(result_sets.into_iter().map(|set| set.rows).collect()),
+        }
     }
 
     /// Runs a batch that returns no rows and reads its reply to the final DONE.
@@ -147,6 +144,89 @@ fn classify(instance: &str, label: &str, error: tiberius::error::Error) -> Mssql
             statement: label.to_string(),
             reason: describe_tiberius_error(&other),
         },
+    }
+}
+
+/// The rows of one result set, with its columns as the transcript records them.
+struct ResultSet {
+    columns: Vec<transcript::ColumnShape>,
+    rows: Vec<Row>,
+}
+
+/// Sends a batch and reads its reply to the end, keeping result sets apart (also those
+/// without rows). The error, if any, is the first one the server sent.
+async fn run_batch(
+    client: &mut Client<Compat<TcpStream>>,
+    sql: &str,
+) -> (Vec<ResultSet>, Option<tiberius::error::Error>) {
+    let mut result_sets = Vec::new();
+    let mut stream = match client.simple_query(sql).await {
+        Ok(stream) => stream,
+        Err(error) => return (result_sets, Some(error)),
+    };
+    loop {
+        match stream.try_next().await {
+            Ok(Some(QueryItem::Metadata(metadata))) => result_sets.push(ResultSet {
+                columns: column_shapes(metadata.columns()),
+                rows: Vec::new(),
+            }),
+            Ok(Some(QueryItem::Row(row))) => {
+                if result_sets.is_empty() {
+                    result_sets.push(ResultSet {
+                        columns: column_shapes(row.columns()),
+                        rows: Vec::new(),
+                    });
+                }
+                if let Some(set) = result_sets.last_mut() {
+                    set.rows.push(row);
+                }
+            }
+            Ok(None) => return (result_sets, None),
+            Err(error) => return (result_sets, Some(error)),
+        }
+    }
+}
+
+fn column_shapes(columns: &[tiberius::Column]) -> Vec<transcript::ColumnShape> {
+    columns
+        .iter()
+        .map(|column| transcript::ColumnShape {
+            name: column.name().to_string(),
+            sql_type: format!("{:?}", column.column_type()),
+        })
+        .collect()
+}
+
+fn transcript_entry(
+    label: &str,
+    sql: &str,
+    result_sets: &[ResultSet],
+    error: Option<&tiberius::error::Error>,
+) -> transcript::Entry {
+    transcript::Entry {
+        label: label.to_string(),
+        statement: sql.to_string(),
+        result_sets: result_sets
+            .iter()
+            .map(|set| transcript::ResultShape {
+                columns: set.columns.clone(),
+                rows: set.rows.len(),
+            })
+            .collect(),
+        error: error.map(|error| match error {
+            tiberius::error::Error::Server(token) => transcript::ServerError {
+                number: token.code(),
+                state: token.state(),
+                class: token.class(),
+                message: token.message().to_string(),
+            },
+            other => transcript::ServerError {
+                number: 0,
+                state: 0,
+                class: 0,
+                message: format!("session failed: {other}"),
+            },
+        }),
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod connection;
 mod server;
+pub mod transcript;
 pub mod tsql;
 
 use std::time::Duration;

@@ -6,7 +6,7 @@ use tiberius::{FromSql, Row};
 use time::PrimitiveDateTime;
 use uuid::Uuid;
 
-use super::tsql;
+use super::{transcript, tsql};
 use super::{Connection, MssqlError};
 use crate::backup::{BackupType, Lsn};
 
@@ -166,7 +166,7 @@ impl Connection {
     /// # Errors
     /// Any [`MssqlError`] of the query.
     pub async fn progress(&mut self, spid: i16) -> Result<Option<RequestProgress>, MssqlError> {
-        let label = "sys.dm_exec_requests query";
+        let label = transcript::PROGRESS_LABEL;
         let rows = self.query(label, &tsql::progress_query(spid)).await?;
         let row = rows.into_iter().flatten().next();
         row.map(|row| {

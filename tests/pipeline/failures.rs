@@ -5,8 +5,9 @@ use bakfleet::backup::BackupType;
 use bakfleet::job::{JobFailure, Phase};
 use mssql_sim::engine::{Corruption, Fault};
 
-use crate::fixture::{FleetOptions, TestFleet, Transport, INSTANCE};
+use crate::fixture::{list_files, FleetOptions, TestFleet, Transport, INSTANCE};
 use crate::smb::DATABASES;
+use crate::target::skip_unless_simulator;
 
 /// Runs a full backup of Sales that must fail, and checks what every failure must leave.
 async fn expect_failure(fleet: &TestFleet, database: &str, phase: Phase) -> JobFailure {
@@ -15,9 +16,10 @@ async fn expect_failure(fleet: &TestFleet, database: &str, phase: Phase) -> JobF
         Ok(outcome) => panic!("expected a failure in {phase}, got {outcome:?}"),
     };
     let text = failure.to_string();
+    let name = fleet.request(database, BackupType::Full).database;
     assert_eq!(failure.phase, phase, "failed phase: {text}");
     assert!(text.contains(INSTANCE), "names the instance: {text}");
-    assert!(text.contains(database), "names the database: {text}");
+    assert!(text.contains(&name), "names the database: {text}");
 
     let run_id = failure.run_id.expect("a run was recorded");
     let run = fleet
@@ -33,7 +35,7 @@ async fn expect_failure(fleet: &TestFleet, database: &str, phase: Phase) -> JobF
     let backups = fleet
         .ctx
         .catalog
-        .backups_of_database(INSTANCE, database, 10)
+        .backups_of_database(INSTANCE, &name, 10)
         .await
         .unwrap();
     assert!(backups.is_empty(), "nothing catalogued: {backups:?}");
@@ -43,8 +45,7 @@ async fn expect_failure(fleet: &TestFleet, database: &str, phase: Phase) -> JobF
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_staging_path_fails_backup_with_3201() {
     let options = FleetOptions {
-        subdir: "missing",
-        create_subdir: false,
+        missing_staging_folder: true,
         ..FleetOptions::default()
     };
     let fleet = TestFleet::start_with(Transport::Smb, DATABASES, options).await;
@@ -66,12 +67,14 @@ async fn unknown_database_fails_preflight() {
         "{}",
         failure.cause
     );
-    assert!(fleet.staged_files().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flipped_data_byte_fails_verify_with_3189() {
     let fleet = TestFleet::start(Transport::Smb, DATABASES).await;
+    if skip_unless_simulator(&fleet.target, "flipped_data_byte_fails_verify_with_3189") {
+        return;
+    }
     // Simulator-only: damage the file between BACKUP and VERIFYONLY.
     fleet.target.set_fault(Fault::CorruptNextBackup {
         what: Corruption::PayloadByte,
@@ -90,6 +93,9 @@ async fn flipped_header_byte_fails_verify_with_3241() {
         ..FleetOptions::default()
     };
     let fleet = TestFleet::start_with(Transport::Smb, DATABASES, options).await;
+    if skip_unless_simulator(&fleet.target, "flipped_header_byte_fails_verify_with_3241") {
+        return;
+    }
     // Simulator-only: damage a descriptor block between BACKUP and VERIFYONLY.
     fleet.target.set_fault(Fault::CorruptNextBackup {
         what: Corruption::HeaderByte,
@@ -102,11 +108,17 @@ async fn flipped_header_byte_fails_verify_with_3241() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_smbd_fails_fetch_and_keeps_staged_file() {
     let mut fleet = TestFleet::start(Transport::Smb, DATABASES).await;
+    if skip_unless_simulator(
+        &fleet.target,
+        "stopped_smbd_fails_fetch_and_keeps_staged_file",
+    ) {
+        return;
+    }
     fleet.smbd.as_mut().expect("smbd").stop();
     let failure = expect_failure(&fleet, "Sales", Phase::Fetch).await;
     assert_eq!(fleet.staged_files().len(), 1, "staged file kept: {failure}");
     assert!(
-        super::fixture::list_files(fleet.store_root()).is_empty(),
+        list_files(fleet.store_root()).is_empty(),
         "no partial file left in the store"
     );
 }

@@ -1,53 +1,161 @@
-//! A fleet of one instance for an end-to-end test: the target server, the peer that
-//! serves its staging folder (smbd or sshd), and bakfleet's store, catalogue and secrets
-//! in a temp dir.
+//! A fleet of one instance for an end-to-end test: the target server with the test's own
+//! databases, the staging location it writes to, and bakfleet's store, catalogue and
+//! secrets in a temp dir.
+//!
+//! Against the simulator, the fixture starts smbd or sshd over a temp folder. Against a
+//! real server, `BAKFLEET_TEST_STAGING` describes the staging location, as `key=value;...`:
+//! - `kind=smb;unc=\\host\share\dir;port=445;user=...;password=...[;domain=...]`
+//! - `kind=sftp;host=...;port=22;user=...;key_file=...;known_hosts=...;path=/srv/x[;server_path=/var/opt/mssql/backup]`
+//! - `kind=local;server_path=...;dir=...`
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use bakfleet::backup::BackupType;
 use bakfleet::job::{self, JobContext, JobFailure, JobOutcome, JobRequest, Trigger};
 use bakfleet::service;
+use bakfleet::transfer::TransferError;
 use tempfile::TempDir;
 
 use crate::support::{Smbd, Sshd};
-use crate::target::{Target, TargetSpec, LOGIN};
+use crate::target::{parse_pairs, Target, TargetSpec, TestDatabase};
 
 /// Name of the instance in every test fleet.
 pub const INSTANCE: &str = "sales";
 
-/// Where the Windows test instance writes: the share smbd serves, as a UNC path.
+/// The variable that describes a real server's staging location.
+pub const STAGING_VARIABLE: &str = "BAKFLEET_TEST_STAGING";
+
+/// Where the simulated Windows instance writes: the share smbd serves, as a UNC path.
 const SMB_PREFIX: &str = r"\\127.0.0.1\backup";
 
-/// Where the Linux test instance writes.
+/// Where the simulated Linux instance writes.
 const LINUX_BACKUP_DIR: &str = "/var/opt/mssql/backup";
 
-/// How bakfleet reaches the staging folder.
+/// How bakfleet reaches the staging folder of a simulated target. A real target uses
+/// whatever `BAKFLEET_TEST_STAGING` says.
 pub enum Transport {
     Smb,
     Sftp,
 }
 
-/// One end-to-end set-up.
-pub struct TestFleet {
-    /// Holds the store, catalogue and share until the test ends.
-    _dir: TempDir,
-    pub target: Target,
-    pub smbd: Option<Smbd>,
-    /// Held so that sshd runs until the test ends.
-    _sshd: Option<Sshd>,
-    /// The local folder behind the instance's staging location.
-    pub staging_dir: PathBuf,
-    pub fleet_path: PathBuf,
-    pub ctx: JobContext,
+/// Where the target writes backups and how bakfleet reads them.
+enum Staging {
+    Smb {
+        unc: String,
+        port: u16,
+        user: String,
+        password: String,
+        domain: Option<String>,
+    },
+    Sftp {
+        host: String,
+        port: u16,
+        user: String,
+        key_file: String,
+        known_hosts: String,
+        path: String,
+        server_path: String,
+    },
+    Local {
+        server_path: String,
+        dir: String,
+    },
+}
+
+impl Staging {
+    fn from_env() -> Staging {
+        let text = std::env::var(STAGING_VARIABLE).unwrap_or_else(|_| {
+            panic!("{STAGING_VARIABLE} must be set with BAKFLEET_TEST_MSSQL; see docs/real-server-testing.md")
+        });
+        let pairs = parse_pairs(STAGING_VARIABLE, &text);
+        let get = |key: &str| {
+            pairs.get(key).cloned().unwrap_or_else(|| {
+                panic!("{STAGING_VARIABLE} has no {key}=; see docs/real-server-testing.md")
+            })
+        };
+        let port = |default: u16| {
+            pairs
+                .get("port")
+                .map(|port| port.parse().expect("port= is a number"))
+                .unwrap_or(default)
+        };
+        match get("kind").as_str() {
+            "smb" => Staging::Smb {
+                unc: get("unc"),
+                port: port(445),
+                user: get("user"),
+                password: get("password"),
+                domain: pairs.get("domain").cloned(),
+            },
+            "sftp" => Staging::Sftp {
+                host: get("host"),
+                port: port(22),
+                user: get("user"),
+                key_file: get("key_file"),
+                known_hosts: get("known_hosts"),
+                server_path: pairs
+                    .get("server_path")
+                    .cloned()
+                    .unwrap_or_else(|| get("path")),
+                path: get("path"),
+            },
+            "local" => Staging::Local {
+                server_path: get("server_path"),
+                dir: get("dir"),
+            },
+            other => panic!("{STAGING_VARIABLE}: kind={other} is not smb, sftp or local"),
+        }
+    }
+
+    /// The fleet.toml `staging` line, with `folder` appended to the configured location.
+    fn fleet_line(&self, folder: Option<&str>) -> String {
+        let join = |base: &str, separator: char| match folder {
+            Some(folder) => format!("{}{separator}{folder}", base.trim_end_matches(separator)),
+            None => base.to_string(),
+        };
+        match self {
+            Staging::Smb { unc, port, .. } => format!(
+                "staging = {{ smb = '{}', port = {port}, credential = \"share\" }}",
+                join(unc, '\\')
+            ),
+            Staging::Sftp {
+                host,
+                port,
+                user,
+                key_file,
+                known_hosts,
+                path,
+                server_path,
+            } => format!(
+                "staging = {{ sftp = {{ host = {host:?}, port = {port}, user = {user:?}, \
+                 key_file = {key_file:?}, known_hosts = {known_hosts:?}, path = {:?}, \
+                 server_path = {:?} }} }}",
+                join(path, '/'),
+                join(server_path, '/')
+            ),
+            Staging::Local { server_path, dir } => {
+                let separator = if server_path.starts_with('/') {
+                    '/'
+                } else {
+                    '\\'
+                };
+                format!(
+                    "staging = {{ local = {{ server_path = '{}', dir = {:?} }} }}",
+                    join(server_path, separator),
+                    join(dir, '/')
+                )
+            }
+        }
+    }
 }
 
 /// Variations of the test fleet.
 pub struct FleetOptions<'a> {
-    /// The instance's staging folder inside the share (SMB) or the staging root (SFTP).
-    pub subdir: &'a str,
-    /// `false` leaves the staging folder missing, as a misconfigured share would.
-    pub create_subdir: bool,
+    /// Point the instance at a staging folder that does not exist, as a misconfigured
+    /// share would be.
+    pub missing_staging_folder: bool,
     /// The fleet's `compression` setting.
     pub compression: bool,
     /// The fleet's `schedule.full`; the built-in default when `None`.
@@ -57,90 +165,114 @@ pub struct FleetOptions<'a> {
 impl Default for FleetOptions<'_> {
     fn default() -> Self {
         FleetOptions {
-            subdir: INSTANCE,
-            create_subdir: true,
+            missing_staging_folder: false,
             compression: true,
             full_schedule: None,
         }
     }
 }
 
-/// Databases as (name, size in MiB, recovery model).
-pub type Databases<'a> = &'a [(&'a str, u64, &'static str)];
+/// Databases as (name, recovery model); each test gets its own copies with unique names.
+pub type Databases<'a> = &'a [(&'a str, &'static str)];
+
+/// One end-to-end set-up. Fields drop in order: the databases go before the server.
+pub struct TestFleet {
+    databases: BTreeMap<String, TestDatabase>,
+    pub target: Target,
+    pub smbd: Option<Smbd>,
+    /// Held so that sshd runs until the test ends.
+    _sshd: Option<Sshd>,
+    /// The local folder behind a simulated instance's staging location.
+    staging_root: Option<PathBuf>,
+    pub fleet_path: PathBuf,
+    pub ctx: JobContext,
+    /// Holds the store, catalogue and share until the test ends.
+    _dir: TempDir,
+}
 
 impl TestFleet {
-    /// Starts everything for `transport` with the default options.
+    /// Starts everything with the default options.
     pub async fn start(transport: Transport, databases: Databases<'_>) -> TestFleet {
         Self::start_with(transport, databases, FleetOptions::default()).await
     }
 
-    /// Starts everything for `transport`.
+    /// Starts the target (and, for the simulator, smbd or sshd), creates the databases and
+    /// opens bakfleet on a fleet file that points at them.
     pub async fn start_with(
         transport: Transport,
         databases: Databases<'_>,
         options: FleetOptions<'_>,
     ) -> TestFleet {
-        let subdir = options.subdir;
         let dir = tempfile::Builder::new()
             .prefix("bakfleet-e2e-")
             .tempdir()
             .expect("temp dir");
         let share_root = dir.path().join("share");
         std::fs::create_dir_all(&share_root).expect("create share root");
-        let staging_dir = share_root.join(subdir);
-        if options.create_subdir {
-            std::fs::create_dir_all(&staging_dir).expect("create staging dir");
-        }
-        let databases = databases
-            .iter()
-            .map(|(name, size, model)| (name.to_string(), *size, *model))
-            .collect();
 
-        let (spec, smbd, sshd) = match transport {
-            Transport::Smb => {
-                let spec = TargetSpec {
-                    platform: "windows",
-                    edition: "enterprise",
-                    server_prefix: SMB_PREFIX.to_string(),
-                    local_dir: share_root.clone(),
-                    databases,
-                };
-                (spec, Some(Smbd::start(&share_root)), None)
-            }
-            Transport::Sftp => {
-                let spec = TargetSpec {
-                    platform: "linux",
-                    edition: "developer",
-                    server_prefix: LINUX_BACKUP_DIR.to_string(),
-                    local_dir: share_root.clone(),
-                    databases,
-                };
-                (spec, None, Some(Sshd::start()))
-            }
+        let (spec, smbd, sshd) = simulated_staging(&transport, &share_root);
+        let target = Target::start(INSTANCE, &spec).await;
+        let (staging, smbd, sshd, staging_root) = if target.is_simulator() {
+            let smbd = smbd.map(|start| start());
+            let sshd = sshd.map(|start| start());
+            let staging = simulator_staging(smbd.as_ref(), sshd.as_ref(), &share_root);
+            (staging, smbd, sshd, Some(share_root))
+        } else {
+            (Staging::from_env(), None, None, None)
         };
-        let target = Target::simulator(INSTANCE, &spec).await;
 
-        let fleet_text = fleet_text(&target, smbd.as_ref(), sshd.as_ref(), &share_root, &options);
+        let mut created = BTreeMap::new();
+        for (name, recovery_model) in databases {
+            let database = target.create_database(name, recovery_model).await;
+            created.insert(name.to_string(), database);
+        }
+
+        let folder = options
+            .missing_staging_folder
+            .then(|| format!("missing-{}", uuid::Uuid::new_v4().simple()));
+        let fleet_text = fleet_text(&target, &staging, folder.as_deref(), &created, &options);
         let fleet_path = dir.path().join("fleet.toml");
         std::fs::write(&fleet_path, fleet_text).expect("write fleet.toml");
-        write_secrets(dir.path(), &target, smbd.as_ref());
+        write_secrets(dir.path(), &target, &staging);
         let ctx = service::open(&fleet_path, None)
             .await
             .expect("open the service");
 
         TestFleet {
-            _dir: dir,
+            databases: created,
             target,
             smbd,
             _sshd: sshd,
-            staging_dir,
+            staging_root,
             fleet_path,
             ctx,
+            _dir: dir,
         }
     }
 
-    /// Builds a manual job request for one database of the test instance.
+    /// Returns the real name of the test database created as `name`.
+    pub fn db(&self, name: &str) -> &str {
+        &self
+            .databases
+            .get(name)
+            .unwrap_or_else(|| panic!("no test database {name}"))
+            .name
+    }
+
+    /// Adds a database after the start, under `name`.
+    pub async fn add_database(&mut self, name: &str, recovery_model: &str) {
+        let database = self.target.create_database(name, recovery_model).await;
+        self.databases.insert(name.to_string(), database);
+    }
+
+    /// Builds a manual job request for a test database, or for a name that is not one
+    /// (an unknown database).
     pub fn request(&self, database: &str, backup_type: BackupType) -> JobRequest {
+        let name = self
+            .databases
+            .get(database)
+            .map(|created| created.name.clone())
+            .unwrap_or_else(|| database.to_string());
         JobRequest {
             instance: self
                 .ctx
@@ -148,7 +280,7 @@ impl TestFleet {
                 .instance(INSTANCE)
                 .expect("test instance")
                 .clone(),
-            database: database.to_string(),
+            database: name,
             backup_type,
             trigger: Trigger::Manual,
         }
@@ -163,14 +295,86 @@ impl TestFleet {
         job::run(&self.ctx, &self.request(database, backup_type)).await
     }
 
-    /// Lists the files left in the staging folder.
+    /// Tells whether the file the server wrote at `server_path` is still staged, asking
+    /// the staging location itself, so it works against any server.
+    pub async fn staged_file_exists(&self, server_path: &str) -> bool {
+        let instance = self.ctx.fleet.instance(INSTANCE).expect("test instance");
+        let file_name = server_path.rsplit(['\\', '/']).next().expect("file name");
+        let source = job::open_source(&self.ctx.fleet, &self.ctx.secrets, instance)
+            .await
+            .expect("open the staging location");
+        match source.size(&instance.staging.fetch_path(file_name)).await {
+            Ok(_) => true,
+            Err(TransferError::NotFound { .. }) => false,
+            Err(error) => panic!("cannot look at the staged file: {error}"),
+        }
+    }
+
+    /// Lists the files in a simulated instance's staging folder. Simulator-only.
     pub fn staged_files(&self) -> Vec<PathBuf> {
-        list_files(&self.staging_dir)
+        list_files(
+            self.staging_root
+                .as_ref()
+                .expect("staged_files() is simulator-only"),
+        )
     }
 
     /// Returns the store's root folder.
     pub fn store_root(&self) -> &Path {
         self.ctx.store.root()
+    }
+}
+
+type PeerStart<T> = Option<Box<dyn FnOnce() -> T>>;
+
+/// The simulated instance for `transport`, and the peer to start when the simulator is
+/// the target.
+fn simulated_staging(
+    transport: &Transport,
+    share_root: &Path,
+) -> (TargetSpec, PeerStart<Smbd>, PeerStart<Sshd>) {
+    match transport {
+        Transport::Smb => {
+            let spec = TargetSpec {
+                platform: "windows",
+                edition: "enterprise",
+                server_prefix: SMB_PREFIX.to_string(),
+                local_dir: share_root.to_path_buf(),
+            };
+            let root = share_root.to_path_buf();
+            (spec, Some(Box::new(move || Smbd::start(&root))), None)
+        }
+        Transport::Sftp => {
+            let spec = TargetSpec {
+                platform: "linux",
+                edition: "developer",
+                server_prefix: LINUX_BACKUP_DIR.to_string(),
+                local_dir: share_root.to_path_buf(),
+            };
+            (spec, None, Some(Box::new(Sshd::start)))
+        }
+    }
+}
+
+fn simulator_staging(smbd: Option<&Smbd>, sshd: Option<&Sshd>, share_root: &Path) -> Staging {
+    match (smbd, sshd) {
+        (Some(smbd), _) => Staging::Smb {
+            unc: SMB_PREFIX.to_string(),
+            port: smbd.port,
+            user: smbd.user.clone(),
+            password: smbd.password.clone(),
+            domain: None,
+        },
+        (_, Some(sshd)) => Staging::Sftp {
+            host: "127.0.0.1".to_string(),
+            port: sshd.port,
+            user: sshd.user.clone(),
+            key_file: sshd.key_path.display().to_string(),
+            known_hosts: sshd.known_hosts_path.display().to_string(),
+            path: share_root.display().to_string(),
+            server_path: LINUX_BACKUP_DIR.to_string(),
+        },
+        _ => unreachable!("a simulated target has one peer"),
     }
 }
 
@@ -194,57 +398,61 @@ pub fn list_files(dir: &Path) -> Vec<PathBuf> {
 
 fn fleet_text(
     target: &Target,
-    smbd: Option<&Smbd>,
-    sshd: Option<&Sshd>,
-    share_root: &Path,
+    staging: &Staging,
+    folder: Option<&str>,
+    databases: &BTreeMap<String, TestDatabase>,
     options: &FleetOptions<'_>,
 ) -> String {
-    let subdir = options.subdir;
-    let staging = match (smbd, sshd) {
-        (Some(smbd), _) => format!(
-            "staging = {{ smb = '{SMB_PREFIX}\\{subdir}', port = {}, credential = \"share\" }}",
-            smbd.port
+    let credentials = match staging {
+        Staging::Smb { user, domain, .. } => format!(
+            "[credentials.share]\nuser = {user:?}\npassword_secret = \"smb\"\n{}",
+            domain
+                .as_ref()
+                .map(|domain| format!("domain = {domain:?}\n"))
+                .unwrap_or_default()
         ),
-        (_, Some(sshd)) => format!(
-            "staging = {{ sftp = {{ host = \"127.0.0.1\", port = {}, user = {:?}, key_file = {:?}, \
-             known_hosts = {:?}, path = {:?}, server_path = \"{LINUX_BACKUP_DIR}/{subdir}\" }} }}",
-            sshd.port,
-            sshd.user,
-            sshd.key_path.display().to_string(),
-            sshd.known_hosts_path.display().to_string(),
-            share_root.join(subdir).display().to_string(),
-        ),
-        _ => unreachable!("a test fleet has one transport"),
+        _ => String::new(),
     };
-    let credentials = match smbd {
-        Some(smbd) => format!(
-            "[credentials.share]\nuser = {:?}\npassword_secret = \"smb\"\n",
-            smbd.user
+    let include: Vec<String> = databases
+        .values()
+        .map(|database| format!("{:?}", database.name))
+        .collect();
+    let settings = &target.settings;
+    let tls = match &settings.ca_file {
+        Some(ca_file) => format!(
+            "tls = {{ encrypt = {:?}, ca_file = {ca_file:?} }}",
+            settings.encrypt
         ),
-        None => String::new(),
+        None => format!(
+            "tls = {{ encrypt = {:?}, trust_server_certificate = {} }}",
+            settings.encrypt, settings.trust_server_certificate
+        ),
     };
+    let schedule = options
+        .full_schedule
+        .map(|cron| format!("schedule.full = {cron:?}\n"))
+        .unwrap_or_default();
     format!(
         "[service]\nstore_dir = \"store\"\ncatalog = \"catalog.db\"\nsecrets_file = \"secrets.toml\"\n\
          lease_seconds = 30\n\n[defaults]\nconnect_timeout_secs = 10\ntransfer_timeout_secs = 20\n\
-         compression = {compression}\n{schedule}\n\
-         {credentials}\n[[instance]]\nname = \"{INSTANCE}\"\nhost = \"127.0.0.1\"\nport = {port}\n\
-         auth = {{ kind = \"sql\", user = \"{LOGIN}\", password_secret = \"sql\" }}\n\
-         tls = {{ encrypt = \"not_supported\" }}\n\
-         databases = {{ include = [\"USER_DATABASES\"] }}\n{staging}\n",
-        port = target.addr.port(),
+         compression = {compression}\n{schedule}\n{credentials}\n[[instance]]\nname = \"{INSTANCE}\"\n\
+         host = {host:?}\nport = {port}\n\
+         auth = {{ kind = \"sql\", user = {user:?}, password_secret = \"sql\" }}\n{tls}\n\
+         databases = {{ include = [{include}] }}\n{staging}\n",
         compression = options.compression,
-        schedule = options
-            .full_schedule
-            .map(|cron| format!("schedule.full = {cron:?}\n"))
-            .unwrap_or_default(),
+        host = settings.host,
+        port = settings.port,
+        user = settings.user,
+        include = include.join(", "),
+        staging = staging.fleet_line(folder),
     )
 }
 
 /// Writes the secrets file with mode 0600, as bakfleet requires.
-fn write_secrets(dir: &Path, target: &Target, smbd: Option<&Smbd>) {
-    let mut text = format!("sql = {:?}\n", target.password);
-    if let Some(smbd) = smbd {
-        text.push_str(&format!("smb = {:?}\n", smbd.password));
+fn write_secrets(dir: &Path, target: &Target, staging: &Staging) {
+    let mut text = format!("sql = {:?}\n", target.settings.password);
+    if let Staging::Smb { password, .. } = staging {
+        text.push_str(&format!("smb = {password:?}\n"));
     }
     let path = dir.join("secrets.toml");
     std::fs::write(&path, text).expect("write secrets");

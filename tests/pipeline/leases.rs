@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::fixture::{TestFleet, Transport, INSTANCE};
 use crate::smb::{succeeded, DATABASES};
+use crate::target::skip_unless_simulator;
 
 /// Opens the same fleet as another process would: same catalogue, another holder.
 async fn second_process(fleet: &TestFleet) -> JobContext {
@@ -27,6 +28,9 @@ async fn second_process(fleet: &TestFleet) -> JobContext {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_run_refused_naming_holder() {
     let fleet = TestFleet::start(Transport::Smb, DATABASES).await;
+    if skip_unless_simulator(&fleet.target, "concurrent_run_refused_naming_holder") {
+        return;
+    }
     // Simulator-only: slow the first backup down so the second arrives while it runs.
     fleet.target.set_fault(Fault::SlowBackup {
         bytes_per_sec: 8 * 1024 * 1024,
@@ -68,7 +72,13 @@ async fn stale_lease_taken_over() {
     fleet
         .ctx
         .catalog
-        .acquire_lease(INSTANCE, "Sales", &dead, Duration::from_secs(60), long_ago)
+        .acquire_lease(
+            INSTANCE,
+            fleet.db("Sales"),
+            &dead,
+            Duration::from_secs(60),
+            long_ago,
+        )
         .await
         .expect("plant a lease that expired");
 

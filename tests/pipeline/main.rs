@@ -7,6 +7,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod external;
 mod failures;
 mod fixture;
 mod leases;

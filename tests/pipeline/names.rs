@@ -1,7 +1,6 @@
 //! Database names that need quoting in T-SQL and encoding in file names.
 
 use bakfleet::backup::BackupType;
-use bakfleet::mssql::tsql::quote_ident;
 use bakfleet::store::decode_name;
 
 use crate::fixture::{TestFleet, Transport};
@@ -12,25 +11,23 @@ const HARD_NAME: &str = "Ventes d'été ]2026[ Ærø";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hard_database_name_backed_up_exactly() {
-    let fleet = TestFleet::start(Transport::Smb, DATABASES).await;
-    fleet
-        .target
-        .execute(&format!("CREATE DATABASE {};", quote_ident(HARD_NAME)))
-        .await
-        .expect("create the database");
+    let mut fleet = TestFleet::start(Transport::Smb, DATABASES).await;
+    fleet.add_database(HARD_NAME, "FULL").await;
+    let exact = fleet.db(HARD_NAME).to_string();
+    assert!(exact.ends_with(HARD_NAME));
 
     let (backup_id, record) = succeeded(fleet.run(HARD_NAME, BackupType::Full).await);
-    assert_eq!(record.database, HARD_NAME);
+    assert_eq!(record.database, exact);
     let row = fleet.ctx.catalog.backup(backup_id).await.unwrap().unwrap();
-    assert_eq!(row.database, HARD_NAME, "catalogue keeps the exact name");
+    assert_eq!(row.database, exact, "catalogue keeps the exact name");
 
     let folder = row.store_path.split('/').nth(1).expect("database folder");
-    assert_eq!(decode_name(folder).as_deref(), Some(HARD_NAME));
+    assert_eq!(decode_name(folder).as_deref(), Some(exact.as_str()));
     assert!(
         folder
             .bytes()
             .all(|b| b.is_ascii_graphic() && !b"\\/:*?\"<>|".contains(&b)),
         "folder name {folder:?} is valid on Windows and Linux"
     );
-    assert!(fleet.staged_files().is_empty());
+    assert!(!fleet.staged_file_exists(&row.staged_path).await);
 }

@@ -22,11 +22,11 @@ async fn schedule_runs_full_backups() {
     let mut backed_up = Vec::new();
     while Instant::now() < deadline {
         backed_up.clear();
-        for (database, _, _) in DATABASES {
+        for (database, _) in DATABASES {
             let backups = fleet
                 .ctx
                 .catalog
-                .backups_of_database(INSTANCE, database, 10)
+                .backups_of_database(INSTANCE, fleet.db(database), 10)
                 .await
                 .expect("read catalogue");
             if !backups.is_empty() {

@@ -1,4 +1,5 @@
-//! Backups staged on a Linux host and fetched over SFTP through sshd.
+//! Backups staged on a Linux host and fetched over SFTP through sshd (against a real
+//! server: through the staging location of `BAKFLEET_TEST_STAGING`).
 
 use bakfleet::backup::BackupType;
 
@@ -18,5 +19,6 @@ async fn sftp_log_backup_after_full() {
     let (_, full) = succeeded(fleet.run("Sales", BackupType::Full).await);
     let (_, log) = succeeded(fleet.run("Sales", BackupType::Log).await);
     assert!(log.first_lsn >= full.first_lsn);
-    assert!(fleet.staged_files().is_empty());
+    assert!(!fleet.staged_file_exists(&full.staged_path).await);
+    assert!(!fleet.staged_file_exists(&log.staged_path).await);
 }
