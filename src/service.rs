@@ -61,7 +61,8 @@ pub async fn open_fleet(
             "marked runs left running by a stopped process as interrupted"
         );
     }
-    let removed = store.remove_partial_files().await?;
+    // A writer idle for two lease lifetimes has lost its lease, so its file is abandoned.
+    let removed = store.remove_partial_files(fleet.service.lease * 2).await?;
     if removed > 0 {
         tracing::warn!(removed, store = %store.root().display(), "removed partial files left by an interrupted run");
     }

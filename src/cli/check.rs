@@ -57,9 +57,11 @@ pub(crate) fn execute(fleet_path: &Path) -> anyhow::Result<ExitCode> {
             missing += 1;
         }
     }
-    Ok(if missing == 0 {
-        ExitCode::SUCCESS
+    if missing == 0 {
+        println!("{}: valid", fleet.source.display());
+        Ok(ExitCode::SUCCESS)
     } else {
-        ExitCode::FAILURE
-    })
+        println!("{}: {missing} secret(s) missing", fleet.source.display());
+        Ok(ExitCode::FAILURE)
+    }
 }

@@ -65,7 +65,10 @@ pub(crate) async fn pull(
     }
 
     let stored = pending.commit().await.at(Phase::Store)?;
-    check_stored_hash(ctx, &stored).await?;
+    if let Err(error) = check_stored_copy(ctx, &stored).await {
+        remove_stored(ctx, &stored.rel_path).await;
+        return Err(error);
+    }
 
     let elapsed = started.elapsed();
     tracing::info!(
@@ -82,6 +85,58 @@ pub(crate) async fn pull(
         fetched_at: OffsetDateTime::now_utc(),
         elapsed,
     })
+}
+
+/// Removes a stored file that will not be catalogued, so the store never holds a file the
+/// catalogue does not list. The staged file is still on the share, so nothing is lost.
+pub(crate) async fn discard(ctx: &JobContext, fetched: &Fetched) {
+    remove_stored(ctx, &fetched.stored.rel_path).await;
+}
+
+async fn remove_stored(ctx: &JobContext, rel_path: &str) {
+    let path = ctx.store.absolute(rel_path);
+    match tokio::fs::remove_file(&path).await {
+        Ok(()) => {
+            tracing::warn!(path = %path.display(), "removed the stored copy of a backup that was not catalogued")
+        }
+        Err(error) => {
+            tracing::error!(path = %path.display(), %error, "could not remove the stored copy of a backup that was not catalogued")
+        }
+    }
+}
+
+/// Checks the durable copy before anything relies on it: its bytes hash as they did while
+/// streaming, and its structure verifies as RESTORE VERIFYONLY's would. VERIFYONLY ran on
+/// the staged file, so this catches a file that changed between the two.
+async fn check_stored_copy(ctx: &JobContext, stored: &StoredFile) -> Result<(), StageError> {
+    check_stored_hash(ctx, stored).await?;
+    let path = ctx.store.absolute(&stored.rel_path);
+    let verified = tokio::task::spawn_blocking(move || {
+        bakfile::verify_file(&path, bakfile::ChecksumMode::IfPresent)
+    })
+    .await;
+    match verified {
+        Ok(Ok(report)) => {
+            tracing::debug!(checksums = report.checksums_checked, "stored copy verified");
+            Ok(())
+        }
+        Ok(Err(error)) => Err(StageError {
+            phase: Phase::Store,
+            cause: format!(
+                "the stored copy {} fails verification ({error}), although RESTORE \
+                 VERIFYONLY passed on the server: the staged file changed after it was \
+                 verified, or was damaged in transit; it stays on the share",
+                stored.rel_path
+            ),
+        }),
+        Err(error) => Err(StageError {
+            phase: Phase::Store,
+            cause: format!(
+                "verifying the stored copy {} failed: {error}",
+                stored.rel_path
+            ),
+        }),
+    }
 }
 
 /// Reads the durable copy back and compares it with the hash of the staged file's bytes

@@ -1,5 +1,7 @@
 //! The catalogue lease that keeps one job per database at a time, across processes.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -7,7 +9,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::{AtPhase, JobContext, JobRequest, Phase, StageError};
-use crate::catalog::{Catalog, LeaseHolder};
+use crate::catalog::{Catalog, LeaseError, LeaseHolder};
 
 /// A held lease and the task that renews it.
 pub(crate) struct JobLease {
@@ -15,6 +17,8 @@ pub(crate) struct JobLease {
     instance: String,
     database: String,
     holder: LeaseHolder,
+    /// Set by the renewer when another process took the lease over.
+    lost: Arc<AtomicBool>,
     stop: Option<oneshot::Sender<()>>,
     renewer: Option<JoinHandle<()>>,
 }
@@ -39,12 +43,14 @@ impl JobLease {
             .at(Phase::Lease)?;
 
         let (stop, stopped) = oneshot::channel();
+        let lost = Arc::new(AtomicBool::new(false));
         let renewer = tokio::spawn(renew_until_stopped(
             ctx.catalog.clone(),
             instance.clone(),
             database.clone(),
             ctx.holder.clone(),
             ctx.lease_ttl,
+            Arc::clone(&lost),
             stopped,
         ));
         Ok(JobLease {
@@ -52,8 +58,26 @@ impl JobLease {
             instance,
             database,
             holder: ctx.holder.clone(),
+            lost,
             stop: Some(stop),
             renewer: Some(renewer),
+        })
+    }
+
+    /// Fails when the lease was lost, so that a job whose database another process now
+    /// backs up stops before its next stage instead of racing it.
+    pub(crate) fn ensure_held(&self, phase: Phase) -> Result<(), StageError> {
+        if !self.lost.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        Err(StageError {
+            phase,
+            cause: format!(
+                "lost the job lease on database [{}] of instance {} (this process stalled \
+                 longer than the lease lifetime, and another process may have taken it over); \
+                 the job stopped without cataloguing anything",
+                self.database, self.instance
+            ),
         })
     }
 
@@ -83,6 +107,7 @@ async fn renew_until_stopped(
     database: String,
     holder: LeaseHolder,
     ttl: Duration,
+    lost: Arc<AtomicBool>,
     mut stopped: oneshot::Receiver<()>,
 ) {
     let period = ttl / 3;
@@ -92,11 +117,17 @@ async fn renew_until_stopped(
             _ = tokio::time::sleep(period) => {}
         }
         let now = OffsetDateTime::now_utc();
-        if let Err(error) = catalog
+        match catalog
             .renew_lease(&instance, &database, &holder, ttl, now)
             .await
         {
-            tracing::error!(%error, "could not renew the job lease");
+            Ok(()) => {}
+            Err(error @ LeaseError::Lost { .. }) => {
+                tracing::error!(%error, "job lease lost; the job stops at its next stage");
+                lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            Err(error) => tracing::error!(%error, "could not renew the job lease"),
         }
     }
 }

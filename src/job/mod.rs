@@ -166,7 +166,7 @@ async fn run_in_span(ctx: &JobContext, request: &JobRequest) -> Result<JobOutcom
     };
     tracing::Span::current().record("run_id", run_id);
 
-    let result = stages(ctx, request, run_id).await;
+    let result = stages(ctx, request, run_id, &lease).await;
     lease.release().await;
 
     match result {
@@ -204,6 +204,7 @@ async fn stages(
     ctx: &JobContext,
     request: &JobRequest,
     run_id: i64,
+    lease: &lease::JobLease,
 ) -> Result<JobOutcome, StageError> {
     let started = std::time::Instant::now();
 
@@ -224,6 +225,7 @@ async fn stages(
         }
     };
 
+    lease.ensure_held(Phase::Backup)?;
     ctx.phase(request, run_id, Phase::Backup).await;
     let staged = backup::take(ctx, &mut session, request, run_id, &plan).await?;
 
@@ -233,12 +235,25 @@ async fn stages(
     ctx.phase(request, run_id, Phase::History).await;
     let backup_set = history::read(&mut session, request, &staged).await?;
 
+    lease.ensure_held(Phase::Fetch)?;
     ctx.phase(request, run_id, Phase::Fetch).await;
     let fetched = fetch::pull(ctx, request, run_id, &staged).await?;
 
-    ctx.phase(request, run_id, Phase::Catalog).await;
-    let record = record::build(request, &staged, &backup_set, &fetched, &plan);
-    let backup_id = record::store(ctx, run_id, &record, &fetched, started).await?;
+    let catalogued = async {
+        lease.ensure_held(Phase::Catalog)?;
+        ctx.phase(request, run_id, Phase::Catalog).await;
+        let record = record::build(request, &staged, &backup_set, &fetched, &plan);
+        let backup_id = record::store(ctx, run_id, &record, &fetched, started).await?;
+        Ok((record, backup_id))
+    }
+    .await;
+    let (record, backup_id) = match catalogued {
+        Ok(catalogued) => catalogued,
+        Err(error) => {
+            fetch::discard(ctx, &fetched).await;
+            return Err(error);
+        }
+    };
 
     // The run is already complete in the catalogue; clean-up only reports to watchers.
     ctx.emit(request, run_id, JobEventKind::Phase(Phase::Cleanup));

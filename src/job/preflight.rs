@@ -48,6 +48,17 @@ pub(crate) async fn check(
         });
     };
 
+    if database.name != request.database {
+        return Err(StageError {
+            phase: Phase::Preflight,
+            cause: format!(
+                "database [{}] is named [{}] on instance {}; use the exact name, so that \
+                 its backups and its job lease stay under one name",
+                request.database, database.name, request.instance.name
+            ),
+        });
+    }
+
     let inventory = DatabaseFacts {
         name: database.name.clone(),
         recovery_model: Some(database.recovery_model.clone()),

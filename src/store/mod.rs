@@ -7,11 +7,12 @@ mod pending;
 mod sync;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 pub use error::StoreError;
-pub use name::{backup_file_name, backup_rel_path, decode_name, encode_name};
+pub use name::{backup_file_name, backup_rel_path, decode_name, encode_name, path_name};
 pub use pending::{PendingFile, StoredFile};
 
 /// Read size for re-hashing: large enough that system calls cost little next to SHA-256.
@@ -103,15 +104,16 @@ impl Store {
     }
 
     /// Removes temp files left by writes that never committed (after a crash or kill) and
-    /// returns how many it removed. Call it at start-up, before any write begins, because
-    /// it also removes the temp files of writes in progress.
+    /// returns how many it removed. Only files unmodified for `idle` or longer go: another
+    /// process may share the store, and its writes in progress touch their temp files
+    /// continually. Callers pass a time after which a writer has lost its job lease anyway.
     ///
     /// # Errors
     /// [`StoreError::Scan`] naming the directory that could not be listed, or
     /// [`StoreError::RemovePartial`] naming the file that could not be removed.
-    pub async fn remove_partial_files(&self) -> Result<usize, StoreError> {
+    pub async fn remove_partial_files(&self, idle: Duration) -> Result<usize, StoreError> {
         let root = self.root.clone();
-        let removed = sync::run_blocking(move || remove_partial_files_under(&root)).await?;
+        let removed = sync::run_blocking(move || remove_partial_files_under(&root, idle)).await?;
         if removed > 0 {
             tracing::warn!(removed, root = %self.root.display(), "removed partial store files");
         }
@@ -171,7 +173,7 @@ fn hash_file(path: &Path) -> Result<(u64, String), StoreError> {
     Ok((size, hex::encode(hasher.finalize())))
 }
 
-fn remove_partial_files_under(dir: &Path) -> Result<usize, StoreError> {
+fn remove_partial_files_under(dir: &Path, idle: Duration) -> Result<usize, StoreError> {
     let scan_error = |source| StoreError::Scan {
         path: dir.to_path_buf(),
         source,
@@ -184,8 +186,11 @@ fn remove_partial_files_under(dir: &Path) -> Result<usize, StoreError> {
         let file_type = entry.file_type().map_err(scan_error)?;
         let path = entry.path();
         if file_type.is_dir() {
-            removed += remove_partial_files_under(&path)?;
-        } else if file_type.is_file() && pending::is_temp_file_name(entry.file_name()) {
+            removed += remove_partial_files_under(&path, idle)?;
+        } else if file_type.is_file()
+            && pending::is_temp_file_name(entry.file_name())
+            && unmodified_for(&entry, idle)
+        {
             std::fs::remove_file(&path).map_err(|source| StoreError::RemovePartial {
                 path: path.clone(),
                 source,
@@ -194,6 +199,16 @@ fn remove_partial_files_under(dir: &Path) -> Result<usize, StoreError> {
         }
     }
     Ok(removed)
+}
+
+/// True when the file was last modified `idle` ago or earlier; false when unknown.
+fn unmodified_for(entry: &std::fs::DirEntry, idle: Duration) -> bool {
+    entry
+        .metadata()
+        .and_then(|metadata| metadata.modified())
+        .ok()
+        .and_then(|modified| modified.elapsed().ok())
+        .is_some_and(|elapsed| elapsed >= idle)
 }
 
 #[cfg(test)]

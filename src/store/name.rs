@@ -1,6 +1,7 @@
 //! File and directory names in the store: the reversible name encoding and the layout of
 //! backup paths.
 
+use sha2::{Digest, Sha256};
 use time::format_description::FormatItem;
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
@@ -85,13 +86,14 @@ pub fn decode_name(encoded: &str) -> Option<String> {
 /// Builds the file name of one backup: `{database}_{type}_{YYYYMMDDTHHMMSS.mmmZ}.{bak|trn}`,
 /// with the database name encoded by [`encode_name`] and the time in UTC.
 pub fn backup_file_name(database: &str, backup_type: BackupType, at: OffsetDateTime) -> String {
+    let database = path_name(database);
     let timestamp = at
         .to_offset(UtcOffset::UTC)
         .format(FILE_TIMESTAMP)
         .expect("the timestamp format has only numeric fields, which always format");
     format!(
         "{}_{}_{}.{}",
-        encode_name(database),
+        database,
         backup_type.as_str(),
         timestamp,
         backup_type.file_extension()
@@ -111,10 +113,40 @@ pub fn backup_rel_path(
     format!(
         "{}/{}/{}/{}",
         instance,
-        encode_name(database),
+        path_name(database),
         backup_type.as_str(),
         file_name
     )
+}
+
+/// Longest encoded name used whole in a path. File names add about 30 bytes (type,
+/// timestamp, extension) and temp files about 45 more, and most file systems allow 255.
+const MAX_PATH_NAME_BYTES: usize = 160;
+
+/// Bytes of the encoded name kept in front of the hash when a name is shortened.
+const SHORTENED_PREFIX_BYTES: usize = 140;
+
+/// Encodes `name` for a path, shortening it when the encoding is too long.
+///
+/// A shortened name keeps the start of the encoding (never cutting a `%xx` or `^x`
+/// escape), then `~` and 16 hex digits of the name's SHA-256. [`encode_name`] never writes
+/// `~`, so a shortened name cannot equal a whole one, and [`decode_name`] rejects it: the
+/// catalogue keeps the exact name. SQL Server allows 128-character names, which can encode
+/// to over 1,000 bytes.
+pub fn path_name(name: &str) -> String {
+    let encoded = encode_name(name);
+    if encoded.len() <= MAX_PATH_NAME_BYTES {
+        return encoded;
+    }
+    let bytes = encoded.as_bytes();
+    let splits_escape =
+        |cut: usize| matches!(bytes[cut - 1], b'^' | b'%') || (cut >= 2 && bytes[cut - 2] == b'%');
+    let mut cut = SHORTENED_PREFIX_BYTES;
+    while cut > 0 && splits_escape(cut) {
+        cut -= 1;
+    }
+    let digest = Sha256::digest(name.as_bytes());
+    format!("{}~{}", &encoded[..cut], &hex::encode(digest)[..16])
 }
 
 fn push_encoded_byte(encoded: &mut String, byte: u8) {

@@ -1,4 +1,6 @@
 use super::*;
+use crate::backup::BackupType;
+use time::OffsetDateTime;
 
 fn open_temp_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -208,12 +210,31 @@ async fn remove_partial_files_after_crash() {
     std::mem::forget(shallow);
     std::fs::write(store.absolute("i/d/log/.hidden-user-file"), b"x").unwrap();
 
-    let removed = store.remove_partial_files().await.unwrap();
+    let removed = store.remove_partial_files(Duration::ZERO).await.unwrap();
 
     assert_eq!(removed, 2);
     assert_eq!(names_in(&store.absolute("i/d/log")), [".hidden-user-file"]);
     assert_eq!(names_in(&store.absolute("i/d/full")), ["kept.bak"]);
-    assert_eq!(store.remove_partial_files().await.unwrap(), 0);
+    assert_eq!(store.remove_partial_files(Duration::ZERO).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn remove_partial_files_keeps_active_writes() {
+    let (_dir, store) = open_temp_store();
+    let mut active = store.begin("i/d/full/active.bak").await.unwrap();
+    active.write(b"in progress").await.unwrap();
+
+    let removed = store
+        .remove_partial_files(Duration::from_secs(3600))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        removed, 0,
+        "a file written just now belongs to a live writer"
+    );
+    let stored = active.commit().await.unwrap();
+    assert_eq!(stored.size, 11);
 }
 
 #[test]
@@ -253,4 +274,40 @@ fn absolute_joins_components() {
         store.absolute("a/b/c.bak"),
         PathBuf::from("/srv/store/a/b/c.bak")
     );
+}
+
+#[test]
+fn path_name_shortens_long_names() {
+    let long = "数".repeat(128);
+    let other = format!("{}x", "数".repeat(127));
+    let shortened = path_name(&long);
+
+    assert!(shortened.len() <= 160, "{} bytes", shortened.len());
+    assert!(shortened.contains('~'), "{shortened}");
+    assert_eq!(
+        decode_name(&shortened),
+        None,
+        "the catalogue keeps the exact name"
+    );
+    assert_ne!(shortened, path_name(&other), "different names stay apart");
+    assert_eq!(
+        shortened,
+        path_name(&long),
+        "the same name gives the same path"
+    );
+    let prefix = shortened.split('~').next().unwrap().as_bytes();
+    let len = prefix.len();
+    assert!(!matches!(prefix[len - 1], b'%' | b'^'), "no escape is cut");
+    assert_ne!(prefix[len - 2], b'%', "no escape is cut");
+}
+
+#[test]
+fn path_name_keeps_short_names_whole() {
+    assert_eq!(path_name("Sales"), encode_name("Sales"));
+    let file = backup_file_name(
+        &"A".repeat(128),
+        BackupType::Full,
+        OffsetDateTime::UNIX_EPOCH,
+    );
+    assert!(file.len() < 200, "{file}");
 }

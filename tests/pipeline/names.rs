@@ -31,3 +31,19 @@ async fn hard_database_name_backed_up_exactly() {
     );
     assert!(!fleet.staged_file_exists(&row.staged_path).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn name_in_other_case_rejected() {
+    let fleet = TestFleet::start(Transport::Smb, DATABASES).await;
+    let mut request = fleet.request("Sales", BackupType::Full);
+    request.database = request.database.to_uppercase();
+    let failure = bakfleet::job::run(&fleet.ctx, &request)
+        .await
+        .expect_err("a name in another case is not the database's name");
+    assert_eq!(failure.phase, bakfleet::job::Phase::Preflight);
+    assert!(
+        failure.cause.contains(fleet.db("Sales")),
+        "{}",
+        failure.cause
+    );
+}
