@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::catalog::{Catalog, LeaseHolder};
+use crate::catalog::{Catalog, InstanceFacts, LeaseHolder};
 use crate::fleet::{Fleet, Secrets};
 use crate::job::{JobContext, JobEvent};
 use crate::store::Store;
@@ -66,6 +66,7 @@ pub async fn open_fleet(
     if removed > 0 {
         tracing::warn!(removed, store = %store.root().display(), "removed partial files left by an interrupted run");
     }
+    register_instances(&catalog, &fleet).await;
     let lease_ttl = fleet.service.lease;
     Ok(JobContext {
         fleet: Arc::new(fleet),
@@ -77,6 +78,25 @@ pub async fn open_fleet(
         progress_interval: PROGRESS_INTERVAL,
         events,
     })
+}
+
+/// Records every instance of the fleet file, so that the site and `list` show an instance
+/// that was never reached too. Facts the server reported earlier are kept.
+async fn register_instances(catalog: &Catalog, fleet: &Fleet) {
+    for instance in &fleet.instances {
+        let facts = InstanceFacts {
+            name: instance.name.clone(),
+            host: instance.host.clone(),
+            port: instance.port,
+            product_version: None,
+            edition: None,
+            engine_edition: None,
+            server_name: None,
+        };
+        if let Err(error) = catalog.upsert_instance(&facts).await {
+            tracing::warn!(instance = %instance.name, %error, "could not record the instance");
+        }
+    }
 }
 
 /// This process as a lease holder: host name, PID and a random id, so that a restarted

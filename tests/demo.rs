@@ -165,3 +165,41 @@ fn check_names_line_of_unknown_key() {
     );
     assert!(stderr.contains("colour"), "names the key: {stderr}");
 }
+
+#[test]
+fn run_reports_unreachable_instance() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let closed_port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port")
+        .port();
+    let fleet = dir.path().join("fleet.toml");
+    std::fs::write(
+        &fleet,
+        format!(
+            "[service]\nstore_dir = \"store\"\ncatalog = \"catalog.db\"\n\n[defaults]\n\
+             connect_timeout_secs = 5\n\n[[instance]]\nname = \"gone\"\nhost = \"127.0.0.1\"\n\
+             port = {closed_port}\nauth = {{ kind = \"sql\", user = \"u\", password_env = \"GONE_PW\" }}\n\
+             tls = {{ encrypt = \"not_supported\" }}\n\
+             staging = {{ local = {{ server_path = \"/b\", dir = \"/tmp\" }} }}\n"
+        ),
+    )
+    .expect("write fleet");
+    let output = Command::new(env!("CARGO_BIN_EXE_bakfleet"))
+        .args(["run", "--fleet"])
+        .arg(&fleet)
+        .env("GONE_PW", "not-a-real-password")
+        .output()
+        .expect("run bakfleet run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "an unreachable instance fails the run");
+    assert!(stdout.contains("FAILED"), "{stdout}");
+    assert!(stdout.contains("gone"), "names the instance: {stdout}");
+    assert!(
+        stdout.contains(&format!("127.0.0.1:{closed_port}")),
+        "names the address: {stdout}"
+    );
+    assert!(!stdout.contains("not-a-real-password"), "no secret printed");
+    assert!(!stderr.contains("not-a-real-password"), "no secret logged");
+}

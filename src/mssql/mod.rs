@@ -14,7 +14,7 @@ pub use server::{BackupSetRow, DatabaseInfo, RequestProgress, ServerFacts};
 /// A failure talking to an instance. Every variant names the instance.
 #[derive(Debug, thiserror::Error)]
 pub enum MssqlError {
-    #[error("instance {instance}: cannot connect to {address}: {reason}")]
+    #[error("instance {instance}: cannot connect to {address}: {reason}; {}", connect_hint(reason))]
     Connect {
         instance: String,
         address: String,
@@ -49,6 +49,17 @@ pub enum MssqlError {
         statement: String,
         reason: String,
     },
+}
+
+/// What to check after a failed connection, by the kind of failure.
+fn connect_hint(reason: &str) -> &'static str {
+    if reason.contains("18456") {
+        "check the login name in fleet.toml and the password its secret holds"
+    } else if reason.contains("refused") {
+        "check the host and port, and that SQL Server listens for TCP connections there"
+    } else {
+        "check the host, the port and the tls settings in fleet.toml"
+    }
 }
 
 impl MssqlError {
