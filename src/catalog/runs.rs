@@ -275,8 +275,8 @@ impl Catalog {
         check_run_owns_backup(&mut transaction, run_id, backup).await?;
         sqlx::query(
             "UPDATE runs
-             SET status = 'succeeded', finished_at = ?, duration_ms = ?, bytes = ?,
-                 throughput_bps = ?
+             SET status = 'succeeded', phase = 'done', finished_at = ?, duration_ms = ?,
+                 bytes = ?, throughput_bps = ?
              WHERE id = ?",
         )
         .bind(format_utc(stats.finished_at))
