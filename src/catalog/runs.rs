@@ -100,7 +100,7 @@ pub struct RunRow {
     pub backup_type: BackupType,
     pub trigger: String,
     pub status: RunStatus,
-    /// The last phase reached: `start`, then the phases the job reports.
+    /// The last phase reached: `start`, then the phases the job reports, `done` on success.
     pub phase: String,
     pub error: Option<String>,
     /// Changes of course, one per line.
