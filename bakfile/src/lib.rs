@@ -67,6 +67,13 @@ pub enum BackupType {
     PartialDifferential,
 }
 
+impl BackupType {
+    /// Returns the msdb `backupset.type` letter, which the SCIN record also stores.
+    pub fn msdb_letter(self) -> char {
+        char::from(scin::type_letter(self))
+    }
+}
+
 /// Recovery model of the database when the backup was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RecoveryModel {
