@@ -228,3 +228,50 @@ fn verify_require_follows_checksum_flag() {
         "{without:?}"
     );
 }
+
+#[test]
+fn collation_reads_from_real_backups() {
+    let Some(dir) = common::fixtures_dir() else {
+        return;
+    };
+    // Raw values read from each file's SCIN record; the names follow from Microsoft's
+    // collation naming. Northwind comes from a Spanish-language repository and carries
+    // LCID 3082 (Spanish, modern sort).
+    let cases = [
+        ("Northwind.bak", "Modern_Spanish_CI_AS"),
+        ("StopAt_21.trn", "Latin1_General_CI_AS"),
+        ("StopAt_23.trn", "Latin1_General_CI_AS"),
+        ("pubs.bak", "SQL_Latin1_General_CP1_CI_AS"),
+        ("RestoreTimeClean2.bak", "SQL_Latin1_General_CP1_CI_AS"),
+        (
+            "SQL2008_dbOrphanUsers_FULL_20170518_041740.bak",
+            "SQL_Latin1_General_CP1_CI_AS",
+        ),
+    ];
+    for (name, collation) in cases {
+        let file = std::fs::File::open(dir.join(name)).unwrap();
+        let sets = read_headers(file).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(sets[0].collation.to_string(), collation, "{name}");
+    }
+}
+
+#[test]
+fn northwind_is_first_of_two_stripes() {
+    let Some(dir) = common::fixtures_dir() else {
+        return;
+    };
+    let path = dir.join("Northwind.bak");
+    let file_len = std::fs::metadata(&path).unwrap().len();
+    let sets = read_headers(std::fs::File::open(&path).unwrap()).unwrap();
+    assert_eq!(sets.len(), 1);
+    let set = &sets[0];
+    assert_eq!(set.family_count, 2, "family count");
+    assert_eq!(set.family_sequence, 1, "family sequence");
+    // BackupSize counts both stripes, so it exceeds this one file.
+    assert!(
+        set.backup_size > file_len,
+        "backup size {} of a striped set should exceed the file's {file_len} bytes",
+        set.backup_size
+    );
+    assert!(!set.provisional);
+}

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bakfile::{
-    BackupSet, BackupType, BackupWriter, Lsn, RecoveryModel as FileRecoveryModel, WriteOptions,
+    BackupSet, BackupType, BackupWriter, Collation, Lsn, RecoveryModel as FileRecoveryModel,
+    WriteOptions,
 };
 use uuid::Uuid;
 
@@ -287,6 +288,7 @@ fn plan(
         binding_id: database.binding_id,
         recovery_fork_id: database.recovery_fork_guid,
         recovery_model: file_recovery_model(database.recovery_model),
+        collation: Collation::default(),
         media_set_guid: Uuid::new_v4(),
         family_count: 1,
         family_sequence: 1,
