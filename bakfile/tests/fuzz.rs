@@ -68,7 +68,7 @@ fn repair_checksums(bytes: &mut [u8]) {
 fn stream_offsets(bytes: &[u8]) -> Vec<usize> {
     (0..bytes.len().saturating_sub(22))
         .step_by(2)
-        .filter(|&o| STREAM_TAGS.iter().any(|t| &t[..] == &bytes[o..o + 4]))
+        .filter(|&o| STREAM_TAGS.iter().any(|t| t[..] == bytes[o..o + 4]))
         .collect()
 }
 
