@@ -159,6 +159,21 @@ impl Catalog {
         rows.iter().map(backup_from_row).collect()
     }
 
+    /// Lists the backups whose file has this SHA-256, so an import can skip a file that
+    /// is already catalogued under another path.
+    pub async fn backups_with_sha256(&self, sha256: &str) -> Result<Vec<BackupRow>, CatalogError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {BACKUP_COLUMNS} FROM backups WHERE sha256 = ? ORDER BY id"
+        )))
+        .bind(sha256)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CatalogError::query(format!(
+            "find backups with SHA-256 {sha256}"
+        )))?;
+        rows.iter().map(backup_from_row).collect()
+    }
+
     /// Returns one backup, or `None` when no backup has that id.
     pub async fn backup(&self, id: i64) -> Result<Option<BackupRow>, CatalogError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
