@@ -2,9 +2,8 @@
 //! did not take, such as an Ola Hallengren backup tree, from their own headers.
 //!
 //! Without `--copy` the file stays where it is and the catalogue records its absolute
-//! path as `store_path`; an absolute `store_path` therefore marks a file outside the
-//! store. With `--copy` the file is copied into the store first. The original file is
-//! never moved, changed or deleted.
+//! path as `store_path`, so an absolute `store_path` marks a file outside the store. With
+//! `--copy` the file is copied into the store. The original is never moved or changed.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -23,7 +22,7 @@ use crate::store::{self, Store};
 /// Read buffer for hashing and copying.
 const CHUNK: usize = 1 << 20;
 
-/// What to import and how.
+/// Settings of one import.
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
     /// Folder walked recursively; every regular file in it is examined.
@@ -58,7 +57,7 @@ pub struct ImportReport {
     pub skipped: Vec<Skipped>,
 }
 
-/// Why one file was not imported; the text goes into the report.
+/// Reason a file was not imported, as the report prints it.
 type SkipReason = String;
 
 /// Runs the command: imports, then prints one line per file and a summary.
@@ -95,7 +94,7 @@ pub(crate) async fn execute(fleet_path: &Path, options: ImportOptions) -> anyhow
 ///
 /// Each imported file gets its own run with trigger `import`, completed together with
 /// its backup row. A file is imported only when its headers read, it verifies as RESTORE
-/// VERIFYONLY would (see [`bakfile::verify_file`]), it holds exactly one complete backup
+/// VERIFYONLY would (see [`bakfile::verify_file`]), it contains exactly one complete backup
 /// set of a full, differential or log backup, and no catalogued backup has its SHA-256.
 ///
 /// # Errors
@@ -134,10 +133,10 @@ pub async fn import_backups(
 /// followed, so a link loop cannot make the walk endless.
 fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     let entries = std::fs::read_dir(dir)
-        .map_err(|error| anyhow::anyhow!("cannot list folder {}: {error}", dir.display()))?;
+        .map_err(|error| anyhow::anyhow!("listing folder {} failed: {error}", dir.display()))?;
     for entry in entries {
         let entry = entry
-            .map_err(|error| anyhow::anyhow!("cannot list folder {}: {error}", dir.display()))?;
+            .map_err(|error| anyhow::anyhow!("listing folder {} failed: {error}", dir.display()))?;
         let file_type = entry.file_type()?;
         if file_type.is_dir() {
             collect_files(&entry.path(), files)?;

@@ -108,6 +108,7 @@ impl SetView {
             differential_base_guid: set.differential_base_guid.map(|guid| guid.to_string()),
             family_guid: set.family_guid.to_string(),
             recovery_fork_id: set.recovery_fork_id.to_string(),
+            // RESTORE HEADERONLY's spelling, which differs from sys.databases' BULK_LOGGED.
             recovery_model: match set.recovery_model {
                 bakfile::RecoveryModel::Full => "FULL",
                 bakfile::RecoveryModel::BulkLogged => "BULK-LOGGED",
