@@ -115,3 +115,37 @@ fn inspect_reports_error_kind_per_file() {
     let message = reports[1]["error"]["message"].as_str().unwrap();
     assert!(message.contains("damaged.bak"), "names the file: {message}");
 }
+
+#[test]
+fn inspect_dates_carry_utc_offset() {
+    let Some(dir) = fixtures_bak::fixtures_dir() else {
+        return;
+    };
+    let path = dir.join("TutorialDB.bak");
+    let output = inspect(&["--json".as_ref(), path.as_os_str()]);
+    assert!(output.status.success(), "{output:?}");
+    let reports: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let set = &reports[0]["sets"][0];
+    // TimeZone -32 quarter hours is UTC-08:00.
+    assert_eq!(set["TimeZone"], -32);
+    assert_eq!(set["BackupStartDate"], "2016-11-09 15:27:49 -08:00");
+}
+
+#[test]
+fn inspect_flags_cut_file_as_provisional() {
+    let Some(dir) = fixtures_bak::fixtures_dir() else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let full = std::fs::read(dir.join(fixtures_bak::ORPHAN_CHAIN[0])).unwrap();
+    let cut = scratch.path().join("half.bak");
+    std::fs::write(&cut, &full[..full.len() / 2]).unwrap();
+
+    let output = inspect(&[cut.as_os_str()]);
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("half.bak: truncated"), "{stderr}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains("Provisional            true"), "{stdout}");
+    assert!(stdout.contains("BackupFinishDate       -"), "{stdout}");
+}

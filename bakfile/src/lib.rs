@@ -164,6 +164,18 @@ pub struct BackupSet {
     pub provisional: bool,
 }
 
+impl BackupSet {
+    /// Returns the offset of the server's local time from UTC, which the dates of the
+    /// set are in; `None` when `time_zone` is outside -48..=48 quarter hours, the range
+    /// msdb documents ("backupset (Transact-SQL)"), where 127 means unknown.
+    pub fn utc_offset(&self) -> Option<time::UtcOffset> {
+        if !(-48..=48).contains(&self.time_zone) {
+            return None;
+        }
+        time::UtcOffset::from_whole_seconds(i32::from(self.time_zone) * 15 * 60).ok()
+    }
+}
+
 /// How the writer lays a file out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriteOptions {

@@ -26,7 +26,8 @@ pub struct BackupRow {
     pub backup_type: BackupType,
     /// Always `verified`: the catalogue stores no other backups.
     pub status: String,
-    /// Path relative to the store root, with `/` separators.
+    /// Path relative to the store root, with `/` separators, or an absolute path for a
+    /// file that `bakfleet import` catalogued where it was found.
     pub store_path: String,
     /// The path the instance wrote, as the instance names it.
     pub staged_path: String,

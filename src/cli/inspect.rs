@@ -24,7 +24,8 @@ struct ErrorView {
 }
 
 /// The header fields of one backup set with RESTORE HEADERONLY's column names, in the
-/// forms a DBA compares with msdb: LSNs as numeric(25,0), dates as server local time.
+/// forms a DBA compares with msdb: LSNs as numeric(25,0), dates as server local time
+/// followed by its offset from UTC when the header gives one.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct SetView {
@@ -77,6 +78,7 @@ pub(crate) struct SetView {
 
 impl SetView {
     pub(crate) fn new(set: &BackupSet) -> SetView {
+        let offset = set.utc_offset();
         SetView {
             position: set.position,
             backup_type: set.backup_type.msdb_letter(),
@@ -96,9 +98,9 @@ impl SetView {
             last_lsn: set.last_lsn.to_numeric().to_string(),
             checkpoint_lsn: set.checkpoint_lsn.to_numeric().to_string(),
             database_backup_lsn: set.database_backup_lsn.to_numeric().to_string(),
-            database_creation_date: format_date(set.database_creation_date),
-            backup_start_date: format_date(set.backup_start_date),
-            backup_finish_date: set.backup_finish_date.map(format_date),
+            database_creation_date: format_date(set.database_creation_date, offset),
+            backup_start_date: format_date(set.backup_start_date, offset),
+            backup_finish_date: set.backup_finish_date.map(|date| format_date(date, offset)),
             time_zone: set.time_zone,
             backup_size: set.backup_size,
             has_backup_checksums: set.has_checksums,
@@ -169,9 +171,16 @@ impl SetView {
     }
 }
 
-fn format_date(date: time::PrimitiveDateTime) -> String {
+/// Formats a server local time with its offset from UTC when the header gives one.
+fn format_date(date: time::PrimitiveDateTime, offset: Option<time::UtcOffset>) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    date.format(&format).unwrap_or_else(|_| date.to_string())
+    let local = date.format(&format).unwrap_or_else(|_| date.to_string());
+    let Some(offset) = offset else {
+        return local;
+    };
+    let (hours, minutes, _) = offset.as_hms();
+    let sign = if offset.is_negative() { '-' } else { '+' };
+    format!("{local} {sign}{:02}:{:02}", hours.abs(), minutes.abs())
 }
 
 /// Classifies a read error for the DBA: "not a backup", "damaged", "truncated" or
@@ -242,6 +251,13 @@ fn print_table(report: &FileReport) {
     let sets = report.sets.as_deref().unwrap_or_default();
     println!("{} ({} backup set(s))", report.file, sets.len());
     for set in sets {
+        if set.provisional {
+            eprintln!(
+                "{}: truncated: set {} has no trailing header copy, so its values are the ones \
+                 SQL Server wrote when the backup started",
+                report.file, set.position
+            );
+        }
         println!("  {:<22} value", "field");
         for (name, value) in set.rows() {
             println!("  {name:<22} {value}");
