@@ -210,13 +210,11 @@ struct Examined {
     sha256: String,
 }
 
-/// Reads the headers, verifies the structure and hashes the file.
+/// Reads the headers, then verifies the structure and hashes the file in one pass.
 fn examine(path: &Path) -> Result<Examined, SkipReason> {
     let sets =
         read_file_headers(path).map_err(|error| format!("{}: {error}", error_kind(&error)))?;
-    if let Err(error) = bakfile::verify_file(path, bakfile::ChecksumMode::IfPresent) {
-        return Err(format!("{}: {error}", error_kind(&error)));
-    }
+    let (size, sha256) = verify_and_hash(path)?;
     let [set] = <[bakfile::BackupSet; 1]>::try_from(sets).map_err(|sets| {
         format!(
             "holds {} backup sets; import catalogues files with exactly one",
@@ -240,7 +238,6 @@ fn examine(path: &Path) -> Result<Examined, SkipReason> {
             ))
         }
     };
-    let (size, sha256) = hash_file(path).map_err(|error| format!("unreadable: {error}"))?;
     Ok(Examined {
         set,
         backup_type,
@@ -249,20 +246,37 @@ fn examine(path: &Path) -> Result<Examined, SkipReason> {
     })
 }
 
-fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; CHUNK];
-    let mut size = 0u64;
-    loop {
-        let read = file.read(&mut buffer)?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-        size += read as u64;
+/// Verifies the file as RESTORE VERIFYONLY would and hashes it in the same read.
+fn verify_and_hash(path: &Path) -> Result<(u64, String), SkipReason> {
+    let unreadable = |error: std::io::Error| format!("unreadable: {error}");
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let mut reader = HashingReader {
+        inner: std::io::BufReader::with_capacity(CHUNK, file),
+        hasher: Sha256::new(),
+        size: 0,
+    };
+    if let Err(error) = bakfile::verify(&mut reader, bakfile::ChecksumMode::IfPresent) {
+        return Err(format!("{}: {error}", error_kind(&error)));
     }
-    Ok((size, hex::encode(hasher.finalize())))
+    // The verifier may stop at the final filemark, so bytes after it still need hashing.
+    std::io::copy(&mut reader, &mut std::io::sink()).map_err(unreadable)?;
+    Ok((reader.size, hex::encode(reader.hasher.finalize())))
+}
+
+/// A reader that hashes and counts the bytes it passes on.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        self.hasher.update(&buffer[..read]);
+        self.size += read as u64;
+        Ok(read)
+    }
 }
 
 /// Copies the file into the store through a pending file, and checks that the copy has
