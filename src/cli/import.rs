@@ -63,6 +63,15 @@ type SkipReason = String;
 /// Runs the command: imports, then prints one line per file and a summary.
 pub(crate) async fn execute(fleet_path: &Path, options: ImportOptions) -> anyhow::Result<ExitCode> {
     let fleet = Fleet::load(fleet_path)?;
+    if !fleet.instances.iter().any(|i| i.name == options.instance) {
+        // Backups of a retired server are worth cataloguing, so this is only a warning.
+        eprintln!(
+            "warning: instance {} is not defined in {}; its backups are catalogued under that \
+             name anyway",
+            options.instance,
+            fleet.source.display()
+        );
+    }
     let catalog = Catalog::open(&fleet.service.catalog).await?;
     let store = Store::open(&fleet.service.store_dir)?;
     let report = import_backups(&catalog, &store, &options).await?;
@@ -416,7 +425,12 @@ async fn catalog_record(
         bytes: record.size_bytes,
         throughput_bps: record.size_bytes as f64 / elapsed.as_secs_f64().max(1e-6),
     };
-    match catalog.complete_run(run_id, record, &stats).await {
+    // Runs of the pipeline complete in phase `catalog`, and listings show imports alike.
+    let completed = match catalog.set_run_phase(run_id, "catalog").await {
+        Ok(()) => catalog.complete_run(run_id, record, &stats).await,
+        Err(error) => Err(error),
+    };
+    match completed {
         Ok(backup_id) => Ok(backup_id),
         Err(error) => {
             let cause = error.to_string();
