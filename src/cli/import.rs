@@ -17,6 +17,7 @@ use super::inspect::{error_kind, read_file_headers};
 use crate::backup::{BackupRecord, BackupType, Lsn};
 use crate::catalog::{Catalog, NewRun, RunStats};
 use crate::fleet::Fleet;
+use crate::job::Phase;
 use crate::store::{self, Store};
 
 /// Read buffer for hashing and copying.
@@ -426,7 +427,7 @@ async fn catalog_record(
         throughput_bps: record.size_bytes as f64 / elapsed.as_secs_f64().max(1e-6),
     };
     // Runs of the pipeline complete in phase `catalog`, and listings show imports alike.
-    let completed = match catalog.set_run_phase(run_id, "catalog").await {
+    let completed = match catalog.set_run_phase(run_id, Phase::Catalog.as_str()).await {
         Ok(()) => catalog.complete_run(run_id, record, &stats).await,
         Err(error) => Err(error),
     };
@@ -434,7 +435,10 @@ async fn catalog_record(
         Ok(backup_id) => Ok(backup_id),
         Err(error) => {
             let cause = error.to_string();
-            if let Err(fail_error) = catalog.fail_run(run_id, "catalog", &cause).await {
+            if let Err(fail_error) = catalog
+                .fail_run(run_id, Phase::Catalog.as_str(), &cause)
+                .await
+            {
                 tracing::error!(run_id, error = %fail_error, "could not record the failed import run");
             }
             Err(error.into())
