@@ -193,7 +193,10 @@ fn run_reports_unreachable_instance() {
         .expect("run bakfleet run");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "an unreachable instance fails the run");
+    assert!(
+        !output.status.success(),
+        "an unreachable instance fails the run"
+    );
     assert!(stdout.contains("FAILED"), "{stdout}");
     assert!(stdout.contains("gone"), "names the instance: {stdout}");
     assert!(

@@ -4,6 +4,7 @@
 //! The public API below is the contract between this crate, the simulator and bakfleet.
 
 mod blocks;
+mod collation;
 mod compressed;
 mod csum;
 mod input;
@@ -16,6 +17,7 @@ mod xpress;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
+pub use collation::Collation;
 pub use writer::BackupWriter;
 
 use time::PrimitiveDateTime;
@@ -67,6 +69,13 @@ pub enum BackupType {
     PartialDifferential,
 }
 
+impl BackupType {
+    /// Returns the msdb `backupset.type` letter, which the SCIN record also stores.
+    pub fn msdb_letter(self) -> char {
+        char::from(scin::type_letter(self))
+    }
+}
+
 /// Recovery model of the database when the backup was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RecoveryModel {
@@ -76,47 +85,95 @@ pub enum RecoveryModel {
 }
 
 /// What one backup set says about itself; the writer takes it, the reader returns it.
+///
+/// Each field says where its value comes from: "documented" fields sit in MTF blocks
+/// described by the Microsoft Tape Format 1.00a specification, "observed" ones in SQL
+/// Server's undocumented SCIN record at offsets that match RESTORE HEADERONLY output on
+/// every sample, and "inferred" ones fit every sample but their meaning is a guess.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackupSet {
+    /// SCIN type letter (observed); the same letters as msdb `backupset.type`.
     pub backup_type: BackupType,
+    /// Set number within the media family, from SSET (documented).
     pub position: u16,
+    /// SCIN string (observed).
     pub database_name: String,
+    /// SCIN string, `machine\instance` for named instances (observed).
     pub server_name: String,
+    /// VOLB machine name (documented).
     pub machine_name: String,
+    /// SSET user name (documented).
     pub user_name: String,
+    /// SSET data set name, the BACKUP `NAME` option (documented).
     pub backup_name: String,
+    /// SSET description, the BACKUP `DESCRIPTION` option (documented).
     pub backup_description: String,
+    /// SCIN software version (observed).
     pub software_major: u8,
     pub software_minor: u8,
     pub software_build: u16,
+    /// SCIN internal database version, for example 661 for SQL Server 2008 R2 (observed).
     pub database_version: u16,
+    /// SCIN compatibility level (observed).
     pub compatibility_level: u8,
+    /// SCIN LSNs (observed); StopAt_23.trn's FirstLSN matches a SQL Server error text.
     pub first_lsn: Lsn,
     pub last_lsn: Lsn,
     pub checkpoint_lsn: Lsn,
     pub database_backup_lsn: Lsn,
+    /// SCIN dates in MTF_DATE_TIME form (layout documented, position observed), server
+    /// local time without offset.
     pub database_creation_date: PrimitiveDateTime,
     pub backup_start_date: PrimitiveDateTime,
     /// `None` in a leading header copy, which SQL Server writes before the backup ends.
     pub backup_finish_date: Option<PrimitiveDateTime>,
-    /// Offset of the server's local time from UTC, in 15-minute units.
+    /// SSET time zone: offset of the server's local time from UTC, in 15-minute units
+    /// (documented field, unit observed).
     pub time_zone: i8,
+    /// SCIN size in bytes of the whole set, all stripes together (observed).
     pub backup_size: u64,
+    /// SCIN flag 0x10 (observed, the same bit as RESTORE HEADERONLY `Flags`).
     pub has_checksums: bool,
+    /// SSET COPY attribute bit (bit documented; that SQL Server uses it for COPY_ONLY is
+    /// inferred, because no copy-only sample was available).
     pub is_copy_only: bool,
+    /// True for the `MSSQLBAK` container (observed).
     pub compressed: bool,
+    /// SSET backup set GUID (observed in an MTF field the specification leaves to the OS).
     pub backup_set_guid: Uuid,
+    /// SCIN GUID of the base full backup, on differentials only (observed).
     pub differential_base_guid: Option<Uuid>,
+    /// SCIN family GUID (observed).
     pub family_guid: Uuid,
+    /// SCIN binding id (inferred).
     pub binding_id: Uuid,
+    /// SCIN recovery fork GUID (observed).
     pub recovery_fork_id: Uuid,
+    /// SCIN status bits (inferred from one SIMPLE-recovery sample).
     pub recovery_model: RecoveryModel,
+    /// SCIN collation (TDS layout documented, position observed).
+    pub collation: Collation,
+    /// Media set GUID from the RAID stream (observed).
     pub media_set_guid: Uuid,
+    /// Number of stripes and this file's place among them, from the RAID stream
+    /// (observed: Northwind.bak reads as family 1 of 2).
     pub family_count: u16,
     pub family_sequence: u16,
     /// True when the values come from the leading header copy because the trailing copy
     /// was missing.
     pub provisional: bool,
+}
+
+impl BackupSet {
+    /// Returns the offset of the server's local time from UTC, which the dates of the
+    /// set are in; `None` when `time_zone` is outside -48..=48 quarter hours, the range
+    /// msdb documents ("backupset (Transact-SQL)"), where 127 means unknown.
+    pub fn utc_offset(&self) -> Option<time::UtcOffset> {
+        if !(-48..=48).contains(&self.time_zone) {
+            return None;
+        }
+        time::UtcOffset::from_whole_seconds(i32::from(self.time_zone) * 15 * 60).ok()
+    }
 }
 
 /// How the writer lays a file out.

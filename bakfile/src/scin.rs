@@ -11,7 +11,7 @@ use crate::mtf::{
     decode_date, decode_guid, decode_lsn, encode_date, encode_guid, encode_lsn, read_tape_string,
     u16_at, u32_at, u64_at, TapeArea,
 };
-use crate::{BackupSet, BackupType, Lsn, RecoveryModel};
+use crate::{BackupSet, BackupType, Collation, Lsn, RecoveryModel};
 
 /// Fixed part of SCIN on SQL Server 11.0 to 17.0 (observed; 9.0 uses 0x158 and
 /// 10.0/10.50 use 0x16C). Readers use the tape addresses, never this length.
@@ -53,6 +53,7 @@ pub(crate) struct ScinInfo {
     pub binding_id: Uuid,
     pub recovery_fork_id: Uuid,
     pub recovery_model: RecoveryModel,
+    pub collation: Collation,
 }
 
 /// msdb `backupset.type` letter of a backup type (SCIN+0x57).
@@ -132,17 +133,17 @@ fn encode_scin(set: &BackupSet, finish_date: Option<PrimitiveDateTime>) -> Vec<u
     scin.put_bytes(0x52, &encode_date(finish_date));
     scin.put_u8(0x57, type_letter(set.backup_type));
 
-    // Sort order 52 is SQL_Latin1_General_CP1_CI_AS (observed).
-    scin.put_u8(0x58, 52);
+    // The sort id appears here and at +0xDC (observed).
+    scin.put_u8(0x58, set.collation.sort_id);
     scin.put_u8(0x59, 1);
     scin.put_u8(0x5B, set.compatibility_level);
     // Probably the database id (inferred); 5 is the id of the first user database.
     scin.put_u16(0x5C, 5);
     scin.put_u16(0x5E, set.database_version);
     scin.put_u64(0x60, set.backup_size);
-    // Locale 1033 and comparison style 196609 are what SQL Server writes for
-    // SQL_Latin1_General_CP1_CI_AS (observed).
-    scin.put_u32(0x74, 1033);
+    // The locale repeats the collation's; comparison style 196609 is what every sample
+    // holds, whatever its collation (observed).
+    scin.put_u32(0x74, set.collation.lcid);
     scin.put_u32(0x78, 196_609);
 
     scin.put_bytes(0x7C, &encode_guid(set.binding_id));
@@ -150,8 +151,8 @@ fn encode_scin(set: &BackupSet, finish_date: Option<PrimitiveDateTime>) -> Vec<u
     scin.put_bytes(0x9C, &encode_guid(set.recovery_fork_id));
     let base = set.differential_base_guid.unwrap_or(Uuid::nil());
     scin.put_bytes(0xC8, &encode_guid(base));
-    scin.put_u32(0xD8, 0x00D0_0409);
-    scin.put_u8(0xDC, 52);
+    scin.put_u32(0xD8, set.collation.info());
+    scin.put_u8(0xDC, set.collation.sort_id);
     scin.put_bytes(0xE0, &encode_guid(set.family_guid));
     let status = match set.recovery_model {
         RecoveryModel::Full => 0,
@@ -262,5 +263,6 @@ pub(crate) fn decode_scin(data: &[u8]) -> Result<ScinInfo, String> {
         binding_id: decode_guid(&scin[0x7C..0x8C]),
         recovery_fork_id: decode_guid(&scin[0x9C..0xAC]),
         recovery_model,
+        collation: Collation::from_parts(u32_at(scin, 0xD8), scin[0xDC]),
     })
 }

@@ -449,6 +449,7 @@ fn assemble(tape: &TapeInfo, record: &SetRecord, compressed: bool) -> Result<Bac
         binding_id: scin.binding_id,
         recovery_fork_id: scin.recovery_fork_id,
         recovery_model: scin.recovery_model,
+        collation: scin.collation,
         media_set_guid: tape.media_set_guid,
         family_count: tape.family_count,
         family_sequence: tape.family_sequence,

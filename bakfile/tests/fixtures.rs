@@ -228,3 +228,90 @@ fn verify_require_follows_checksum_flag() {
         "{without:?}"
     );
 }
+
+#[test]
+fn collation_reads_from_real_backups() {
+    let Some(dir) = common::fixtures_dir() else {
+        return;
+    };
+    // Raw values read from each file's SCIN record; the names follow from Microsoft's
+    // collation naming. Northwind comes from a Spanish-language repository and carries
+    // LCID 3082 (Spanish, modern sort).
+    let cases = [
+        ("Northwind.bak", "Modern_Spanish_CI_AS"),
+        ("StopAt_21.trn", "Latin1_General_CI_AS"),
+        ("StopAt_23.trn", "Latin1_General_CI_AS"),
+        ("pubs.bak", "SQL_Latin1_General_CP1_CI_AS"),
+        ("RestoreTimeClean2.bak", "SQL_Latin1_General_CP1_CI_AS"),
+        (
+            "SQL2008_dbOrphanUsers_FULL_20170518_041740.bak",
+            "SQL_Latin1_General_CP1_CI_AS",
+        ),
+    ];
+    for (name, collation) in cases {
+        let file = std::fs::File::open(dir.join(name)).unwrap();
+        let sets = read_headers(file).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(sets[0].collation.to_string(), collation, "{name}");
+    }
+}
+
+#[test]
+fn northwind_is_first_of_two_stripes() {
+    let Some(dir) = common::fixtures_dir() else {
+        return;
+    };
+    let path = dir.join("Northwind.bak");
+    let file_len = std::fs::metadata(&path).unwrap().len();
+    let sets = read_headers(std::fs::File::open(&path).unwrap()).unwrap();
+    assert_eq!(sets.len(), 1);
+    let set = &sets[0];
+    assert_eq!(set.family_count, 2, "family count");
+    assert_eq!(set.family_sequence, 1, "family sequence");
+    // BackupSize counts both stripes, so it exceeds this one file.
+    assert!(
+        set.backup_size > file_len,
+        "backup size {} of a striped set should exceed the file's {file_len} bytes",
+        set.backup_size
+    );
+    assert!(!set.provisional);
+}
+
+/// Reads the only backup set of a fixture.
+fn only_set(dir: &std::path::Path, name: &str) -> BackupSet {
+    let file = std::fs::File::open(dir.join(name)).unwrap();
+    let mut sets = read_headers(file).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(sets.len(), 1, "{name}");
+    sets.remove(0)
+}
+
+#[test]
+fn fixture_chains_link_their_lsns() {
+    let Some(dir) = common::fixtures_dir() else {
+        return;
+    };
+    let full = only_set(&dir, "SQL2008_dbOrphanUsers_FULL_20170518_041740.bak");
+    let diff = only_set(&dir, "SQL2008_dbOrphanUsers_DIFF_20170518_041819.bak");
+    let log1 = only_set(&dir, "SQL2008_dbOrphanUsers_LOG_20170518_041831.trn");
+    let log2 = only_set(&dir, "SQL2008_dbOrphanUsers_LOG_20170518_041837.trn");
+    assert_eq!(
+        diff.database_backup_lsn, full.checkpoint_lsn,
+        "differential based on the full"
+    );
+    assert_eq!(log1.last_lsn, log2.first_lsn, "logs chain");
+    assert_eq!(log2.first_lsn, log2.last_lsn, "empty log backup");
+
+    // SQL Server itself printed StopAt_23.trn's FirstLSN in an error message.
+    let stop21 = only_set(&dir, "StopAt_21.trn");
+    let stop23 = only_set(&dir, "StopAt_23.trn");
+    assert_eq!(stop23.first_lsn.to_numeric(), 19_000_000_021_500_001);
+    assert_eq!(stop21.last_lsn, stop23.first_lsn, "StopAt logs chain");
+
+    // The published RestoreTimeClean logs leave a gap, so log backups between them are
+    // missing from the set; the differential falls inside the second log.
+    let clean1 = only_set(&dir, "RestoreTimeClean_1.trn");
+    let clean2 = only_set(&dir, "RestoreTimeClean2_1.trn");
+    let clean_diff = only_set(&dir, "RestoreTimeClean2.bak");
+    assert!(clean1.last_lsn < clean2.first_lsn, "gap between the logs");
+    assert!(clean2.first_lsn <= clean_diff.checkpoint_lsn);
+    assert!(clean_diff.checkpoint_lsn <= clean2.last_lsn);
+}

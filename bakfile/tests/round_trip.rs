@@ -380,3 +380,24 @@ fn writer_rejects_wrong_payload_length() {
     );
     assert!(bad_block.is_err());
 }
+
+#[test]
+fn read_headers_reads_stripe_layout() {
+    for (family_count, family_sequence) in [(2, 1), (2, 2), (4, 3)] {
+        let set = BackupSet {
+            family_count,
+            family_sequence,
+            ..common::sample_set(BackupType::Database, false)
+        };
+        let options = WriteOptions {
+            compressed: false,
+            block_size: 4096,
+        };
+        let file = write_file(&set, &sample_payload(2), options);
+        let headers = read_headers(Cursor::new(&file)).unwrap();
+        assert_eq!(headers.len(), 1);
+        assert_eq!(headers[0].family_count, family_count);
+        assert_eq!(headers[0].family_sequence, family_sequence);
+        assert_eq!(headers[0], set);
+    }
+}

@@ -26,7 +26,8 @@ pub struct BackupRow {
     pub backup_type: BackupType,
     /// Always `verified`: the catalogue stores no other backups.
     pub status: String,
-    /// Path relative to the store root, with `/` separators.
+    /// Path relative to the store root, with `/` separators, or an absolute path for a
+    /// file that `bakfleet import` catalogued where it was found.
     pub store_path: String,
     /// The path the instance wrote, as the instance names it.
     pub staged_path: String,
@@ -155,6 +156,21 @@ impl Catalog {
         .await
         .map_err(CatalogError::query(format!(
             "list backups of database {database:?} on instance {instance}"
+        )))?;
+        rows.iter().map(backup_from_row).collect()
+    }
+
+    /// Lists the backups whose file has this SHA-256, so an import can skip a file that
+    /// is already catalogued under another path.
+    pub async fn backups_with_sha256(&self, sha256: &str) -> Result<Vec<BackupRow>, CatalogError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {BACKUP_COLUMNS} FROM backups WHERE sha256 = ? ORDER BY id"
+        )))
+        .bind(sha256)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CatalogError::query(format!(
+            "find backups with SHA-256 {sha256}"
         )))?;
         rows.iter().map(backup_from_row).collect()
     }

@@ -3,6 +3,8 @@
 mod check;
 #[cfg(feature = "demo")]
 mod demo;
+pub mod import;
+mod inspect;
 #[cfg(feature = "demo")]
 pub use demo::prepare_demo_environment;
 mod list;
@@ -61,6 +63,7 @@ pub enum Command {
     Check,
     /// Show every catalogued database and its last good backup per type.
     List,
+<<<<<<< HEAD
     /// Compare two transcripts of statements and replies, taken with BAKFLEET_TRANSCRIPT
     /// set, one against a real SQL Server and one against the simulator.
     TranscriptDiff {
@@ -68,6 +71,30 @@ pub enum Command {
         expected: PathBuf,
         /// The transcript taken against the simulator.
         actual: PathBuf,
+=======
+    /// Print the backup set headers of SQL Server backup files.
+    Inspect {
+        /// Backup files (.bak, .trn) to read.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Catalogue existing backup files found under a folder, such as an Ola Hallengren tree.
+    Import {
+        /// Folder to walk recursively.
+        dir: PathBuf,
+        /// Instance name to catalogue the backups under.
+        #[arg(long)]
+        instance: String,
+        /// Catalogue only backups of this database.
+        #[arg(long)]
+        database: Option<String>,
+        /// Copy each file into the store; without it the file is catalogued where it is.
+        #[arg(long)]
+        copy: bool,
+>>>>>>> headers
     },
     /// Start a simulated fleet, back it up, and serve the admin site.
     #[cfg(feature = "demo")]
@@ -140,7 +167,25 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Check => check::execute(&cli.fleet),
         Command::List => list::execute(&cli.fleet).await,
+<<<<<<< HEAD
         Command::TranscriptDiff { expected, actual } => transcript_diff(&expected, &actual),
+=======
+        Command::Inspect { files, json } => inspect::execute(&files, json),
+        Command::Import {
+            dir,
+            instance,
+            database,
+            copy,
+        } => {
+            let options = import::ImportOptions {
+                dir,
+                instance,
+                database,
+                copy,
+            };
+            import::execute(&cli.fleet, options).await
+        }
+>>>>>>> headers
         #[cfg(feature = "demo")]
         Command::Demo {
             once,

@@ -1,7 +1,8 @@
 //! One backup job: one database, one backup type, taken through every stage in order.
 //!
-//! A backup is good only when BACKUP, VERIFYONLY, the fetch, the durable store and the
-//! catalogue transaction all succeeded, and the staged file is deleted only after that.
+//! A backup is good only when BACKUP, VERIFYONLY, the fetch, the durable store, the header
+//! check and the catalogue transaction all succeeded, and the staged file is deleted only
+//! after that.
 //! Each stage lives in its own file, and [`run`] is the recipe.
 
 mod backup;
@@ -10,6 +11,7 @@ mod cleanup;
 mod connect;
 mod context;
 mod fetch;
+mod header;
 mod history;
 mod lease;
 mod preflight;
@@ -42,6 +44,7 @@ pub enum Phase {
     History,
     Fetch,
     Store,
+    Header,
     Catalog,
     Cleanup,
     Done,
@@ -59,6 +62,7 @@ impl Phase {
             Phase::History => "history",
             Phase::Fetch => "fetch",
             Phase::Store => "store",
+            Phase::Header => "header",
             Phase::Catalog => "catalog",
             Phase::Cleanup => "cleanup",
             Phase::Done => "done",
@@ -240,6 +244,9 @@ async fn stages(
     let fetched = fetch::pull(ctx, request, run_id, &staged).await?;
 
     let catalogued = async {
+        ctx.phase(request, run_id, Phase::Header).await;
+        header::check(ctx, request, &backup_set, &fetched).await?;
+
         lease.ensure_held(Phase::Catalog)?;
         ctx.phase(request, run_id, Phase::Catalog).await;
         let record = record::build(request, &staged, &backup_set, &fetched, &plan);

@@ -122,3 +122,31 @@ async fn stopped_smbd_fails_fetch_and_keeps_staged_file() {
         "no partial file left in the store"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msdb_mismatch_fails_header_check() {
+    let fleet = TestFleet::start(Transport::Smb, DATABASES).await;
+    // Simulator-only: msdb records a GUID and LastLSN that the file does not hold.
+    fleet.target.set_fault(Fault::MisrecordNextHistory);
+    let failure = expect_failure(&fleet, "Sales", Phase::Header).await;
+    assert!(
+        failure.cause.contains("backup set GUID: file "),
+        "{}",
+        failure.cause
+    );
+    assert!(
+        failure.cause.contains("LastLSN: file "),
+        "{}",
+        failure.cause
+    );
+    assert!(
+        !failure.cause.contains("FirstLSN"),
+        "only differing fields: {}",
+        failure.cause
+    );
+    assert_eq!(fleet.staged_files().len(), 1, "staged file kept");
+    assert!(
+        super::fixture::list_files(fleet.store_root()).is_empty(),
+        "stored copy removed"
+    );
+}

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use bakfile::{BackupSet, BackupType, Lsn, RecoveryModel};
+use bakfile::{BackupSet, BackupType, Collation, Lsn, RecoveryModel};
 use time::macros::datetime;
 use uuid::Uuid;
 
@@ -92,6 +92,7 @@ pub fn sample_set(backup_type: BackupType, has_checksums: bool) -> BackupSet {
         binding_id: Uuid::from_u128(0x1112_1314_1516_1718_191a_1b1c_1d1e_1f20),
         recovery_fork_id: Uuid::from_u128(0x2122_2324_2526_2728_292a_2b2c_2d2e_2f30),
         recovery_model: RecoveryModel::Full,
+        collation: Collation::from_parts(0x00D0_0C0A, 0),
         media_set_guid: Uuid::from_u128(0x3132_3334_3536_3738_393a_3b3c_3d3e_3f40),
         family_count: 1,
         family_sequence: 1,

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bakfile::{
-    BackupSet, BackupType, BackupWriter, RecoveryModel as FileRecoveryModel, WriteOptions,
+    BackupSet, BackupType, BackupWriter, Collation, Lsn, RecoveryModel as FileRecoveryModel,
+    WriteOptions,
 };
 use uuid::Uuid;
 
@@ -287,6 +288,7 @@ fn plan(
         binding_id: database.binding_id,
         recovery_fork_id: database.recovery_fork_guid,
         recovery_model: file_recovery_model(database.recovery_model),
+        collation: Collation::default(),
         media_set_guid: Uuid::new_v4(),
         family_count: 1,
         family_sequence: 1,
@@ -565,6 +567,19 @@ fn record(instance: &Instance, request: &Backup, plan: &Plan, set: &BackupSet, f
         }
     }
     let differential = set.backup_type == BackupType::Differential;
+    let misrecord = state
+        .take_fault(|fault| matches!(fault, Fault::MisrecordNextHistory))
+        .is_some();
+    let (backup_set_uuid, last_lsn) = if misrecord {
+        tracing::info!(instance = %instance.name(), database = %set.database_name, "msdb row misrecorded");
+        let shifted = Lsn {
+            slot: set.last_lsn.slot.wrapping_add(1),
+            ..set.last_lsn
+        };
+        (Uuid::new_v4(), shifted)
+    } else {
+        (set.backup_set_guid, set.last_lsn)
+    };
     state.history.media_sets.push(MediaSetRecord {
         media_set_id,
         media_uuid: set.media_set_guid,
@@ -580,7 +595,7 @@ fn record(instance: &Instance, request: &Backup, plan: &Plan, set: &BackupSet, f
     });
     state.history.sets.push(BackupSetRecord {
         backup_set_id,
-        backup_set_uuid: set.backup_set_guid,
+        backup_set_uuid,
         media_set_id,
         position: 1,
         name: request.options.name.clone(),
@@ -591,7 +606,7 @@ fn record(instance: &Instance, request: &Backup, plan: &Plan, set: &BackupSet, f
         software_build: set.software_build,
         time_zone: set.time_zone.into(),
         first_lsn: set.first_lsn,
-        last_lsn: set.last_lsn,
+        last_lsn,
         checkpoint_lsn: set.checkpoint_lsn,
         database_backup_lsn: set.database_backup_lsn,
         database_creation_date: set.database_creation_date,

@@ -27,6 +27,10 @@ pub enum Fault {
         #[serde(default = "half")]
         at_percent: u8,
     },
+    /// Records the next backup in msdb with a different backup_set_uuid and LastLSN than
+    /// the file's header holds, so a reader that compares the two sees a mismatch. A real
+    /// SQL Server never does this; the fault exists only in this simulator. Used once.
+    MisrecordNextHistory,
 }
 
 fn half() -> u8 {
