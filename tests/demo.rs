@@ -34,7 +34,7 @@ fn check_demo_site(data_dir: &Path) {
         .and_then(|listener| listener.local_addr())
         .expect("free port")
         .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bakfleet"))
+    let child = Command::new(env!("CARGO_BIN_EXE_bakfleet"))
         .args([
             "demo",
             "--listen",
@@ -46,7 +46,8 @@ fn check_demo_site(data_dir: &Path) {
         .stderr(Stdio::null())
         .spawn()
         .expect("start bakfleet demo");
-    let stdout = child.stdout.take().expect("demo stdout");
+    let mut child = StopOnDrop(child);
+    let stdout = child.0.stdout.take().expect("demo stdout");
     let mut lines = BufReader::new(stdout).lines();
     let announced = lines
         .by_ref()
@@ -62,9 +63,22 @@ fn check_demo_site(data_dir: &Path) {
     assert!(status.contains("200"), "{status}");
 
     // SAFETY: signalling our own child by its PID.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let exit = child.wait().expect("demo exit");
+    unsafe { libc::kill(child.0.id() as libc::pid_t, libc::SIGTERM) };
+    let exit = child.0.wait().expect("demo exit");
     assert!(exit.success(), "the demo stops cleanly on SIGTERM: {exit}");
+}
+
+/// A child process that is killed when the test fails before stopping it, so that it
+/// never holds the demo's ports for the next test.
+struct StopOnDrop(std::process::Child);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 /// The demo binds fixed ports (14331, 14332), so its runs happen one after another in

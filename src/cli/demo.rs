@@ -107,8 +107,9 @@ pub(crate) async fn execute(
         fleet_name: "demo fleet".to_string(),
         started_at: OffsetDateTime::now_utc(),
     };
+    let listener = web::bind(listen).await?;
     println!("admin site: http://{listen}/  (Ctrl-C stops the demo)");
-    web::serve(listen, state, serve::stop_signal()).await?;
+    web::serve_on(listener, state, serve::stop_signal()).await?;
     scheduler.shutdown().await;
     simulator.shutdown().await;
     Ok(ExitCode::SUCCESS)

@@ -63,7 +63,6 @@ pub enum Command {
     Check,
     /// Show every catalogued database and its last good backup per type.
     List,
-<<<<<<< HEAD
     /// Compare two transcripts of statements and replies, taken with BAKFLEET_TRANSCRIPT
     /// set, one against a real SQL Server and one against the simulator.
     TranscriptDiff {
@@ -71,7 +70,7 @@ pub enum Command {
         expected: PathBuf,
         /// The transcript taken against the simulator.
         actual: PathBuf,
-=======
+    },
     /// Print the backup set headers of SQL Server backup files.
     Inspect {
         /// Backup files (.bak, .trn) to read.
@@ -94,7 +93,6 @@ pub enum Command {
         /// Copy each file into the store; without it the file is catalogued where it is.
         #[arg(long)]
         copy: bool,
->>>>>>> headers
     },
     /// Start a simulated fleet, back it up, and serve the admin site.
     #[cfg(feature = "demo")]
@@ -167,9 +165,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Check => check::execute(&cli.fleet),
         Command::List => list::execute(&cli.fleet).await,
-<<<<<<< HEAD
         Command::TranscriptDiff { expected, actual } => transcript_diff(&expected, &actual),
-=======
         Command::Inspect { files, json } => inspect::execute(&files, json),
         Command::Import {
             dir,
@@ -185,7 +181,6 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             import::execute(&cli.fleet, options).await
         }
->>>>>>> headers
         #[cfg(feature = "demo")]
         Command::Demo {
             once,

@@ -96,6 +96,8 @@ pub(crate) async fn discard(ctx: &JobContext, fetched: &Fetched) {
 async fn remove_stored(ctx: &JobContext, rel_path: &str) {
     let path = ctx.store.absolute(rel_path);
     match tokio::fs::remove_file(&path).await {
+        // An earlier stage may have removed it already.
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
         Ok(()) => {
             tracing::warn!(path = %path.display(), "removed the stored copy of a backup that was not catalogued")
         }

@@ -14,7 +14,10 @@ pub use server::{BackupSetRow, DatabaseInfo, RequestProgress, ServerFacts};
 /// A failure talking to an instance. Every variant names the instance.
 #[derive(Debug, thiserror::Error)]
 pub enum MssqlError {
-    #[error("instance {instance}: cannot connect to {address}: {reason}; {}", connect_hint(reason))]
+    #[error(
+        "instance {instance}: cannot connect to {address}: {reason}; {}",
+        connect_hint(reason)
+    )]
     Connect {
         instance: String,
         address: String,

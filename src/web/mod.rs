@@ -74,6 +74,17 @@ pub async fn serve(
     state: WebState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let listener = bind(listen).await?;
+    serve_on(listener, state, shutdown).await
+}
+
+/// Binds the admin site's address, refusing any address but loopback: the site has no
+/// login yet. Binding apart from serving lets a caller announce the address only once it
+/// accepts connections.
+///
+/// # Errors
+/// A non-loopback address, or an address that cannot be bound.
+pub async fn bind(listen: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     if !listen.ip().is_loopback() {
         anyhow::bail!(
             "listen address {listen} is not a loopback address: the admin site has no login \
@@ -81,11 +92,23 @@ pub async fn serve(
              other hosts, put a reverse proxy with authentication in front of it"
         );
     }
-
-    let listener = tokio::net::TcpListener::bind(listen)
+    tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {listen} for the admin site"))?;
-    let local = listener.local_addr().unwrap_or(listen);
+        .with_context(|| format!("cannot listen on {listen} for the admin site"))
+}
+
+/// Serves the admin site on a bound listener until `shutdown` resolves.
+///
+/// # Errors
+/// The server fails while serving.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    state: WebState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let local = listener
+        .local_addr()
+        .context("cannot read the admin site's address")?;
     tracing::info!(address = %local, "admin site listening");
 
     axum::serve(listener, router(state))
