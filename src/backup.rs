@@ -79,7 +79,8 @@ pub struct BackupRecord {
     pub instance: String,
     pub database: String,
     pub backup_type: BackupType,
-    /// Path of the file relative to the store root, with `/` separators.
+    /// Path of the file relative to the store root, with `/` separators; absolute for a
+    /// file catalogued in place by `bakfleet import`.
     pub store_path: String,
     /// The path the instance wrote, as the instance names it (UNC or host path).
     pub staged_path: String,

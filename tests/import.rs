@@ -84,7 +84,7 @@ async fn check_chain(fixtures: &Path, catalog: &Catalog) {
         );
         let run = catalog.run(backup.run_id).await.unwrap().unwrap();
         assert_eq!(run.trigger, "import");
-        assert_eq!(run.phase, "catalog");
+        assert_eq!(run.phase, "done");
         assert_eq!(run.status.as_str(), "succeeded");
     }
     let types: Vec<BackupType> = backups.iter().map(|backup| backup.backup_type).collect();
