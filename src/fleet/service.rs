@@ -99,7 +99,7 @@ fn listen_address(
     Some(address)
 }
 
-/// How long backups are kept. Parsed and checked now; the retention module enforces it.
+/// How long backups are kept. Parsed and checked; nothing deletes backups yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     /// Minimum age in days before a full backup (and the chain that depends on it) may
