@@ -150,3 +150,26 @@ async fn msdb_mismatch_fails_header_check() {
         "stored copy removed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_changed_after_verify_not_catalogued() {
+    let fleet = TestFleet::start(Transport::Smb, DATABASES).await;
+    if skip_unless_simulator(&fleet.target, "file_changed_after_verify_not_catalogued") {
+        return;
+    }
+    // Simulator-only: damage the staged file after VERIFYONLY passed, before the fetch.
+    fleet.target.set_fault(Fault::CorruptAfterVerify {
+        what: Corruption::PayloadByte,
+    });
+    let failure = expect_failure(&fleet, "Sales", Phase::Store).await;
+    assert!(
+        failure.cause.contains("fails verification"),
+        "{}",
+        failure.cause
+    );
+    assert_eq!(fleet.staged_files().len(), 1, "staged file kept");
+    assert!(
+        list_files(fleet.store_root()).is_empty(),
+        "the uncatalogued copy is removed from the store"
+    );
+}

@@ -522,6 +522,30 @@ fn corrupt_if_armed(instance: &Instance, plan: &Plan) {
     }
 }
 
+/// Flips one byte of a file that was just verified when [`Fault::CorruptAfterVerify`] is
+/// armed.
+pub(super) fn corrupt_after_verify(instance: &Instance, device: &Device) {
+    let Device::File(path) = device else {
+        return;
+    };
+    let fault = instance
+        .lock()
+        .take_fault(|fault| matches!(fault, Fault::CorruptAfterVerify { .. }));
+    let Some(Fault::CorruptAfterVerify { what }) = fault else {
+        return;
+    };
+    let length = std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0);
+    let offset = corruption_offset(what, length, false);
+    match flip_byte(path, offset) {
+        Ok(()) => {
+            tracing::info!(instance = %instance.name(), path = %path.display(), offset, ?what, "verified file corrupted")
+        }
+        Err(error) => {
+            tracing::warn!(instance = %instance.name(), path = %path.display(), %error, "cannot corrupt verified file")
+        }
+    }
+}
+
 /// Picks the byte to flip: for a header, one inside the first descriptor block's
 /// checksummed words (or the compressed container's first record); for the payload, the
 /// middle of the file.

@@ -31,6 +31,11 @@ pub enum Fault {
     /// the file's header holds, so a reader that compares the two sees a mismatch. A real
     /// SQL Server never does this; the fault exists only in this simulator. Used once.
     MisrecordNextHistory,
+    /// Flips one byte of the next file that RESTORE VERIFYONLY finds valid, right after it
+    /// answers, as a failing disk or another writer on the share would. SQL Server has no
+    /// part in this; the fault lets a test change a file between verification and fetch.
+    /// Used once.
+    CorruptAfterVerify { what: Corruption },
 }
 
 fn half() -> u8 {

@@ -109,6 +109,7 @@ fn verify(
             &device_name,
         )));
     }
+    super::backup::corrupt_after_verify(instance, &device);
     Ok(position)
 }
 
