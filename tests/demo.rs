@@ -220,3 +220,27 @@ fn run_reports_unreachable_instance() {
     assert!(!stdout.contains("not-a-real-password"), "no secret printed");
     assert!(!stderr.contains("not-a-real-password"), "no secret logged");
 }
+
+#[test]
+fn check_accepts_readme_fleet_example() {
+    let readme = include_str!("../README.md");
+    let start = readme
+        .find("```toml\n")
+        .expect("a TOML block in the README")
+        + "```toml\n".len();
+    let length = readme[start..].find("```").expect("the block's end");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fleet = dir.path().join("fleet.toml");
+    std::fs::write(&fleet, &readme[start..start + length]).expect("write fleet");
+    let output = Command::new(env!("CARGO_BIN_EXE_bakfleet"))
+        .args(["check", "--fleet"])
+        .arg(&fleet)
+        .env("BAKFLEET_FILES01_PASSWORD", "x")
+        .env("BAKFLEET_SALES_PROD_PASSWORD", "y")
+        .output()
+        .expect("run bakfleet check");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("sales-prod"), "{stdout}");
+}
