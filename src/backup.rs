@@ -21,7 +21,7 @@ impl BackupType {
     /// All types, in the order pages and listings show them.
     pub const ALL: [BackupType; 3] = [BackupType::Full, BackupType::Diff, BackupType::Log];
 
-    /// The lower-case name used in the catalogue, in store paths and on the command line.
+    /// Returns the lower-case name used in the catalogue, in store paths and on the command line.
     pub fn as_str(self) -> &'static str {
         match self {
             BackupType::Full => "full",
@@ -30,7 +30,7 @@ impl BackupType {
         }
     }
 
-    /// The `msdb.dbo.backupset.type` letter SQL Server records for this type.
+    /// Returns the `msdb.dbo.backupset.type` letter SQL Server records for this type.
     pub fn msdb_letter(self) -> char {
         match self {
             BackupType::Full => 'D',
@@ -39,7 +39,7 @@ impl BackupType {
         }
     }
 
-    /// The file extension SQL Server tooling uses: `.trn` for logs, `.bak` otherwise.
+    /// Returns the file extension SQL Server tooling uses: `.trn` for logs, `.bak` otherwise.
     pub fn file_extension(self) -> &'static str {
         match self {
             BackupType::Log => "trn",
@@ -122,7 +122,7 @@ impl Lsn {
     /// numeric order.
     pub const TEXT_WIDTH: usize = 25;
 
-    /// The zero-padded 25-digit text the catalogue stores.
+    /// Formats the zero-padded 25-digit text the catalogue stores.
     pub fn to_catalog_text(self) -> String {
         format!("{:0width$}", self.0, width = Self::TEXT_WIDTH)
     }

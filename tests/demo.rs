@@ -69,7 +69,7 @@ fn check_demo_site(data_dir: &Path) {
 }
 
 /// A child process that is killed when the test fails before stopping it, so that it
-/// never holds the demo's ports for the next test.
+/// does not keep the demo's ports bound for the next test.
 struct StopOnDrop(std::process::Child);
 
 impl Drop for StopOnDrop {

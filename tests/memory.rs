@@ -4,51 +4,14 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use support::Sshd;
+use support::{files_under, simulator_binary, start_simulator_process, Sshd};
 
 /// The ceiling for bakfleet's peak resident set on a 256 MiB backup.
 const PEAK_RSS_LIMIT_KIB: i64 = 64 * 1024;
-
-/// Returns the simulator's binary, which `cargo test --workspace` builds beside bakfleet's.
-fn simulator_binary() -> PathBuf {
-    let bakfleet = Path::new(env!("CARGO_BIN_EXE_bakfleet"));
-    let path = bakfleet.with_file_name("mssql-sim");
-    assert!(
-        path.is_file(),
-        "{} is missing: run the suite with `cargo test --workspace`, which builds it",
-        path.display()
-    );
-    path
-}
-
-/// Starts the simulator and returns it with its listening port.
-fn start_simulator(config: &Path) -> (Child, u16) {
-    let mut child = Command::new(simulator_binary())
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start mssql-sim");
-    let stdout = child.stdout.take().expect("simulator stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read the simulator's first line");
-    let port = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|port| port.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected simulator output {line:?}"));
-    (child, port)
-}
 
 /// Waits for a child and returns its exit code and peak resident set in KiB, from
 /// `wait4`'s resource usage (`ru_maxrss` is the VmHWM of the process on Linux).
@@ -61,20 +24,6 @@ fn wait_with_peak_rss(child: Child) -> (i32, i64) {
     assert_eq!(waited, pid, "wait4 failed");
     std::mem::forget(child);
     (libc::WEXITSTATUS(status), usage.ru_maxrss)
-}
-
-/// Lists every regular file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(files_under(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 // Compression is off so that the whole 256 MiB travels through the fetch.
@@ -99,7 +48,8 @@ fn run_256_mib_backup_peak_rss_under_64_mib() {
         ),
     )
     .expect("write sim.toml");
-    let (mut simulator, port) = start_simulator(&sim_config);
+    let simulator_path = simulator_binary(Path::new(env!("CARGO_BIN_EXE_bakfleet")));
+    let (mut simulator, port) = start_simulator_process(&simulator_path, &sim_config);
 
     let secrets = dir.path().join("secrets.toml");
     std::fs::write(&secrets, format!("sql = {password:?}\n")).expect("write secrets");

@@ -10,7 +10,7 @@ use super::{AtPhase, JobContext, JobEventKind, JobRequest, Phase, StageError};
 use crate::mssql::{tsql, ConnectSettings};
 use crate::store;
 
-/// The file BACKUP wrote, named as the instance sees it and as bakfleet reads it.
+/// The file BACKUP wrote, named as the instance writes it and as bakfleet reads it.
 #[derive(Debug, Clone)]
 pub(crate) struct StagedFile {
     pub(crate) file_name: String,
@@ -66,7 +66,7 @@ pub(crate) async fn take(
 
 /// Polls `sys.dm_exec_requests` for the BACKUP's session until cancelled by the caller's
 /// `select!`. tiberius does not hand the 3211 progress messages to its caller, so this is
-/// the only source of progress. Failures here never fail the backup.
+/// the only source of progress. A failed poll is logged and retried, and does not fail the backup.
 async fn watch_progress(
     ctx: &JobContext,
     request: &JobRequest,

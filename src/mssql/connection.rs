@@ -10,8 +10,8 @@ use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 
 use super::{transcript, MssqlError};
 
-/// How TLS is negotiated with the instance; the names follow SQL Server's `Encrypt`
-/// connection keyword.
+/// TLS negotiation with the instance. The names follow SQL Server's `Encrypt` connection
+/// keyword.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encryption {
     /// TDS 8: TLS before any TDS packet.
@@ -98,7 +98,7 @@ impl Connection {
         })
     }
 
-    /// The fleet name of the instance this session belongs to.
+    /// Returns the fleet name of the instance this session belongs to.
     pub fn instance(&self) -> &str {
         &self.instance
     }

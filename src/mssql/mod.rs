@@ -45,7 +45,7 @@ pub enum MssqlError {
         statement: String,
         reason: String,
     },
-    /// The reply did not have the shape the query asks for.
+    /// The reply did not have the shape the query expects.
     #[error("instance {instance}: {statement}: unexpected reply: {reason}")]
     Reply {
         instance: String,
@@ -54,7 +54,7 @@ pub enum MssqlError {
     },
 }
 
-/// What to check after a failed connection, by the kind of failure.
+/// Returns what to check after a failed connection, by the kind of failure.
 fn connect_hint(reason: &str) -> &'static str {
     if reason.contains("18456") {
         "check the login name in fleet.toml and the password its secret holds"
@@ -66,7 +66,7 @@ fn connect_hint(reason: &str) -> &'static str {
 }
 
 impl MssqlError {
-    /// The SQL Server error number, when the server sent one.
+    /// Returns the SQL Server error number, when the server sent one.
     pub fn server_error_number(&self) -> Option<u32> {
         match self {
             MssqlError::Server { number, .. } => Some(*number),

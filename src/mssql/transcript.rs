@@ -2,8 +2,8 @@
 //! columns with their types, row counts, and the server error. Taken against a real server
 //! and against the simulator, two transcripts show where the simulator drifts.
 //!
-//! Recording is on when `BAKFLEET_TRANSCRIPT` names a file; each entry is one JSON line,
-//! appended, so several processes of one test run can share the file.
+//! Recording is on when `BAKFLEET_TRANSCRIPT` names a file. Each entry is appended as one
+//! JSON line, so several processes of one test run can share the file.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -55,8 +55,8 @@ struct Recorder {
 
 static RECORDER: OnceLock<Option<Recorder>> = OnceLock::new();
 
-/// Appends an entry when recording is on. A failed write is logged once per call and never
-/// fails the batch it describes.
+/// Appends an entry when recording is on. A failed write logs a warning and does not fail
+/// the batch it describes.
 pub fn record(entry: &Entry) {
     let recorder = RECORDER.get_or_init(open_from_environment);
     let Some(recorder) = recorder else {

@@ -32,8 +32,8 @@ pub struct BackupOptions {
 
 /// Builds the BACKUP statement for one database and type.
 ///
-/// `INIT, FORMAT` are always present: every file holds exactly one backup set, so nothing
-/// can be appended to another set's file and RESTORE never has to pick a `FILE =`.
+/// `INIT, FORMAT` are always present, so every file contains exactly one backup set:
+/// nothing is appended to another set's file, and RESTORE never needs a `FILE =`.
 pub fn backup_statement(
     database: &str,
     backup_type: BackupType,
@@ -94,12 +94,12 @@ CAST(SERVERPROPERTY('InstanceName') AS nvarchar(128)) AS instance_name, \
 const DATABASE_COLUMNS: &str =
     "name, database_id, state_desc, recovery_model_desc, is_read_only, source_database_id";
 
-/// Every database of the instance.
+/// Builds the query that lists every database of the instance.
 pub fn databases_query() -> String {
     format!("SELECT {DATABASE_COLUMNS} FROM sys.databases ORDER BY name;")
 }
 
-/// One database by exact name.
+/// Builds the query that reads one database by exact name.
 pub fn database_query(database: &str) -> String {
     format!(
         "SELECT {DATABASE_COLUMNS} FROM sys.databases WHERE name = {};",
@@ -107,7 +107,7 @@ pub fn database_query(database: &str) -> String {
     )
 }
 
-/// The msdb history row of the backup set just written to `server_path`.
+/// Builds the query for the msdb history row of the set just written to `server_path`.
 ///
 /// The newest set for that database and device wins: `INIT, FORMAT` make the file hold
 /// one set, and file names carry a millisecond timestamp, so older rows for the same path

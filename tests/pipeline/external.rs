@@ -3,12 +3,11 @@
 //! real server would be. Both runs record transcripts, and the transcript diff must find
 //! no difference between them, then find one planted on purpose.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Output};
 
 use crate::fixture::STAGING_VARIABLE;
-use crate::support::Smbd;
+use crate::support::{simulator_binary, start_simulator_process, Smbd};
 use crate::target::SERVER_VARIABLE;
 
 /// The tests the child runs run in both modes, one at a time so transcripts line up.
@@ -20,17 +19,6 @@ const TESTS: &[&str] = &[
 
 const LOGIN: &str = "tester";
 const PASSWORD: &str = "Remote-Target-1";
-
-/// Returns the simulator's binary, which `cargo test --workspace` builds beside bakfleet's.
-fn simulator_binary() -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_bakfleet")).with_file_name("mssql-sim");
-    assert!(
-        path.is_file(),
-        "{} is missing: run the suite with `cargo test --workspace`, which builds it",
-        path.display()
-    );
-    path
-}
 
 /// Starts a simulated Windows instance in its own process and returns it with its port.
 fn start_remote_simulator(dir: &Path, share: &Path) -> (Child, u16) {
@@ -46,25 +34,8 @@ fn start_remote_simulator(dir: &Path, share: &Path) -> (Child, u16) {
         ),
     )
     .expect("write remote.toml");
-    let mut child = Command::new(simulator_binary())
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start mssql-sim");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read the listening line");
-    let port = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|port| port.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected simulator output {line:?}"));
-    (child, port)
+    let simulator = simulator_binary(Path::new(env!("CARGO_BIN_EXE_bakfleet")));
+    start_simulator_process(&simulator, &config)
 }
 
 /// Runs [`TESTS`] in a child of this test binary with the given environment.

@@ -18,6 +18,7 @@ use bakfleet::service;
 use bakfleet::transfer::TransferError;
 use tempfile::TempDir;
 
+pub use crate::support::files_under as list_files;
 use crate::support::{Smbd, Sshd};
 use crate::target::{parse_pairs, Target, TargetSpec, TestDatabase};
 
@@ -33,8 +34,8 @@ const SMB_PREFIX: &str = r"\\127.0.0.1\backup";
 /// Where the simulated Linux instance writes.
 const LINUX_BACKUP_DIR: &str = "/var/opt/mssql/backup";
 
-/// How bakfleet reaches the staging folder of a simulated target. A real target uses
-/// whatever `BAKFLEET_TEST_STAGING` says.
+/// Transport to the staging folder of a simulated target. A real target uses the one
+/// `BAKFLEET_TEST_STAGING` describes.
 pub enum Transport {
     Smb,
     Sftp,
@@ -109,7 +110,7 @@ impl Staging {
         }
     }
 
-    /// The fleet.toml `staging` line, with `folder` appended to the configured location.
+    /// Builds the fleet.toml `staging` line, with `folder` appended to the configured location.
     fn fleet_line(&self, folder: Option<&str>) -> String {
         let join = |base: &str, separator: char| match folder {
             Some(folder) => format!("{}{separator}{folder}", base.trim_end_matches(separator)),
@@ -327,8 +328,8 @@ impl TestFleet {
 
 type PeerStart<T> = Option<Box<dyn FnOnce() -> T>>;
 
-/// The simulated instance for `transport`, and the peer to start when the simulator is
-/// the target.
+/// Describes the simulated instance for `transport`, and the peer to start when the
+/// simulator is the target.
 fn simulated_staging(
     transport: &Transport,
     share_root: &Path,
@@ -376,24 +377,6 @@ fn simulator_staging(smbd: Option<&Smbd>, sshd: Option<&Sshd>, share_root: &Path
         },
         _ => unreachable!("a simulated target has one peer"),
     }
-}
-
-/// Lists every regular file under `dir`, recursively, sorted.
-pub fn list_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return files;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(list_files(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files.sort();
-    files
 }
 
 fn fleet_text(

@@ -33,6 +33,60 @@ pub fn require_tool(binary: &str, apt_package: &str) -> PathBuf {
         })
 }
 
+/// Returns the simulator's binary, which `cargo test --workspace` builds beside bakfleet's.
+/// Only the root package's tests may call it: the path comes from bakfleet's own binary.
+pub fn simulator_binary(bakfleet: &Path) -> PathBuf {
+    let path = bakfleet.with_file_name("mssql-sim");
+    assert!(
+        path.is_file(),
+        "{} is missing: run the suite with `cargo test --workspace`, which builds it",
+        path.display()
+    );
+    path
+}
+
+/// Starts `mssql-sim --config CONFIG` as a child process and returns it with the port of
+/// its (single) instance, read from the `listening NAME ADDR` line it prints.
+pub fn start_simulator_process(simulator: &Path, config: &Path) -> (Child, u16) {
+    let mut child = Command::new(simulator)
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start mssql-sim");
+    let stdout = child.stdout.take().expect("simulator stdout");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+        .expect("read the simulator's first line");
+    let port = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected simulator output {line:?}"));
+    (child, port)
+}
+
+/// Lists every regular file under `dir`, recursively, sorted; a missing folder lists none.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return files;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
+
 /// Returns a TCP port on 127.0.0.1 that was free a moment ago. Another process may take it
 /// before the peer binds, which shows up as a start failure naming the port.
 pub fn free_port() -> u16 {

@@ -32,7 +32,7 @@ pub enum Fault {
     /// SQL Server never does this; the fault exists only in this simulator. Used once.
     MisrecordNextHistory,
     /// Flips one byte of the next file that RESTORE VERIFYONLY finds valid, right after it
-    /// answers, as a failing disk or another writer on the share would. SQL Server has no
+    /// returns, as a failing disk or another writer on the share would. SQL Server has no
     /// part in this; the fault lets a test change a file between verification and fetch.
     /// Used once.
     CorruptAfterVerify { what: Corruption },
