@@ -7,6 +7,7 @@
 
 pub mod backup;
 pub mod catalog;
+pub mod chain;
 pub mod cli;
 pub mod fleet;
 pub mod job;
