@@ -12,6 +12,7 @@ pub mod cli;
 pub mod fleet;
 pub mod job;
 pub mod mssql;
+pub mod restore_script;
 pub mod schedule;
 pub mod service;
 pub mod store;
