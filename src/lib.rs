@@ -9,6 +9,7 @@ pub mod backup;
 pub mod catalog;
 pub mod cli;
 pub mod fleet;
+pub mod integrity;
 pub mod job;
 pub mod mssql;
 pub mod schedule;

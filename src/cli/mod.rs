@@ -11,6 +11,7 @@ mod list;
 mod output;
 mod run;
 mod serve;
+mod verify;
 
 #[cfg(feature = "demo")]
 use std::net::SocketAddr;
@@ -63,6 +64,21 @@ pub enum Command {
     Check,
     /// Show every catalogued database and its last good backup per type.
     List,
+    /// Check the store against the catalogue: missing, changed or damaged backup files,
+    /// and files no backup names. Exit code 0 ok, 1 uncatalogued files, 2 damaged or
+    /// missing backups, 3 the check could not run.
+    Verify {
+        /// Check only this instance's backups and store folder.
+        instance: Option<String>,
+        /// Check only this database of the instance.
+        database: Option<String>,
+        /// Compare sizes only, without reading the files.
+        #[arg(long, conflicts_with = "structure")]
+        quick: bool,
+        /// Also read each file's backup structure and checksums.
+        #[arg(long)]
+        structure: bool,
+    },
     /// Compare two transcripts of statements and replies, taken with BAKFLEET_TRANSCRIPT
     /// set, one against a real SQL Server and one against the simulator.
     TranscriptDiff {
@@ -165,6 +181,22 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Check => check::execute(&cli.fleet),
         Command::List => list::execute(&cli.fleet).await,
+        Command::Verify {
+            instance,
+            database,
+            quick,
+            structure,
+        } => {
+            let depth = if quick {
+                crate::integrity::Depth::Size
+            } else if structure {
+                crate::integrity::Depth::Structure
+            } else {
+                crate::integrity::Depth::Hash
+            };
+            let scope = crate::integrity::Scope { instance, database };
+            Ok(verify::execute(&cli.fleet, scope, depth).await)
+        }
         Command::TranscriptDiff { expected, actual } => transcript_diff(&expected, &actual),
         Command::Inspect { files, json } => inspect::execute(&files, json),
         Command::Import {
