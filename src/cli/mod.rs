@@ -1,6 +1,7 @@
 //! The command line: one file per command.
 
 mod check;
+mod connectivity;
 #[cfg(feature = "demo")]
 mod demo;
 pub mod import;
@@ -61,7 +62,13 @@ pub enum Command {
         backup_type: BackupType,
     },
     /// Validate the fleet file and print what it defines.
-    Check,
+    Check {
+        /// Also reach the catalogue, the store, every instance and every staging folder,
+        /// one line per check. Exit code 0 all passed, 1 warnings, 2 a check failed, 3
+        /// the fleet file could not be read.
+        #[arg(long)]
+        connect: bool,
+    },
     /// Show every catalogued database and its last good backup per type.
     List,
     /// Check the store against the catalogue: missing, changed or damaged backup files,
@@ -179,7 +186,8 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
-        Command::Check => check::execute(&cli.fleet),
+        Command::Check { connect: false } => check::execute(&cli.fleet),
+        Command::Check { connect: true } => Ok(connectivity::execute(&cli.fleet).await),
         Command::List => list::execute(&cli.fleet).await,
         Command::Verify {
             instance,
