@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod chain;
 pub mod cli;
 pub mod fleet;
+pub mod integrity;
 pub mod job;
 pub mod mssql;
 pub mod restore_script;

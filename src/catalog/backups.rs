@@ -175,6 +175,26 @@ impl Catalog {
         rows.iter().map(backup_from_row).collect()
     }
 
+    /// Lists every backup of an instance, of one database, or of the whole catalogue when
+    /// both are `None`, in id order.
+    pub async fn backups_in_scope(
+        &self,
+        instance: Option<&str>,
+        database: Option<&str>,
+    ) -> Result<Vec<BackupRow>, CatalogError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {BACKUP_COLUMNS} FROM backups
+             WHERE (?1 IS NULL OR instance = ?1) AND (?2 IS NULL OR database = ?2)
+             ORDER BY id"
+        )))
+        .bind(instance)
+        .bind(database)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CatalogError::query("list catalogued backups"))?;
+        rows.iter().map(backup_from_row).collect()
+    }
+
     /// Returns one backup, or `None` when no backup has that id.
     pub async fn backup(&self, id: i64) -> Result<Option<BackupRow>, CatalogError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(

@@ -1,6 +1,7 @@
 //! The command line: one file per command.
 
 mod check;
+mod connectivity;
 #[cfg(feature = "demo")]
 mod demo;
 pub mod import;
@@ -11,6 +12,7 @@ mod list;
 mod output;
 mod run;
 mod serve;
+mod verify;
 
 #[cfg(feature = "demo")]
 use std::net::SocketAddr;
@@ -60,9 +62,30 @@ pub enum Command {
         backup_type: BackupType,
     },
     /// Validate the fleet file and print what it defines.
-    Check,
+    Check {
+        /// Also reach the catalogue, the store, every instance and every staging folder,
+        /// one line per check. Exit code 0 all passed, 1 warnings, 2 a check failed, 3
+        /// the fleet file could not be read.
+        #[arg(long)]
+        connect: bool,
+    },
     /// Show every catalogued database and its last good backup per type.
     List,
+    /// Check the store against the catalogue: missing, changed or damaged backup files,
+    /// and files no backup names. Exit code 0 ok, 1 uncatalogued files, 2 damaged or
+    /// missing backups, 3 the check could not run.
+    Verify {
+        /// Check only this instance's backups and store folder.
+        instance: Option<String>,
+        /// Check only this database of the instance.
+        database: Option<String>,
+        /// Compare sizes only, without reading the files.
+        #[arg(long, conflicts_with = "structure")]
+        quick: bool,
+        /// Also read each file's backup structure and checksums.
+        #[arg(long)]
+        structure: bool,
+    },
     /// Compare two transcripts of statements and replies, taken with BAKFLEET_TRANSCRIPT
     /// set, one against a real SQL Server and one against the simulator.
     TranscriptDiff {
@@ -163,8 +186,25 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
-        Command::Check => check::execute(&cli.fleet),
+        Command::Check { connect: false } => check::execute(&cli.fleet),
+        Command::Check { connect: true } => Ok(connectivity::execute(&cli.fleet).await),
         Command::List => list::execute(&cli.fleet).await,
+        Command::Verify {
+            instance,
+            database,
+            quick,
+            structure,
+        } => {
+            let depth = if quick {
+                crate::integrity::Depth::Size
+            } else if structure {
+                crate::integrity::Depth::Structure
+            } else {
+                crate::integrity::Depth::Hash
+            };
+            let scope = crate::integrity::Scope { instance, database };
+            Ok(verify::execute(&cli.fleet, scope, depth).await)
+        }
         Command::TranscriptDiff { expected, actual } => transcript_diff(&expected, &actual),
         Command::Inspect { files, json } => inspect::execute(&files, json),
         Command::Import {

@@ -71,6 +71,16 @@ impl Staging {
         }
     }
 
+    /// Returns the staging folder in the form [`Staging::fetch_path`] gives its files:
+    /// the folder inside the share (`""` for the share root), or the absolute folder.
+    pub fn fetch_dir(&self) -> String {
+        match self {
+            Staging::Smb { dir, .. } => dir.clone(),
+            Staging::Sftp { path, .. } => path.clone(),
+            Staging::Local { dir, .. } => dir.to_string_lossy().into_owned(),
+        }
+    }
+
     /// Formats the location as one line for logs, `check` and the admin site. It contains
     /// no secret.
     pub fn describe(&self) -> String {

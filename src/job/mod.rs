@@ -25,6 +25,7 @@ use time::OffsetDateTime;
 use tracing::Instrument;
 
 pub use batch::run_batch;
+pub use connect::connect_settings;
 pub use context::{JobContext, JobEvent, JobEventKind, Trigger};
 pub use fetch::open_source;
 pub use selection::{select_databases, SelectionError};

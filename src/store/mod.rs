@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 pub use error::StoreError;
 pub use name::{backup_file_name, backup_rel_path, decode_name, encode_name, path_name};
-pub use pending::{PendingFile, StoredFile};
+pub use pending::{is_temp_file_name, PendingFile, StoredFile};
 
 /// Read size for re-hashing: large enough that system calls cost little next to SHA-256.
 const REHASH_CHUNK_BYTES: usize = 1 << 20;
@@ -149,6 +149,15 @@ fn check_rel_path(rel_path: &str) -> Result<Vec<&str>, StoreError> {
         return Err(invalid("its file name has the form of a temp file"));
     }
     Ok(components)
+}
+
+/// Reads a file anywhere and returns its size and lower-case hex SHA-256. Blocking: call
+/// it from a blocking task.
+///
+/// # Errors
+/// [`StoreError::Read`] naming the file when it is missing or unreadable.
+pub fn hash_file_at(path: &Path) -> Result<(u64, String), StoreError> {
+    hash_file(path)
 }
 
 fn hash_file(path: &Path) -> Result<(u64, String), StoreError> {

@@ -240,7 +240,7 @@ pub(super) fn temp_file_name(file_name: &str) -> String {
 }
 
 /// Checks whether `name` has the form [`temp_file_name`] produces.
-pub(super) fn is_temp_file_name(name: impl AsRef<OsStr>) -> bool {
+pub fn is_temp_file_name(name: impl AsRef<OsStr>) -> bool {
     let Some(name) = name.as_ref().to_str() else {
         return false;
     };

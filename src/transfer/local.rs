@@ -30,6 +30,18 @@ impl LocalSource {
         Ok(metadata.len())
     }
 
+    pub(super) async fn check_folder(&self, path: &str) -> Result<(), TransferError> {
+        check_absolute(path)?;
+        let mut entries = tokio::fs::read_dir(path)
+            .await
+            .map_err(|error| io_error(path, "list", error))?;
+        entries
+            .next_entry()
+            .await
+            .map_err(|error| io_error(path, "list", error))?;
+        Ok(())
+    }
+
     pub(super) async fn fetch(
         &self,
         path: &str,

@@ -137,6 +137,19 @@ impl Source {
         result
     }
 
+    /// Checks that the folder at `path` exists and can be listed, for `check --connect`.
+    /// `path` has the form of [`Source::size`]'s, and `""` is the share root for SMB.
+    ///
+    /// # Errors
+    /// The same errors as [`Source::size`], for a missing, unreadable or unreachable folder.
+    pub async fn check_folder(&self, path: &str) -> Result<(), TransferError> {
+        match self {
+            Source::Smb(source) => source.check_folder(path).await,
+            Source::Sftp(source) => source.check_folder(path).await,
+            Source::Local(source) => source.check_folder(path).await,
+        }
+    }
+
     /// Deletes the file at `path`, once its copy is durable in the store.
     pub async fn remove(&self, path: &str) -> Result<(), TransferError> {
         match self {

@@ -57,6 +57,14 @@ impl SftpSource {
         Ok(metadata.len())
     }
 
+    pub(super) async fn check_folder(&self, path: &str) -> Result<(), TransferError> {
+        self.check_absolute(path)?;
+        self.within(path, "list", self.connection.sftp.read_dir(path))
+            .await?
+            .map_err(|error| self.sftp_error(path, "list", error))?;
+        Ok(())
+    }
+
     pub(super) async fn fetch(
         &self,
         path: &str,

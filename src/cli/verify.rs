@@ -1,0 +1,86 @@
+//! `bakfleet verify`: the store against the catalogue, both directions, with exit codes
+//! that monitoring systems read (0 ok, 1 warning, 2 critical, 3 unknown).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::output::human_bytes;
+use crate::catalog::Catalog;
+use crate::fleet::Fleet;
+use crate::integrity::{self, Depth, Report, Scope};
+use crate::store::Store;
+
+/// Exit code when orphan files were found and nothing worse.
+const EXIT_WARNING: u8 = 1;
+/// Exit code when a catalogued backup is missing, changed or damaged.
+const EXIT_CRITICAL: u8 = 2;
+/// Exit code when the check itself could not run.
+const EXIT_UNKNOWN: u8 = 3;
+
+/// Runs the check and prints one line per finding, then a summary line.
+pub(crate) async fn execute(fleet_path: &Path, scope: Scope, depth: Depth) -> ExitCode {
+    match check(fleet_path, &scope, depth).await {
+        Ok(report) => {
+            print_report(&report, depth);
+            exit_code(&report)
+        }
+        Err(error) => {
+            println!("UNKNOWN: the store check could not run: {error:#}");
+            ExitCode::from(EXIT_UNKNOWN)
+        }
+    }
+}
+
+async fn check(fleet_path: &Path, scope: &Scope, depth: Depth) -> anyhow::Result<Report> {
+    let fleet = Fleet::load(fleet_path)?;
+    if let Some(instance) = &scope.instance {
+        if fleet.instance(instance).is_none() {
+            tracing::warn!(%instance, "instance not found in the fleet file; checking its catalogued backups anyway");
+        }
+    }
+    let catalog = Catalog::open(&fleet.service.catalog).await?;
+    let store = Store::open(&fleet.service.store_dir)?;
+    Ok(integrity::check(&catalog, &store, scope, depth).await?)
+}
+
+fn print_report(report: &Report, depth: Depth) {
+    for finding in &report.findings {
+        let level = if finding.is_critical() {
+            "CRITICAL"
+        } else {
+            "WARNING"
+        };
+        println!("{level}: {finding}");
+    }
+    let checked = match depth {
+        Depth::Size => "sizes",
+        Depth::Hash => "sizes and SHA-256",
+        Depth::Structure => "sizes, SHA-256 and backup structure",
+    };
+    let status = if report.critical() > 0 {
+        "CRITICAL"
+    } else if report.orphans() > 0 {
+        "WARNING"
+    } else {
+        "OK"
+    };
+    println!(
+        "{status}: {} backups checked ({checked}, {}), {} files in the store; {} damaged or \
+         missing, {} not catalogued",
+        report.backups,
+        human_bytes(report.bytes),
+        report.store_files,
+        report.critical(),
+        report.orphans()
+    );
+}
+
+fn exit_code(report: &Report) -> ExitCode {
+    if report.critical() > 0 {
+        ExitCode::from(EXIT_CRITICAL)
+    } else if report.orphans() > 0 {
+        ExitCode::from(EXIT_WARNING)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
