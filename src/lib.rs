@@ -9,6 +9,7 @@ pub mod backup;
 pub mod catalog;
 pub mod chain;
 pub mod cli;
+pub mod drill;
 pub mod fleet;
 pub mod integrity;
 pub mod job;

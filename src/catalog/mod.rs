@@ -4,6 +4,7 @@
 
 mod backups;
 mod decode;
+mod drills;
 mod inventory;
 mod lease;
 mod overview;
@@ -19,6 +20,7 @@ use sqlx::sqlite::{
 };
 
 pub use backups::BackupRow;
+pub use drills::{DrillEnd, DrillRow, NewDrill};
 pub use inventory::{DatabaseFacts, InstanceFacts, InstanceRow};
 pub use lease::{LeaseError, LeaseHolder};
 pub use overview::{DatabaseOverview, LastBackup, LastRun};

@@ -4,6 +4,7 @@ mod check;
 mod connectivity;
 #[cfg(feature = "demo")]
 mod demo;
+mod drill;
 pub mod import;
 mod inspect;
 #[cfg(feature = "demo")]
@@ -71,6 +72,14 @@ pub enum Command {
     },
     /// Show every catalogued database and its last good backup per type.
     List,
+    /// Restore the latest chain of a database on the [drill] sandbox instance under a new
+    /// name, run DBCC CHECKDB on it and drop it; the outcome is recorded on the backups.
+    Drill {
+        /// Instance name from the fleet file.
+        instance: String,
+        /// Exact database name.
+        database: String,
+    },
     /// Check the store against the catalogue: missing, changed or damaged backup files,
     /// and files no backup names. Exit code 0 ok, 1 uncatalogued files, 2 damaged or
     /// missing backups, 3 the check could not run.
@@ -189,6 +198,9 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check { connect: false } => check::execute(&cli.fleet),
         Command::Check { connect: true } => Ok(connectivity::execute(&cli.fleet).await),
         Command::List => list::execute(&cli.fleet).await,
+        Command::Drill { instance, database } => {
+            drill::execute(&cli.fleet, &instance, &database).await
+        }
         Command::Verify {
             instance,
             database,

@@ -2,6 +2,7 @@
 //! SQL Server instances, checked on load with errors that name file, line, column and key.
 
 mod databases;
+mod drills;
 mod error;
 mod instance;
 mod raw;
@@ -14,6 +15,7 @@ mod value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use drills::Drills;
 pub use databases::{is_system_database, DatabaseSelection, SYSTEM_DATABASES};
 pub use error::{Diagnostic, FleetError, Position};
 pub use instance::{is_valid_instance_name, Auth, Credential, Encrypt, Instance, Tls};
@@ -37,6 +39,8 @@ pub struct Fleet {
     pub credentials: BTreeMap<String, Credential>,
     /// Instances in file order.
     pub instances: Vec<Instance>,
+    /// Restore drills; `None` when the file has no `[drill]` table.
+    pub drills: Option<Drills>,
 }
 
 impl Fleet {
@@ -85,6 +89,10 @@ impl Fleet {
             has_secrets_file,
         };
         let instances = read_instances(raw.instances, &context, &mut diagnostics);
+        let drills = raw
+            .drill
+            .as_ref()
+            .and_then(|drill| Drills::from_raw(drill, &instances, &mut diagnostics));
 
         let fleet = Fleet {
             source: source.to_path_buf(),
@@ -92,6 +100,7 @@ impl Fleet {
             defaults,
             credentials,
             instances,
+            drills,
         };
         diagnostics.finish(fleet)
     }

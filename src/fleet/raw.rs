@@ -15,6 +15,19 @@ pub(crate) struct RawFleet {
     pub credentials: BTreeMap<Spanned<String>, Spanned<RawCredential>>,
     #[serde(default, rename = "instance")]
     pub instances: Vec<Spanned<RawInstance>>,
+    pub drill: Option<RawDrill>,
+}
+
+/// `[drill]`: restore drills on a sandbox instance.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDrill {
+    pub sandbox: Spanned<String>,
+    pub store_path: Spanned<String>,
+    pub data_dir: Option<String>,
+    pub schedule: Option<Spanned<String>>,
+    pub instances: Option<Vec<Spanned<String>>>,
+    pub databases: Option<Spanned<RawDatabases>>,
 }
 
 #[derive(Debug, Deserialize)]
