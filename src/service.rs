@@ -52,6 +52,14 @@ pub async fn open_fleet(
             fleet.service.store_dir.display()
         )
     })?;
+    let holder = this_process();
+    let released = catalog.release_dead_leases(&holder).await?;
+    if released > 0 {
+        tracing::warn!(
+            released,
+            "released job leases of a stopped bakfleet process on this host"
+        );
+    }
     let interrupted = catalog
         .interrupt_orphaned_runs(time::OffsetDateTime::now_utc())
         .await?;
@@ -73,7 +81,7 @@ pub async fn open_fleet(
         catalog,
         store: Arc::new(store),
         secrets: Arc::new(secrets),
-        holder: this_process(),
+        holder,
         lease_ttl,
         progress_interval: PROGRESS_INTERVAL,
         events,

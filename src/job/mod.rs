@@ -26,7 +26,7 @@ use tracing::Instrument;
 
 pub use batch::run_batch;
 pub use connect::connect_settings;
-pub use context::{JobContext, JobEvent, JobEventKind, Trigger};
+pub use context::{JobContext, JobEvent, JobEventKind, Trigger, HALT_AT_PHASE_VARIABLE};
 pub use fetch::open_source;
 pub use selection::{select_databases, SelectionError};
 
