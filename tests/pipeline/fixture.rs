@@ -266,6 +266,15 @@ impl TestFleet {
         self.databases.insert(name.to_string(), database);
     }
 
+    /// Adds a database under exactly `name`, on a simulator target only.
+    pub async fn add_database_exact(&mut self, name: &str, recovery_model: &str) {
+        let database = self
+            .target
+            .create_database_named(name.to_string(), recovery_model)
+            .await;
+        self.databases.insert(name.to_string(), database);
+    }
+
     /// Builds a manual job request for a test database, or for a name that is not one
     /// (an unknown database).
     pub fn request(&self, database: &str, backup_type: BackupType) -> JobRequest {
