@@ -76,7 +76,9 @@ pub async fn open_fleet(
     }
     register_instances(&catalog, &fleet).await;
     let lease_ttl = fleet.service.lease;
+    let limits = Arc::new(crate::job::Limits::new(&fleet.service));
     Ok(JobContext {
+        limits,
         fleet: Arc::new(fleet),
         catalog,
         store: Arc::new(store),

@@ -17,6 +17,7 @@ pub(crate) async fn execute(fleet_path: &Path) -> anyhow::Result<ExitCode> {
         catalog: ctx.catalog.clone(),
         fleet_name: ctx.fleet.source.display().to_string(),
         started_at: OffsetDateTime::now_utc(),
+        limits: Some(ctx.limits.clone()),
     };
     let listen = ctx.fleet.service.listen;
     tracing::info!(%listen, fleet = %ctx.fleet.source.display(), "bakfleet serving");

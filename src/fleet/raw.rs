@@ -26,6 +26,8 @@ pub(crate) struct RawService {
     pub secrets_file: Option<Spanned<String>>,
     pub lease_seconds: Option<Spanned<i64>>,
     pub max_parallel_jobs: Option<Spanned<i64>>,
+    pub max_jobs_per_instance: Option<Spanned<i64>>,
+    pub max_jobs_per_staging: Option<Spanned<i64>>,
 }
 
 /// Keys that `[defaults]` sets and each instance may override.

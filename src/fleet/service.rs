@@ -26,6 +26,12 @@ pub struct Service {
     pub lease: Duration,
     /// Maximum number of backup jobs running at once; default 4.
     pub max_parallel_jobs: usize,
+    /// Maximum number of jobs running at once on one instance; default 2, so that a
+    /// cycle over many databases does not load one SQL Server with parallel backups.
+    pub max_jobs_per_instance: usize,
+    /// Maximum number of jobs fetching from one staging server (SMB or SFTP host, or
+    /// the local folders together) at once; default 2.
+    pub max_jobs_per_staging: usize,
 }
 
 impl Service {
@@ -42,6 +48,8 @@ impl Service {
             secrets_file: None,
             lease: Duration::from_secs(60),
             max_parallel_jobs: 4,
+            max_jobs_per_instance: 2,
+            max_jobs_per_staging: 2,
         };
         let Some(raw) = raw else {
             return service;
@@ -70,6 +78,16 @@ impl Service {
             let jobs = value::count(diagnostics, "service.max_parallel_jobs", jobs, 1);
             let jobs = jobs.and_then(|jobs| usize::try_from(jobs).ok());
             service.max_parallel_jobs = jobs.unwrap_or(service.max_parallel_jobs);
+        }
+        if let Some(jobs) = &raw.max_jobs_per_instance {
+            let jobs = value::count(diagnostics, "service.max_jobs_per_instance", jobs, 1);
+            let jobs = jobs.and_then(|jobs| usize::try_from(jobs).ok());
+            service.max_jobs_per_instance = jobs.unwrap_or(service.max_jobs_per_instance);
+        }
+        if let Some(jobs) = &raw.max_jobs_per_staging {
+            let jobs = value::count(diagnostics, "service.max_jobs_per_staging", jobs, 1);
+            let jobs = jobs.and_then(|jobs| usize::try_from(jobs).ok());
+            service.max_jobs_per_staging = jobs.unwrap_or(service.max_jobs_per_staging);
         }
         service
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::limits::Limits;
 use super::{JobRequest, Phase};
 use crate::catalog::{Catalog, LeaseHolder};
 use crate::fleet::{Fleet, Secrets};
@@ -71,6 +72,8 @@ pub struct JobContext {
     /// How often BACKUP progress is read from `sys.dm_exec_requests`.
     pub progress_interval: Duration,
     pub events: Option<UnboundedSender<JobEvent>>,
+    /// Slots per process, instance and staging server; every job waits for one.
+    pub limits: Arc<Limits>,
 }
 
 impl JobContext {

@@ -14,6 +14,7 @@ mod fetch;
 mod header;
 mod history;
 mod lease;
+mod limits;
 mod preflight;
 mod record;
 mod selection;
@@ -28,6 +29,7 @@ pub use batch::run_batch;
 pub use connect::connect_settings;
 pub use context::{JobContext, JobEvent, JobEventKind, Trigger, HALT_AT_PHASE_VARIABLE};
 pub use fetch::open_source;
+pub use limits::{JobSlot, Limits, QueueSnapshot, QueuedJob};
 pub use selection::{select_databases, SelectionError};
 
 use crate::backup::{BackupRecord, BackupType};
@@ -158,6 +160,15 @@ async fn run_in_span(ctx: &JobContext, request: &JobRequest) -> Result<JobOutcom
         cause: error.cause,
     };
 
+    let _slot = ctx
+        .limits
+        .acquire(
+            &request.instance.name,
+            &request.database,
+            request.backup_type,
+            &request.instance.staging,
+        )
+        .await;
     let lease = lease::JobLease::acquire(ctx, request)
         .await
         .map_err(|error| failure(None, error))?;

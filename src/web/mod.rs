@@ -29,6 +29,9 @@ pub struct WebState {
     pub fleet_name: String,
     /// When this process started, shown in the page footer.
     pub started_at: OffsetDateTime,
+    /// The job limits of this process, whose queue `/queue` shows; `None` for a process
+    /// that runs no jobs.
+    pub limits: Option<Arc<crate::job::Limits>>,
 }
 
 /// State shared by handlers: the caller's state and the compiled templates.
@@ -54,6 +57,7 @@ pub fn router(state: WebState) -> Router {
         .route("/backups/{id}", get(pages::backup))
         .route("/runs", get(pages::runs))
         .route("/runs/{id}", get(pages::run))
+        .route("/queue", get(pages::queue))
         .route("/healthz", get(pages::healthz))
         .route("/static/site.css", get(pages::stylesheet))
         .fallback(pages::not_found)
