@@ -6,8 +6,8 @@ use crate::reply::{ReplyEvent, Value};
 
 const DATA: &str = r"C:\Program Files\Microsoft SQL Server\MSSQL16.MSSQLSERVER\MSSQL\DATA";
 
-/// Runs `statement` (e.g. "BACKUP LOG [Sales]") to `file`; a trailing " DIFFERENTIAL"
-/// moves into the WITH list.
+/// Runs `statement` (e.g. "BACKUP LOG [Sales]") to `file`. A trailing " WITH
+/// DIFFERENTIAL" moves into the WITH list after INIT.
 fn backup(harness: &mut Harness, statement: &str, file: &str) {
     let (path, _) = harness.share_path(file);
     let (statement, extra) = match statement.strip_suffix(" WITH DIFFERENTIAL") {
@@ -24,7 +24,7 @@ fn backup(harness: &mut Harness, statement: &str, file: &str) {
     std::thread::sleep(Duration::from_millis(30));
 }
 
-/// full, log l0, differential, logs l1 and l2 of Sales.
+/// Takes full, log l0, differential, logs l1 and l2 of Sales.
 fn chain(harness: &mut Harness) {
     backup(harness, "BACKUP DATABASE [Sales]", "f1.bak");
     backup(harness, "BACKUP LOG [Sales]", "l0.trn");
