@@ -28,6 +28,7 @@ mod select;
 mod server_info;
 pub mod sql;
 mod state;
+mod stripes;
 mod tables;
 mod verify;
 

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use bakfile::{BackupSet, BackupType, ChecksumMode, Lsn, RecoveryModel as FileRecoveryModel};
+use bakfile::{BackupSet, BackupType, Lsn, RecoveryModel as FileRecoveryModel};
 use time::PrimitiveDateTime;
 use uuid::Uuid;
 
@@ -77,11 +77,7 @@ fn restore(
     if request.devices.is_empty() {
         return recover_only(instance, &request.database);
     }
-    let mode = match options.checksum {
-        Some(true) => ChecksumMode::Require,
-        Some(false) => ChecksumMode::Skip,
-        None => ChecksumMode::IfPresent,
-    };
+    let mode = super::verify::checksum_mode(options.checksum);
     let media = media::read_media_set(instance, &request.devices, Some(mode))
         .map_err(|error| vec![error])?;
     let set = media

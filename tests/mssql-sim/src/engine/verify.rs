@@ -11,6 +11,7 @@ use super::fault::Fault;
 use super::media;
 use super::messages::{self, Msg};
 use super::progress::{Progress, Throttle};
+use super::restore_messages;
 use super::sql::ast::VerifyOnly;
 use super::{Instance, Session};
 
@@ -54,23 +55,13 @@ fn verify(
         return Err(Stop::Fail(messages::within_transaction()));
     }
     if request.devices.len() > 1 {
-        // TODO: verifying a striped media set from several devices is not modelled.
-        return Err(Stop::Fail(Msg {
-            number: 3015,
-            state: 1,
-            class: 16,
-            text: "RESTORE VERIFYONLY from several devices is not yet implemented.".into(),
-        }));
+        verify_other_families(instance, request)?;
     }
     let backup_device = media::resolve(instance, &request.devices[0]);
     let device_name = backup_device.name.clone();
     let file = media::open(&backup_device).map_err(Stop::Fail)?;
     let total = file.metadata().map(|meta| meta.len()).unwrap_or(0);
-    let mode = match request.checksum {
-        Some(true) => ChecksumMode::Require,
-        Some(false) => ChecksumMode::Skip,
-        None => ChecksumMode::IfPresent,
-    };
+    let mode = checksum_mode(request.checksum);
     let bytes_per_sec = match instance
         .lock()
         .take_fault(|fault| matches!(fault, Fault::SlowBackup { .. }))
@@ -91,6 +82,16 @@ fn verify(
         return Err(Stop::Stopped);
     }
     let report = result.map_err(|error| Stop::Fail(media::read_error(&error, &device_name)))?;
+    // A family of a striped media set verifies only together with the others.
+    if let Some(first) = report.sets.first() {
+        let families = usize::from(first.family_count.max(1));
+        if families > request.devices.len() {
+            return Err(Stop::Fail(restore_messages::missing_media_families(
+                first.family_count,
+                request.devices.len(),
+            )));
+        }
+    }
     let position = request.file.unwrap_or(1);
     let found = report
         .sets
@@ -104,6 +105,29 @@ fn verify(
     }
     super::backup::corrupt_after_verify(instance, &backup_device.device);
     Ok(position)
+}
+
+/// Checks that the devices form one media set and verifies every family but the first,
+/// which the caller verifies with progress.
+fn verify_other_families(instance: &Instance, request: &VerifyOnly) -> Result<(), Stop> {
+    media::read_media_set(instance, &request.devices, None).map_err(Stop::Fail)?;
+    let mode = checksum_mode(request.checksum);
+    for path in &request.devices[1..] {
+        let device = media::resolve(instance, path);
+        let file = media::open(&device).map_err(Stop::Fail)?;
+        bakfile::verify(BufReader::with_capacity(1 << 20, file), mode)
+            .map_err(|error| Stop::Fail(media::read_error(&error, &device.name)))?;
+    }
+    Ok(())
+}
+
+/// Returns the checksum handling that CHECKSUM, NO_CHECKSUM or neither requests.
+pub(super) fn checksum_mode(checksum: Option<bool>) -> ChecksumMode {
+    match checksum {
+        Some(true) => ChecksumMode::Require,
+        Some(false) => ChecksumMode::Skip,
+        None => ChecksumMode::IfPresent,
+    }
 }
 
 /// Feeds the verifier while publishing progress; returns an error once the client

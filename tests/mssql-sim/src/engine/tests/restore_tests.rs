@@ -488,3 +488,59 @@ fn backup_encryption_needs_certificate() {
     let events = harness.run(&format!("RESTORE VERIFYONLY FROM DISK = N'{path}'"));
     assert!(errors(&events).is_empty(), "{:?}", errors(&events));
 }
+
+fn two_disks(harness: &Harness, first: &str, second: &str) -> String {
+    let (a, _) = harness.share_path(first);
+    let (b, _) = harness.share_path(second);
+    format!("DISK = N'{a}', DISK = N'{b}'")
+}
+
+#[test]
+fn striped_backup_writes_two_families() {
+    let mut harness = Harness::new();
+    let disks = two_disks(&harness, "s1.bak", "s2.bak");
+    let events = harness.run(&format!("BACKUP DATABASE [Sales] TO {disks} WITH INIT"));
+    assert!(errors(&events).is_empty(), "{:?}", errors(&events));
+    assert!(harness.share_path("s1.bak").1.exists());
+    assert!(harness.share_path("s2.bak").1.exists());
+
+    let (_, families) = harness.query(
+        "SELECT mf.family_sequence_number, ms.media_family_count
+         FROM msdb.dbo.backupmediafamily AS mf
+         JOIN msdb.dbo.backupmediaset AS ms ON ms.media_set_id = mf.media_set_id
+         ORDER BY mf.family_sequence_number",
+    );
+    assert_eq!(families.len(), 2);
+    assert_eq!(families[1][0], Value::Int(2));
+    assert_eq!(families[0][1], Value::Int(2));
+
+    let events = harness.run(&format!("RESTORE VERIFYONLY FROM {disks}"));
+    assert!(errors(&events).is_empty(), "{:?}", errors(&events));
+    let (one, _) = harness.share_path("s1.bak");
+    let events = harness.run(&format!("RESTORE VERIFYONLY FROM DISK = N'{one}'"));
+    assert_eq!(error_numbers(&events), vec![3132, 3013]);
+    assert_eq!(
+        errors(&events)[0].text,
+        "The media set has 2 media families but only 1 are provided. All members must be provided."
+    );
+    let (_, rows) = harness.query(&format!("RESTORE HEADERONLY FROM DISK = N'{one}'"));
+    assert_eq!(rows.len(), 1, "HEADERONLY reads one family");
+}
+
+#[test]
+fn striped_restore_needs_every_family() {
+    let mut harness = Harness::new();
+    let disks = two_disks(&harness, "s1.bak", "s2.bak");
+    harness.run(&format!("BACKUP DATABASE [Sales] TO {disks} WITH INIT"));
+    let (one, _) = harness.share_path("s2.bak");
+    let moves = copy_moves();
+    let events = harness.run(&format!(
+        "RESTORE DATABASE [Copy] FROM DISK = N'{one}' WITH {moves}"
+    ));
+    assert_eq!(error_numbers(&events), vec![3132, 3013]);
+    let events = harness.run(&format!(
+        "RESTORE DATABASE [Copy] FROM {disks} WITH {moves}"
+    ));
+    assert!(errors(&events).is_empty(), "{:?}", errors(&events));
+    assert_eq!(state_of(&mut harness, "Copy"), "ONLINE");
+}
