@@ -1,6 +1,7 @@
 //! Checks of the BACKUP transfer options (BUFFERCOUNT, MAXTRANSFERSIZE, BLOCKSIZE) and
 //! of WITH ENCRYPTION against the instance's certificates and asymmetric keys
-//! (BACKUP (Transact-SQL)).
+//! (BACKUP (Transact-SQL)). NOTE: an encrypted backup is recorded as such in msdb but its
+//! file is written unencrypted.
 
 use sha2::{Digest, Sha256};
 
