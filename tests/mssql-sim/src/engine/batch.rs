@@ -234,7 +234,7 @@ fn start_request(instance: &Instance, session: &Session, kind: &StatementKind) {
         StatementKind::Restore(_) => "RESTORE DATABASE",
         StatementKind::RestoreHeaderOnly(_) => "RESTORE HEADERON",
         StatementKind::RestoreFileListOnly(_) => "RESTORE FILELIST",
-        // NOTE: DBCC CHECKDB shows as "DBCC TABLE CHECK" while it checks tables.
+        // NOTE: "DBCC TABLE CHECK" as the command of a running CHECKDB is a guess.
         StatementKind::CheckDb(_) => "DBCC TABLE CHECK",
         StatementKind::CreateDatabase { .. } => "CREATE DATABASE",
         StatementKind::AlterDatabase { .. } => "ALTER DATABASE",
