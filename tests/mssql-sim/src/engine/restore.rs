@@ -63,6 +63,7 @@ fn restore(
     if session.transaction_depth > 0 {
         return Err(vec![messages::within_transaction()]);
     }
+    // TODO: other sessions using the database (error 3101) are not tracked.
     if session.database.eq_ignore_ascii_case(&request.database) {
         return Err(vec![msg::database_in_use_by_session(
             statement,
