@@ -15,9 +15,10 @@ use bakfile::{
 use uuid::Uuid;
 
 use super::batch::{Out, Outcome};
+use super::catalog::FileKind;
 use super::catalog::{BackupLsns, Database};
 use super::fault::Fault;
-use super::history::{BackupSetRecord, MediaFamilyRecord, MediaSetRecord};
+use super::history::{BackupFileRecord, BackupSetRecord, MediaFamilyRecord, MediaSetRecord};
 use super::messages::{self, Msg};
 use super::paths::{self, Device};
 use super::progress::{Progress, Throttle};
@@ -255,7 +256,7 @@ fn plan(
     // NOTE: unverified assumption that COMPRESSION implies CHECKSUM unless NO_CHECKSUM
     // is given. NO_CHECKSUM is the documented default without compression.
     let has_checksums = request.options.checksum.unwrap_or(compressed);
-    let (data_file, log_file) = logical_files(&database.name);
+    let (data_file, log_file) = database.logical_file_names();
     let set = BackupSet {
         backup_type,
         position: 1,
@@ -304,18 +305,6 @@ fn plan(
         data_file,
         log_file,
     })
-}
-
-/// Logical file names: system databases have their own, user databases get SQL
-/// Server's defaults `name` and `name_log`.
-fn logical_files(database: &str) -> (String, String) {
-    let (data, log) = match database.to_ascii_lowercase().as_str() {
-        "master" => ("master", "mastlog"),
-        "model" => ("modeldev", "modellog"),
-        "msdb" => ("MSDBData", "MSDBLog"),
-        _ => return (database.to_string(), format!("{database}_log")),
-    };
-    (data.to_string(), log.to_string())
 }
 
 fn file_recovery_model(model: RecoveryModel) -> FileRecoveryModel {
@@ -579,17 +568,25 @@ fn record(instance: &Instance, request: &Backup, plan: &Plan, set: &BackupSet, f
     let backup_set_id = state.history.next_backup_set_id();
     let mut begins_log_chain = false;
     let mut database_guid = Uuid::nil();
+    let mut file_rows = Vec::new();
     if let Some(database) = state.database_mut(&set.database_name) {
         database_guid = database.guid;
+        file_rows = backup_files(database, backup_set_id, plan);
         match set.backup_type {
             BackupType::Log => {
                 begins_log_chain = !database.log.chain_has_log_backup;
                 database.log_backup_done(&plan.lsns, request.options.copy_only);
             }
             BackupType::Differential => database.differential_done(&plan.lsns),
-            _ => database.full_backup_done(&plan.lsns, set.backup_set_guid, set.is_copy_only),
+            _ => database.full_backup_done(
+                &plan.lsns,
+                set.backup_set_guid,
+                set.backup_start_date,
+                set.is_copy_only,
+            ),
         }
     }
+    state.history.files.extend(file_rows);
     let differential = set.backup_type == BackupType::Differential;
     let misrecord = state
         .take_fault(|fault| matches!(fault, Fault::MisrecordNextHistory))
@@ -659,6 +656,35 @@ fn record(instance: &Instance, request: &Backup, plan: &Plan, set: &BackupSet, f
             None
         },
     });
+}
+
+/// Builds the msdb.dbo.backupfile rows: every file of the database, with the pages this
+/// backup carries of it. A log backup carries only the log file (backupfile (Transact-SQL),
+/// is_present).
+fn backup_files(database: &Database, backup_set_id: i32, plan: &Plan) -> Vec<BackupFileRecord> {
+    let log_backup = plan.set.backup_type == BackupType::Log;
+    let differential = plan.set.backup_type == BackupType::Differential;
+    database
+        .files
+        .iter()
+        .map(|file| {
+            let (pages, present) = match file.kind {
+                FileKind::Rows => (if log_backup { 0 } else { plan.data_pages }, !log_backup),
+                FileKind::Log => (plan.log_pages, true),
+            };
+            let base = database
+                .base
+                .filter(|_| differential && file.kind == FileKind::Rows);
+            BackupFileRecord {
+                backup_set_id,
+                file: file.clone(),
+                backed_up_pages: pages,
+                is_present: present,
+                differential_base_lsn: base.map(|base| base.checkpoint_lsn),
+                differential_base_guid: base.map(|base| base.backup_set_uuid),
+            }
+        })
+        .collect()
 }
 
 /// Sends 4035 per file and the closing 3014.

@@ -5,6 +5,8 @@ use bakfile::{BackupType, Lsn, RecoveryModel as FileRecoveryModel};
 use time::PrimitiveDateTime;
 use uuid::Uuid;
 
+use super::catalog::DatabaseFile;
+
 /// One msdb.dbo.backupset row.
 #[derive(Debug, Clone)]
 pub struct BackupSetRecord {
@@ -66,12 +68,27 @@ pub struct MediaFamilyRecord {
     pub physical_block_size: i32,
 }
 
+/// One msdb.dbo.backupfile row: a data or log file of the database as it was when the
+/// backup was taken.
+#[derive(Debug, Clone)]
+pub struct BackupFileRecord {
+    pub backup_set_id: i32,
+    pub file: DatabaseFile,
+    /// Pages of this file the backup carries.
+    pub backed_up_pages: u64,
+    /// The file's contents are in the backup set (`is_present`).
+    pub is_present: bool,
+    pub differential_base_lsn: Option<Lsn>,
+    pub differential_base_guid: Option<Uuid>,
+}
+
 /// All history of one instance.
 #[derive(Debug, Clone, Default)]
 pub struct History {
     pub sets: Vec<BackupSetRecord>,
     pub media_sets: Vec<MediaSetRecord>,
     pub families: Vec<MediaFamilyRecord>,
+    pub files: Vec<BackupFileRecord>,
 }
 
 impl History {

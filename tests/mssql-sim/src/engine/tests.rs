@@ -3,4 +3,5 @@
 mod support;
 
 mod backup_tests;
+mod catalog_view_tests;
 mod select_tests;
