@@ -11,6 +11,7 @@ pub mod cli;
 pub mod fleet;
 pub mod job;
 pub mod mssql;
+pub mod policy;
 pub mod schedule;
 pub mod service;
 pub mod store;
