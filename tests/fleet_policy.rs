@@ -212,8 +212,14 @@ fn encryption_needs_one_key() {
     );
     let error = error_text(&text);
     assert!(error.contains("key `encryption`"), "{error}");
-    assert!(error.contains("exactly one of server_certificate"), "{error}");
-    assert!(error.contains("key `policy.p.encryption.algorithm`"), "{error}");
+    assert!(
+        error.contains("exactly one of server_certificate"),
+        "{error}"
+    );
+    assert!(
+        error.contains("key `policy.p.encryption.algorithm`"),
+        "{error}"
+    );
     assert!(error.contains("AES_128, AES_192, AES_256"), "{error}");
 }
 
@@ -229,7 +235,10 @@ fn invalid_rpo_is_reported() {
 fn policy_named_defaults_is_rejected() {
     let text = format!("[policy.defaults]\nchecksum = false\n{MINIMAL_INSTANCE}");
     let error = error_text(&text);
-    assert!(error.contains("invalid policy name \"defaults\""), "{error}");
+    assert!(
+        error.contains("invalid policy name \"defaults\""),
+        "{error}"
+    );
 }
 
 #[test]
@@ -239,4 +248,21 @@ fn repository_fleet_file_loads() {
     for instance in &fleet.instances {
         assert_eq!(instance.policy.name, "defaults");
     }
+}
+
+#[test]
+fn readme_policy_example_loads() {
+    let readme = include_str!("../README.md");
+    let block = readme
+        .split("```toml\n")
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap_or_default())
+        .find(|block| block.contains("[policy."))
+        .expect("a README block with a policy");
+    let credentials = "[credentials.files01]\nuser = \"u\"\npassword_env = \"P\"\n";
+    let fleet = load(&format!("{credentials}{block}"));
+    let erp = fleet.instance("erp-prod").unwrap();
+    assert_eq!(erp.policy.name, "critical");
+    assert_eq!(erp.policy_for("Sales_archive").name, "archive");
+    assert_eq!(erp.policy_for("Sales").name, "critical");
 }

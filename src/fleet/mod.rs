@@ -24,7 +24,7 @@ pub use policy::{
     parse_duration, Encryption, Encryptor, Policy, Rpo, ENCRYPTION_ALGORITHMS, IMPLICIT_POLICY,
     MAX_TRANSFER_SIZE_LIMIT, MAX_TRANSFER_SIZE_STEP,
 };
-pub use schedules::Schedules;
+pub use schedules::{parse_cron, Schedules};
 pub use secrets::{Secret, SecretRef, Secrets};
 pub use service::{Defaults, Retention, Service};
 pub use staging::Staging;

@@ -1,6 +1,6 @@
 //! Backup policies: `[policy.NAME]` tables and the implicit policy that `[defaults]` keys
-//! form. A policy holds the schedules, their time zone, the BACKUP options, retention and
-//! the recovery point objectives of the databases it is assigned to.
+//! form. A policy contains the schedules, their time zone, the BACKUP options, retention
+//! and the recovery point objectives of the databases it is assigned to.
 
 use std::time::Duration;
 
@@ -16,21 +16,22 @@ use super::service::Retention;
 /// that the name always means those keys.
 pub const IMPLICIT_POLICY: &str = "defaults";
 
-/// Smallest MAXTRANSFERSIZE and the step between valid values: 64 KB ("BACKUP
-/// (Transact-SQL)", MAXTRANSFERSIZE argument).
+/// Smallest MAXTRANSFERSIZE and the step between valid values: 64 KB. SQL Server's
+/// documentation ("BackupRestoreBase.MaxTransferSize Property", SMO) allows multiples of
+/// 65536 bytes up to 4194304.
 pub const MAX_TRANSFER_SIZE_STEP: u32 = 65_536;
 
-/// Largest MAXTRANSFERSIZE SQL Server accepts: 4 MB ("BACKUP (Transact-SQL)").
+/// Largest MAXTRANSFERSIZE SQL Server accepts: 4 MB.
 pub const MAX_TRANSFER_SIZE_LIMIT: u32 = 4_194_304;
 
-/// Encryption algorithms that `BACKUP ... WITH ENCRYPTION (ALGORITHM = ...)` accepts
-/// ("BACKUP (Transact-SQL)").
+/// Encryption algorithms of `BACKUP ... WITH ENCRYPTION (ALGORITHM = ...)`, as the
+/// "New-SqlBackupEncryptionOption" page lists them (Aes128, Aes192, Aes256, TripleDes).
 pub const ENCRYPTION_ALGORITHMS: [&str; 4] = ["AES_128", "AES_192", "AES_256", "TRIPLE_DES_3KEY"];
 
 /// How a set of databases is backed up.
 ///
-/// The scheduler asks each policy when to run, the type decision asks it whether a DIFF or
-/// LOG may become a FULL, and the BACKUP statement takes its options from it.
+/// The scheduler reads when to run from it, the type decision reads whether a DIFF or LOG
+/// may become a FULL, and the BACKUP statement takes its options from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     /// The `[policy.NAME]` name, or [`IMPLICIT_POLICY`].
@@ -39,7 +40,7 @@ pub struct Policy {
     /// IANA time zone in which the cron expressions are read; default UTC.
     pub time_zone: Tz,
     /// Take a FULL in place of a DIFF or LOG that cannot be restored (no differential
-    /// base, a broken log chain); when false such a run fails instead. Default true.
+    /// base, a broken log chain). When false, such a run fails instead. Default true.
     pub change_backup_type: bool,
     /// `WITH COMPRESSION`; default true. Left out on Express, which rejects it.
     pub compression: bool,
@@ -83,8 +84,8 @@ pub struct Rpo {
 }
 
 impl Policy {
-    /// The policy of a file without `[defaults]`: weekly full, daily diff, log every 15
-    /// minutes, in UTC, with compression and checksums.
+    /// Returns the policy of a file without `[defaults]`: weekly full, daily diff, log
+    /// every 15 minutes, in UTC, with compression and checksums.
     pub(crate) fn built_in() -> Policy {
         Policy {
             name: IMPLICIT_POLICY.to_string(),
@@ -178,8 +179,7 @@ fn buffer_count(diagnostics: &mut Diagnostics, key: &str, value: &Spanned<i64>) 
     }
 }
 
-/// Checks MAXTRANSFERSIZE: SQL Server accepts multiples of 65536 bytes up to 4194304
-/// ("BACKUP (Transact-SQL)").
+/// Checks MAXTRANSFERSIZE: multiples of 65536 bytes up to 4194304.
 fn max_transfer_size(
     diagnostics: &mut Diagnostics,
     key: &str,
