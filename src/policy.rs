@@ -1,6 +1,6 @@
-//! The backup type decision: given what the server and the store say about a database,
-//! whether a requested FULL, DIFF or LOG runs as requested, runs as a FULL, or not at all.
-//! Pure: no I/O, so every rule has a table test.
+//! The backup type decision: from the server's facts and the store's history of a
+//! database, whether a requested FULL, DIFF or LOG runs as requested, runs as a FULL, or
+//! not at all. It does no I/O, so every rule has a table test.
 
 use uuid::Uuid;
 
@@ -18,7 +18,7 @@ pub const UNAVAILABLE_STATES: [&str; 6] = [
     "EMERGENCY",
 ];
 
-/// What the server reports about one database just before a backup.
+/// The server's facts about one database just before a backup.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DatabaseFacts {
     /// The name as `sys.databases` spells it.
@@ -44,7 +44,7 @@ pub struct DatabaseFacts {
     pub database_guid: Option<Uuid>,
 }
 
-/// What the catalogue holds for one database.
+/// The catalogue's backups of one database, reduced to what the decision compares.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StoreHistory {
     /// The newest full backup that is not copy-only: the one a DIFF can be based on.
@@ -66,7 +66,7 @@ pub struct StoredFull {
 /// The outcome of [`decide`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// Take a backup of `backup_type`; `reason` says why it differs from the request.
+    /// Take a backup of `backup_type`. `reason` explains why it differs from the request.
     Run {
         backup_type: BackupType,
         reason: Option<String>,
@@ -120,7 +120,7 @@ pub fn decide(
     }
 }
 
-/// Why no backup of any type can be taken now.
+/// Returns why no backup of any type can be taken now, if so.
 fn unavailable(facts: &DatabaseFacts) -> Option<String> {
     if facts.name.eq_ignore_ascii_case("tempdb") {
         return Some("tempdb is recreated at every start and cannot be backed up".to_string());
@@ -153,7 +153,7 @@ fn not_applicable(requested: BackupType, facts: &DatabaseFacts) -> Option<String
     None
 }
 
-/// Why a DIFF now would not restore from the store's fulls.
+/// Returns why a DIFF now would not restore from the store's fulls, if so.
 fn differential_problem(facts: &DatabaseFacts, history: &StoreHistory) -> Option<String> {
     let Some(base) = facts.differential_base_guid else {
         return Some("the database has no differential base (no full backup yet)".to_string());
@@ -174,7 +174,7 @@ fn differential_problem(facts: &DatabaseFacts, history: &StoreHistory) -> Option
     }
 }
 
-/// Why a LOG now would not continue a chain the store can restore.
+/// Returns why a LOG now would not continue a chain the store can restore, if so.
 fn log_chain_problem(facts: &DatabaseFacts, history: &StoreHistory) -> Option<String> {
     let Some(server_lsn) = facts.last_log_backup_lsn else {
         return Some(

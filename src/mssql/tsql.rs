@@ -86,9 +86,9 @@ pub fn backup_statement(
     )
 }
 
-/// Builds `ENCRYPTION (ALGORITHM = ..., SERVER CERTIFICATE = [name])` ("BACKUP
-/// (Transact-SQL)"). The algorithm is a keyword, so only a known one is written bare; any
-/// other text is quoted as an identifier, which SQL Server rejects instead of running.
+/// Builds `ENCRYPTION (ALGORITHM = ..., SERVER CERTIFICATE = [name])`. The algorithm is a
+/// keyword, so only a known one is written bare. Any other text is quoted as an
+/// identifier, which SQL Server rejects instead of running.
 fn encryption_option(encryption: &Encryption) -> String {
     let algorithm = ENCRYPTION_ALGORITHMS
         .iter()
