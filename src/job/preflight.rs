@@ -29,7 +29,7 @@ pub(crate) struct Plan {
 }
 
 pub(crate) enum Decision {
-    Run(Plan),
+    Run(Box<Plan>),
     Skip { kind: SkipKind, reason: String },
 }
 
@@ -93,14 +93,14 @@ pub(crate) async fn check(
         compression = options.compression,
         "preflight passed"
     );
-    Ok(Decision::Run(Plan {
+    Ok(Decision::Run(Box::new(Plan {
         backup_type,
         options,
         recovery_model: facts.recovery_model.clone(),
         notes,
         facts,
         history,
-    }))
+    })))
 }
 
 /// Reads the database again just before BACKUP and decides again with the same store
