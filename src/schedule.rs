@@ -13,7 +13,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Duration as ChronoDuration, NaiveDateTime, TimeZone, Timelike, Utc};
+use chrono::{
+    DateTime, Duration as ChronoDuration, NaiveDateTime, Offset, TimeZone, Timelike, Utc,
+};
 use chrono_tz::Tz;
 use croner::Cron;
 use time::OffsetDateTime;
@@ -24,9 +26,21 @@ use crate::backup::BackupType;
 use crate::fleet::{parse_cron, Fleet, Instance, Policy};
 use crate::job::{self, JobContext, JobRequest, Trigger};
 
-/// How far local wall-clock time can be from UTC, with room for a DST gap: no zone is
-/// more than 14 hours away, and gaps last at most a day.
-const LOCAL_MARGIN_HOURS: i64 = 40;
+/// The longest gap [`local_instant`] searches past: the longest clock jump in the tz
+/// database is Samoa's skipped day at the end of 2011.
+const MAX_GAP_HOURS: i64 = 25;
+
+/// Windows in which [`Entry::next_slot`] and [`Entry::latest_slot`] look for a slot, from
+/// small to large, so that a schedule every few seconds does not list a whole day.
+const SEARCH_WINDOWS: [time::Duration; 3] = [
+    time::Duration::MINUTE,
+    time::Duration::HOUR,
+    time::Duration::DAY,
+];
+
+/// How many days [`Entry::next_slot`] and [`Entry::latest_slot`] search: a yearly
+/// schedule has a slot within this span.
+const SEARCH_DAYS: usize = 400;
 
 /// The cron expression could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -49,11 +63,9 @@ pub fn slots(
 ) -> Vec<OffsetDateTime> {
     let after = to_chrono(after);
     let until = to_chrono(until);
-    let margin = ChronoDuration::hours(LOCAL_MARGIN_HOURS);
-    // croner runs over UTC, which has no DST, so its matches are plain wall-clock times.
-    let first_local = after.with_timezone(&zone).naive_local() - margin;
-    let last_local = until.with_timezone(&zone).naive_local() + margin;
+    let (first_local, last_local) = wall_clock_bounds(zone, after, until);
     let mut found: Vec<OffsetDateTime> = Vec::new();
+    // croner runs over UTC, which has no DST, so its matches are plain wall-clock times.
     for wall in cron.iter_after(first_local.and_utc()) {
         let wall = wall.naive_utc();
         if wall > last_local {
@@ -71,6 +83,33 @@ pub fn slots(
     found
 }
 
+/// Returns the wall-clock times that can map into `(after, until]`: the interval shifted by
+/// the smallest and the largest UTC offset in effect during it. Offsets are sampled every
+/// 30 minutes, finer than any offset the tz database keeps for less time.
+fn wall_clock_bounds(
+    zone: Tz,
+    after: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> (NaiveDateTime, NaiveDateTime) {
+    let mut smallest = i64::MAX;
+    let mut largest = i64::MIN;
+    let mut probe = after;
+    loop {
+        let offset = zone.offset_from_utc_datetime(&probe.naive_utc()).fix();
+        let seconds = i64::from(offset.local_minus_utc());
+        smallest = smallest.min(seconds);
+        largest = largest.max(seconds);
+        if probe >= until {
+            break;
+        }
+        probe = (probe + ChronoDuration::minutes(30)).min(until);
+    }
+    let slack = ChronoDuration::minutes(1);
+    let first = after.naive_utc() + ChronoDuration::seconds(smallest) - slack;
+    let last = until.naive_utc() + ChronoDuration::seconds(largest) + slack;
+    (first, last)
+}
+
 /// Maps a wall-clock time in `zone` to the instant it runs at: the first occurrence of a
 /// repeated time, and the first instant after the gap for a time that does not exist.
 fn local_instant(zone: Tz, wall: NaiveDateTime) -> DateTime<Utc> {
@@ -80,7 +119,7 @@ fn local_instant(zone: Tz, wall: NaiveDateTime) -> DateTime<Utc> {
     // The tz database has whole-minute offsets since 1970, so the first existing minute
     // after the gap is the instant the clocks jumped.
     let mut probe = wall.with_second(0).unwrap_or(wall);
-    for _ in 0..(LOCAL_MARGIN_HOURS * 60) {
+    for _ in 0..(MAX_GAP_HOURS * 60) {
         probe += ChronoDuration::minutes(1);
         if let Some(instant) = zone.from_local_datetime(&probe).earliest() {
             return instant.with_timezone(&Utc);
@@ -197,10 +236,15 @@ impl Entry {
         slots(&self.cron, self.policy.time_zone, after, until)
     }
 
-    /// Finds the first slot after `after`, looking up to 400 days ahead (a yearly schedule).
+    /// Finds the first slot after `after`, looking up to [`SEARCH_DAYS`] ahead.
     fn next_slot(&self, after: OffsetDateTime) -> Option<OffsetDateTime> {
-        let mut from = after;
-        for _ in 0..400 {
+        for window in SEARCH_WINDOWS {
+            if let Some(first) = self.slots(after, after + window).first() {
+                return Some(*first);
+            }
+        }
+        let mut from = after + time::Duration::DAY;
+        for _ in 0..SEARCH_DAYS {
             let until = from + time::Duration::DAY;
             if let Some(first) = self.slots(from, until).first() {
                 return Some(*first);
@@ -210,10 +254,15 @@ impl Entry {
         None
     }
 
-    /// Finds the newest slot at or before `now`, looking back up to 400 days.
+    /// Finds the newest slot at or before `now`, looking back up to [`SEARCH_DAYS`].
     fn latest_slot(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
-        let mut until = now;
-        for _ in 0..400 {
+        for window in SEARCH_WINDOWS {
+            if let Some(last) = self.slots(now - window, now).last() {
+                return Some(*last);
+            }
+        }
+        let mut until = now - time::Duration::DAY;
+        for _ in 0..SEARCH_DAYS {
             let after = until - time::Duration::DAY;
             if let Some(last) = self.slots(after, until).last() {
                 return Some(*last);
@@ -385,6 +434,8 @@ pub async fn catch_up_slots(ctx: &JobContext, entries: &[Entry], now: OffsetDate
             continue;
         };
         let name = &entry.instance.name;
+        // NOTE: both checks look at every database of the instance, so with several
+        // policies on one instance a run of one policy can hide a missed slot of another.
         let has_run = ctx
             .catalog
             .slot_has_run(name, entry.backup_type, slot)
@@ -608,6 +659,54 @@ mod tests {
                 datetime!(2026-11-02 06:30 UTC),
             ]
         );
+    }
+
+    #[test]
+    fn samoa_skipped_day_runs_once() {
+        // Apia skipped 2011-12-30: 2011-12-29 23:59:59 -10:00 was followed by
+        // 2011-12-31 00:00:00 +14:00, at 10:00 UTC.
+        let found = slots(
+            &cron("0 0 12 * * *"),
+            chrono_tz::Pacific::Apia,
+            datetime!(2011-12-29 12:00 UTC),
+            datetime!(2011-12-31 12:00 UTC),
+        );
+        assert_eq!(
+            found,
+            vec![
+                datetime!(2011-12-29 22:00 UTC),
+                datetime!(2011-12-30 10:00 UTC),
+                datetime!(2011-12-30 22:00 UTC),
+            ],
+            "the skipped 12:00 of 2011-12-30 runs at the first instant after the jump"
+        );
+    }
+
+    #[test]
+    fn entry_finds_next_and_latest() {
+        let fleet = crate::fleet::Fleet::parse(
+            "[defaults]\nschedule.full = \"0 0 1 * * Sun\"\n\
+             [[instance]]\nname = \"a\"\nhost = \"h\"\n\
+             auth = { kind = \"sql\", user = \"u\", password_env = \"P\" }\n\
+             staging = { local = { server_path = \"/b\", dir = \"/b\" } }\n",
+            std::path::Path::new("fleet.toml"),
+        )
+        .expect("fleet");
+        let all = entries(&fleet).expect("entries");
+        let full = all
+            .iter()
+            .find(|entry| entry.backup_type == BackupType::Full)
+            .expect("full entry");
+        // 2026-06-03 is a Wednesday.
+        let now = datetime!(2026-06-03 12:00 UTC);
+        assert_eq!(full.next_slot(now), Some(datetime!(2026-06-07 01:00 UTC)));
+        assert_eq!(full.latest_slot(now), Some(datetime!(2026-05-31 01:00 UTC)));
+        let log = all
+            .iter()
+            .find(|entry| entry.backup_type == BackupType::Log)
+            .expect("log entry");
+        assert_eq!(log.next_slot(now), Some(datetime!(2026-06-03 12:15 UTC)));
+        assert_eq!(log.latest_slot(now), Some(now));
     }
 
     #[test]

@@ -21,7 +21,7 @@ const DAY_SCHEDULES: &str = "schedule.full = \"0 0 1 * * *\"\n\
                              schedule.diff = \"0 0 */6 * * *\"\n\
                              schedule.log = \"0 30 * * * *\"\n";
 
-/// Sales gets a full backup before the day; Fresh has none; Scratch uses SIMPLE.
+/// Sales gets a full backup before the day, Fresh has none, and Scratch uses SIMPLE.
 const DAY_DATABASES: Databases = &[("Sales", "FULL"), ("Scratch", "SIMPLE"), ("Fresh", "FULL")];
 
 /// How long a simulated day may take in real time.
