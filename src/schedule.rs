@@ -26,8 +26,8 @@ use crate::backup::BackupType;
 use crate::fleet::{parse_cron, Fleet, Instance, Policy};
 use crate::job::{self, JobContext, JobRequest, Trigger};
 
-/// The longest gap [`local_instant`] searches past: the longest clock jump in the tz
-/// database is Samoa's skipped day at the end of 2011.
+/// The maximum gap [`local_instant`] searches past: a day and an hour, so that zones that
+/// skipped a whole calendar day (Samoa at the end of 2011) fit.
 const MAX_GAP_HOURS: i64 = 25;
 
 /// Windows in which [`Entry::next_slot`] and [`Entry::latest_slot`] look for a slot, from
@@ -515,6 +515,23 @@ pub async fn run_cycle(ctx: &JobContext, entry: &Entry, slot: OffsetDateTime) {
         })
         .collect();
     let results = job::run_batch(ctx, requests, ctx.fleet.service.max_parallel_jobs).await;
+    for (request, result) in &results {
+        // A job that fails before its run exists (the lease is held elsewhere, or another
+        // process already runs this slot) has no run row, so the log is its only record.
+        if let Err(failure) = result {
+            if failure.run_id.is_none() {
+                tracing::warn!(
+                    instance = %instance.name,
+                    database = %request.database,
+                    backup_type = %entry.backup_type,
+                    %slot,
+                    phase = %failure.phase,
+                    cause = %failure.cause,
+                    "scheduled job did not start"
+                );
+            }
+        }
+    }
     let failed = results.iter().filter(|(_, result)| result.is_err()).count();
     tracing::info!(
         instance = %instance.name,

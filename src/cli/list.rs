@@ -86,3 +86,49 @@ pub(crate) fn age(elapsed: time::Duration) -> String {
         _ => format!("{}d", seconds / 86_400),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::backup::BackupType;
+    use crate::catalog::{RunStatus, SkipKind};
+
+    fn last_run(requested: BackupType, taken: BackupType, status: RunStatus) -> LastRun {
+        LastRun {
+            id: 7,
+            backup_type: taken,
+            requested_type: requested,
+            reason: None,
+            status,
+            skip_kind: None,
+            phase: "done".to_string(),
+            error: None,
+            started_at: datetime!(2026-06-01 00:30 UTC),
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn describe_run_shows_promotion() {
+        let run = LastRun {
+            reason: Some("log changed to full: no log chain".to_string()),
+            ..last_run(BackupType::Log, BackupType::Full, RunStatus::Succeeded)
+        };
+        assert_eq!(
+            describe_run(&run),
+            "log→full succeeded (done): log changed to full: no log chain"
+        );
+    }
+
+    #[test]
+    fn describe_run_shows_not_applicable() {
+        let run = LastRun {
+            skip_kind: Some(SkipKind::NotApplicable),
+            phase: "preflight".to_string(),
+            ..last_run(BackupType::Log, BackupType::Log, RunStatus::Skipped)
+        };
+        assert_eq!(describe_run(&run), "log not applicable (preflight)");
+    }
+}
