@@ -232,3 +232,56 @@ async fn policy_slot_runs_once_across_schedulers() {
     assert_eq!(in_slot.len(), 1, "one run for the slot: {in_slot:?}");
     assert_eq!(in_slot[0].status.as_str(), "succeeded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_options_reach_backup() {
+    let options = FleetOptions {
+        defaults: "buffer_count = 16\nmax_transfer_size = 1048576\n",
+        ..FleetOptions::default()
+    };
+    let fleet = TestFleet::start_with(Transport::Sftp, &[("Sales", "FULL")], options).await;
+    if skip_unless_simulator(&fleet.target, "policy_options_reach_backup") {
+        return;
+    }
+    succeeded(fleet.run("Sales", BackupType::Full).await);
+
+    let quoted = bakfleet::mssql::tsql::quote_ident(fleet.db("Sales"));
+    let statements = fleet.target.statements();
+    let backup = statements
+        .iter()
+        .find(|sql| sql.starts_with(&format!("BACKUP DATABASE {quoted}")))
+        .unwrap_or_else(|| panic!("no BACKUP of {quoted} in {statements:#?}"));
+    assert!(backup.contains("BUFFERCOUNT = 16"), "{backup}");
+    assert!(backup.contains("MAXTRANSFERSIZE = 1048576"), "{backup}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_without_change_fails_log() {
+    let options = FleetOptions {
+        defaults: "change_backup_type = false\n",
+        ..FleetOptions::default()
+    };
+    let fleet = TestFleet::start_with(Transport::Sftp, &[("Fresh", "FULL")], options).await;
+    let failure = match fleet.run("Fresh", BackupType::Log).await {
+        Err(failure) => failure,
+        Ok(outcome) => panic!("expected a failed run, got {outcome:?}"),
+    };
+    assert_eq!(failure.phase.as_str(), "preflight");
+    assert!(failure.cause.contains("no log chain"), "{}", failure.cause);
+    assert!(
+        failure.cause.contains("change_backup_type = false"),
+        "{}",
+        failure.cause
+    );
+    let run_id = failure.run_id.expect("the run was recorded");
+    let run = fleet.ctx.catalog.run(run_id).await.unwrap().unwrap();
+    assert_eq!(run.status.as_str(), "failed");
+    assert_eq!(run.backup_type, BackupType::Log, "no type change recorded");
+    let backups = fleet
+        .ctx
+        .catalog
+        .backups_of_database(crate::fixture::INSTANCE, fleet.db("Fresh"), 10)
+        .await
+        .unwrap();
+    assert!(backups.is_empty(), "no backup was taken: {backups:?}");
+}
