@@ -121,6 +121,8 @@ pub(crate) async fn confirm(
     if facts == plan.facts {
         return Ok(());
     }
+    // NOTE: no test changes a database between the decision and this read, so the
+    // branches below have not run.
 
     let policy = request.instance.policy_for(&request.database);
     let decision = policy::decide(request.backup_type, &facts, &plan.history, policy);
