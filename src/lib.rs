@@ -12,6 +12,7 @@ pub mod fleet;
 pub mod integrity;
 pub mod job;
 pub mod mssql;
+pub mod policy;
 pub mod schedule;
 pub mod service;
 pub mod store;

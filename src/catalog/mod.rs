@@ -8,6 +8,8 @@ mod inventory;
 mod lease;
 mod overview;
 mod runs;
+mod slots;
+mod store_history;
 mod timestamp;
 
 use std::path::{Path, PathBuf};
@@ -18,11 +20,13 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use crate::backup::BackupType;
+
 pub use backups::BackupRow;
 pub use inventory::{DatabaseFacts, InstanceFacts, InstanceRow};
 pub use lease::{LeaseError, LeaseHolder};
 pub use overview::{DatabaseOverview, LastBackup, LastRun};
-pub use runs::{NewRun, RunRow, RunStats, RunStatus};
+pub use runs::{NewRun, RunRow, RunStats, RunStatus, SkipKind};
 
 /// How long a statement waits for another connection's write lock before it fails.
 ///
@@ -70,6 +74,13 @@ pub enum CatalogError {
         row_id: i64,
         value: String,
         reason: String,
+    },
+    #[error("a {backup_type} run of database {database:?} on instance {instance} for schedule slot {slot} already exists; each slot runs once")]
+    SlotTaken {
+        instance: String,
+        database: String,
+        backup_type: BackupType,
+        slot: String,
     },
     #[error("value {value} of {field} does not fit in a 64-bit signed integer column")]
     OutOfRange { field: &'static str, value: u64 },

@@ -417,6 +417,7 @@ async fn catalog_record(
         started_at: OffsetDateTime::now_utc(),
         host: gethostname::gethostname().to_string_lossy().into_owned(),
         pid: std::process::id(),
+        slot: None,
     };
     let run_id = catalog.start_run(&run).await?;
     let elapsed = started.elapsed();

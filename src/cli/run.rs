@@ -73,6 +73,7 @@ pub(crate) async fn plan(
                 database,
                 backup_type,
                 trigger,
+                slot: None,
             });
         }
     }

@@ -33,7 +33,7 @@ pub use limits::{JobSlot, Limits, QueueSnapshot, QueuedJob};
 pub use selection::{select_databases, SelectionError};
 
 use crate::backup::{BackupRecord, BackupType};
-use crate::catalog::NewRun;
+use crate::catalog::{NewRun, SkipKind};
 use crate::fleet::Instance;
 
 /// The stage a job reached; a failed run records the stage that failed.
@@ -84,8 +84,12 @@ impl fmt::Display for Phase {
 pub struct JobRequest {
     pub instance: Instance,
     pub database: String,
+    /// The type requested; the policy may take a FULL in its place.
     pub backup_type: BackupType,
     pub trigger: Trigger,
+    /// The schedule slot (UTC) this job serves; `None` for manual and demo runs. The
+    /// catalogue accepts one run per instance, database, type and slot.
+    pub slot: Option<OffsetDateTime>,
 }
 
 /// The end of a job that did not fail.
@@ -98,8 +102,13 @@ pub enum JobOutcome {
         record: Box<BackupRecord>,
         notes: Vec<String>,
     },
-    /// The backup does not apply (a LOG backup under SIMPLE recovery, an offline database).
-    Skipped { run_id: i64, reason: String },
+    /// No backup was taken: the type does not apply (a LOG backup under SIMPLE recovery)
+    /// or the database is unavailable (offline), as `kind` says.
+    Skipped {
+        run_id: i64,
+        kind: SkipKind,
+        reason: String,
+    },
 }
 
 /// A failed job: which stage failed, on which instance and database, and why.
@@ -211,6 +220,7 @@ async fn start_run(ctx: &JobContext, request: &JobRequest) -> Result<i64, StageE
         started_at: OffsetDateTime::now_utc(),
         host: ctx.holder.host.clone(),
         pid: ctx.holder.pid,
+        slot: request.slot,
     };
     ctx.catalog.start_run(&run).await.at(Phase::Catalog)
 }
@@ -228,20 +238,31 @@ async fn stages(
     let mut session = connect::open(ctx, request).await?;
 
     ctx.phase(request, run_id, Phase::Preflight).await;
-    let plan = match preflight::check(ctx, &mut session, request, run_id).await? {
+    let mut plan = match preflight::check(ctx, &mut session, request, run_id).await? {
         preflight::Decision::Run(plan) => plan,
-        preflight::Decision::Skip(reason) => {
+        preflight::Decision::Skip { kind, reason } => {
             ctx.catalog
-                .skip_run(run_id, &reason)
+                .skip_run_as(run_id, kind, &reason)
                 .await
                 .at(Phase::Catalog)?;
-            tracing::info!(%reason, "backup skipped");
+            tracing::info!(kind = kind.as_str(), %reason, "backup skipped");
             ctx.emit(request, run_id, JobEventKind::Skipped(reason.clone()));
-            return Ok(JobOutcome::Skipped { run_id, reason });
+            return Ok(JobOutcome::Skipped {
+                run_id,
+                kind,
+                reason,
+            });
         }
     };
+    // Every later stage works on the type the decision chose.
+    let decided = JobRequest {
+        backup_type: plan.backup_type,
+        ..request.clone()
+    };
+    let request = &decided;
 
     lease.ensure_held(Phase::Backup)?;
+    preflight::confirm(ctx, &mut session, request, run_id, &mut plan).await?;
     ctx.phase(request, run_id, Phase::Backup).await;
     let staged = backup::take(ctx, &mut session, request, run_id, &plan).await?;
 

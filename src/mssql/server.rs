@@ -54,6 +54,17 @@ impl DatabaseInfo {
     }
 }
 
+/// The differential base and log chain of a database, from `sys.master_files` (file_id 1)
+/// and `sys.database_recovery_status`. Each field is `None` when the server stores NULL,
+/// and also when the view has no row for the database.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryFacts {
+    pub differential_base_lsn: Option<Lsn>,
+    pub differential_base_guid: Option<Uuid>,
+    pub last_log_backup_lsn: Option<Lsn>,
+    pub database_guid: Option<Uuid>,
+}
+
 /// The msdb history of one backup set (`backupset` joined to `backupmediafamily`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackupSetRow {
@@ -141,6 +152,35 @@ impl Connection {
         let row = rows.into_iter().flatten().next();
         row.map(|row| RowReader::new(self.instance(), label, &row).database())
             .transpose()
+    }
+
+    /// Reads the differential base and log chain of the database with `database_id`.
+    ///
+    /// # Errors
+    /// Any [`MssqlError`] of the two queries.
+    pub async fn recovery_facts(&mut self, database_id: i32) -> Result<RecoveryFacts, MssqlError> {
+        let mut facts = RecoveryFacts::default();
+
+        let label = "sys.master_files query";
+        let rows = self
+            .query(label, &tsql::differential_base_query(database_id))
+            .await?;
+        if let Some(row) = rows.into_iter().flatten().next() {
+            let reader = RowReader::new(self.instance(), label, &row);
+            facts.differential_base_lsn = reader.lsn("differential_base_lsn")?;
+            facts.differential_base_guid = reader.optional::<Uuid>("differential_base_guid")?;
+        }
+
+        let label = "sys.database_recovery_status query";
+        let rows = self
+            .query(label, &tsql::recovery_status_query(database_id))
+            .await?;
+        if let Some(row) = rows.into_iter().flatten().next() {
+            let reader = RowReader::new(self.instance(), label, &row);
+            facts.last_log_backup_lsn = reader.lsn("last_log_backup_lsn")?;
+            facts.database_guid = reader.optional::<Uuid>("database_guid")?;
+        }
+        Ok(facts)
     }
 
     /// Reads the msdb history of the newest backup set of `database` on `server_path`.

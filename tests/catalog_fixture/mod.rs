@@ -23,6 +23,7 @@ pub fn new_run(
         started_at,
         host: "central01".to_string(),
         pid: 4242,
+        slot: None,
     }
 }
 

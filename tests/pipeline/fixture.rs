@@ -161,6 +161,10 @@ pub struct FleetOptions<'a> {
     pub compression: bool,
     /// The fleet's `schedule.full`; the built-in default when `None`.
     pub full_schedule: Option<&'a str>,
+    /// More `[defaults]` lines, such as other schedules or `time_zone`.
+    pub defaults: &'a str,
+    /// Databases that exist on every instance (master, model, msdb) to include too.
+    pub system_databases: &'a [&'a str],
 }
 
 impl Default for FleetOptions<'_> {
@@ -169,6 +173,8 @@ impl Default for FleetOptions<'_> {
             missing_staging_folder: false,
             compression: true,
             full_schedule: None,
+            defaults: "",
+            system_databases: &[],
         }
     }
 }
@@ -293,6 +299,7 @@ impl TestFleet {
             database: name,
             backup_type,
             trigger: Trigger::Manual,
+            slot: None,
         }
     }
 
@@ -405,10 +412,16 @@ fn fleet_text(
         ),
         _ => String::new(),
     };
-    let include: Vec<String> = databases
+    let mut include: Vec<String> = databases
         .values()
         .map(|database| format!("{:?}", database.name))
         .collect();
+    include.extend(
+        options
+            .system_databases
+            .iter()
+            .map(|name| format!("{name:?}")),
+    );
     let settings = &target.settings;
     let tls = match &settings.ca_file {
         Some(ca_file) => format!(
@@ -420,10 +433,11 @@ fn fleet_text(
             settings.encrypt, settings.trust_server_certificate
         ),
     };
-    let schedule = options
+    let mut schedule = options
         .full_schedule
         .map(|cron| format!("schedule.full = {cron:?}\n"))
         .unwrap_or_default();
+    schedule.push_str(options.defaults);
     format!(
         "[service]\nstore_dir = \"store\"\ncatalog = \"catalog.db\"\nsecrets_file = \"secrets.toml\"\n\
          lease_seconds = 30\n\n[defaults]\nconnect_timeout_secs = 10\ntransfer_timeout_secs = 20\n\
