@@ -13,6 +13,7 @@ pub mod job;
 pub mod mssql;
 pub mod schedule;
 pub mod service;
+pub mod shutdown;
 pub mod store;
 pub mod transfer;
 pub mod web;

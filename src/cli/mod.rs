@@ -16,6 +16,7 @@ mod serve;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -39,6 +40,11 @@ pub struct Cli {
     /// Log level: error, warn, info, debug or trace. RUST_LOG, when set, takes precedence.
     #[arg(long, global = true)]
     pub log_level: Option<String>,
+
+    /// Seconds that running jobs get to finish after SIGTERM or Ctrl-C before they are
+    /// cancelled at their next stage boundary (serve and run).
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = crate::shutdown::DEFAULT_GRACE_SECS)]
+    pub grace: u64,
 
     #[command(subcommand)]
     pub command: Command,
@@ -149,7 +155,7 @@ fn transcript_diff(expected: &Path, actual: &Path) -> anyhow::Result<ExitCode> {
 /// Whatever the command reports; `main` prints it with its causes.
 pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve => serve::execute(&cli.fleet).await,
+        Command::Serve => serve::execute(&cli.fleet, Duration::from_secs(cli.grace)).await,
         Command::Run {
             instance,
             database,
@@ -160,6 +166,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 instance.as_deref(),
                 database.as_deref(),
                 backup_type,
+                Duration::from_secs(cli.grace),
             )
             .await
         }

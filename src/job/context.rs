@@ -9,6 +9,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::{JobRequest, Phase};
 use crate::catalog::{Catalog, LeaseHolder};
 use crate::fleet::{Fleet, Secrets};
+use crate::shutdown::Shutdown;
 use crate::store::Store;
 
 /// The reason a job runs, stored on the run.
@@ -71,6 +72,8 @@ pub struct JobContext {
     /// How often BACKUP progress is read from `sys.dm_exec_requests`.
     pub progress_interval: Duration,
     pub events: Option<UnboundedSender<JobEvent>>,
+    /// The process's stop state: whether jobs may start, and whether running ones must stop.
+    pub shutdown: Shutdown,
 }
 
 impl JobContext {

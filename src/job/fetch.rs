@@ -49,10 +49,16 @@ pub(crate) async fn pull(
             },
         );
     };
-    let bytes = source
-        .fetch(&staged.fetch_path, &mut pending, &mut progress)
-        .await
-        .at(Phase::Fetch)?;
+    // A cancelled fetch drops `pending`, which removes the store's temp file; the staged
+    // file stays on the share for the next run.
+    let bytes = tokio::select! {
+        fetched = source.fetch(&staged.fetch_path, &mut pending, &mut progress) => {
+            fetched.at(Phase::Fetch)?
+        }
+        () = ctx.shutdown.cancelled() => {
+            return Err(super::interrupt::interrupted(ctx, Phase::Fetch));
+        }
+    };
     if bytes != total {
         return Err(StageError {
             phase: Phase::Fetch,
