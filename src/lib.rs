@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod cli;
 pub mod fleet;
 pub mod job;
+pub mod logging;
 pub mod mssql;
 pub mod schedule;
 pub mod service;

@@ -41,6 +41,15 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub log_level: Option<String>,
 
+    /// Log line format: `text` for people, `json` for one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Write logs to files in this folder, one per UTC day (bakfleet.YYYY-MM-DD.log),
+    /// and not to stderr.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+
     /// Seconds that running jobs get to finish after SIGTERM or Ctrl-C before they are
     /// cancelled at their next stage boundary (serve and run).
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = crate::shutdown::DEFAULT_GRACE_SECS)]
@@ -48,6 +57,15 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The format of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event, for terminals and journald.
+    Text,
+    /// One JSON object per event, for log collectors.
+    Json,
 }
 
 /// The subcommands.
