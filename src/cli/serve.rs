@@ -54,6 +54,7 @@ pub(crate) async fn execute(fleet_path: &Path, grace: Duration) -> anyhow::Resul
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
+#[cfg(feature = "demo")]
 pub(crate) async fn stop_signal() {
     shutdown::wait_for_stop_signal().await;
 }
