@@ -133,6 +133,16 @@ async fn create_first_schema_catalog(path: &Path, migrations: &Path) -> SqlitePo
     pool
 }
 
+/// Creates a first-schema catalogue at `path` and writes [`FIRST_SCHEMA_ROWS`] to it.
+async fn create_filled_first_schema_catalog(dir: &Path, path: &Path) -> SqlitePool {
+    let first = create_first_schema_catalog(path, &dir.join("migrations-0001")).await;
+    sqlx::raw_sql(FIRST_SCHEMA_ROWS)
+        .execute(&first)
+        .await
+        .expect("fill the first schema");
+    first
+}
+
 /// Returns the column names of `table`, in declaration order.
 async fn column_names(pool: &SqlitePool, table: &str) -> Vec<String> {
     let rows = sqlx::query("SELECT name FROM pragma_table_info(?) ORDER BY cid")
@@ -206,11 +216,7 @@ async fn open_plain(path: &Path) -> SqlitePool {
 async fn first_schema_upgrade_keeps_rows() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("catalog.db");
-    let first = create_first_schema_catalog(&path, &dir.path().join("migrations-0001")).await;
-    sqlx::raw_sql(FIRST_SCHEMA_ROWS)
-        .execute(&first)
-        .await
-        .expect("fill the first schema");
+    let first = create_filled_first_schema_catalog(dir.path(), &path).await;
 
     let mut before = BTreeMap::new();
     for table in FIRST_TABLES {
@@ -263,11 +269,7 @@ async fn first_schema_upgrade_keeps_rows() {
 async fn upgraded_catalog_accepts_new_runs() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("catalog.db");
-    let first = create_first_schema_catalog(&path, &dir.path().join("migrations-0001")).await;
-    sqlx::raw_sql(FIRST_SCHEMA_ROWS)
-        .execute(&first)
-        .await
-        .expect("fill the first schema");
+    let first = create_filled_first_schema_catalog(dir.path(), &path).await;
     first.close().await;
 
     let catalog = Catalog::open(&path).await.expect("upgrade the catalogue");
