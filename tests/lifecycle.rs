@@ -8,7 +8,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use bakfleet::catalog::{Catalog, RunRow, RunStatus};
-use support::{files_under, simulator_binary, start_simulator_process};
+use support::{files_under, free_port, simulator_binary, start_simulator_process};
 
 /// Throttle of the simulated BACKUP and VERIFYONLY: an 8 MiB database takes about 4 s
 /// to back up and as long to verify, so a signal sent in the backup phase finds it running.
@@ -42,7 +42,7 @@ impl SlowFleet {
         let (simulator, port) = start_simulator_process(&simulator_path, &sim_config);
 
         let fleet = dir.path().join("fleet.toml");
-        std::fs::write(&fleet, fleet_config(port, &staging)).expect("fleet.toml");
+        std::fs::write(&fleet, fleet_config(port, free_port(), &staging)).expect("fleet.toml");
         SlowFleet {
             dir,
             simulator,
@@ -75,6 +75,21 @@ impl SlowFleet {
 
     /// Opens the catalogue, creating it; a test opens it before bakfleet starts so that
     /// the two processes do not both create its tables.
+    /// Starts `bakfleet serve` with `--grace grace_secs`; its schedule starts a full
+    /// backup every second.
+    fn start_serve(&self, grace_secs: u64) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_bakfleet"))
+            .args(["serve", "--grace", &grace_secs.to_string()])
+            .arg("--fleet")
+            .arg(&self.fleet)
+            .env("LIFECYCLE_SQL_PASSWORD", &self.password)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start bakfleet serve")
+    }
+
     async fn catalog(&self) -> Catalog {
         Catalog::open(&self.dir.path().join("catalog.db"))
             .await
@@ -102,10 +117,13 @@ fn simulator_config(password: &str, staging: &Path) -> String {
     )
 }
 
-fn fleet_config(port: u16, staging: &Path) -> String {
+fn fleet_config(port: u16, listen_port: u16, staging: &Path) -> String {
     format!(
-        "[service]\nstore_dir = \"store\"\ncatalog = \"catalog.db\"\n\n\
-         [defaults]\ncompression = false\n\n[[instance]]\nname = \"slow\"\n\
+        "[service]\nstore_dir = \"store\"\ncatalog = \"catalog.db\"\n\
+         listen = \"127.0.0.1:{listen_port}\"\n\n\
+         [defaults]\ncompression = false\nschedule.full = \"* * * * * *\"\n\
+         schedule.diff = \"off\"\nschedule.log = \"off\"\n\n\
+         [[instance]]\nname = \"slow\"\n\
          host = \"127.0.0.1\"\nport = {port}\n\
          auth = {{ kind = \"sql\", user = \"bakfleet\", password_env = \"LIFECYCLE_SQL_PASSWORD\" }}\n\
          tls = {{ encrypt = \"not_supported\" }}\n\
@@ -254,5 +272,37 @@ async fn interrupted_run_leaves_lease_free() {
         output.status.code(),
         Some(0),
         "the second run succeeds\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_sigterm_short_grace_interrupts() {
+    let fleet = SlowFleet::start();
+    let catalog = fleet.catalog().await;
+    let child = fleet.start_serve(1);
+    let running = wait_for_phase(&catalog, "backup").await;
+
+    let (status, stdout, stderr) = terminate_and_wait(child).await;
+
+    assert_eq!(
+        status.code(),
+        Some(EXIT_INTERRUPTED),
+        "serve gives exit code 75 after interrupting a job\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let run = catalog
+        .run(running.id)
+        .await
+        .expect("read run")
+        .expect("run");
+    assert_eq!(run.status, RunStatus::Interrupted, "{run:?}");
+    assert_eq!(run.trigger, "schedule", "{run:?}");
+    let runs = catalog.recent_runs(10).await.expect("read runs");
+    assert!(
+        runs.iter().all(|run| run.status != RunStatus::Running),
+        "no run is left running: {runs:?}"
+    );
+    assert!(
+        files_under(&fleet.store()).is_empty(),
+        "nothing in the store"
     );
 }
