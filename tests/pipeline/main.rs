@@ -14,5 +14,6 @@ mod leases;
 mod names;
 mod schedule;
 mod sftp;
+mod shutdown;
 mod smb;
 mod target;
