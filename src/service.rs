@@ -10,6 +10,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::catalog::{Catalog, InstanceFacts, LeaseHolder};
 use crate::fleet::{Fleet, Secrets};
 use crate::job::{JobContext, JobEvent};
+use crate::shutdown::Shutdown;
 use crate::store::Store;
 
 /// How often a running BACKUP's progress is read. One second keeps a terminal progress bar
@@ -87,6 +88,7 @@ pub async fn open_fleet(
         lease_ttl,
         progress_interval: PROGRESS_INTERVAL,
         events,
+        shutdown: Shutdown::new(),
     })
 }
 

@@ -97,7 +97,8 @@ pub enum RunStatus {
     Succeeded,
     Failed,
     Skipped,
-    /// The process running it ended before it recorded an outcome.
+    /// A stop signal cancelled it, or the process running it ended before it recorded an
+    /// outcome.
     Interrupted,
 }
 
@@ -297,14 +298,38 @@ impl Catalog {
         phase: &str,
         error: &str,
     ) -> Result<(), CatalogError> {
+        self.end_run(run_id, RunStatus::Failed, phase, error).await
+    }
+
+    /// Marks a running run interrupted in `phase` with `reason`, finishing it now. A stop
+    /// signal interrupts a run; nothing failed, so running it again is expected to work.
+    pub async fn interrupt_run(
+        &self,
+        run_id: i64,
+        phase: &str,
+        reason: &str,
+    ) -> Result<(), CatalogError> {
+        self.end_run(run_id, RunStatus::Interrupted, phase, reason)
+            .await
+    }
+
+    /// Finishes a running run without a backup: sets `status`, `phase` and `error`.
+    async fn end_run(
+        &self,
+        run_id: i64,
+        status: RunStatus,
+        phase: &str,
+        error: &str,
+    ) -> Result<(), CatalogError> {
         let now = format_utc(OffsetDateTime::now_utc());
         let result = sqlx::query(
             "UPDATE runs
-             SET status = 'failed', phase = ?, error = ?, finished_at = ?,
+             SET status = ?, phase = ?, error = ?, finished_at = ?,
                  duration_ms = CAST(ROUND((julianday(?) - julianday(started_at)) * 86400000.0)
                                     AS INTEGER)
              WHERE id = ? AND status = 'running'",
         )
+        .bind(status.as_str())
         .bind(phase)
         .bind(error)
         .bind(&now)
@@ -312,7 +337,7 @@ impl Catalog {
         .bind(run_id)
         .execute(&self.pool)
         .await
-        .map_err(CatalogError::query(format!("mark run {run_id} failed")))?;
+        .map_err(CatalogError::query(format!("mark run {run_id} {status}")))?;
         if result.rows_affected() == 0 {
             return Err(explain_unchanged_run(&self.pool, run_id).await);
         }

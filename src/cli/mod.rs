@@ -18,6 +18,7 @@ mod verify;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -42,8 +43,31 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub log_level: Option<String>,
 
+    /// Log line format: `text` for people, `json` for one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Write logs to files in this folder, one per UTC day (bakfleet.YYYY-MM-DD.log),
+    /// and not to stderr.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+
+    /// Seconds that running jobs get to finish after SIGTERM or Ctrl-C before they are
+    /// cancelled at their next stage boundary (serve and run).
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = crate::shutdown::DEFAULT_GRACE_SECS)]
+    pub grace: u64,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The format of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event, for terminals and journald.
+    Text,
+    /// One JSON object per event, for log collectors.
+    Json,
 }
 
 /// The subcommands.
@@ -172,7 +196,7 @@ fn transcript_diff(expected: &Path, actual: &Path) -> anyhow::Result<ExitCode> {
 /// Whatever the command reports; `main` prints it with its causes.
 pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve => serve::execute(&cli.fleet).await,
+        Command::Serve => serve::execute(&cli.fleet, Duration::from_secs(cli.grace)).await,
         Command::Run {
             instance,
             database,
@@ -183,6 +207,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 instance.as_deref(),
                 database.as_deref(),
                 backup_type,
+                Duration::from_secs(cli.grace),
             )
             .await
         }

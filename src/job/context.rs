@@ -10,6 +10,7 @@ use super::limits::Limits;
 use super::{JobRequest, Phase};
 use crate::catalog::{Catalog, LeaseHolder};
 use crate::fleet::{Fleet, Secrets};
+use crate::shutdown::Shutdown;
 use crate::store::Store;
 
 /// The reason a job runs, stored on the run.
@@ -74,6 +75,8 @@ pub struct JobContext {
     pub events: Option<UnboundedSender<JobEvent>>,
     /// Slots per process, instance and staging server; every job waits for one.
     pub limits: Arc<Limits>,
+    /// The process's stop state: whether jobs may start, and whether running ones must stop.
+    pub shutdown: Shutdown,
 }
 
 impl JobContext {

@@ -13,6 +13,7 @@ mod context;
 mod fetch;
 mod header;
 mod history;
+mod interrupt;
 mod lease;
 mod limits;
 mod preflight;
@@ -178,6 +179,10 @@ async fn run_in_span(ctx: &JobContext, request: &JobRequest) -> Result<JobOutcom
             &request.instance.staging,
         )
         .await;
+    // A job that waited for its slot while a stop began does not start any more.
+    if ctx.shutdown.is_draining() {
+        return Err(batch::not_started(ctx, request));
+    }
     let lease = lease::JobLease::acquire(ctx, request)
         .await
         .map_err(|error| failure(None, error))?;
@@ -196,6 +201,10 @@ async fn run_in_span(ctx: &JobContext, request: &JobRequest) -> Result<JobOutcom
 
     match result {
         Ok(outcome) => Ok(outcome),
+        Err(error) if interrupt::is_interruption(ctx, &error) => {
+            record_interruption(ctx, request, run_id, &error).await;
+            Err(failure(Some(run_id), error))
+        }
         Err(error) => {
             tracing::error!(phase = %error.phase, cause = %error.cause, "backup failed");
             ctx.emit(request, run_id, JobEventKind::Failed(error.cause.clone()));
@@ -208,6 +217,25 @@ async fn run_in_span(ctx: &JobContext, request: &JobRequest) -> Result<JobOutcom
             }
             Err(failure(Some(run_id), error))
         }
+    }
+}
+
+/// Marks an interrupted run in the catalogue and counts it for the exit code.
+async fn record_interruption(
+    ctx: &JobContext,
+    request: &JobRequest,
+    run_id: i64,
+    error: &StageError,
+) {
+    tracing::warn!(phase = %error.phase, reason = %error.cause, "backup interrupted");
+    ctx.shutdown.count_interrupted();
+    ctx.emit(request, run_id, JobEventKind::Failed(error.cause.clone()));
+    if let Err(catalog_error) = ctx
+        .catalog
+        .interrupt_run(run_id, error.phase.as_str(), &error.cause)
+        .await
+    {
+        tracing::error!(error = %catalog_error, "could not record the interrupted run");
     }
 }
 
@@ -234,9 +262,11 @@ async fn stages(
 ) -> Result<JobOutcome, StageError> {
     let started = std::time::Instant::now();
 
+    interrupt::checkpoint(ctx, Phase::Connect)?;
     ctx.phase(request, run_id, Phase::Connect).await;
     let mut session = connect::open(ctx, request).await?;
 
+    interrupt::checkpoint(ctx, Phase::Preflight)?;
     ctx.phase(request, run_id, Phase::Preflight).await;
     let mut plan = match preflight::check(ctx, &mut session, request, run_id).await? {
         preflight::Decision::Run(plan) => plan,
@@ -261,25 +291,31 @@ async fn stages(
     };
     let request = &decided;
 
+    interrupt::checkpoint(ctx, Phase::Backup)?;
     lease.ensure_held(Phase::Backup)?;
     preflight::confirm(ctx, &mut session, request, run_id, &mut plan).await?;
     ctx.phase(request, run_id, Phase::Backup).await;
     let staged = backup::take(ctx, &mut session, request, run_id, &plan).await?;
 
+    interrupt::checkpoint(ctx, Phase::Verify)?;
     ctx.phase(request, run_id, Phase::Verify).await;
     verify::run(&mut session, &staged).await?;
 
+    interrupt::checkpoint(ctx, Phase::History)?;
     ctx.phase(request, run_id, Phase::History).await;
     let backup_set = history::read(&mut session, request, &staged).await?;
 
+    interrupt::checkpoint(ctx, Phase::Fetch)?;
     lease.ensure_held(Phase::Fetch)?;
     ctx.phase(request, run_id, Phase::Fetch).await;
     let fetched = fetch::pull(ctx, request, run_id, &staged).await?;
 
     let catalogued = async {
+        interrupt::checkpoint(ctx, Phase::Header)?;
         ctx.phase(request, run_id, Phase::Header).await;
         header::check(ctx, request, &backup_set, &fetched).await?;
 
+        interrupt::checkpoint(ctx, Phase::Catalog)?;
         lease.ensure_held(Phase::Catalog)?;
         ctx.phase(request, run_id, Phase::Catalog).await;
         let record = record::build(request, &staged, &backup_set, &fetched, &plan);

@@ -15,5 +15,6 @@ mod names;
 mod policy;
 mod schedule;
 mod sftp;
+mod shutdown;
 mod smb;
 mod target;
