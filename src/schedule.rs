@@ -352,16 +352,13 @@ impl Scheduler {
         Ok(Scheduler { stop, task })
     }
 
-    /// Stops the loop. Jobs of the current slot are cancelled at their next await, and
-    /// the next start marks their runs interrupted.
+    /// Stops the loop from starting further slots. Jobs of the slot in progress keep
+    /// running: the process's stop handling gives them their grace time and then cancels
+    /// them safely, and the loop ends after them. A process that exits at once (the demo)
+    /// leaves them to be marked interrupted at the next start.
     pub async fn shutdown(self) {
         self.stop.send_replace(true);
-        self.task.abort();
-        if let Err(error) = self.task.await {
-            if !error.is_cancelled() {
-                tracing::warn!(%error, "scheduler loop ended abnormally");
-            }
-        }
+        drop(self.task);
     }
 }
 
