@@ -13,6 +13,7 @@ pub mod fleet;
 pub mod job;
 pub mod mssql;
 pub mod restore_script;
+pub mod retention;
 pub mod schedule;
 pub mod service;
 pub mod store;

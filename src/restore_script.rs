@@ -23,7 +23,7 @@ pub struct BackupFile {
     pub size_bytes: Option<u64>,
 }
 
-/// What the script needs to know about one backup of the chain besides its LSNs.
+/// Store facts of one backup of the chain, beside its LSNs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ScriptSource {
     /// Path that `FROM DISK` names: the file in the store, absolute.

@@ -80,7 +80,7 @@ pub fn verify_statement(server_path: &str, checksum: bool) -> String {
     )
 }
 
-/// What a RESTORE statement reads: a database backup (full or differential) or a log.
+/// The backup kind a RESTORE statement reads: database (full or differential) or log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RestoreKind {
     Database,
