@@ -7,21 +7,10 @@ use serde::Serialize;
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 
+pub use crate::backup::BackupFile;
 use crate::backup::BackupType;
 use crate::chain::{ChainBackup, RestoreChain};
 use crate::mssql::tsql::{self, RestoreKind};
-
-/// A database file recorded in a backup (`msdb.dbo.backupfile`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BackupFile {
-    pub logical_name: String,
-    /// Path of the file on the server that took the backup.
-    pub physical_name: String,
-    /// `D` data, `L` log, `F` full-text catalog, as msdb `file_type`.
-    pub file_type: String,
-    pub file_number: i64,
-    pub size_bytes: Option<u64>,
-}
 
 /// Store facts of one backup of the chain, beside its LSNs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

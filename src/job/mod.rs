@@ -238,6 +238,7 @@ async fn stages(
 
     ctx.phase(request, run_id, Phase::History).await;
     let backup_set = history::read(&mut session, request, &staged).await?;
+    let backup_files = history::read_files(&mut session, request, &backup_set).await;
 
     lease.ensure_held(Phase::Fetch)?;
     ctx.phase(request, run_id, Phase::Fetch).await;
@@ -249,7 +250,7 @@ async fn stages(
 
         lease.ensure_held(Phase::Catalog)?;
         ctx.phase(request, run_id, Phase::Catalog).await;
-        let record = record::build(request, &staged, &backup_set, &fetched, &plan);
+        let record = record::build(request, &staged, &backup_set, &fetched, &plan, backup_files);
         let backup_id = record::store(ctx, run_id, &record, &fetched, started).await?;
         Ok((record, backup_id))
     }

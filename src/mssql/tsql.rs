@@ -199,6 +199,15 @@ ORDER BY bs.backup_set_id DESC;",
     )
 }
 
+/// Builds the query for the database files of one backup set, which RESTORE's MOVE
+/// clauses name by logical name ("backupfile (Transact-SQL)").
+pub fn backup_files_query(backup_set_id: i32) -> String {
+    format!(
+        "SELECT file_number, file_type, logical_name, physical_name, file_size \
+FROM msdb.dbo.backupfile WHERE backup_set_id = {backup_set_id} ORDER BY file_number;"
+    )
+}
+
 /// Progress of the request running on session `spid`, as `sys.dm_exec_requests` shows it
 /// for BACKUP and RESTORE.
 pub fn progress_query(spid: i16) -> String {
