@@ -12,6 +12,7 @@ pub mod cli;
 pub mod fleet;
 pub mod job;
 pub mod mssql;
+pub mod restore_plan;
 pub mod restore_script;
 pub mod retention;
 pub mod schedule;

@@ -13,6 +13,10 @@ use crate::web::{self, WebState};
 pub(crate) async fn execute(fleet_path: &Path) -> anyhow::Result<ExitCode> {
     let ctx = service::open(fleet_path, None).await?;
     let scheduler = Scheduler::start(ctx.clone()).await?;
+    let daily_prune = tokio::spawn(super::prune::run_daily(
+        ctx.catalog.clone(),
+        ctx.fleet.clone(),
+    ));
     let state = WebState {
         catalog: ctx.catalog.clone(),
         fleet_name: ctx.fleet.source.display().to_string(),
@@ -22,6 +26,7 @@ pub(crate) async fn execute(fleet_path: &Path) -> anyhow::Result<ExitCode> {
     tracing::info!(%listen, fleet = %ctx.fleet.source.display(), "bakfleet serving");
     web::serve(listen, state, stop_signal()).await?;
     scheduler.shutdown().await;
+    daily_prune.abort();
     tracing::info!("bakfleet stopped");
     Ok(ExitCode::SUCCESS)
 }
