@@ -1,7 +1,9 @@
 //! RESTORE VERIFYONLY in the simulator on real backup files written by SQL Server 2008 R2
 //! to 2016, read in place from `BAKFLEET_FIXTURES_BAK`.
 
-use std::path::PathBuf;
+mod support;
+
+use support::fixtures_dir;
 
 use mssql_sim::SimConfig;
 use tiberius::{AuthMethod, Client, Config, EncryptionLevel};
@@ -29,21 +31,6 @@ const REAL_BACKUPS: &[&str] = &[
     "TutorialDB.bak",
     "pubs.bak",
 ];
-
-/// Folder of real backups from `BAKFLEET_FIXTURES_BAK`. Without it the test prints that it
-/// did not run, except under `CI=true`, where it fails so CI cannot pass without it.
-fn fixtures_dir() -> Option<PathBuf> {
-    match std::env::var_os("BAKFLEET_FIXTURES_BAK") {
-        Some(dir) => Some(PathBuf::from(dir)),
-        None if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("BAKFLEET_FIXTURES_BAK is not set; point it at the folder of real .bak files")
-        }
-        None => {
-            eprintln!("fixture test did not run: BAKFLEET_FIXTURES_BAK is not set");
-            None
-        }
-    }
-}
 
 /// Runs one VERIFYONLY and returns the server error number, if any.
 async fn verify(addr: std::net::SocketAddr, statement: &str) -> Option<u32> {

@@ -15,14 +15,17 @@ use bakfile::{
 use uuid::Uuid;
 
 use super::batch::{Out, Outcome};
+use super::catalog::FileKind;
 use super::catalog::{BackupLsns, Database};
 use super::fault::Fault;
-use super::history::{BackupSetRecord, MediaFamilyRecord, MediaSetRecord};
+use super::history::{
+    BackupEncryptionRecord, BackupFileRecord, BackupSetRecord, MediaFamilyRecord, MediaSetRecord,
+};
 use super::messages::{self, Msg};
 use super::paths::{self, Device};
 use super::progress::{Progress, Throttle};
 use super::sql::ast::{Backup, BackupKind};
-use super::{ddl, Instance, Session};
+use super::{backup_options, ddl, Instance, Session};
 use crate::config::{DatabaseState, Edition, RecoveryModel};
 
 const PAGE: usize = 8192;
@@ -66,6 +69,8 @@ pub fn run(instance: &Instance, session: &mut Session, request: &Backup, out: &m
 /// Everything decided before writing starts.
 struct Plan {
     set: BackupSet,
+    /// WITH ENCRYPTION: recorded in msdb, but the file is written unencrypted.
+    encryption: Option<BackupEncryptionRecord>,
     lsns: BackupLsns,
     device_name: String,
     device: Device,
@@ -81,10 +86,11 @@ fn backup(
     request: &Backup,
     out: &mut Out,
 ) -> Result<(), Stop> {
-    check_request(instance, session, request)?;
+    let encryption = check_request(instance, session, request)?;
     let (device_name, device) = resolve_device(instance, &request.devices[0]);
     let file = open_device(&device, &device_name)?;
-    let plan = plan(instance, session, request, device_name, device)?;
+    let mut plan = plan(instance, session, request, device_name, device)?;
+    plan.encryption = encryption;
     let started = Instant::now();
     let written = write(instance, session, request, &plan, file, out);
     let (set, file_len) = match written {
@@ -111,11 +117,17 @@ fn backup(
 
 // ---- checks ----
 
-/// Runs the checks SQL Server makes before it opens the device, in its order.
-fn check_request(instance: &Instance, session: &Session, request: &Backup) -> Result<(), Stop> {
+/// Runs the checks SQL Server makes before it opens the device, in its order, and
+/// returns the encryptor of WITH ENCRYPTION.
+fn check_request(
+    instance: &Instance,
+    session: &Session,
+    request: &Backup,
+) -> Result<Option<BackupEncryptionRecord>, Stop> {
     if session.transaction_depth > 0 {
         return Err(messages::within_transaction().into());
     }
+    let encryption = backup_options::check(&instance.config, &request.options)?;
     if request.devices.len() > 1 {
         // TODO: striped backups to several devices are not modelled.
         return Err(Msg {
@@ -136,7 +148,8 @@ fn check_request(instance: &Instance, session: &Session, request: &Backup) -> Re
     if compress && instance.info.edition == Edition::Express {
         return Err(messages::compression_unsupported(instance.info.edition_text()).into());
     }
-    Ok(())
+    // TODO: SQL Server Express rejects WITH ENCRYPTION; the error is not modelled.
+    Ok(encryption)
 }
 
 fn check_database(database: &Database, request: &Backup) -> Result<(), Msg> {
@@ -255,7 +268,7 @@ fn plan(
     // NOTE: unverified assumption that COMPRESSION implies CHECKSUM unless NO_CHECKSUM
     // is given. NO_CHECKSUM is the documented default without compression.
     let has_checksums = request.options.checksum.unwrap_or(compressed);
-    let (data_file, log_file) = logical_files(&database.name);
+    let (data_file, log_file) = database.logical_file_names();
     let set = BackupSet {
         backup_type,
         position: 1,
@@ -296,6 +309,7 @@ fn plan(
     };
     Ok(Plan {
         set,
+        encryption: None,
         lsns,
         device_name,
         device,
@@ -304,18 +318,6 @@ fn plan(
         data_file,
         log_file,
     })
-}
-
-/// Logical file names: system databases have their own, user databases get SQL
-/// Server's defaults `name` and `name_log`.
-fn logical_files(database: &str) -> (String, String) {
-    let (data, log) = match database.to_ascii_lowercase().as_str() {
-        "master" => ("master", "mastlog"),
-        "model" => ("modeldev", "modellog"),
-        "msdb" => ("MSDBData", "MSDBLog"),
-        _ => return (database.to_string(), format!("{database}_log")),
-    };
-    (data.to_string(), log.to_string())
 }
 
 fn file_recovery_model(model: RecoveryModel) -> FileRecoveryModel {
@@ -579,17 +581,25 @@ fn record(instance: &Instance, request: &Backup, plan: &Plan, set: &BackupSet, f
     let backup_set_id = state.history.next_backup_set_id();
     let mut begins_log_chain = false;
     let mut database_guid = Uuid::nil();
+    let mut file_rows = Vec::new();
     if let Some(database) = state.database_mut(&set.database_name) {
         database_guid = database.guid;
+        file_rows = backup_files(database, backup_set_id, plan);
         match set.backup_type {
             BackupType::Log => {
                 begins_log_chain = !database.log.chain_has_log_backup;
                 database.log_backup_done(&plan.lsns, request.options.copy_only);
             }
             BackupType::Differential => database.differential_done(&plan.lsns),
-            _ => database.full_backup_done(&plan.lsns, set.backup_set_guid, set.is_copy_only),
+            _ => database.full_backup_done(
+                &plan.lsns,
+                set.backup_set_guid,
+                set.backup_start_date,
+                set.is_copy_only,
+            ),
         }
     }
+    state.history.files.extend(file_rows);
     let differential = set.backup_type == BackupType::Differential;
     let misrecord = state
         .take_fault(|fault| matches!(fault, Fault::MisrecordNextHistory))
@@ -609,6 +619,7 @@ fn record(instance: &Instance, request: &Backup, plan: &Plan, set: &BackupSet, f
         media_uuid: set.media_set_guid,
         family_count: 1,
         is_compressed: set.compressed,
+        is_encrypted: plan.encryption.is_some(),
     });
     state.history.families.push(MediaFamilyRecord {
         media_set_id,
@@ -658,7 +669,37 @@ fn record(instance: &Instance, request: &Backup, plan: &Plan, set: &BackupSet, f
         } else {
             None
         },
+        encryption: plan.encryption.clone(),
     });
+}
+
+/// Builds the msdb.dbo.backupfile rows: every file of the database, with the pages this
+/// backup carries of it. A log backup carries only the log file (backupfile (Transact-SQL),
+/// is_present).
+fn backup_files(database: &Database, backup_set_id: i32, plan: &Plan) -> Vec<BackupFileRecord> {
+    let log_backup = plan.set.backup_type == BackupType::Log;
+    let differential = plan.set.backup_type == BackupType::Differential;
+    database
+        .files
+        .iter()
+        .map(|file| {
+            let (pages, present) = match file.kind {
+                FileKind::Rows => (if log_backup { 0 } else { plan.data_pages }, !log_backup),
+                FileKind::Log => (plan.log_pages, true),
+            };
+            let base = database
+                .base
+                .filter(|_| differential && file.kind == FileKind::Rows);
+            BackupFileRecord {
+                backup_set_id,
+                file: file.clone(),
+                backed_up_pages: pages,
+                is_present: present,
+                differential_base_lsn: base.map(|base| base.checkpoint_lsn),
+                differential_base_guid: base.map(|base| base.backup_set_uuid),
+            }
+        })
+        .collect()
 }
 
 /// Sends 4035 per file and the closing 3014.

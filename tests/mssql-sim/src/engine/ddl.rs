@@ -75,12 +75,13 @@ pub fn create_database(
         return Outcome::Failed;
     }
     let id = state.next_database_id();
-    let mut database = Database::new(name, id, instance.now());
+    let data_directory = instance.info.default_data_directory();
+    let mut database = Database::new(name, id, instance.now(), &data_directory);
     // A new database copies model: recovery model, size and compatibility level
     // (CREATE DATABASE (Transact-SQL)).
     if let Some(model) = state.database("model") {
         database.recovery_model = model.recovery_model;
-        database.size_mb = model.size_mb;
+        database.set_size_mb(model.size_mb);
         database.compatibility_level = model.compatibility_level;
     }
     state.databases.push(database);

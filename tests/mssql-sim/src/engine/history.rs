@@ -5,6 +5,8 @@ use bakfile::{BackupType, Lsn, RecoveryModel as FileRecoveryModel};
 use time::PrimitiveDateTime;
 use uuid::Uuid;
 
+use super::catalog::DatabaseFile;
+
 /// One msdb.dbo.backupset row.
 #[derive(Debug, Clone)]
 pub struct BackupSetRecord {
@@ -45,6 +47,19 @@ pub struct BackupSetRecord {
     pub recovery_fork_guid: Uuid,
     pub differential_base_lsn: Option<Lsn>,
     pub differential_base_guid: Option<Uuid>,
+    pub encryption: Option<BackupEncryptionRecord>,
+}
+
+/// How a backup set was encrypted (backupset key_algorithm, encryptor_thumbprint,
+/// encryptor_type).
+#[derive(Debug, Clone)]
+pub struct BackupEncryptionRecord {
+    /// e.g. `aes_256`, as msdb stores it.
+    pub algorithm: String,
+    /// SHA-1 thumbprint of the certificate or asymmetric key.
+    pub thumbprint: [u8; 20],
+    /// `CERTIFICATE` or `ASYMMETRIC KEY`.
+    pub encryptor_type: &'static str,
 }
 
 /// One msdb.dbo.backupmediaset row.
@@ -54,6 +69,7 @@ pub struct MediaSetRecord {
     pub media_uuid: Uuid,
     pub family_count: u8,
     pub is_compressed: bool,
+    pub is_encrypted: bool,
 }
 
 /// One msdb.dbo.backupmediafamily row.
@@ -66,12 +82,27 @@ pub struct MediaFamilyRecord {
     pub physical_block_size: i32,
 }
 
+/// One msdb.dbo.backupfile row: a data or log file of the database as it was when the
+/// backup was taken.
+#[derive(Debug, Clone)]
+pub struct BackupFileRecord {
+    pub backup_set_id: i32,
+    pub file: DatabaseFile,
+    /// Pages of this file the backup carries.
+    pub backed_up_pages: u64,
+    /// The file's contents are in the backup set (`is_present`).
+    pub is_present: bool,
+    pub differential_base_lsn: Option<Lsn>,
+    pub differential_base_guid: Option<Uuid>,
+}
+
 /// All history of one instance.
 #[derive(Debug, Clone, Default)]
 pub struct History {
     pub sets: Vec<BackupSetRecord>,
     pub media_sets: Vec<MediaSetRecord>,
     pub families: Vec<MediaFamilyRecord>,
+    pub files: Vec<BackupFileRecord>,
 }
 
 impl History {

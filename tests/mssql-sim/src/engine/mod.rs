@@ -8,15 +8,22 @@
 //! message texts.
 
 mod backup;
+mod backup_options;
 mod batch;
 mod catalog;
+mod checkdb;
 mod convert;
 mod ddl;
 mod fault;
+mod file_tables;
+mod header_lists;
 mod history;
+mod media;
 pub mod messages;
 mod paths;
 mod progress;
+mod restore;
+mod restore_messages;
 mod select;
 mod server_info;
 pub mod sql;
@@ -119,10 +126,17 @@ impl Instance {
         let info = ServerInfo::from_config(&config);
         let now = local_now(info.time_zone_minutes);
         let level = info.compatibility_level();
-        let mut databases = catalog::system_databases(info.edition, level, now);
+        let data_directory = info.default_data_directory();
+        let mut databases = catalog::system_databases(info.edition, level, now, &data_directory);
         for database_config in &config.databases {
             let id = databases.iter().map(|d| d.id).max().unwrap_or(4) + 1;
-            databases.push(Database::from_config(database_config, id, level, now));
+            databases.push(Database::from_config(
+                database_config,
+                id,
+                level,
+                now,
+                &data_directory,
+            ));
         }
         for database_config in &config.databases {
             let Some(source) = &database_config.snapshot_of else {

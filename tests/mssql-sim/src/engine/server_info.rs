@@ -154,6 +154,20 @@ impl ServerInfo {
         }
     }
 
+    /// The default directory of data and log files (the instance's DATA folder).
+    pub fn default_data_directory(&self) -> String {
+        match self.platform {
+            Platform::Linux => "/var/opt/mssql/data".into(),
+            Platform::Windows => {
+                let folder = self.instance_name.as_deref().unwrap_or("MSSQLSERVER");
+                format!(
+                    "C:\\Program Files\\Microsoft SQL Server\\MSSQL{}.{}\\MSSQL\\DATA",
+                    self.version.major, folder
+                )
+            }
+        }
+    }
+
     /// The default directory for backup files named without a path.
     pub fn default_backup_directory(&self) -> String {
         match self.platform {

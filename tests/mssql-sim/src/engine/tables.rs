@@ -1,9 +1,11 @@
 //! Virtual tables: sys.databases, sys.dm_exec_requests and the msdb backup history, with
-//! the column names and types of their Microsoft doc pages.
+//! the column names and types of their Microsoft doc pages; `file_tables` adds the
+//! file and log-chain views.
 
 use time::PrimitiveDateTime;
 
 use super::catalog::{recovery_code, state_code};
+use super::file_tables;
 use super::history::{recovery_text, type_letter};
 use super::state::InstanceState;
 use crate::reply::{Column, SqlType, Value};
@@ -16,6 +18,9 @@ pub enum TableId {
     BackupSet,
     BackupMediaSet,
     BackupMediaFamily,
+    MasterFiles,
+    DatabaseRecoveryStatus,
+    BackupFile,
 }
 
 /// A materialized table: columns and all rows.
@@ -45,6 +50,8 @@ pub fn resolve(
         return match name.as_str() {
             "databases" => Some(TableId::Databases),
             "dm_exec_requests" => Some(TableId::ExecRequests),
+            "master_files" => Some(TableId::MasterFiles),
+            "database_recovery_status" => Some(TableId::DatabaseRecoveryStatus),
             _ => None,
         };
     }
@@ -55,6 +62,7 @@ pub fn resolve(
         "backupset" => Some(TableId::BackupSet),
         "backupmediaset" => Some(TableId::BackupMediaSet),
         "backupmediafamily" => Some(TableId::BackupMediaFamily),
+        "backupfile" => Some(TableId::BackupFile),
         _ => None,
     }
 }
@@ -67,6 +75,9 @@ pub fn materialize(table: TableId, state: &InstanceState, now: PrimitiveDateTime
         TableId::BackupSet => backup_sets(state),
         TableId::BackupMediaSet => media_sets(state),
         TableId::BackupMediaFamily => media_families(state),
+        TableId::MasterFiles => file_tables::master_files(state),
+        TableId::DatabaseRecoveryStatus => file_tables::recovery_status(state),
+        TableId::BackupFile => file_tables::backup_files(state),
     }
 }
 
@@ -78,10 +89,13 @@ pub fn columns(table: TableId) -> Vec<Column> {
         TableId::BackupSet => backup_set_columns(),
         TableId::BackupMediaSet => media_set_columns(),
         TableId::BackupMediaFamily => media_family_columns(),
+        TableId::MasterFiles => file_tables::master_file_columns(),
+        TableId::DatabaseRecoveryStatus => file_tables::recovery_status_columns(),
+        TableId::BackupFile => file_tables::backup_file_columns(),
     }
 }
 
-fn column(name: &str, ty: SqlType, nullable: bool) -> Column {
+pub(super) fn column(name: &str, ty: SqlType, nullable: bool) -> Column {
     Column {
         name: name.to_string(),
         ty,
@@ -89,17 +103,17 @@ fn column(name: &str, ty: SqlType, nullable: bool) -> Column {
     }
 }
 
-const SYSNAME: SqlType = SqlType::NVarChar(Some(128));
-const LSN: SqlType = SqlType::Numeric {
+pub(super) const SYSNAME: SqlType = SqlType::NVarChar(Some(128));
+pub(super) const LSN: SqlType = SqlType::Numeric {
     precision: 25,
     scale: 0,
 };
-const SIZE: SqlType = SqlType::Numeric {
+pub(super) const SIZE: SqlType = SqlType::Numeric {
     precision: 20,
     scale: 0,
 };
 
-fn text(value: &str) -> Value {
+pub(super) fn text(value: &str) -> Value {
     Value::Str(value.to_string())
 }
 
@@ -107,7 +121,7 @@ fn optional_text(value: &Option<String>) -> Value {
     value.as_deref().map_or(Value::Null, text)
 }
 
-fn lsn(value: bakfile::Lsn) -> Value {
+pub(super) fn lsn(value: bakfile::Lsn) -> Value {
     Value::Numeric(value.to_numeric() as i128)
 }
 
@@ -327,6 +341,7 @@ fn backup_set_columns() -> Vec<Column> {
         column("differential_base_guid", SqlType::UniqueIdentifier, true),
         column("compressed_backup_size", SIZE, true),
         column("key_algorithm", SqlType::NVarChar(Some(32)), true),
+        column("encryptor_thumbprint", SqlType::VarBinary(20), true),
         column("encryptor_type", SqlType::NVarChar(Some(32)), true),
     ]
 }
@@ -396,8 +411,15 @@ fn backup_sets(state: &InstanceState) -> VirtualTable {
             set.differential_base_lsn.map_or(Value::Null, lsn),
             set.differential_base_guid.map_or(Value::Null, Value::Guid),
             Value::Numeric(set.compressed_backup_size.into()),
-            Value::Null,
-            Value::Null,
+            set.encryption
+                .as_ref()
+                .map_or(Value::Null, |encryption| text(&encryption.algorithm)),
+            set.encryption.as_ref().map_or(Value::Null, |encryption| {
+                Value::Bytes(encryption.thumbprint.to_vec())
+            }),
+            set.encryption
+                .as_ref()
+                .map_or(Value::Null, |encryption| text(encryption.encryptor_type)),
         ]);
     }
     VirtualTable {
@@ -459,7 +481,7 @@ fn media_sets(state: &InstanceState) -> VirtualTable {
                 Value::Int(1),
                 Value::Bool(false),
                 Value::Bool(media.is_compressed),
-                Value::Bool(false),
+                Value::Bool(media.is_encrypted),
             ]
         })
         .collect();

@@ -3,4 +3,6 @@
 mod support;
 
 mod backup_tests;
+mod catalog_view_tests;
+mod restore_tests;
 mod select_tests;
