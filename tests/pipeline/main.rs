@@ -12,6 +12,7 @@ mod failures;
 mod fixture;
 mod leases;
 mod names;
+mod restore;
 mod schedule;
 mod sftp;
 mod smb;
