@@ -84,7 +84,7 @@ impl RestoreScript {
 pub enum ScriptError {
     #[error("backup #{backup_id} of the chain has no path and checksum in the request; this is a bug in the caller")]
     MissingSource { backup_id: i64 },
-    #[error("cannot write MOVE clauses: full backup #{backup_id} ({path}) has no recorded file list, because it was catalogued by `bakfleet import`; restore without --as and --move-to, or run RESTORE FILELISTONLY on it and write the MOVE clauses by hand")]
+    #[error("cannot write MOVE clauses: full backup #{backup_id} ({path}) has no recorded file list, as for backups catalogued by `bakfleet import`; restore under the same name into the same folders, or run RESTORE FILELISTONLY on the file and write the MOVE clauses by hand")]
     MissingFileList { backup_id: i64, path: String },
     #[error("cannot write STOPAT: log backup #{backup_id} ({path}) has no known server time zone, so the UTC target cannot be converted to the server's local time")]
     UnknownTimeZone { backup_id: i64, path: String },

@@ -454,3 +454,62 @@ async fn connect_with_retry(address: SocketAddr) -> tokio::net::TcpStream {
     }
     panic!("the admin site did not start listening on {address}");
 }
+
+#[tokio::test]
+async fn restore_page_shows_script() {
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    let sample = sample_catalog(&catalog).await;
+    let site = site(catalog);
+
+    let (status, body) = get(&site, "/instances/sales-prod/databases/orders/restore").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body.contains("RESTORE DATABASE [orders] FROM DISK"),
+        "{body}"
+    );
+    assert!(
+        body.contains("RESTORE DATABASE [orders] WITH RECOVERY;"),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("/backups/{}", sample.full_id)),
+        "{body}"
+    );
+
+    let (status, body) = get(
+        &site,
+        &format!("/instances/sales-prod/databases/{WEIRD_SEGMENT}/restore?as=copy%5D"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body.contains(&escaped("RESTORE DATABASE [copy]]]")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn restore_page_explains_rejected_time() {
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    sample_catalog(&catalog).await;
+    let site = site(catalog);
+
+    let (status, body) = get(
+        &site,
+        "/instances/sales-prod/databases/orders/restore?at=2001-01-01+00%3A00%3A00",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("earliest point to restore to"), "{body}");
+
+    let (_, body) = get(
+        &site,
+        "/instances/sales-prod/databases/orders/restore?at=soon",
+    )
+    .await;
+    assert!(body.contains("invalid time"), "{body}");
+
+    let (_, body) = get(&site, "/instances/sales-prod/databases/nosuch/restore").await;
+    assert!(body.contains("databases with backups there"), "{body}");
+    assert!(body.contains("orders"), "{body}");
+}
