@@ -476,16 +476,16 @@ async fn restore_page_shows_script() {
         "{body}"
     );
 
-    let (status, body) = get(
-        &site,
-        &format!("/instances/sales-prod/databases/{WEIRD_SEGMENT}/restore?as=copy%5D"),
-    )
-    .await;
+    let weird_page = format!("/instances/sales-prod/databases/{WEIRD_SEGMENT}/restore");
+    let (status, body) = get(&site, &weird_page).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(
-        body.contains(&escaped("RESTORE DATABASE [copy]]]")),
-        "{body}"
-    );
+    let quoted = escaped("RESTORE DATABASE [Q1]]'s Bestellungen/ä] FROM DISK");
+    assert!(body.contains(&quoted), "{body}");
+
+    // A new name needs MOVE clauses, and this backup has no file list.
+    let (status, body) = get(&site, &format!("{weird_page}?as=copy%5D")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("cannot write MOVE clauses"), "{body}");
 }
 
 #[tokio::test]
