@@ -18,7 +18,7 @@ use crate::retention::{self, Action, Reason};
 /// Time between two prunes of `serve`.
 const DAILY: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// What happened to one backup.
+/// The prune outcome of one backup, as printed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PruneLine {
     pub backup_id: i64,
@@ -99,6 +99,7 @@ pub(crate) async fn execute(fleet_path: &Path, dry_run: bool) -> anyhow::Result<
         );
     }
     print_summary(&report, dry_run);
+    print_staged_leftovers(&catalog).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -243,7 +244,7 @@ async fn delete_store_file(store_root: &Path, row: &BackupRow) -> Result<(), Pru
         path: path.clone(),
         source,
     };
-    // A catalogued store path never climbs out of the store; refuse one that would.
+    // A catalogued store path never climbs out of the store; reject one that would.
     if row.store_path.split('/').any(|part| part == "..") {
         let source = std::io::Error::new(std::io::ErrorKind::InvalidInput, "path contains ..");
         return Err(error(source));
@@ -256,6 +257,31 @@ async fn delete_store_file(store_root: &Path, row: &BackupRow) -> Result<(), Pru
     if let Some(parent) = path.parent() {
         let directory = tokio::fs::File::open(parent).await.map_err(error)?;
         directory.sync_all().await.map_err(error)?;
+    }
+    Ok(())
+}
+
+/// Lists runs that may have left a staged file on a share; bakfleet does not delete
+/// those files, so the DBA can.
+async fn print_staged_leftovers(catalog: &Catalog) -> Result<(), CatalogError> {
+    let leftovers = catalog.staged_leftovers().await?;
+    if leftovers.is_empty() {
+        return Ok(());
+    }
+    println!(
+        "{} run(s) may have left a staged file on a share; delete it there by hand:",
+        leftovers.len()
+    );
+    for run in leftovers {
+        println!(
+            "  run #{} {}/[{}] {} in phase {}: {}",
+            run.run_id,
+            run.instance,
+            run.database,
+            run.status,
+            run.phase,
+            run.detail.as_deref().unwrap_or("-")
+        );
     }
     Ok(())
 }

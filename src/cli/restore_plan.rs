@@ -30,7 +30,7 @@ pub struct PlanRequest {
     pub format: PlanFormat,
 }
 
-/// Prints the plan, or the reason no plan exists (exit code 1).
+/// Prints the plan; the error says why no plan exists.
 pub(crate) async fn execute(fleet_path: &Path, request: PlanRequest) -> anyhow::Result<ExitCode> {
     let target = match &request.at {
         Some(text) => Target::At(parse_target_time(text).map_err(anyhow::Error::msg)?),

@@ -114,7 +114,7 @@ async fn restore_plan_script_restores_chain() {
         .unwrap_or_else(|(statement, code)| panic!("{statement}: server error {code}"));
 
     // A point inside log 1: the script stops there with STOPAT.
-    let target = OffsetDateTime::from(finished_utc(&log1)) - Duration::milliseconds(1);
+    let target = finished_utc(&log1) - Duration::milliseconds(1);
     let options = ScriptOptions {
         restore_as: Some(format!("{database} at")),
         ..ScriptOptions::default()
