@@ -10,7 +10,9 @@ use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
 use crate::catalog::{BackupRow, Catalog, CatalogError};
-use crate::chain::{self, Broken, ChainBackup, ChainError, RestorableWindow, RestoreChain, Target};
+use crate::chain::{
+    self, format_time, Broken, ChainBackup, ChainError, RestorableWindow, RestoreChain, Target,
+};
 use crate::restore_script::{self, RestoreScript, ScriptError, ScriptOptions, ScriptSource};
 
 /// A restore plan: the chain, its script and the database's restorable windows.
@@ -43,13 +45,13 @@ pub enum PlanError {
         database: String,
         known: Vec<String>,
     },
-    #[error("database {database:?} on instance {instance}: {source}")]
+    #[error("database {database:?} on instance {instance}: {reason}")]
     Chain {
         instance: String,
         database: String,
-        source: ChainError,
+        reason: ChainError,
     },
-    #[error("database {database:?} on instance {instance}: cannot restore to {target}, because the log chain is broken between backup #{} ({before}) and backup #{} ({after}); LSNs {} to {} are in no catalogued log backup; the latest point before the gap is {}", broken.after, broken.next, broken.missing_from, broken.missing_to, broken.restorable_until)]
+    #[error("database {database:?} on instance {instance}: cannot restore to {}, because the log chain is broken between backup #{} ({before}) and backup #{} ({after}); LSNs {} to {} are in no catalogued log backup; the latest point before the gap is {}", format_time(target), broken.after, broken.next, broken.missing_from, broken.missing_to, format_time(&broken.restorable_until))]
     Gap {
         instance: String,
         database: String,
@@ -60,11 +62,11 @@ pub enum PlanError {
         /// Store path and finish time of the first log after the gap.
         after: String,
     },
-    #[error("database {database:?} on instance {instance}: {source}")]
+    #[error("database {database:?} on instance {instance}: {reason}")]
     Script {
         instance: String,
         database: String,
-        source: ScriptError,
+        reason: ScriptError,
     },
     #[error(transparent)]
     Catalog(#[from] CatalogError),
@@ -119,11 +121,11 @@ pub async fn build_plan(
         sources.insert(backup.id, script_source(store_root, row, files));
     }
     let script =
-        restore_script::write_script(database, &chain, &sources, options).map_err(|source| {
+        restore_script::write_script(database, &chain, &sources, options).map_err(|reason| {
             PlanError::Script {
                 instance: instance.to_string(),
                 database: database.to_string(),
-                source,
+                reason,
             }
         })?;
 
@@ -217,10 +219,10 @@ fn chain_error(
             after: describe(broken.next),
             broken,
         },
-        source => PlanError::Chain {
+        reason => PlanError::Chain {
             instance: instance.to_string(),
             database: database.to_string(),
-            source,
+            reason,
         },
     }
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use super::output::human_bytes;
 use crate::catalog::Catalog;
-use crate::chain::Target;
+use crate::chain::{format_time, Target};
 use crate::fleet::Fleet;
 use crate::restore_plan::{build_plan, parse_target_time, RestorePlan};
 use crate::restore_script::ScriptOptions;
@@ -62,15 +62,15 @@ pub fn format_sql(plan: &RestorePlan) -> String {
     let mut text = String::new();
     let target = plan
         .target
-        .map_or_else(|| "latest".to_string(), |at| at.to_string());
+        .map_or_else(|| "latest".to_string(), |at| format_time(&at));
     text.push_str(&format!(
-        "-- Restore plan for instance {:?}, database {:?}, target {target} (UTC)\n",
+        "-- Restore plan for instance {:?}, database {:?}, target {target}\n",
         plan.instance, plan.database
     ));
     if let Some(broken) = &plan.chain.broken {
         text.push_str(&format!(
             "-- WARNING: {broken}; this script restores to {}, the latest point before the gap\n",
-            broken.restorable_until
+            format_time(&broken.restorable_until)
         ));
     }
     text.push_str("-- Files, in restore order (store path, size, SHA-256):\n");
