@@ -254,14 +254,23 @@ async fn prune_deletes_only_expired_files() {
         "dry run deletes nothing"
     );
 
+    // A prune that stopped after marking the first full: the next prune deletes its
+    // file first, then applies retention to the rest.
+    let first_full = catalog.backup(ids[0]).await.unwrap().unwrap();
+    catalog.mark_pruned(ids[0], "expired", now).await.unwrap();
+    assert!(fleet.store_root().join(&first_full.store_path).is_file());
+
     let report = prune(catalog, &settings, now, false).await.unwrap();
+    assert_eq!(report.finished_prunes, 1);
+    assert!(!fleet.store_root().join(&first_full.store_path).exists());
+    assert!(catalog.unfinished_prunes().await.unwrap().is_empty());
     let deleted: Vec<i64> = report
         .lines
         .iter()
         .filter(|line| line.action == PruneAction::Deleted)
         .map(|line| line.backup_id)
         .collect();
-    assert_eq!(deleted, would_delete);
+    assert_eq!(deleted, vec![ids[1]], "the log of the first full");
 
     // The catalogue's restorable backups and the store's files are the same set.
     let database = fleet.db("Sales");
