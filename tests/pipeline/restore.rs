@@ -36,7 +36,7 @@ fn copy_plan_files(fleet: &TestFleet, plan: &RestorePlan) {
     }
 }
 
-/// Runs statements in order; returns the number of the first server error.
+/// Runs statements in order; returns the first failing statement and its error number.
 async fn run_statements(fleet: &TestFleet, statements: &[String]) -> Result<(), (String, u32)> {
     let mut client = fleet.target.connect().await;
     for statement in statements {
