@@ -7,6 +7,7 @@
 
 pub mod backup;
 pub mod catalog;
+pub mod chain;
 pub mod cli;
 pub mod fleet;
 pub mod integrity;
@@ -14,6 +15,9 @@ pub mod job;
 pub mod logging;
 pub mod mssql;
 pub mod policy;
+pub mod restore_plan;
+pub mod restore_script;
+pub mod retention;
 pub mod schedule;
 pub mod service;
 pub mod shutdown;

@@ -504,3 +504,62 @@ async fn queue_page_lists_running_and_waiting() {
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("runs no jobs"), "{body}");
 }
+
+#[tokio::test]
+async fn restore_page_shows_script() {
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    let sample = sample_catalog(&catalog).await;
+    let site = site(catalog);
+
+    let (status, body) = get(&site, "/instances/sales-prod/databases/orders/restore").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body.contains("RESTORE DATABASE [orders] FROM DISK"),
+        "{body}"
+    );
+    assert!(
+        body.contains("RESTORE DATABASE [orders] WITH RECOVERY;"),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("/backups/{}", sample.full_id)),
+        "{body}"
+    );
+
+    let weird_page = format!("/instances/sales-prod/databases/{WEIRD_SEGMENT}/restore");
+    let (status, body) = get(&site, &weird_page).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let quoted = escaped("RESTORE DATABASE [Q1]]'s Bestellungen/ä] FROM DISK");
+    assert!(body.contains(&quoted), "{body}");
+
+    // A new name needs MOVE clauses, and this backup has no file list.
+    let (status, body) = get(&site, &format!("{weird_page}?as=copy%5D")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("cannot write MOVE clauses"), "{body}");
+}
+
+#[tokio::test]
+async fn restore_page_explains_rejected_time() {
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    sample_catalog(&catalog).await;
+    let site = site(catalog);
+
+    let (status, body) = get(
+        &site,
+        "/instances/sales-prod/databases/orders/restore?at=2001-01-01+00%3A00%3A00",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("earliest point to restore to"), "{body}");
+
+    let (_, body) = get(
+        &site,
+        "/instances/sales-prod/databases/orders/restore?at=soon",
+    )
+    .await;
+    assert!(body.contains("invalid time"), "{body}");
+
+    let (_, body) = get(&site, "/instances/sales-prod/databases/nosuch/restore").await;
+    assert!(body.contains("databases with backups there"), "{body}");
+    assert!(body.contains("orders"), "{body}");
+}

@@ -2,11 +2,13 @@
 //!
 //! Times are stored as UTC RFC 3339 text with milliseconds, so text order is time order.
 
+mod backup_files;
 mod backups;
 mod decode;
 mod inventory;
 mod lease;
 mod overview;
+mod pruning;
 mod runs;
 mod slots;
 mod store_history;
@@ -26,6 +28,7 @@ pub use backups::BackupRow;
 pub use inventory::{DatabaseFacts, InstanceFacts, InstanceRow};
 pub use lease::{LeaseError, LeaseHolder};
 pub use overview::{DatabaseOverview, LastBackup, LastRun};
+pub use pruning::{CataloguedDatabase, StagedLeftover};
 pub use runs::{NewRun, RunRow, RunStats, RunStatus, SkipKind};
 
 /// How long a statement waits for another connection's write lock before it fails.

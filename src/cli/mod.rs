@@ -10,6 +10,8 @@ mod inspect;
 pub use demo::prepare_demo_environment;
 mod list;
 mod output;
+pub mod prune;
+pub mod restore_plan;
 mod run;
 mod serve;
 mod verify;
@@ -141,6 +143,37 @@ pub enum Command {
         #[arg(long)]
         copy: bool,
     },
+    /// Print the backups that restore a database to a point in time, and the T-SQL
+    /// script that applies them.
+    RestorePlan {
+        /// Instance name as the catalogue records it.
+        instance: String,
+        /// Exact database name.
+        database: String,
+        /// Time to restore to: RFC 3339 (2026-03-01T10:15:00+01:00), or
+        /// "YYYY-MM-DD HH:MM:SS" taken as UTC. Latest restorable point when left out.
+        #[arg(long)]
+        at: Option<String>,
+        /// Restore under this database name; MOVE clauses give its files new names.
+        #[arg(long = "as")]
+        restore_as: Option<String>,
+        /// Server folder for the restored database files (MOVE clauses).
+        #[arg(long)]
+        move_to: Option<String>,
+        /// Add REPLACE, which overwrites an existing database of the target name and
+        /// skips SQL Server's tail-log check.
+        #[arg(long)]
+        replace: bool,
+        /// Output: the T-SQL script, or JSON with the chain and restorable windows.
+        #[arg(long, value_enum, default_value = "sql")]
+        format: restore_plan::PlanFormat,
+    },
+    /// Delete backups that retention no longer keeps, and print why each is kept or deleted.
+    Prune {
+        /// Print the verdicts and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Start a simulated fleet, back it up, and serve the admin site.
     #[cfg(feature = "demo")]
     Demo {
@@ -246,6 +279,29 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             import::execute(&cli.fleet, options).await
         }
+        Command::RestorePlan {
+            instance,
+            database,
+            at,
+            restore_as,
+            move_to,
+            replace,
+            format,
+        } => {
+            let request = restore_plan::PlanRequest {
+                instance,
+                database,
+                at,
+                options: crate::restore_script::ScriptOptions {
+                    restore_as,
+                    move_to,
+                    replace,
+                },
+                format,
+            };
+            restore_plan::execute(&cli.fleet, request).await
+        }
+        Command::Prune { dry_run } => prune::execute(&cli.fleet, dry_run).await,
         #[cfg(feature = "demo")]
         Command::Demo {
             once,

@@ -19,6 +19,10 @@ use crate::web::{self, WebState};
 pub(crate) async fn execute(fleet_path: &Path, grace: Duration) -> anyhow::Result<ExitCode> {
     let ctx = service::open(fleet_path, None).await?;
     let scheduler = Scheduler::start(ctx.clone()).await?;
+    let daily_prune = tokio::spawn(super::prune::run_daily(
+        ctx.catalog.clone(),
+        ctx.fleet.clone(),
+    ));
     let state = WebState {
         catalog: ctx.catalog.clone(),
         fleet_name: ctx.fleet.source.display().to_string(),
@@ -40,6 +44,7 @@ pub(crate) async fn execute(fleet_path: &Path, grace: Duration) -> anyhow::Resul
     };
     web::serve(listen, state, stop).await?;
     scheduler.shutdown().await;
+    daily_prune.abort();
 
     // The site ends only through the stop future, so a signal was received.
     let signal = signal_received.await.unwrap_or(StopSignal::Terminate);

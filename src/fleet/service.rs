@@ -117,7 +117,7 @@ fn listen_address(
     Some(address)
 }
 
-/// How long backups are kept. Parsed and checked; nothing deletes backups yet.
+/// How long backups are kept; `bakfleet prune` and the daily prune of `serve` apply it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     /// Minimum age in days before a full backup (and the chain that depends on it) may

@@ -304,6 +304,7 @@ async fn stages(
     interrupt::checkpoint(ctx, Phase::History)?;
     ctx.phase(request, run_id, Phase::History).await;
     let backup_set = history::read(&mut session, request, &staged).await?;
+    let backup_files = history::read_files(&mut session, request, &backup_set).await;
 
     interrupt::checkpoint(ctx, Phase::Fetch)?;
     lease.ensure_held(Phase::Fetch)?;
@@ -318,7 +319,7 @@ async fn stages(
         interrupt::checkpoint(ctx, Phase::Catalog)?;
         lease.ensure_held(Phase::Catalog)?;
         ctx.phase(request, run_id, Phase::Catalog).await;
-        let record = record::build(request, &staged, &backup_set, &fetched, &plan);
+        let record = record::build(request, &staged, &backup_set, &fetched, &plan, backup_files);
         let backup_id = record::store(ctx, run_id, &record, &fetched, started).await?;
         Ok((record, backup_id))
     }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{transcript, tsql};
 use super::{Connection, MssqlError};
-use crate::backup::{BackupType, Lsn};
+use crate::backup::{BackupFile, BackupType, Lsn};
 
 /// `SERVERPROPERTY('EngineEdition')` of Express (LocalDB included), which rejects backup
 /// compression with error 1844.
@@ -200,6 +200,24 @@ impl Connection {
             .transpose()
     }
 
+    /// Reads the database files of backup set `backup_set_id` from msdb.
+    ///
+    /// # Errors
+    /// Any [`MssqlError`] of the query, such as a missing `backupfile` table.
+    pub async fn backup_files(
+        &mut self,
+        backup_set_id: i32,
+    ) -> Result<Vec<BackupFile>, MssqlError> {
+        let label = "msdb backupfile query";
+        let rows = self
+            .query(label, &tsql::backup_files_query(backup_set_id))
+            .await?;
+        rows.into_iter()
+            .flatten()
+            .map(|row| RowReader::new(self.instance(), label, &row).backup_file())
+            .collect()
+    }
+
     /// Reads the progress of the request running on session `spid`; `None` when that
     /// session runs nothing.
     ///
@@ -309,6 +327,18 @@ impl<'a> RowReader<'a> {
                 .to_string(),
             is_read_only: self.optional::<bool>("is_read_only")?.unwrap_or(false),
             is_snapshot: self.optional::<i32>("source_database_id")?.is_some(),
+        })
+    }
+
+    fn backup_file(&self) -> Result<BackupFile, MssqlError> {
+        // numeric(10,0) in msdb, so it is read like the sizes.
+        let file_number = self.size("file_number")?.unwrap_or_default() as i64;
+        Ok(BackupFile {
+            file_number,
+            logical_name: self.required::<&str>("logical_name")?.to_string(),
+            physical_name: self.required::<&str>("physical_name")?.to_string(),
+            file_type: self.required::<&str>("file_type")?.trim().to_string(),
+            size_bytes: self.size("file_size")?,
         })
     }
 

@@ -116,6 +116,76 @@ pub fn verify_statement(server_path: &str, checksum: bool) -> String {
     )
 }
 
+/// The backup kind a RESTORE statement reads: database (full or differential) or log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreKind {
+    Database,
+    Log,
+}
+
+/// The WITH options of one RESTORE statement ("RESTORE Statements - Arguments").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestoreOptions {
+    /// `MOVE N'logical' TO N'path'` pairs: where each database file is created.
+    pub moves: Vec<(String, String)>,
+    /// `REPLACE`: overwrite an existing database and skip the tail-log check (error 3159).
+    pub replace: bool,
+    /// `CHECKSUM`: verify the backup checksums while restoring. Set it only for backups
+    /// taken with checksums, because RESTORE rejects it on others, as VERIFYONLY does.
+    pub checksum: bool,
+    /// `RECOVERY` when true, else `NORECOVERY` so that later backups can be applied.
+    pub recovery: bool,
+    /// `STOPAT = N'...'`: a server-local time in the form `yyyy-mm-ddThh:mm:ss.fff`.
+    pub stop_at: Option<String>,
+}
+
+/// Builds `RESTORE DATABASE|LOG [database] FROM DISK = N'path' WITH ...`.
+pub fn restore_statement(
+    kind: RestoreKind,
+    database: &str,
+    disk: &str,
+    options: &RestoreOptions,
+) -> String {
+    let verb = match kind {
+        RestoreKind::Database => "RESTORE DATABASE",
+        RestoreKind::Log => "RESTORE LOG",
+    };
+    let mut with: Vec<String> = options
+        .moves
+        .iter()
+        .map(|(logical, path)| format!("MOVE {} TO {}", quote_string(logical), quote_string(path)))
+        .collect();
+    if options.replace {
+        with.push("REPLACE".to_string());
+    }
+    if options.checksum {
+        with.push("CHECKSUM".to_string());
+    }
+    if let Some(stop_at) = &options.stop_at {
+        with.push(format!("STOPAT = {}", quote_string(stop_at)));
+    }
+    with.push(
+        if options.recovery {
+            "RECOVERY"
+        } else {
+            "NORECOVERY"
+        }
+        .to_string(),
+    );
+    format!(
+        "{verb} {} FROM DISK = {} WITH {};",
+        quote_ident(database),
+        quote_string(disk),
+        with.join(", ")
+    )
+}
+
+/// Builds `RESTORE DATABASE [database] WITH RECOVERY`, which ends a restore sequence
+/// left in NORECOVERY and brings the database online.
+pub fn recovery_statement(database: &str) -> String {
+    format!("RESTORE DATABASE {} WITH RECOVERY;", quote_ident(database))
+}
+
 /// The server facts bakfleet records. `SERVERPROPERTY` returns sql_variant, which TDS
 /// clients decode poorly, so every property is CAST to a plain type.
 pub const SERVER_FACTS_QUERY: &str = "SELECT @@VERSION AS version, \
@@ -180,6 +250,15 @@ WHERE bs.database_name = {} AND mf.physical_device_name = {} \
 ORDER BY bs.backup_set_id DESC;",
         quote_string(database),
         quote_string(server_path)
+    )
+}
+
+/// Builds the query for the database files of one backup set, which RESTORE's MOVE
+/// clauses name by logical name ("backupfile (Transact-SQL)").
+pub fn backup_files_query(backup_set_id: i32) -> String {
+    format!(
+        "SELECT file_number, file_type, logical_name, physical_name, file_size \
+FROM msdb.dbo.backupfile WHERE backup_set_id = {backup_set_id} ORDER BY file_number;"
     )
 }
 
@@ -300,5 +379,44 @@ mod tests {
             verify_statement("/x.bak", false),
             "RESTORE VERIFYONLY FROM DISK = N'/x.bak';"
         );
+    }
+
+    #[test]
+    fn statements_match_snapshots() {
+        let options = BackupOptions {
+            compression: false,
+            ..ALL_ON
+        };
+        let restore = RestoreOptions {
+            moves: vec![
+                ("Sales".to_string(), r"D:\data\Sales_copy.mdf".to_string()),
+                ("Sales_log".to_string(), r"L:\log\it's.ldf".to_string()),
+            ],
+            replace: true,
+            checksum: true,
+            recovery: false,
+            stop_at: Some("2026-03-01T10:15:00.000".to_string()),
+        };
+        let statements = [
+            backup_statement("Sales", BackupType::Full, r"\\h\s\full.bak", ALL_ON),
+            backup_statement("a]b", BackupType::Diff, "/s/diff.bak", options.clone()),
+            backup_statement("Sales", BackupType::Log, "/s/log.trn", options),
+            verify_statement(r"\\h\s\full.bak", true),
+            verify_statement("/s/log.trn", false),
+            restore_statement(
+                RestoreKind::Database,
+                "Sales]x",
+                "/store/full.bak",
+                &restore,
+            ),
+            restore_statement(
+                RestoreKind::Log,
+                "Sales",
+                "/store/log.trn",
+                &RestoreOptions::default(),
+            ),
+            recovery_statement("Sales]x"),
+        ];
+        insta::assert_snapshot!(statements.join("\n"));
     }
 }

@@ -4,6 +4,7 @@
 mod error;
 mod freshness;
 mod pages;
+mod restore;
 mod templates;
 
 use std::future::Future;
@@ -53,6 +54,10 @@ pub fn router(state: WebState) -> Router {
         .route(
             "/instances/{instance}/databases/{database}",
             get(pages::database),
+        )
+        .route(
+            "/instances/{instance}/databases/{database}/restore",
+            get(restore::restore_plan),
         )
         .route("/backups/{id}", get(pages::backup))
         .route("/runs", get(pages::runs))

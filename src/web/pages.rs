@@ -166,7 +166,7 @@ pub(super) async fn not_found() -> WebError {
 
 impl Site {
     /// Renders template `name` with `context` and the values every page shows.
-    fn render(&self, name: &str, context: Value) -> Result<Html<String>, WebError> {
+    pub(super) fn render(&self, name: &str, context: Value) -> Result<Html<String>, WebError> {
         let template = self.templates.get_template(name)?;
         let page = template.render(minijinja::context! {
             fleet_name => self.state.fleet_name,

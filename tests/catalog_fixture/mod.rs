@@ -72,6 +72,7 @@ pub fn record(
         compressed_size: Some(size_bytes),
         fetched_at: finish + Duration::seconds(20),
         fetch_ms: 1500,
+        files: None,
     }
 }
 

@@ -336,6 +336,14 @@ impl TestFleet {
         )
     }
 
+    /// Returns the local folder behind a simulated instance's staging location.
+    /// Simulator-only.
+    pub fn staging_root(&self) -> &Path {
+        self.staging_root
+            .as_deref()
+            .expect("staging_root() is simulator-only")
+    }
+
     /// Returns the store's root folder.
     pub fn store_root(&self) -> &Path {
         self.ctx.store.root()

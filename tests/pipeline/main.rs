@@ -13,6 +13,7 @@ mod fixture;
 mod leases;
 mod names;
 mod policy;
+mod restore;
 mod schedule;
 mod sftp;
 mod shutdown;
