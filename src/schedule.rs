@@ -1,100 +1,498 @@
-//! Cron schedules: one scheduler entry per instance and backup type, each running a cycle
-//! over the instance's selected databases.
+//! The scheduler: schedule slots per instance, policy and backup type, read in the
+//! policy's time zone, with catch-up after downtime and one run per slot.
+//!
+//! DST rule: a local time that does not exist (spring forward) runs once, at the first
+//! instant after the gap, and slots that fall into one gap share that run. A local time
+//! that occurs twice (fall back) runs once, at its first occurrence. So a slot never runs
+//! twice and is never skipped. croner applies other rules in its own time zone handling
+//! (interval jobs run twice in an overlap, a fixed time in a gap moves to the next match),
+//! and tokio-cron-scheduler offers no injected clock. So slots are computed here on
+//! croner's wall-clock matches in UTC terms, and a small loop drives them.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 
-use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
+use chrono::{
+    DateTime, Duration as ChronoDuration, NaiveDateTime, Offset, TimeZone, Timelike, Utc,
+};
+use chrono_tz::Tz;
+use croner::Cron;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::backup::BackupType;
-use crate::fleet::Instance;
+use crate::fleet::{parse_cron, Fleet, Instance, Policy};
 use crate::job::{self, JobContext, JobRequest, Trigger};
 
-/// A started scheduler; dropping it does not stop it, [`Scheduler::shutdown`] does.
-pub struct Scheduler {
-    inner: JobScheduler,
-}
+/// The maximum gap [`local_instant`] searches past: a day and an hour, so that zones that
+/// skipped a whole calendar day (Samoa at the end of 2011) fit.
+const MAX_GAP_HOURS: i64 = 25;
 
-/// The scheduler could not be built from the fleet's schedules.
+/// Windows in which [`Entry::next_slot`] and [`Entry::latest_slot`] look for a slot, from
+/// small to large, so that a schedule every few seconds does not list a whole day.
+const SEARCH_WINDOWS: [time::Duration; 3] = [
+    time::Duration::MINUTE,
+    time::Duration::HOUR,
+    time::Duration::DAY,
+];
+
+/// How many days [`Entry::next_slot`] and [`Entry::latest_slot`] search: a yearly
+/// schedule has a slot within this span.
+const SEARCH_DAYS: usize = 400;
+
+/// The cron expression could not be read.
 #[derive(Debug, thiserror::Error)]
-#[error("instance {instance}: {backup_type} schedule {expression:?}: {reason}")]
+#[error("instance {instance}, policy {policy:?}: {backup_type} schedule {expression:?}: {reason}")]
 pub struct ScheduleError {
     pub instance: String,
+    pub policy: String,
     pub backup_type: BackupType,
     pub expression: String,
     pub reason: String,
 }
 
-impl Scheduler {
-    /// Adds every schedule of every instance and starts ticking. Times are UTC.
-    ///
-    /// # Errors
-    /// [`ScheduleError`] naming the instance and expression the scheduler rejected.
-    pub async fn start(ctx: JobContext) -> Result<Scheduler, ScheduleError> {
-        let scheduler_error = |reason: JobSchedulerError| ScheduleError {
-            instance: String::new(),
-            backup_type: BackupType::Full,
-            expression: String::new(),
-            reason: reason.to_string(),
-        };
-        let inner = JobScheduler::new().await.map_err(scheduler_error)?;
-        for instance in ctx.fleet.instances.clone() {
+/// Returns the schedule slots of `cron` read in `zone` that fall in the UTC interval
+/// `(after, until]`, in order, each once, with the DST rule of this module applied.
+pub fn slots(
+    cron: &Cron,
+    zone: Tz,
+    after: OffsetDateTime,
+    until: OffsetDateTime,
+) -> Vec<OffsetDateTime> {
+    let after = to_chrono(after);
+    let until = to_chrono(until);
+    let (first_local, last_local) = wall_clock_bounds(zone, after, until);
+    let mut found: Vec<OffsetDateTime> = Vec::new();
+    // croner runs over UTC, which has no DST, so its matches are plain wall-clock times.
+    for wall in cron.iter_after(first_local.and_utc()) {
+        let wall = wall.naive_utc();
+        if wall > last_local {
+            break;
+        }
+        let instant = local_instant(zone, wall);
+        if instant <= after || instant > until {
+            continue;
+        }
+        let instant = to_time(instant);
+        if found.last() != Some(&instant) {
+            found.push(instant);
+        }
+    }
+    found
+}
+
+/// Returns the wall-clock times that can map into `(after, until]`: the interval shifted by
+/// the smallest and the largest UTC offset in effect during it. Offsets are sampled every
+/// 30 minutes, finer than any offset the tz database keeps for less time.
+fn wall_clock_bounds(
+    zone: Tz,
+    after: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> (NaiveDateTime, NaiveDateTime) {
+    let mut smallest = i64::MAX;
+    let mut largest = i64::MIN;
+    let mut probe = after;
+    loop {
+        let offset = zone.offset_from_utc_datetime(&probe.naive_utc()).fix();
+        let seconds = i64::from(offset.local_minus_utc());
+        smallest = smallest.min(seconds);
+        largest = largest.max(seconds);
+        if probe >= until {
+            break;
+        }
+        probe = (probe + ChronoDuration::minutes(30)).min(until);
+    }
+    let slack = ChronoDuration::minutes(1);
+    let first = after.naive_utc() + ChronoDuration::seconds(smallest) - slack;
+    let last = until.naive_utc() + ChronoDuration::seconds(largest) + slack;
+    (first, last)
+}
+
+/// Maps a wall-clock time in `zone` to the instant it runs at: the first occurrence of a
+/// repeated time, and the first instant after the gap for a time that does not exist.
+fn local_instant(zone: Tz, wall: NaiveDateTime) -> DateTime<Utc> {
+    if let Some(instant) = zone.from_local_datetime(&wall).earliest() {
+        return instant.with_timezone(&Utc);
+    }
+    // The tz database has whole-minute offsets since 1970, so the first existing minute
+    // after the gap is the instant the clocks jumped.
+    let mut probe = wall.with_second(0).unwrap_or(wall);
+    for _ in 0..(MAX_GAP_HOURS * 60) {
+        probe += ChronoDuration::minutes(1);
+        if let Some(instant) = zone.from_local_datetime(&probe).earliest() {
+            return instant.with_timezone(&Utc);
+        }
+    }
+    // Unreachable with the tz database: no gap lasts this long.
+    Utc.from_utc_datetime(&wall)
+}
+
+fn to_chrono(at: OffsetDateTime) -> DateTime<Utc> {
+    let nanos = at.unix_timestamp_nanos();
+    let seconds = nanos.div_euclid(1_000_000_000) as i64;
+    let subsec = nanos.rem_euclid(1_000_000_000) as u32;
+    Utc.timestamp_opt(seconds, subsec)
+        .single()
+        .expect("a time in years 0-9999 is a valid chrono time")
+}
+
+fn to_time(at: DateTime<Utc>) -> OffsetDateTime {
+    let nanos =
+        i128::from(at.timestamp()) * 1_000_000_000 + i128::from(at.timestamp_subsec_nanos());
+    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .expect("a chrono time from a time value converts back")
+}
+
+/// The time source of the scheduler loop, so that a test can play a day in seconds.
+pub trait Clock: Send + Sync {
+    /// Returns the current time.
+    fn now(&self) -> OffsetDateTime;
+    /// Completes at or after `at`.
+    fn sleep_until(&self, at: OffsetDateTime) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
+
+/// Wall-clock time.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+
+    fn sleep_until(&self, at: OffsetDateTime) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            // Sleep in steps of at most a minute, so that a wall-clock change (NTP, a
+            // resumed virtual machine) delays a slot by a minute at most.
+            loop {
+                let left = at - OffsetDateTime::now_utc();
+                if left <= time::Duration::ZERO {
+                    return;
+                }
+                let step = left.min(time::Duration::MINUTE);
+                tokio::time::sleep(step.unsigned_abs()).await;
+            }
+        })
+    }
+}
+
+/// A clock for tests: sleeping jumps straight to the wake-up time while it is at or
+/// before the end, and waits forever past it, reporting through [`SimulatedClock::parked`].
+pub struct SimulatedClock {
+    now: Mutex<OffsetDateTime>,
+    end: OffsetDateTime,
+    parked: watch::Sender<bool>,
+}
+
+impl SimulatedClock {
+    /// Starts at `start`; the scheduler runs every slot up to `end`.
+    pub fn new(start: OffsetDateTime, end: OffsetDateTime) -> SimulatedClock {
+        SimulatedClock {
+            now: Mutex::new(start),
+            end,
+            parked: watch::channel(false).0,
+        }
+    }
+
+    /// Completes once the scheduler waits for a time past the end: every slot up to the
+    /// end has run.
+    pub async fn parked(&self) {
+        let mut parked = self.parked.subscribe();
+        // The sender lives as long as the clock, so waiting cannot fail.
+        let _ = parked.wait_for(|parked| *parked).await;
+    }
+}
+
+impl Clock for SimulatedClock {
+    fn now(&self) -> OffsetDateTime {
+        *self.now.lock().expect("clock lock")
+    }
+
+    fn sleep_until(&self, at: OffsetDateTime) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            if at > self.end {
+                self.parked.send_replace(true);
+                std::future::pending::<()>().await;
+            }
+            let mut now = self.now.lock().expect("clock lock");
+            *now = (*now).max(at);
+        })
+    }
+}
+
+/// One schedule: an instance, one of its policies and one backup type.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub instance: Instance,
+    pub policy: Policy,
+    pub backup_type: BackupType,
+    cron: Cron,
+}
+
+impl Entry {
+    /// Lists the slots of this entry in `(after, until]`.
+    pub fn slots(&self, after: OffsetDateTime, until: OffsetDateTime) -> Vec<OffsetDateTime> {
+        slots(&self.cron, self.policy.time_zone, after, until)
+    }
+
+    /// Finds the first slot after `after`, looking up to [`SEARCH_DAYS`] ahead.
+    fn next_slot(&self, after: OffsetDateTime) -> Option<OffsetDateTime> {
+        for window in SEARCH_WINDOWS {
+            if let Some(first) = self.slots(after, after + window).first() {
+                return Some(*first);
+            }
+        }
+        let mut from = after + time::Duration::DAY;
+        for _ in 0..SEARCH_DAYS {
+            let until = from + time::Duration::DAY;
+            if let Some(first) = self.slots(from, until).first() {
+                return Some(*first);
+            }
+            from = until;
+        }
+        None
+    }
+
+    /// Finds the newest slot at or before `now`, looking back up to [`SEARCH_DAYS`].
+    fn latest_slot(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        for window in SEARCH_WINDOWS {
+            if let Some(last) = self.slots(now - window, now).last() {
+                return Some(*last);
+            }
+        }
+        let mut until = now - time::Duration::DAY;
+        for _ in 0..SEARCH_DAYS {
+            let after = until - time::Duration::DAY;
+            if let Some(last) = self.slots(after, until).last() {
+                return Some(*last);
+            }
+            until = after;
+        }
+        None
+    }
+}
+
+/// One slot to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    pub instance: String,
+    pub policy: String,
+    pub backup_type: BackupType,
+    pub slot: OffsetDateTime,
+}
+
+/// Lists one entry per instance, distinct policy and enabled backup type.
+///
+/// # Errors
+/// [`ScheduleError`] for an expression croner rejects; fleet.toml checks make this rare.
+pub fn entries(fleet: &Fleet) -> Result<Vec<Entry>, ScheduleError> {
+    let mut entries = Vec::new();
+    for instance in &fleet.instances {
+        for policy in instance.policies() {
             for backup_type in BackupType::ALL {
-                let Some(expression) = instance.schedule.for_type(backup_type) else {
+                let Some(expression) = policy.schedule.for_type(backup_type) else {
                     continue;
                 };
-                let job = cycle_job(&ctx, &instance, backup_type, expression)?;
-                inner.add(job).await.map_err(scheduler_error)?;
-                tracing::info!(instance = %instance.name, %backup_type, %expression, "scheduled");
+                let cron = parse_cron(expression).map_err(|reason| ScheduleError {
+                    instance: instance.name.clone(),
+                    policy: policy.name.clone(),
+                    backup_type,
+                    expression: expression.to_string(),
+                    reason,
+                })?;
+                entries.push(Entry {
+                    instance: instance.clone(),
+                    policy: policy.clone(),
+                    backup_type,
+                    cron,
+                });
             }
         }
-        inner.start().await.map_err(scheduler_error)?;
-        Ok(Scheduler { inner })
+    }
+    Ok(entries)
+}
+
+/// A started scheduler loop; [`Scheduler::shutdown`] stops it.
+pub struct Scheduler {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Scheduler {
+    /// Runs the catch-up, then every slot of every entry as wall-clock time reaches it.
+    ///
+    /// # Errors
+    /// [`ScheduleError`] naming the instance, policy and expression croner rejected.
+    pub async fn start(ctx: JobContext) -> Result<Scheduler, ScheduleError> {
+        Self::start_with(ctx, Arc::new(SystemClock), true).await
     }
 
-    /// Stops ticking; jobs already running finish on their own.
-    pub async fn shutdown(mut self) {
-        if let Err(error) = self.inner.shutdown().await {
-            tracing::warn!(%error, "scheduler did not shut down cleanly");
+    /// Like [`Scheduler::start`] with the time source given, and the catch-up optional.
+    ///
+    /// # Errors
+    /// [`ScheduleError`] naming the instance, policy and expression croner rejected.
+    pub async fn start_with(
+        ctx: JobContext,
+        clock: Arc<dyn Clock>,
+        catch_up: bool,
+    ) -> Result<Scheduler, ScheduleError> {
+        let entries = entries(&ctx.fleet)?;
+        for entry in &entries {
+            tracing::info!(
+                instance = %entry.instance.name,
+                policy = %entry.policy.name,
+                backup_type = %entry.backup_type,
+                time_zone = %entry.policy.time_zone,
+                "scheduled"
+            );
         }
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run_loop(ctx, entries, clock, catch_up, stopped));
+        Ok(Scheduler { stop, task })
+    }
+
+    /// Stops the loop from starting further slots. Jobs of the slot in progress keep
+    /// running: the process's stop handling gives them their grace time and then cancels
+    /// them safely, and the loop ends after them. A process that exits at once (the demo)
+    /// leaves them to be marked interrupted at the next start.
+    pub async fn shutdown(self) {
+        self.stop.send_replace(true);
+        drop(self.task);
     }
 }
 
-/// One scheduler entry. A cycle that is still running when the next tick comes is not
-/// started twice: the tick is logged and dropped, and the database leases guard the rest.
-fn cycle_job(
-    ctx: &JobContext,
-    instance: &Instance,
-    backup_type: BackupType,
-    expression: &str,
-) -> Result<Job, ScheduleError> {
-    let running = Arc::new(AtomicBool::new(false));
-    let ctx = ctx.clone();
-    let instance = instance.clone();
-    let name = instance.name.clone();
-    Job::new_async(expression, move |_id, _lock| {
-        let ctx = ctx.clone();
-        let instance = instance.clone();
-        let running = Arc::clone(&running);
-        Box::pin(async move {
-            if running.swap(true, Ordering::SeqCst) {
-                tracing::warn!(instance = %instance.name, %backup_type, "previous cycle still running; tick dropped");
-                return;
-            }
-            run_cycle(&ctx, &instance, backup_type).await;
-            running.store(false, Ordering::SeqCst);
-        })
-    })
-    .map_err(|error| ScheduleError {
-        instance: name,
-        backup_type,
-        expression: expression.to_string(),
-        reason: error.to_string(),
-    })
+async fn run_loop(
+    ctx: JobContext,
+    entries: Vec<Entry>,
+    clock: Arc<dyn Clock>,
+    catch_up: bool,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut checked = clock.now();
+    if catch_up {
+        let due = catch_up_slots(&ctx, &entries, checked).await;
+        run_due(&ctx, &entries, due).await;
+    }
+    loop {
+        let next = entries.iter().filter_map(|e| e.next_slot(checked)).min();
+        let Some(next) = next else {
+            tracing::info!("no schedule has a future slot; the scheduler waits for shutdown");
+            let _ = stopped.wait_for(|stop| *stop).await;
+            return;
+        };
+        tokio::select! {
+            () = clock.sleep_until(next) => {}
+            _ = stopped.wait_for(|stop| *stop) => return,
+        }
+        let now = clock.now();
+        let due = due_slots(&entries, checked, now);
+        checked = now;
+        run_due(&ctx, &entries, due).await;
+    }
 }
 
-/// Backs up every selected database of one instance with one type.
-pub async fn run_cycle(ctx: &JobContext, instance: &Instance, backup_type: BackupType) {
+/// Lists the slots in `(after, until]` in time order, keeping only the newest of each
+/// entry: a run late by more than one slot covers the missed ones, as one log backup
+/// covers all log since the previous one.
+pub fn due_slots(entries: &[Entry], after: OffsetDateTime, until: OffsetDateTime) -> Vec<Due> {
+    let mut due: Vec<Due> = Vec::new();
+    for entry in entries {
+        let slots = entry.slots(after, until);
+        let Some(newest) = slots.last() else {
+            continue;
+        };
+        if slots.len() > 1 {
+            tracing::warn!(
+                instance = %entry.instance.name,
+                backup_type = %entry.backup_type,
+                missed = slots.len() - 1,
+                "schedule is late; running only the newest slot"
+            );
+        }
+        due.push(Due {
+            instance: entry.instance.name.clone(),
+            policy: entry.policy.name.clone(),
+            backup_type: entry.backup_type,
+            slot: *newest,
+        });
+    }
+    due.sort_by_key(|due| (due.slot, due.backup_type));
+    due
+}
+
+/// Lists the slots to catch up at start: per entry, the newest slot before `now` when no
+/// run serves it and no run of that type on the instance started after it. So downtime
+/// costs one run per type, not one per missed slot.
+pub async fn catch_up_slots(ctx: &JobContext, entries: &[Entry], now: OffsetDateTime) -> Vec<Due> {
+    let mut due = Vec::new();
+    for entry in entries {
+        let Some(slot) = entry.latest_slot(now) else {
+            continue;
+        };
+        let name = &entry.instance.name;
+        // NOTE: both checks look at every database of the instance, so with several
+        // policies on one instance a run of one policy can hide a missed slot of another.
+        let has_run = ctx
+            .catalog
+            .slot_has_run(name, entry.backup_type, slot)
+            .await;
+        let newest = ctx.catalog.newest_run_start(name, entry.backup_type).await;
+        let (has_run, newest) = match (has_run, newest) {
+            (Ok(has_run), Ok(newest)) => (has_run, newest),
+            (Err(error), _) | (_, Err(error)) => {
+                tracing::error!(instance = %name, %error, "catch-up could not read the runs");
+                continue;
+            }
+        };
+        if has_run || newest.is_some_and(|started| started >= slot) {
+            continue;
+        }
+        tracing::info!(instance = %name, backup_type = %entry.backup_type, %slot, "catching up a missed slot");
+        due.push(Due {
+            instance: name.clone(),
+            policy: entry.policy.name.clone(),
+            backup_type: entry.backup_type,
+            slot,
+        });
+    }
+    due.sort_by_key(|due| (due.slot, due.backup_type));
+    due
+}
+
+/// Runs due slots: instances in parallel, and the slots of one instance one after the
+/// other in time and type order, so that a FULL and a LOG of one database never race for
+/// its lease.
+pub async fn run_due(ctx: &JobContext, entries: &[Entry], due: Vec<Due>) {
+    let mut by_instance: Vec<(String, Vec<Due>)> = Vec::new();
+    for item in due {
+        match by_instance
+            .iter_mut()
+            .find(|(name, _)| *name == item.instance)
+        {
+            Some((_, items)) => items.push(item),
+            None => by_instance.push((item.instance.clone(), vec![item])),
+        }
+    }
+    let instances = by_instance.into_iter().map(|(_, items)| async move {
+        for item in items {
+            let entry = entries.iter().find(|entry| {
+                entry.instance.name == item.instance
+                    && entry.policy.name == item.policy
+                    && entry.backup_type == item.backup_type
+            });
+            if let Some(entry) = entry {
+                run_cycle(ctx, entry, item.slot).await;
+            }
+        }
+    });
+    futures_util::future::join_all(instances).await;
+}
+
+/// Backs up, for one slot, every selected database of an instance whose policy is the
+/// entry's.
+pub async fn run_cycle(ctx: &JobContext, entry: &Entry, slot: OffsetDateTime) {
+    let instance = &entry.instance;
     let databases = match job::select_databases(instance, &ctx.secrets).await {
         Ok(databases) => databases,
         Err(error) => {
@@ -104,14 +502,235 @@ pub async fn run_cycle(ctx: &JobContext, instance: &Instance, backup_type: Backu
     };
     let requests = databases
         .into_iter()
+        .filter(|database| *instance.policy_for(&database.name) == entry.policy)
         .map(|database| JobRequest {
             instance: instance.clone(),
             database: database.name,
-            backup_type,
+            backup_type: entry.backup_type,
             trigger: Trigger::Schedule,
+            slot: Some(slot),
         })
         .collect();
     let results = job::run_batch(ctx, requests, ctx.fleet.service.max_parallel_jobs).await;
+    for (request, result) in &results {
+        // A job that fails before its run exists (the lease is held elsewhere, or another
+        // process already runs this slot) has no run row, so the log is its only record.
+        if let Err(failure) = result {
+            if failure.run_id.is_none() {
+                tracing::warn!(
+                    instance = %instance.name,
+                    database = %request.database,
+                    backup_type = %entry.backup_type,
+                    %slot,
+                    phase = %failure.phase,
+                    cause = %failure.cause,
+                    "scheduled job did not start"
+                );
+            }
+        }
+    }
     let failed = results.iter().filter(|(_, result)| result.is_err()).count();
-    tracing::info!(instance = %instance.name, %backup_type, jobs = results.len(), failed, "cycle finished");
+    tracing::info!(
+        instance = %instance.name,
+        policy = %entry.policy.name,
+        backup_type = %entry.backup_type,
+        %slot,
+        jobs = results.len(),
+        failed,
+        "cycle finished"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn cron(expression: &str) -> Cron {
+        parse_cron(expression).expect("valid expression")
+    }
+
+    #[test]
+    fn slots_utc_every_six_hours() {
+        let found = slots(
+            &cron("0 0 */6 * * *"),
+            Tz::UTC,
+            datetime!(2026-06-01 00:00 UTC),
+            datetime!(2026-06-02 00:00 UTC),
+        );
+        assert_eq!(
+            found,
+            vec![
+                datetime!(2026-06-01 06:00 UTC),
+                datetime!(2026-06-01 12:00 UTC),
+                datetime!(2026-06-01 18:00 UTC),
+                datetime!(2026-06-02 00:00 UTC),
+            ]
+        );
+    }
+
+    #[test]
+    fn slots_follow_zone_offset() {
+        let found = slots(
+            &cron("0 30 1 * * *"),
+            chrono_tz::Europe::Paris,
+            datetime!(2026-06-01 00:00 UTC),
+            datetime!(2026-06-02 00:00 UTC),
+        );
+        assert_eq!(found, vec![datetime!(2026-06-01 23:30 UTC)]);
+    }
+
+    #[test]
+    fn paris_spring_gap_runs_once_after() {
+        // 2026-03-29: 02:00 CET becomes 03:00 CEST at 01:00 UTC.
+        let daily = slots(
+            &cron("0 30 2 * * *"),
+            chrono_tz::Europe::Paris,
+            datetime!(2026-03-28 12:00 UTC),
+            datetime!(2026-03-30 12:00 UTC),
+        );
+        assert_eq!(
+            daily,
+            vec![
+                datetime!(2026-03-29 01:00 UTC),
+                datetime!(2026-03-30 00:30 UTC),
+            ]
+        );
+        let quarter_hours = slots(
+            &cron("0 */15 * * * *"),
+            chrono_tz::Europe::Paris,
+            datetime!(2026-03-29 00:30 UTC),
+            datetime!(2026-03-29 01:30 UTC),
+        );
+        assert_eq!(
+            quarter_hours,
+            vec![
+                datetime!(2026-03-29 00:45 UTC),
+                datetime!(2026-03-29 01:00 UTC),
+                datetime!(2026-03-29 01:15 UTC),
+                datetime!(2026-03-29 01:30 UTC),
+            ],
+            "the four gap slots 02:00-02:45 share the run at 03:00 CEST"
+        );
+    }
+
+    #[test]
+    fn paris_autumn_overlap_runs_first() {
+        // 2026-10-25: 03:00 CEST becomes 02:00 CET at 01:00 UTC; 02:xx occurs twice.
+        let daily = slots(
+            &cron("0 30 2 * * *"),
+            chrono_tz::Europe::Paris,
+            datetime!(2026-10-24 12:00 UTC),
+            datetime!(2026-10-25 12:00 UTC),
+        );
+        assert_eq!(daily, vec![datetime!(2026-10-25 00:30 UTC)]);
+        let hourly = slots(
+            &cron("0 0 * * * *"),
+            chrono_tz::Europe::Paris,
+            datetime!(2026-10-24 22:30 UTC),
+            datetime!(2026-10-25 03:30 UTC),
+        );
+        assert_eq!(
+            hourly,
+            vec![
+                datetime!(2026-10-24 23:00 UTC),
+                datetime!(2026-10-25 00:00 UTC),
+                datetime!(2026-10-25 02:00 UTC),
+                datetime!(2026-10-25 03:00 UTC),
+            ],
+            "02:00 runs at its first occurrence (00:00 UTC) only; 03:00 CET is 02:00 UTC"
+        );
+    }
+
+    #[test]
+    fn new_york_transitions_keep_one_run() {
+        // 2026-03-08: 02:00 EST becomes 03:00 EDT at 07:00 UTC.
+        let spring = slots(
+            &cron("0 30 2 * * *"),
+            chrono_tz::America::New_York,
+            datetime!(2026-03-07 12:00 UTC),
+            datetime!(2026-03-09 12:00 UTC),
+        );
+        assert_eq!(
+            spring,
+            vec![
+                datetime!(2026-03-08 07:00 UTC),
+                datetime!(2026-03-09 06:30 UTC),
+            ]
+        );
+        // 2026-11-01: 02:00 EDT becomes 01:00 EST at 06:00 UTC; 01:xx occurs twice.
+        let autumn = slots(
+            &cron("0 30 1 * * *"),
+            chrono_tz::America::New_York,
+            datetime!(2026-10-31 12:00 UTC),
+            datetime!(2026-11-02 12:00 UTC),
+        );
+        assert_eq!(
+            autumn,
+            vec![
+                datetime!(2026-11-01 05:30 UTC),
+                datetime!(2026-11-02 06:30 UTC),
+            ]
+        );
+    }
+
+    #[test]
+    fn samoa_skipped_day_runs_once() {
+        // Apia skipped 2011-12-30: 2011-12-29 23:59:59 -10:00 was followed by
+        // 2011-12-31 00:00:00 +14:00, at 10:00 UTC.
+        let found = slots(
+            &cron("0 0 12 * * *"),
+            chrono_tz::Pacific::Apia,
+            datetime!(2011-12-29 12:00 UTC),
+            datetime!(2011-12-31 12:00 UTC),
+        );
+        assert_eq!(
+            found,
+            vec![
+                datetime!(2011-12-29 22:00 UTC),
+                datetime!(2011-12-30 10:00 UTC),
+                datetime!(2011-12-30 22:00 UTC),
+            ],
+            "the skipped 12:00 of 2011-12-30 runs at the first instant after the jump"
+        );
+    }
+
+    #[test]
+    fn entry_finds_next_and_latest() {
+        let fleet = crate::fleet::Fleet::parse(
+            "[defaults]\nschedule.full = \"0 0 1 * * Sun\"\n\
+             [[instance]]\nname = \"a\"\nhost = \"h\"\n\
+             auth = { kind = \"sql\", user = \"u\", password_env = \"P\" }\n\
+             staging = { local = { server_path = \"/b\", dir = \"/b\" } }\n",
+            std::path::Path::new("fleet.toml"),
+        )
+        .expect("fleet");
+        let all = entries(&fleet).expect("entries");
+        let full = all
+            .iter()
+            .find(|entry| entry.backup_type == BackupType::Full)
+            .expect("full entry");
+        // 2026-06-03 is a Wednesday.
+        let now = datetime!(2026-06-03 12:00 UTC);
+        assert_eq!(full.next_slot(now), Some(datetime!(2026-06-07 01:00 UTC)));
+        assert_eq!(full.latest_slot(now), Some(datetime!(2026-05-31 01:00 UTC)));
+        let log = all
+            .iter()
+            .find(|entry| entry.backup_type == BackupType::Log)
+            .expect("log entry");
+        assert_eq!(log.next_slot(now), Some(datetime!(2026-06-03 12:15 UTC)));
+        assert_eq!(log.latest_slot(now), Some(now));
+    }
+
+    #[test]
+    fn slots_interval_excludes_start() {
+        let found = slots(
+            &cron("0 0 1 * * *"),
+            Tz::UTC,
+            datetime!(2026-06-01 01:00 UTC),
+            datetime!(2026-06-02 01:00 UTC),
+        );
+        assert_eq!(found, vec![datetime!(2026-06-02 01:00 UTC)]);
+    }
 }

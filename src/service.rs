@@ -10,6 +10,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::catalog::{Catalog, InstanceFacts, LeaseHolder};
 use crate::fleet::{Fleet, Secrets};
 use crate::job::{JobContext, JobEvent};
+use crate::shutdown::Shutdown;
 use crate::store::Store;
 
 /// How often a running BACKUP's progress is read. One second keeps a terminal progress bar
@@ -52,6 +53,14 @@ pub async fn open_fleet(
             fleet.service.store_dir.display()
         )
     })?;
+    let holder = this_process();
+    let released = catalog.release_dead_leases(&holder).await?;
+    if released > 0 {
+        tracing::warn!(
+            released,
+            "released job leases of a stopped bakfleet process on this host"
+        );
+    }
     let interrupted = catalog
         .interrupt_orphaned_runs(time::OffsetDateTime::now_utc())
         .await?;
@@ -68,15 +77,18 @@ pub async fn open_fleet(
     }
     register_instances(&catalog, &fleet).await;
     let lease_ttl = fleet.service.lease;
+    let limits = Arc::new(crate::job::Limits::new(&fleet.service));
     Ok(JobContext {
+        limits,
         fleet: Arc::new(fleet),
         catalog,
         store: Arc::new(store),
         secrets: Arc::new(secrets),
-        holder: this_process(),
+        holder,
         lease_ttl,
         progress_interval: PROGRESS_INTERVAL,
         events,
+        shutdown: Shutdown::new(),
     })
 }
 

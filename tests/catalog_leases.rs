@@ -260,3 +260,36 @@ async fn lease_race_has_one_winner() {
     }
     assert_eq!(winners, 1);
 }
+
+#[tokio::test]
+async fn dead_local_holder_released() {
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    // A child that has exited and been reaped: its pid names no process.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = child.id();
+    child.wait().unwrap();
+    let crashed = holder(&host, dead_pid);
+    let now = T0;
+    catalog
+        .acquire_lease("sales", "Sales", &crashed, TTL, now)
+        .await
+        .unwrap();
+    let alive = holder(&host, std::process::id());
+    catalog
+        .acquire_lease("sales", "HR", &alive, TTL, now)
+        .await
+        .unwrap();
+
+    let mut me = holder(&host, std::process::id());
+    me.id = "this-process".to_string();
+    let released = catalog.release_dead_leases(&me).await.unwrap();
+
+    assert_eq!(released, 1, "only the lease of the exited process goes");
+    catalog
+        .acquire_lease("sales", "Sales", &me, TTL, now)
+        .await
+        .expect("the dead holder's database is free at once");
+    let still_held = catalog.acquire_lease("sales", "HR", &me, TTL, now).await;
+    assert!(still_held.is_err(), "a live process keeps its lease");
+}

@@ -7,26 +7,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use support::{free_port, simulator_binary, start_simulator_process, Smbd};
+use support::{free_port, start_simulated_instance, SimulatedInstance, Smbd};
 
 /// The UNC prefix the simulated Windows instance writes to; smbd serves it.
 const SHARE_PREFIX: &str = r"\\127.0.0.1\backup";
-
-fn write_simulator_config(dir: &Path, share: &Path, password: &str) -> std::path::PathBuf {
-    let config = dir.join("sim.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[instance]]\nname = \"sales\"\nlisten = \"127.0.0.1:0\"\nplatform = \"windows\"\n\
-             edition = \"enterprise\"\n\n[[instance.login]]\nname = \"bakfleet\"\n\
-             password = {password:?}\nsysadmin = true\n\n[[instance.path_map]]\n\
-             server = {SHARE_PREFIX:?}\nlocal = {:?}\n",
-            share.display().to_string()
-        ),
-    )
-    .unwrap();
-    config
-}
 
 /// Returns one `[[instance]]` table of the fleet file.
 fn instance(name: &str, port: u16, password_env: &str, staging: &str) -> String {
@@ -82,9 +66,17 @@ fn check_connect_reports_each_failure() {
     std::fs::create_dir_all(&local_staging).unwrap();
     let smbd = Smbd::start(share.path());
     let password = format!("Sql-{}", uuid::Uuid::new_v4().simple());
-    let config = write_simulator_config(dir.path(), share.path(), &password);
-    let simulator_path = simulator_binary(Path::new(env!("CARGO_BIN_EXE_bakfleet")));
-    let (mut simulator, port) = start_simulator_process(&simulator_path, &config);
+    let (mut simulator, port) = start_simulated_instance(
+        dir.path(),
+        &SimulatedInstance {
+            platform: "windows",
+            edition: "enterprise",
+            password: &password,
+            server_path: SHARE_PREFIX,
+            local_dir: share.path(),
+            databases: &[],
+        },
+    );
 
     let smb = |folder: &str| {
         format!(

@@ -19,6 +19,8 @@ listen = "127.0.0.1:8081"
 secrets_file = "/etc/bakfleet/secrets.toml"
 lease_seconds = 90
 max_parallel_jobs = 2
+max_jobs_per_instance = 3
+max_jobs_per_staging = 1
 
 [defaults]
 schedule.full = "0 0 1 * * Sun"
@@ -126,6 +128,8 @@ fn example_loads_service_settings() {
     );
     assert_eq!(service.lease, Duration::from_secs(90));
     assert_eq!(service.max_parallel_jobs, 2);
+    assert_eq!(service.max_jobs_per_instance, 3);
+    assert_eq!(service.max_jobs_per_staging, 1);
 }
 
 #[test]
@@ -313,6 +317,8 @@ fn minimal_file_gets_built_in_defaults() {
     assert_eq!(service.secrets_file, None);
     assert_eq!(service.lease, Duration::from_secs(60));
     assert_eq!(service.max_parallel_jobs, 4);
+    assert_eq!(service.max_jobs_per_instance, 2);
+    assert_eq!(service.max_jobs_per_staging, 2);
 
     let instance = &fleet.instances[0];
     assert_eq!(instance.port, 1433);

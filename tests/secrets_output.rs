@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::{files_under, simulator_binary, start_simulator_process, Smbd};
+use support::{files_under, start_simulated_instance, SimulatedInstance, Smbd};
 
 /// The UNC prefix the simulated Windows instance writes to; smbd serves it.
 const SHARE_PREFIX: &str = r"\\127.0.0.1\backup";
@@ -52,21 +52,17 @@ fn start(share: &Path) -> (Setup, Smbd, std::process::Child) {
     std::fs::create_dir_all(share.join("sales")).unwrap();
     let sql_password = format!("Sql-{}", uuid::Uuid::new_v4().simple());
 
-    let sim_config = dir.path().join("sim.toml");
-    std::fs::write(
-        &sim_config,
-        format!(
-            "[[instance]]\nname = \"sales\"\nlisten = \"127.0.0.1:0\"\nplatform = \"windows\"\n\
-             edition = \"enterprise\"\n\n[[instance.login]]\nname = \"bakfleet\"\n\
-             password = {sql_password:?}\nsysadmin = true\n\n[[instance.path_map]]\n\
-             server = {SHARE_PREFIX:?}\nlocal = {:?}\n\n[[instance.database]]\n\
-             name = \"Sales\"\nsize_mb = 2\nrecovery_model = \"FULL\"\n",
-            share.display().to_string()
-        ),
-    )
-    .unwrap();
-    let simulator_path = simulator_binary(Path::new(env!("CARGO_BIN_EXE_bakfleet")));
-    let (simulator, port) = start_simulator_process(&simulator_path, &sim_config);
+    let (simulator, port) = start_simulated_instance(
+        dir.path(),
+        &SimulatedInstance {
+            platform: "windows",
+            edition: "enterprise",
+            password: &sql_password,
+            server_path: SHARE_PREFIX,
+            local_dir: share,
+            databases: &[("Sales", 2, "FULL")],
+        },
+    );
     let fleet = write_files(dir.path(), &format!("port = {port}"), &smbd);
     let smb_password = smbd.password.clone();
     let setup = Setup {

@@ -111,6 +111,7 @@ fn site(catalog: Catalog) -> Router {
         catalog,
         fleet_name: "/etc/bakfleet/fleet.toml".to_string(),
         started_at: T0,
+        limits: None,
     })
 }
 
@@ -399,6 +400,7 @@ async fn serve_rejects_non_loopback_address() {
         catalog: Catalog::open_in_memory().await.unwrap(),
         fleet_name: "fleet.toml".to_string(),
         started_at: T0,
+        limits: None,
     };
     let listen: SocketAddr = "0.0.0.0:0".parse().unwrap();
 
@@ -422,6 +424,7 @@ async fn serve_answers_healthz_on_loopback() {
         catalog: Catalog::open_in_memory().await.unwrap(),
         fleet_name: "fleet.toml".to_string(),
         started_at: T0,
+        limits: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(listen, state, async move {
@@ -453,4 +456,110 @@ async fn connect_with_retry(address: SocketAddr) -> tokio::net::TcpStream {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     panic!("the admin site did not start listening on {address}");
+}
+
+#[tokio::test]
+async fn queue_page_lists_running_and_waiting() {
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    let fleet = bakfleet::fleet::Fleet::parse(
+        "[service]\nmax_jobs_per_instance = 1\n\n[[instance]]\nname = \"sales\"\n\
+         host = \"h\"\nauth = { kind = \"sql\", user = \"u\", password_env = \"P\" }\n\
+         staging = { local = { server_path = \"/b\", dir = \"/b\" } }\n",
+        std::path::Path::new("/etc/bakfleet/fleet.toml"),
+    )
+    .unwrap();
+    let limits = std::sync::Arc::new(bakfleet::job::Limits::new(&fleet.service));
+    let staging = &fleet.instances[0].staging;
+    let _running = limits
+        .acquire("sales", "Orders <1>", BackupType::Full, staging)
+        .await;
+    let waiter = tokio::spawn({
+        let limits = limits.clone();
+        let staging = staging.clone();
+        async move {
+            let _slot = limits
+                .acquire("sales", "HR", BackupType::Log, &staging)
+                .await;
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let busy = router(WebState {
+        catalog,
+        fleet_name: "fleet.toml".to_string(),
+        started_at: T0,
+        limits: Some(limits),
+    });
+
+    let (status, body) = get(&busy, "/queue").await;
+
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("Running (1)"), "{body}");
+    assert!(body.contains("Waiting (1)"), "{body}");
+    assert!(body.contains(&escaped("Orders <1>")), "{body}");
+    assert!(body.contains("1 per instance"), "{body}");
+    waiter.abort();
+
+    let without_jobs = site(Catalog::open_in_memory().await.unwrap());
+    let (status, body) = get(&without_jobs, "/queue").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("runs no jobs"), "{body}");
+}
+
+#[tokio::test]
+async fn restore_page_shows_script() {
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    let sample = sample_catalog(&catalog).await;
+    let site = site(catalog);
+
+    let (status, body) = get(&site, "/instances/sales-prod/databases/orders/restore").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body.contains("RESTORE DATABASE [orders] FROM DISK"),
+        "{body}"
+    );
+    assert!(
+        body.contains("RESTORE DATABASE [orders] WITH RECOVERY;"),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("/backups/{}", sample.full_id)),
+        "{body}"
+    );
+
+    let weird_page = format!("/instances/sales-prod/databases/{WEIRD_SEGMENT}/restore");
+    let (status, body) = get(&site, &weird_page).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let quoted = escaped("RESTORE DATABASE [Q1]]'s Bestellungen/ä] FROM DISK");
+    assert!(body.contains(&quoted), "{body}");
+
+    // A new name needs MOVE clauses, and this backup has no file list.
+    let (status, body) = get(&site, &format!("{weird_page}?as=copy%5D")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("cannot write MOVE clauses"), "{body}");
+}
+
+#[tokio::test]
+async fn restore_page_explains_rejected_time() {
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    sample_catalog(&catalog).await;
+    let site = site(catalog);
+
+    let (status, body) = get(
+        &site,
+        "/instances/sales-prod/databases/orders/restore?at=2001-01-01+00%3A00%3A00",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("earliest point to restore to"), "{body}");
+
+    let (_, body) = get(
+        &site,
+        "/instances/sales-prod/databases/orders/restore?at=soon",
+    )
+    .await;
+    assert!(body.contains("invalid time"), "{body}");
+
+    let (_, body) = get(&site, "/instances/sales-prod/databases/nosuch/restore").await;
+    assert!(body.contains("databases with backups there"), "{body}");
+    assert!(body.contains("orders"), "{body}");
 }

@@ -5,6 +5,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::SqliteConnection;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
+use super::backup_files::insert_backup_files;
 use super::decode::RowReader;
 use super::timestamp::{format_local, format_utc, server_local_to_utc};
 use super::{to_sql_integer, Catalog, CatalogError};
@@ -64,7 +65,8 @@ pub struct BackupRow {
     pub fetch_ms: u64,
 }
 
-const BACKUP_COLUMNS: &str = "id, run_id, instance, database, backup_type, status, store_path,
+pub(super) const BACKUP_COLUMNS: &str =
+    "id, run_id, instance, database, backup_type, status, store_path,
     staged_path, size_bytes, sha256, first_lsn, last_lsn, checkpoint_lsn, database_backup_lsn,
     differential_base_lsn, backup_set_guid, database_guid, backup_start, backup_finish,
     finished_at, time_zone, server_version, recovery_model, has_checksums, is_copy_only,
@@ -126,13 +128,17 @@ pub(crate) async fn insert_backup(
     .bind(compressed_size)
     .bind(format_utc(backup.fetched_at))
     .bind(to_sql_integer("fetch_ms", backup.fetch_ms)?)
-    .execute(connection)
+    .execute(&mut *connection)
     .await
     .map_err(CatalogError::query(format!(
         "store the {} backup {} of database {:?} on instance {}",
         backup.backup_type, backup.store_path, backup.database, backup.instance
     )))?;
-    Ok(result.last_insert_rowid())
+    let backup_id = result.last_insert_rowid();
+    if let Some(files) = &backup.files {
+        insert_backup_files(connection, backup_id, files).await?;
+    }
+    Ok(backup_id)
 }
 
 impl Catalog {
@@ -208,7 +214,7 @@ impl Catalog {
     }
 }
 
-fn backup_from_row(row: &SqliteRow) -> Result<BackupRow, CatalogError> {
+pub(super) fn backup_from_row(row: &SqliteRow) -> Result<BackupRow, CatalogError> {
     let row = RowReader::new(row, "backups", "id")?;
     Ok(BackupRow {
         id: row.id(),

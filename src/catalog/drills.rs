@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use super::decode::RowReader;
 use super::timestamp::format_utc;
+use super::lease::process_alive;
 use super::{to_sql_integer, Catalog, CatalogError};
 
 /// A drill about to start.
@@ -132,14 +133,6 @@ impl Catalog {
         Ok(())
     }
 
-    /// TEMPORARY stub until the backup file lists land.
-    pub async fn backup_files(
-        &self,
-        _backup_id: i64,
-    ) -> Result<Option<Vec<crate::restore_script::BackupFile>>, CatalogError> {
-        Ok(None)
-    }
-
     /// Records the phase a running drill reached, so an interrupted drill shows where.
     pub async fn set_drill_phase(&self, drill_id: i64, phase: &str) -> Result<(), CatalogError> {
         sqlx::query("UPDATE drills SET phase = ? WHERE id = ? AND status = 'running'")
@@ -192,7 +185,7 @@ impl Catalog {
         .map_err(CatalogError::query("list running drills"))?;
         let mut marked = 0;
         for (drill_id, pid) in running {
-            if process_alive(pid) {
+            if u32::try_from(pid).is_ok_and(process_alive) {
                 continue;
             }
             sqlx::query(
@@ -273,16 +266,3 @@ fn drill_from_row(row: &SqliteRow) -> Result<DrillRow, CatalogError> {
     })
 }
 
-/// Returns whether a process with this id runs on this host. Signal 0 checks existence
-/// without signalling; EPERM means it exists under another user.
-fn process_alive(pid: i64) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    if pid <= 0 {
-        return false;
-    }
-    // SAFETY: kill with signal 0 sends nothing; it only reports whether the pid exists.
-    let result = unsafe { libc::kill(pid, 0) };
-    result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}

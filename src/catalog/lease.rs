@@ -80,7 +80,16 @@ impl Catalog {
             .map_err(CatalogError::query(action()))?;
 
         if let Some(current) = read_lease(&mut transaction, instance, database).await? {
-            if current.id != holder.id && current.expires_at > now {
+            let holder_gone = current.id != holder.id && is_dead_local_holder(&current);
+            if holder_gone {
+                tracing::warn!(
+                    instance,
+                    database,
+                    previous_pid = current.pid,
+                    "took over the job lease of a process on this host that no longer runs"
+                );
+            }
+            if current.id != holder.id && current.expires_at > now && !holder_gone {
                 return Err(LeaseError::Held {
                     instance: instance.to_string(),
                     database: database.to_string(),
@@ -89,7 +98,7 @@ impl Catalog {
                     expires_at: current.expires_at,
                 });
             }
-            if current.id != holder.id {
+            if current.id != holder.id && !holder_gone {
                 tracing::warn!(
                     instance,
                     database,
@@ -128,6 +137,46 @@ impl Catalog {
             .await
             .map_err(CatalogError::query(action()))?;
         Ok(())
+    }
+
+    /// Releases the leases held by processes on this host that no longer run, and returns
+    /// how many it released. A process killed with `kill -9` leaves its leases behind;
+    /// without this its databases would stay locked until the leases expire.
+    pub async fn release_dead_leases(&self, holder: &LeaseHolder) -> Result<u64, CatalogError> {
+        let rows: Vec<(String, String, String, i64, String)> = sqlx::query_as(
+            "SELECT instance, database, holder_host, holder_pid, holder_id FROM job_leases
+             WHERE holder_host = ? AND holder_id != ?",
+        )
+        .bind(&holder.host)
+        .bind(&holder.id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CatalogError::query("list job leases of this host"))?;
+        let mut released = 0;
+        for (instance, database, host, pid, id) in rows {
+            let stored = StoredLease {
+                host,
+                pid: u32::try_from(pid).unwrap_or(0),
+                id: id.clone(),
+                expires_at: OffsetDateTime::UNIX_EPOCH,
+            };
+            if !is_dead_local_holder(&stored) {
+                continue;
+            }
+            let result = sqlx::query(
+                "DELETE FROM job_leases WHERE instance = ? AND database = ? AND holder_id = ?",
+            )
+            .bind(&instance)
+            .bind(&database)
+            .bind(&id)
+            .execute(&self.pool)
+            .await
+            .map_err(CatalogError::query(format!(
+                "release the lease of a stopped process on database {database:?} on instance {instance}"
+            )))?;
+            released += result.rows_affected();
+        }
+        Ok(released)
     }
 
     /// Extends a lease this holder has to `ttl` from `now`.
@@ -233,4 +282,26 @@ async fn read_lease(
         id,
         expires_at,
     }))
+}
+
+/// Returns whether a stored lease belongs to a process on this machine that no longer
+/// runs. A lease of another host is never judged here, and a pid that a new process
+/// reused counts as alive, so such a lease waits for its expiry as before.
+fn is_dead_local_holder(stored: &StoredLease) -> bool {
+    let this_host = gethostname::gethostname();
+    stored.host.as_str() == this_host && !process_alive(stored.pid)
+}
+
+/// Returns whether a process with this id runs on this host. Signal 0 checks existence
+/// without signalling anything, and EPERM means it exists under another user.
+pub(crate) fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 sends nothing; it only reports whether the pid exists.
+    let result = unsafe { libc::kill(pid, 0) };
+    result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }

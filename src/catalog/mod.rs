@@ -2,13 +2,17 @@
 //!
 //! Times are stored as UTC RFC 3339 text with milliseconds, so text order is time order.
 
+mod backup_files;
 mod backups;
 mod decode;
 mod drills;
 mod inventory;
 mod lease;
 mod overview;
+mod pruning;
 mod runs;
+mod slots;
+mod store_history;
 mod timestamp;
 
 use std::path::{Path, PathBuf};
@@ -19,12 +23,15 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use crate::backup::BackupType;
+
 pub use backups::BackupRow;
 pub use drills::{DrillEnd, DrillRow, NewDrill};
 pub use inventory::{DatabaseFacts, InstanceFacts, InstanceRow};
 pub use lease::{LeaseError, LeaseHolder};
 pub use overview::{DatabaseOverview, LastBackup, LastRun};
-pub use runs::{NewRun, RunRow, RunStats, RunStatus};
+pub use pruning::{CataloguedDatabase, StagedLeftover};
+pub use runs::{NewRun, RunRow, RunStats, RunStatus, SkipKind};
 
 /// How long a statement waits for another connection's write lock before it fails.
 ///
@@ -72,6 +79,13 @@ pub enum CatalogError {
         row_id: i64,
         value: String,
         reason: String,
+    },
+    #[error("a {backup_type} run of database {database:?} on instance {instance} for schedule slot {slot} already exists; each slot runs once")]
+    SlotTaken {
+        instance: String,
+        database: String,
+        backup_type: BackupType,
+        slot: String,
     },
     #[error("value {value} of {field} does not fit in a 64-bit signed integer column")]
     OutOfRange { field: &'static str, value: u64 },

@@ -6,7 +6,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::decode::RowReader;
-use super::runs::RunStatus;
+use super::runs::{read_skip_kind, RunStatus, SkipKind};
 use super::{Catalog, CatalogError};
 use crate::backup::BackupType;
 
@@ -38,8 +38,14 @@ pub struct LastBackup {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LastRun {
     pub id: i64,
+    /// The type taken: the requested one, or `full` after a promotion.
     pub backup_type: BackupType,
+    pub requested_type: BackupType,
+    /// Why the type changed, or why the run was skipped.
+    pub reason: Option<String>,
     pub status: RunStatus,
+    /// Set when `status` is `skipped`.
+    pub skip_kind: Option<SkipKind>,
     pub phase: String,
     pub error: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
@@ -87,8 +93,9 @@ impl Catalog {
         databases: &mut BTreeMap<DatabaseKey, DatabaseOverview>,
     ) -> Result<(), CatalogError> {
         let rows = sqlx::query(
-            "SELECT id, instance, database, backup_type, status, phase, error, started_at,
-                    finished_at
+            "SELECT id, instance, database, backup_type,
+                    COALESCE(requested_type, backup_type) AS requested_type, reason, status,
+                    skip_kind, phase, error, started_at, finished_at
              FROM (SELECT r.*, ROW_NUMBER() OVER (PARTITION BY instance, database
                                                   ORDER BY started_at DESC, id DESC) AS rank
                    FROM runs r)
@@ -101,12 +108,16 @@ impl Catalog {
         for row in &rows {
             let row = RowReader::new(row, "runs", "id")?;
             let status: String = row.get("status")?;
+            let skip_kind = read_skip_kind(&row)?;
             let last_run = LastRun {
                 id: row.id(),
                 backup_type: row.backup_type("backup_type")?,
+                requested_type: row.backup_type("requested_type")?,
+                reason: row.get("reason")?,
                 status: status
                     .parse()
                     .map_err(|()| row.invalid("status", status.clone(), "not a run status"))?,
+                skip_kind,
                 phase: row.get("phase")?,
                 error: row.get("error")?,
                 started_at: row.utc("started_at")?,

@@ -22,9 +22,8 @@ pub const START_PHASE: &str = "start";
 pub struct NewRun {
     pub instance: String,
     pub database: String,
-    /// The type requested. When the job changes course (a LOG becomes a FULL because no
-    /// base exists) the run keeps this type, the backup row has the type taken and a
-    /// run note records why.
+    /// The type requested; stored as `requested_type` and, until
+    /// [`Catalog::change_run_type`] records a promotion, as `backup_type`.
     pub backup_type: BackupType,
     /// Origin of the run: `schedule`, `manual` or `demo`.
     pub trigger: String,
@@ -32,6 +31,51 @@ pub struct NewRun {
     /// Host name and process id of the bakfleet process running the job.
     pub host: String,
     pub pid: u32,
+    /// The schedule slot this run serves; `None` for manual and demo runs. A second run
+    /// for the same instance, database, requested type and slot is rejected with
+    /// [`CatalogError::SlotTaken`].
+    pub slot: Option<OffsetDateTime>,
+}
+
+/// The cause of a skipped run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipKind {
+    /// The requested type does not exist for the database: LOG under SIMPLE recovery,
+    /// DIFF or LOG of master.
+    NotApplicable,
+    /// The database cannot be backed up now: not ONLINE, a snapshot, or tempdb.
+    Unavailable,
+}
+
+impl SkipKind {
+    /// Returns the name stored in `runs.skip_kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipKind::NotApplicable => "not_applicable",
+            SkipKind::Unavailable => "unavailable",
+        }
+    }
+
+    /// Returns the label pages and `list` show in place of the bare `skipped` status.
+    pub fn label(self) -> &'static str {
+        match self {
+            SkipKind::NotApplicable => "not applicable",
+            SkipKind::Unavailable => "skipped",
+        }
+    }
+}
+
+impl FromStr for SkipKind {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "not_applicable" => Ok(SkipKind::NotApplicable),
+            "unavailable" => Ok(SkipKind::Unavailable),
+            _ => Err(()),
+        }
+    }
 }
 
 /// Figures of a run that produced a backup.
@@ -53,7 +97,8 @@ pub enum RunStatus {
     Succeeded,
     Failed,
     Skipped,
-    /// The process running it ended before it recorded an outcome.
+    /// A stop signal cancelled it, or the process running it ended before it recorded an
+    /// outcome.
     Interrupted,
 }
 
@@ -97,7 +142,17 @@ pub struct RunRow {
     pub id: i64,
     pub instance: String,
     pub database: String,
+    /// The type the run takes: the requested type, or `full` after a promotion.
     pub backup_type: BackupType,
+    /// The type the schedule or the operator asked for.
+    pub requested_type: BackupType,
+    /// The cause of a type change, a not-applicable run or a skipped run.
+    pub reason: Option<String>,
+    /// The schedule slot the run serves; `None` for manual and demo runs.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub slot: Option<OffsetDateTime>,
+    /// Set when `status` is `skipped`.
+    pub skip_kind: Option<SkipKind>,
     pub trigger: String,
     pub status: RunStatus,
     /// The last phase reached: `start`, then the phases the job reports, `done` on success.
@@ -119,7 +174,9 @@ pub struct RunRow {
 
 /// Columns of [`RunRow`], with the backup the run produced. Queries splice in this
 /// constant with `format!`, never a value: values are bound.
-const RUN_COLUMNS: &str = "r.id, r.instance, r.database, r.backup_type, r.trigger, r.status,
+const RUN_COLUMNS: &str = "r.id, r.instance, r.database, r.backup_type,
+    COALESCE(r.requested_type, r.backup_type) AS requested_type, r.reason, r.slot,
+    r.skip_kind, r.trigger, r.status,
     r.phase, r.error, r.note, r.started_at, r.finished_at, r.duration_ms, r.bytes,
     r.throughput_bps, r.host, r.pid,
     (SELECT MAX(b.id) FROM backups b WHERE b.run_id = r.id) AS backup_id";
@@ -127,27 +184,71 @@ const RUN_COLUMNS: &str = "r.id, r.instance, r.database, r.backup_type, r.trigge
 impl Catalog {
     /// Records a new run with status `running` and phase [`START_PHASE`], and returns
     /// its id.
+    ///
+    /// # Errors
+    /// [`CatalogError::SlotTaken`] when a run for the same instance, database, requested
+    /// type and schedule slot exists, from this process or another.
     pub async fn start_run(&self, run: &NewRun) -> Result<i64, CatalogError> {
         let result = sqlx::query(
-            "INSERT INTO runs (instance, database, backup_type, trigger, status, phase,
-                               started_at, host, pid)
-             VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+            "INSERT INTO runs (instance, database, backup_type, requested_type, slot,
+                               trigger, status, phase, started_at, host, pid)
+             VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
         )
         .bind(&run.instance)
         .bind(&run.database)
         .bind(run.backup_type.as_str())
+        .bind(run.backup_type.as_str())
+        .bind(run.slot.map(format_utc))
         .bind(&run.trigger)
         .bind(START_PHASE)
         .bind(format_utc(run.started_at))
         .bind(&run.host)
         .bind(i64::from(run.pid))
         .execute(&self.pool)
+        .await;
+        match result {
+            Ok(result) => Ok(result.last_insert_rowid()),
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                Err(CatalogError::SlotTaken {
+                    instance: run.instance.clone(),
+                    database: run.database.clone(),
+                    backup_type: run.backup_type,
+                    slot: run.slot.map(format_utc).unwrap_or_default(),
+                })
+            }
+            Err(source) => Err(CatalogError::Query {
+                action: format!(
+                    "start a {} run of database {:?} on instance {}",
+                    run.backup_type, run.database, run.instance
+                ),
+                source,
+            }),
+        }
+    }
+
+    /// Records that a running run takes `backup_type` in place of the requested type,
+    /// and why.
+    pub async fn change_run_type(
+        &self,
+        run_id: i64,
+        backup_type: BackupType,
+        reason: &str,
+    ) -> Result<(), CatalogError> {
+        let result = sqlx::query(
+            "UPDATE runs SET backup_type = ?, reason = ? WHERE id = ? AND status = 'running'",
+        )
+        .bind(backup_type.as_str())
+        .bind(reason)
+        .bind(run_id)
+        .execute(&self.pool)
         .await
         .map_err(CatalogError::query(format!(
-            "start a {} run of database {:?} on instance {}",
-            run.backup_type, run.database, run.instance
+            "record the {backup_type} type of run {run_id}"
         )))?;
-        Ok(result.last_insert_rowid())
+        if result.rows_affected() == 0 {
+            return Err(explain_unchanged_run(&self.pool, run_id).await);
+        }
+        Ok(())
     }
 
     /// Records the phase a running run has reached.
@@ -197,14 +298,38 @@ impl Catalog {
         phase: &str,
         error: &str,
     ) -> Result<(), CatalogError> {
+        self.end_run(run_id, RunStatus::Failed, phase, error).await
+    }
+
+    /// Marks a running run interrupted in `phase` with `reason`, finishing it now. A stop
+    /// signal interrupts a run; nothing failed, so running it again is expected to work.
+    pub async fn interrupt_run(
+        &self,
+        run_id: i64,
+        phase: &str,
+        reason: &str,
+    ) -> Result<(), CatalogError> {
+        self.end_run(run_id, RunStatus::Interrupted, phase, reason)
+            .await
+    }
+
+    /// Finishes a running run without a backup: sets `status`, `phase` and `error`.
+    async fn end_run(
+        &self,
+        run_id: i64,
+        status: RunStatus,
+        phase: &str,
+        error: &str,
+    ) -> Result<(), CatalogError> {
         let now = format_utc(OffsetDateTime::now_utc());
         let result = sqlx::query(
             "UPDATE runs
-             SET status = 'failed', phase = ?, error = ?, finished_at = ?,
+             SET status = ?, phase = ?, error = ?, finished_at = ?,
                  duration_ms = CAST(ROUND((julianday(?) - julianday(started_at)) * 86400000.0)
                                     AS INTEGER)
              WHERE id = ? AND status = 'running'",
         )
+        .bind(status.as_str())
         .bind(phase)
         .bind(error)
         .bind(&now)
@@ -212,24 +337,39 @@ impl Catalog {
         .bind(run_id)
         .execute(&self.pool)
         .await
-        .map_err(CatalogError::query(format!("mark run {run_id} failed")))?;
+        .map_err(CatalogError::query(format!("mark run {run_id} {status}")))?;
         if result.rows_affected() == 0 {
             return Err(explain_unchanged_run(&self.pool, run_id).await);
         }
         Ok(())
     }
 
-    /// Marks a running run skipped, finishing it now; `reason` becomes a note line.
+    /// Marks a running run skipped because the database is unavailable, finishing it
+    /// now; `reason` becomes a note line.
     pub async fn skip_run(&self, run_id: i64, reason: &str) -> Result<(), CatalogError> {
+        self.skip_run_as(run_id, SkipKind::Unavailable, reason)
+            .await
+    }
+
+    /// Marks a running run skipped with `kind`, finishing it now; `reason` is stored as
+    /// the run's reason and as a note line.
+    pub async fn skip_run_as(
+        &self,
+        run_id: i64,
+        kind: SkipKind,
+        reason: &str,
+    ) -> Result<(), CatalogError> {
         let now = format_utc(OffsetDateTime::now_utc());
         let result = sqlx::query(
             "UPDATE runs
-             SET status = 'skipped', finished_at = ?,
+             SET status = 'skipped', skip_kind = ?, reason = ?, finished_at = ?,
                  duration_ms = CAST(ROUND((julianday(?) - julianday(started_at)) * 86400000.0)
                                     AS INTEGER),
                  note = CASE WHEN note IS NULL THEN ? ELSE note || char(10) || ? END
              WHERE id = ? AND status = 'running'",
         )
+        .bind(kind.as_str())
+        .bind(reason)
         .bind(&now)
         .bind(&now)
         .bind(reason)
@@ -423,12 +563,23 @@ async fn explain_unchanged_run<'e>(
     }
 }
 
+/// Reads the `skip_kind` column of a runs row.
+pub(super) fn read_skip_kind(row: &RowReader<'_>) -> Result<Option<SkipKind>, CatalogError> {
+    let kind: Option<String> = row.get("skip_kind")?;
+    kind.map(|kind| {
+        kind.parse()
+            .map_err(|()| row.invalid("skip_kind", kind.clone(), "not a skip kind"))
+    })
+    .transpose()
+}
+
 fn run_from_row(row: &SqliteRow) -> Result<RunRow, CatalogError> {
     let row = RowReader::new(row, "runs", "id")?;
     let status: String = row.get("status")?;
     let status = status
         .parse()
         .map_err(|()| row.invalid("status", status.clone(), "not a run status"))?;
+    let skip_kind = read_skip_kind(&row)?;
     let pid: i64 = row.get("pid")?;
     let pid =
         u32::try_from(pid).map_err(|_| row.invalid("pid", pid.to_string(), "not a process id"))?;
@@ -438,6 +589,10 @@ fn run_from_row(row: &SqliteRow) -> Result<RunRow, CatalogError> {
         instance: row.get("instance")?,
         database: row.get("database")?,
         backup_type: row.backup_type("backup_type")?,
+        requested_type: row.backup_type("requested_type")?,
+        reason: row.get("reason")?,
+        slot: row.optional_utc("slot")?,
+        skip_kind,
         trigger: row.get("trigger")?,
         status,
         phase: row.get("phase")?,

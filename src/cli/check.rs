@@ -32,17 +32,27 @@ pub(crate) fn execute(fleet_path: &Path) -> anyhow::Result<ExitCode> {
             })
             .collect();
         println!(
-            "  {}  {}:{}  staging {}  schedules: {}",
+            "  {}  {}:{}  staging {}  policy {} ({})  schedules: {}",
             instance.name,
             instance.host,
             instance.port,
             instance.staging.describe(),
+            instance.policy.name,
+            instance.policy.time_zone,
             if schedules.is_empty() {
                 "none".to_string()
             } else {
                 schedules.join(", ")
             }
         );
+        for entry in &instance.database_policies {
+            println!(
+                "    databases {}: policy {} ({})",
+                entry.databases.include_patterns().join(", "),
+                entry.policy.name,
+                entry.policy.time_zone
+            );
+        }
         let Auth::Sql { password, .. } = &instance.auth;
         let context = format!("instance {} auth", instance.name);
         if let Err(error) = secrets.resolve(password, &context) {

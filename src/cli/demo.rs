@@ -106,6 +106,7 @@ pub(crate) async fn execute(
         catalog: ctx.catalog.clone(),
         fleet_name: "demo fleet".to_string(),
         started_at: OffsetDateTime::now_utc(),
+        limits: Some(ctx.limits.clone()),
     };
     let listener = web::bind(listen).await?;
     println!("admin site: http://{listen}/  (Ctrl-C stops the demo)");

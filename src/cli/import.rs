@@ -399,6 +399,9 @@ fn build_record(
         compressed_size: Some(examined.size),
         fetched_at: OffsetDateTime::now_utc(),
         fetch_ms: started.elapsed().as_millis() as u64,
+        // TODO: read the file list from the backup as RESTORE FILELISTONLY does, so that
+        // restore scripts of imported backups can write MOVE clauses.
+        files: None,
     }
 }
 
@@ -417,6 +420,7 @@ async fn catalog_record(
         started_at: OffsetDateTime::now_utc(),
         host: gethostname::gethostname().to_string_lossy().into_owned(),
         pid: std::process::id(),
+        slot: None,
     };
     let run_id = catalog.start_run(&run).await?;
     let elapsed = started.elapsed();

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use time::OffsetDateTime;
 
 use super::output::human_bytes;
-use crate::catalog::{Catalog, LastBackup};
+use crate::catalog::{Catalog, LastBackup, LastRun};
 use crate::fleet::Fleet;
 
 /// Prints one line per database known to the catalogue.
@@ -29,14 +29,7 @@ pub(crate) async fn execute(fleet_path: &Path) -> anyhow::Result<ExitCode> {
     for database in overview {
         let last_run = database
             .last_run
-            .map(|run| {
-                format!(
-                    "{} {} ({})",
-                    run.backup_type,
-                    run.status.as_str(),
-                    run.phase
-                )
-            })
+            .map(|run| describe_run(&run))
             .unwrap_or_else(|| "-".to_string());
         println!(
             "{:<16} {:<24} {:<12} {:<24} {:<24} {:<24} {last_run}",
@@ -49,6 +42,25 @@ pub(crate) async fn execute(fleet_path: &Path) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// "log→full succeeded (done): log changed to full: ...", or "log not applicable: ...".
+fn describe_run(run: &LastRun) -> String {
+    let types = if run.requested_type == run.backup_type {
+        run.backup_type.to_string()
+    } else {
+        format!("{}→{}", run.requested_type, run.backup_type)
+    };
+    let status = match run.skip_kind {
+        Some(kind) => kind.label(),
+        None => run.status.as_str(),
+    };
+    let mut text = format!("{types} {status} ({})", run.phase);
+    if let Some(reason) = &run.reason {
+        text.push_str(": ");
+        text.push_str(reason);
+    }
+    text
 }
 
 /// "#12 3h ago 256.0 MiB", or "-" when there is none.
@@ -72,5 +84,51 @@ pub(crate) fn age(elapsed: time::Duration) -> String {
         60..=3599 => format!("{}m", seconds / 60),
         3600..=86_399 => format!("{}h", seconds / 3600),
         _ => format!("{}d", seconds / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::backup::BackupType;
+    use crate::catalog::{RunStatus, SkipKind};
+
+    fn last_run(requested: BackupType, taken: BackupType, status: RunStatus) -> LastRun {
+        LastRun {
+            id: 7,
+            backup_type: taken,
+            requested_type: requested,
+            reason: None,
+            status,
+            skip_kind: None,
+            phase: "done".to_string(),
+            error: None,
+            started_at: datetime!(2026-06-01 00:30 UTC),
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn describe_run_shows_promotion() {
+        let run = LastRun {
+            reason: Some("log changed to full: no log chain".to_string()),
+            ..last_run(BackupType::Log, BackupType::Full, RunStatus::Succeeded)
+        };
+        assert_eq!(
+            describe_run(&run),
+            "log→full succeeded (done): log changed to full: no log chain"
+        );
+    }
+
+    #[test]
+    fn describe_run_shows_not_applicable() {
+        let run = LastRun {
+            skip_kind: Some(SkipKind::NotApplicable),
+            phase: "preflight".to_string(),
+            ..last_run(BackupType::Log, BackupType::Log, RunStatus::Skipped)
+        };
+        assert_eq!(describe_run(&run), "log not applicable (preflight)");
     }
 }

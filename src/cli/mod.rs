@@ -11,6 +11,8 @@ mod inspect;
 pub use demo::prepare_demo_environment;
 mod list;
 mod output;
+pub mod prune;
+pub mod restore_plan;
 mod run;
 mod serve;
 mod verify;
@@ -19,6 +21,7 @@ mod verify;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -43,8 +46,31 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub log_level: Option<String>,
 
+    /// Log line format: `text` for people, `json` for one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Write logs to files in this folder, one per UTC day (bakfleet.YYYY-MM-DD.log),
+    /// and not to stderr.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+
+    /// Seconds that running jobs get to finish after SIGTERM or Ctrl-C before they are
+    /// cancelled at their next stage boundary (serve and run).
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = crate::shutdown::DEFAULT_GRACE_SECS)]
+    pub grace: u64,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The format of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event, for terminals and journald.
+    Text,
+    /// One JSON object per event, for log collectors.
+    Json,
 }
 
 /// The subcommands.
@@ -126,6 +152,37 @@ pub enum Command {
         #[arg(long)]
         copy: bool,
     },
+    /// Print the backups that restore a database to a point in time, and the T-SQL
+    /// script that applies them.
+    RestorePlan {
+        /// Instance name as the catalogue records it.
+        instance: String,
+        /// Exact database name.
+        database: String,
+        /// Time to restore to: RFC 3339 (2026-03-01T10:15:00+01:00), or
+        /// "YYYY-MM-DD HH:MM:SS" taken as UTC. Latest restorable point when left out.
+        #[arg(long)]
+        at: Option<String>,
+        /// Restore under this database name; MOVE clauses give its files new names.
+        #[arg(long = "as")]
+        restore_as: Option<String>,
+        /// Server folder for the restored database files (MOVE clauses).
+        #[arg(long)]
+        move_to: Option<String>,
+        /// Add REPLACE, which overwrites an existing database of the target name and
+        /// skips SQL Server's tail-log check.
+        #[arg(long)]
+        replace: bool,
+        /// Output: the T-SQL script, or JSON with the chain and restorable windows.
+        #[arg(long, value_enum, default_value = "sql")]
+        format: restore_plan::PlanFormat,
+    },
+    /// Delete backups that retention no longer keeps, and print why each is kept or deleted.
+    Prune {
+        /// Print the verdicts and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Start a simulated fleet, back it up, and serve the admin site.
     #[cfg(feature = "demo")]
     Demo {
@@ -181,7 +238,7 @@ fn transcript_diff(expected: &Path, actual: &Path) -> anyhow::Result<ExitCode> {
 /// Whatever the command reports; `main` prints it with its causes.
 pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve => serve::execute(&cli.fleet).await,
+        Command::Serve => serve::execute(&cli.fleet, Duration::from_secs(cli.grace)).await,
         Command::Run {
             instance,
             database,
@@ -192,6 +249,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 instance.as_deref(),
                 database.as_deref(),
                 backup_type,
+                Duration::from_secs(cli.grace),
             )
             .await
         }
@@ -233,6 +291,29 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             import::execute(&cli.fleet, options).await
         }
+        Command::RestorePlan {
+            instance,
+            database,
+            at,
+            restore_as,
+            move_to,
+            replace,
+            format,
+        } => {
+            let request = restore_plan::PlanRequest {
+                instance,
+                database,
+                at,
+                options: crate::restore_script::ScriptOptions {
+                    restore_as,
+                    move_to,
+                    replace,
+                },
+                format,
+            };
+            restore_plan::execute(&cli.fleet, request).await
+        }
+        Command::Prune { dry_run } => prune::execute(&cli.fleet, dry_run).await,
         #[cfg(feature = "demo")]
         Command::Demo {
             once,

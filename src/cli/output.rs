@@ -91,7 +91,9 @@ pub(crate) fn print_results(results: &[(JobRequest, Result<JobOutcome, JobFailur
                     println!("         note: {note}");
                 }
             }
-            Ok(JobOutcome::Skipped { reason, .. }) => println!("skipped  {who}  {reason}"),
+            Ok(JobOutcome::Skipped { kind, reason, .. }) => {
+                println!("{:<8} {who}  {reason}", kind.label())
+            }
             Err(failure) => {
                 failed += 1;
                 println!("FAILED   {who}  phase {}: {}", failure.phase, failure.cause);

@@ -1,7 +1,9 @@
 //! `bakfleet run`: back up now and report what happened.
 
+use std::future::Future;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::bail;
 
@@ -9,28 +11,51 @@ use super::output;
 use crate::backup::BackupType;
 use crate::job::{self, JobContext, JobRequest, Trigger};
 use crate::service;
+use crate::shutdown;
 
-/// Runs the jobs the arguments select and prints one line per job.
+/// Runs the jobs the arguments select and prints one line per job. On SIGTERM or Ctrl-C
+/// no further job starts, and running jobs get `grace` to finish before they are cancelled.
+///
+/// Returns [`shutdown::EXIT_INTERRUPTED`] when a stop interrupted a job or kept one from
+/// starting, else 1 when a job failed.
 pub(crate) async fn execute(
     fleet_path: &Path,
     instance: Option<&str>,
     database: Option<&str>,
     backup_type: BackupType,
+    grace: Duration,
 ) -> anyhow::Result<ExitCode> {
     let (events, receiver) = tokio::sync::mpsc::unbounded_channel();
     let ctx = service::open(fleet_path, Some(events)).await?;
     let (requests, unreachable) =
         plan(&ctx, instance, database, backup_type, Trigger::Manual).await?;
     let display = output::Progress::start(receiver);
-    let results = job::run_batch(&ctx, requests, ctx.fleet.service.max_parallel_jobs).await;
+    let batch = job::run_batch(&ctx, requests, ctx.fleet.service.max_parallel_jobs);
+    let results = run_until_stopped(&ctx, batch, grace).await;
     display.finish().await;
 
     let failed = output::print_results(&results) + output::print_unreachable(&unreachable);
+    if let Some(code) = ctx.shutdown.exit_code() {
+        return Ok(ExitCode::from(code));
+    }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Awaits `batch`; a stop signal first stops new jobs and gives running ones `grace`.
+/// The jobs run in their own tasks, so they go on while the stop waits for them.
+async fn run_until_stopped<F: Future>(ctx: &JobContext, batch: F, grace: Duration) -> F::Output {
+    tokio::pin!(batch);
+    tokio::select! {
+        results = &mut batch => return results,
+        signal = shutdown::wait_for_stop_signal() => {
+            ctx.shutdown.drain(signal, grace).await;
+        }
+    }
+    batch.await
 }
 
 /// Turns the command's selection into job requests. An instance that cannot be listed is
@@ -73,6 +98,7 @@ pub(crate) async fn plan(
                 database,
                 backup_type,
                 trigger,
+                slot: None,
             });
         }
     }

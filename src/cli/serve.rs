@@ -2,45 +2,65 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use time::OffsetDateTime;
+use tokio::sync::oneshot;
 
 use crate::schedule::Scheduler;
 use crate::service;
+use crate::shutdown::{self, StopSignal};
 use crate::web::{self, WebState};
 
-/// Starts the schedules and serves the admin site until a stop signal.
-pub(crate) async fn execute(fleet_path: &Path) -> anyhow::Result<ExitCode> {
+/// Starts the schedules and serves the admin site until a stop signal, then gives running
+/// jobs `grace` to finish.
+///
+/// Returns [`shutdown::EXIT_INTERRUPTED`] when the stop interrupted a job.
+pub(crate) async fn execute(fleet_path: &Path, grace: Duration) -> anyhow::Result<ExitCode> {
     let ctx = service::open(fleet_path, None).await?;
     let scheduler = Scheduler::start(ctx.clone()).await?;
+    let daily_prune = tokio::spawn(super::prune::run_daily(
+        ctx.catalog.clone(),
+        ctx.fleet.clone(),
+    ));
     let state = WebState {
         catalog: ctx.catalog.clone(),
         fleet_name: ctx.fleet.source.display().to_string(),
         started_at: OffsetDateTime::now_utc(),
+        limits: Some(ctx.limits.clone()),
     };
     let listen = ctx.fleet.service.listen;
-    tracing::info!(%listen, fleet = %ctx.fleet.source.display(), "bakfleet serving");
-    web::serve(listen, state, stop_signal()).await?;
+    tracing::info!(%listen, fleet = %ctx.fleet.source.display(), grace_secs = grace.as_secs(), "bakfleet serving");
+
+    // The signal stops new jobs at once; the site then finishes its open requests.
+    let (stopped, signal_received) = oneshot::channel();
+    let stop = {
+        let shutdown = ctx.shutdown.clone();
+        async move {
+            let signal = shutdown::wait_for_stop_signal().await;
+            shutdown.begin(signal);
+            let _ = stopped.send(signal);
+        }
+    };
+    web::serve(listen, state, stop).await?;
     scheduler.shutdown().await;
-    tracing::info!("bakfleet stopped");
-    Ok(ExitCode::SUCCESS)
+    daily_prune.abort();
+
+    // The site ends only through the stop future, so a signal was received.
+    let signal = signal_received.await.unwrap_or(StopSignal::Terminate);
+    ctx.shutdown.drain(signal, grace).await;
+    tracing::info!(
+        interrupted_jobs = ctx.shutdown.interrupted_jobs(),
+        "bakfleet stopped"
+    );
+    Ok(match ctx.shutdown.exit_code() {
+        Some(code) => ExitCode::from(code),
+        None => ExitCode::SUCCESS,
+    })
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
+#[cfg(feature = "demo")]
 pub(crate) async fn stop_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
-    }
+    shutdown::wait_for_stop_signal().await;
 }

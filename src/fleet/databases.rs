@@ -123,6 +123,29 @@ impl DatabaseSelection {
     }
 }
 
+impl DatabaseSelection {
+    /// Builds a selection that includes the patterns in `values` and excludes nothing;
+    /// reports an empty list and invalid patterns under `key`.
+    pub(crate) fn from_patterns(
+        values: &Spanned<Vec<Spanned<String>>>,
+        key: &str,
+        diagnostics: &mut Diagnostics,
+    ) -> Option<DatabaseSelection> {
+        if values.get_ref().is_empty() {
+            let message = "the database list is empty, so it matches nothing".to_string();
+            let hint = "list names, globs with * or ?, or USER_DATABASES, SYSTEM_DATABASES \
+                        or ALL_DATABASES";
+            diagnostics.report(values.span().start, key, message, hint);
+            return None;
+        }
+        let include = patterns(values.get_ref(), key, diagnostics);
+        (include.len() == values.get_ref().len()).then_some(DatabaseSelection {
+            include,
+            exclude: Vec::new(),
+        })
+    }
+}
+
 /// Returns whether `database` is master, model or msdb, in any case.
 pub fn is_system_database(database: &str) -> bool {
     SYSTEM_DATABASES

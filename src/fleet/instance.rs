@@ -1,6 +1,7 @@
 //! One `[[instance]]`: how to reach and log in to a SQL Server instance, what to back
 //! up, and where it stages its files.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -8,7 +9,10 @@ use toml::Spanned;
 
 use super::databases::DatabaseSelection;
 use super::error::Diagnostics;
-use super::raw::{RawAuth, RawCredential, RawDefaults, RawInstance, RawTls};
+use super::policy::Policy;
+use super::raw::{
+    RawAuth, RawCredential, RawDatabasePolicy, RawDefaults, RawInstance, RawPolicy, RawTls,
+};
 use super::schedules::Schedules;
 use super::secrets::{password_ref, SecretRef};
 use super::service::{Defaults, Retention};
@@ -27,12 +31,53 @@ pub struct Instance {
     pub tls: Tls,
     pub databases: DatabaseSelection,
     pub staging: Staging,
+    /// The policy of databases that no `database_policies` entry matches: the instance's
+    /// `policy` (else `defaults.policy`, else the `[defaults]` keys) with the policy keys
+    /// written on the instance applied over it.
+    pub policy: Policy,
+    /// Per-database policies in file order; [`Instance::policy_for`] takes the first match.
+    pub database_policies: Vec<DatabasePolicy>,
+    /// `policy.schedule`, kept for callers that read the instance's own settings.
     pub schedule: Schedules,
+    /// `policy.compression`.
     pub compression: bool,
+    /// `policy.checksum`.
     pub checksum: bool,
+    /// `policy.retention`.
     pub retention: Retention,
     pub connect_timeout: Duration,
     pub transfer_timeout: Duration,
+}
+
+/// One `database_policies` entry: databases matched like `databases.include`, and the
+/// named policy they use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabasePolicy {
+    pub databases: DatabaseSelection,
+    pub policy: Policy,
+}
+
+impl Instance {
+    /// Returns the policy of `database`: the first `database_policies` entry that matches
+    /// it, else the instance's policy.
+    pub fn policy_for(&self, database: &str) -> &Policy {
+        self.database_policies
+            .iter()
+            .find(|entry| entry.databases.selects(database))
+            .map_or(&self.policy, |entry| &entry.policy)
+    }
+
+    /// Lists the distinct policies of this instance, the instance policy first, so that
+    /// the scheduler adds one entry per policy and backup type.
+    pub fn policies(&self) -> Vec<&Policy> {
+        let mut policies = vec![&self.policy];
+        for entry in &self.database_policies {
+            if !policies.iter().any(|known| **known == entry.policy) {
+                policies.push(&entry.policy);
+            }
+        }
+        policies
+    }
 }
 
 /// The login method and login of an instance.
@@ -149,6 +194,10 @@ pub fn is_valid_instance_name(name: &str) -> bool {
 pub(crate) struct InstanceContext<'a> {
     pub base_dir: &'a Path,
     pub defaults: &'a Defaults,
+    /// The policy of instances without a `policy` key (`defaults.policy` resolved).
+    pub default_policy: &'a Policy,
+    /// `[policy.NAME]` tables by name.
+    pub policies: &'a BTreeMap<String, Policy>,
     pub credential_exists: &'a dyn Fn(&str) -> bool,
     /// Whether `service.secrets_file` is set, which `password_secret` needs.
     pub has_secrets_file: bool,
@@ -176,15 +225,38 @@ impl Instance {
             context.credential_exists,
             diagnostics,
         );
-        let overrides = RawDefaults {
+        let database_policies = database_policies(
+            raw.database_policies.as_deref().unwrap_or_default(),
+            context.policies,
+            diagnostics,
+        );
+        let base_policy = match &raw.policy {
+            Some(name) => named_policy(name, "policy", context.policies, diagnostics),
+            None => Some(context.default_policy),
+        };
+        let overrides = RawPolicy {
             schedule: raw.schedule,
+            time_zone: raw.time_zone,
+            change_backup_type: raw.change_backup_type,
             compression: raw.compression,
             checksum: raw.checksum,
+            buffer_count: raw.buffer_count,
+            max_transfer_size: raw.max_transfer_size,
+            encryption: raw.encryption,
             retention: raw.retention,
+            rpo: raw.rpo,
+        };
+        let policy = base_policy.map(|base| base.overridden(&overrides, diagnostics, ""));
+        let timeouts = RawDefaults {
             connect_timeout_secs: raw.connect_timeout_secs,
             transfer_timeout_secs: raw.transfer_timeout_secs,
+            ..RawDefaults::default()
         };
-        let settings = context.defaults.overridden(&overrides, diagnostics, "");
+        let (connect_timeout, transfer_timeout) =
+            context
+                .defaults
+                .timeouts_overridden(&timeouts, diagnostics, "");
+        let policy = policy?;
         Some(Instance {
             name: name?,
             host: host?,
@@ -193,14 +265,59 @@ impl Instance {
             tls: tls?,
             databases,
             staging: staging?,
-            schedule: settings.schedule,
-            compression: settings.compression,
-            checksum: settings.checksum,
-            retention: settings.retention,
-            connect_timeout: settings.connect_timeout,
-            transfer_timeout: settings.transfer_timeout,
+            schedule: policy.schedule.clone(),
+            compression: policy.compression,
+            checksum: policy.checksum,
+            retention: policy.retention,
+            policy,
+            database_policies,
+            connect_timeout,
+            transfer_timeout,
         })
     }
+}
+
+/// Looks up `[policy.NAME]`; reports `key` with the known names when it does not exist.
+pub(crate) fn named_policy<'p>(
+    name: &Spanned<String>,
+    key: &str,
+    policies: &'p BTreeMap<String, Policy>,
+    diagnostics: &mut Diagnostics,
+) -> Option<&'p Policy> {
+    if let Some(policy) = policies.get(name.get_ref()) {
+        return Some(policy);
+    }
+    let message = format!("unknown policy {:?}", name.get_ref());
+    let hint = if policies.is_empty() {
+        "the file defines no [policy.NAME] table; add one or remove the key".to_string()
+    } else {
+        let known: Vec<String> = policies.keys().map(|known| format!("{known:?}")).collect();
+        format!("use one of the defined policies: {}", known.join(", "))
+    };
+    diagnostics.report(name.span().start, key, message, &hint);
+    None
+}
+
+fn database_policies(
+    raw: &[Spanned<RawDatabasePolicy>],
+    policies: &BTreeMap<String, Policy>,
+    diagnostics: &mut Diagnostics,
+) -> Vec<DatabasePolicy> {
+    let mut entries = Vec::new();
+    for entry in raw {
+        let table = entry.get_ref();
+        let key = "database_policies.databases";
+        let databases = DatabaseSelection::from_patterns(&table.databases, key, diagnostics);
+        let key = "database_policies.policy";
+        let policy = named_policy(&table.policy, key, policies, diagnostics);
+        if let (Some(databases), Some(policy)) = (databases, policy) {
+            entries.push(DatabasePolicy {
+                databases,
+                policy: policy.clone(),
+            });
+        }
+    }
+    entries
 }
 
 fn instance_name(value: &Spanned<String>, diagnostics: &mut Diagnostics) -> Option<String> {

@@ -5,6 +5,7 @@ mod databases;
 mod drills;
 mod error;
 mod instance;
+mod policy;
 mod raw;
 mod schedules;
 mod secrets;
@@ -18,8 +19,14 @@ use std::path::{Path, PathBuf};
 pub use drills::Drills;
 pub use databases::{is_system_database, DatabaseSelection, SYSTEM_DATABASES};
 pub use error::{Diagnostic, FleetError, Position};
-pub use instance::{is_valid_instance_name, Auth, Credential, Encrypt, Instance, Tls};
-pub use schedules::Schedules;
+pub use instance::{
+    is_valid_instance_name, Auth, Credential, DatabasePolicy, Encrypt, Instance, Tls,
+};
+pub use policy::{
+    parse_duration, Encryption, Encryptor, Policy, Rpo, ENCRYPTION_ALGORITHMS, IMPLICIT_POLICY,
+    MAX_TRANSFER_SIZE_LIMIT, MAX_TRANSFER_SIZE_STEP,
+};
+pub use schedules::{parse_cron, Schedules};
 pub use secrets::{Secret, SecretRef, Secrets};
 pub use service::{Defaults, Retention, Service};
 pub use staging::Staging;
@@ -35,6 +42,8 @@ pub struct Fleet {
     pub source: PathBuf,
     pub service: Service,
     pub defaults: Defaults,
+    /// `[policy.NAME]` tables by name, each with `[defaults]` applied.
+    pub policies: BTreeMap<String, Policy>,
     /// SMB logins by the name that `staging.credential` uses.
     pub credentials: BTreeMap<String, Credential>,
     /// Instances in file order.
@@ -75,6 +84,15 @@ impl Fleet {
         let service = Service::from_raw(raw.service.as_ref(), &base_dir, &mut diagnostics);
         let has_secrets_file = service.secrets_file.is_some();
         let defaults = Defaults::from_raw(raw.defaults.as_ref(), &mut diagnostics);
+        let policies = read_policies(&raw.policies, &defaults.policy, &mut diagnostics);
+        let default_policy = match raw.defaults.as_ref().and_then(|d| d.policy.as_ref()) {
+            Some(name) => {
+                let key = "defaults.policy";
+                instance::named_policy(name, key, &policies, &mut diagnostics)
+                    .unwrap_or(&defaults.policy)
+            }
+            None => &defaults.policy,
+        };
         let credentials = read_credentials(&raw, has_secrets_file, &mut diagnostics);
         let credential_names: Vec<String> = raw
             .credentials
@@ -85,6 +103,8 @@ impl Fleet {
         let context = InstanceContext {
             base_dir: &base_dir,
             defaults: &defaults,
+            default_policy,
+            policies: &policies,
             credential_exists: &credential_exists,
             has_secrets_file,
         };
@@ -98,6 +118,7 @@ impl Fleet {
             source: source.to_path_buf(),
             service,
             defaults,
+            policies,
             credentials,
             instances,
             drills,
@@ -186,6 +207,29 @@ fn read_credentials(
         }
     }
     credentials
+}
+
+fn read_policies(
+    raw: &BTreeMap<toml::Spanned<String>, toml::Spanned<raw::RawPolicy>>,
+    base: &Policy,
+    diagnostics: &mut Diagnostics,
+) -> BTreeMap<String, Policy> {
+    let mut policies = BTreeMap::new();
+    for (name, table) in raw {
+        let text = name.get_ref();
+        if text.trim().is_empty() || text == IMPLICIT_POLICY {
+            let message = format!("invalid policy name {text:?}");
+            let hint = "\"defaults\" names the policy that the [defaults] keys form; give \
+                        the table another, non-empty name";
+            diagnostics.report(name.span().start, &format!("policy.{text}"), message, hint);
+            continue;
+        }
+        let prefix = format!("policy.{text}.");
+        let mut policy = base.overridden(table.get_ref(), diagnostics, &prefix);
+        policy.name = text.clone();
+        policies.insert(text.clone(), policy);
+    }
+    policies
 }
 
 fn read_instances(

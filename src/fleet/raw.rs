@@ -16,6 +16,8 @@ pub(crate) struct RawFleet {
     #[serde(default, rename = "instance")]
     pub instances: Vec<Spanned<RawInstance>>,
     pub drill: Option<RawDrill>,
+    #[serde(default, rename = "policy")]
+    pub policies: BTreeMap<Spanned<String>, Spanned<RawPolicy>>,
 }
 
 /// `[drill]`: restore drills on a sandbox instance.
@@ -39,21 +41,72 @@ pub(crate) struct RawService {
     pub secrets_file: Option<Spanned<String>>,
     pub lease_seconds: Option<Spanned<i64>>,
     pub max_parallel_jobs: Option<Spanned<i64>>,
+    pub max_jobs_per_instance: Option<Spanned<i64>>,
+    pub max_jobs_per_staging: Option<Spanned<i64>>,
 }
 
-/// Keys that `[defaults]` sets and each instance may override.
+/// Keys that `[defaults]` sets and each instance may override. The policy keys repeat
+/// RawPolicy because serde's `flatten` cannot be combined with `deny_unknown_fields`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawDefaults {
+    /// The `[policy.NAME]` that instances without their own `policy` key use.
+    pub policy: Option<Spanned<String>>,
     pub schedule: Option<RawSchedules>,
+    pub time_zone: Option<Spanned<String>>,
+    pub change_backup_type: Option<bool>,
     pub compression: Option<bool>,
     pub checksum: Option<bool>,
+    pub buffer_count: Option<Spanned<i64>>,
+    pub max_transfer_size: Option<Spanned<i64>>,
+    pub encryption: Option<Spanned<RawEncryption>>,
     pub retention: Option<RawRetention>,
+    pub rpo: Option<RawRpo>,
     pub connect_timeout_secs: Option<Spanned<i64>>,
     pub transfer_timeout_secs: Option<Spanned<i64>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// One `[policy.NAME]` table; unset keys come from `[defaults]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPolicy {
+    pub schedule: Option<RawSchedules>,
+    pub time_zone: Option<Spanned<String>>,
+    pub change_backup_type: Option<bool>,
+    pub compression: Option<bool>,
+    pub checksum: Option<bool>,
+    pub buffer_count: Option<Spanned<i64>>,
+    pub max_transfer_size: Option<Spanned<i64>>,
+    pub encryption: Option<Spanned<RawEncryption>>,
+    pub retention: Option<RawRetention>,
+    pub rpo: Option<RawRpo>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEncryption {
+    pub algorithm: Spanned<String>,
+    pub server_certificate: Option<Spanned<String>>,
+    pub server_asymmetric_key: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRpo {
+    pub full: Option<Spanned<String>>,
+    pub diff: Option<Spanned<String>>,
+    pub log: Option<Spanned<String>>,
+}
+
+/// One entry of an instance's `database_policies`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDatabasePolicy {
+    pub databases: Spanned<Vec<Spanned<String>>>,
+    pub policy: Spanned<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSchedules {
     pub full: Option<Spanned<String>>,
@@ -61,7 +114,7 @@ pub(crate) struct RawSchedules {
     pub log: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRetention {
     pub full_days: Option<Spanned<i64>>,
@@ -87,12 +140,21 @@ pub(crate) struct RawInstance {
     pub tls: Option<RawTls>,
     pub databases: Option<Spanned<RawDatabases>>,
     pub staging: Spanned<RawStaging>,
+    /// Per-database policies; the first entry whose pattern matches wins.
+    pub database_policies: Option<Vec<Spanned<RawDatabasePolicy>>>,
     // The keys below override `[defaults]`; they repeat RawDefaults because serde's
     // `flatten` cannot be combined with `deny_unknown_fields`.
+    pub policy: Option<Spanned<String>>,
     pub schedule: Option<RawSchedules>,
+    pub time_zone: Option<Spanned<String>>,
+    pub change_backup_type: Option<bool>,
     pub compression: Option<bool>,
     pub checksum: Option<bool>,
+    pub buffer_count: Option<Spanned<i64>>,
+    pub max_transfer_size: Option<Spanned<i64>>,
+    pub encryption: Option<Spanned<RawEncryption>>,
     pub retention: Option<RawRetention>,
+    pub rpo: Option<RawRpo>,
     pub connect_timeout_secs: Option<Spanned<i64>>,
     pub transfer_timeout_secs: Option<Spanned<i64>>,
 }

@@ -1,6 +1,7 @@
-//! Cron schedules per backup type, checked with the parser tokio-cron-scheduler uses.
+//! Cron schedules per backup type, parsed with croner.
 
 use croner::parser::{CronParser, Seconds, Year};
+use croner::Cron;
 use toml::Spanned;
 
 use super::error::Diagnostics;
@@ -9,8 +10,8 @@ use crate::backup::BackupType;
 
 /// The cron expression for each backup type; `None` disables that type.
 ///
-/// Expressions have six fields: second, minute, hour, day of month, month, day of week.
-/// They were accepted by the same parser that tokio-cron-scheduler 0.15 runs them with.
+/// Expressions have six fields: second, minute, hour, day of month, month, day of week,
+/// read in the policy's time zone. They were accepted by [`parse_cron`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schedules {
     pub full: Option<String>,
@@ -89,9 +90,14 @@ fn parse_schedule(
     }
 }
 
-/// Checks an expression with the parser settings of tokio-cron-scheduler 0.15 (seconds
-/// required), except that a seventh field (year) is rejected to keep the documented form.
+/// Checks an expression the way [`parse_cron`] reads it.
 pub(crate) fn validate_cron(expression: &str) -> Result<(), String> {
+    parse_cron(expression).map(|_| ())
+}
+
+/// Parses a six-field expression: seconds required, a seventh field (year) rejected, and
+/// day of month and day of week both required to match when both are set.
+pub fn parse_cron(expression: &str) -> Result<Cron, String> {
     let fields = expression.split_whitespace().count();
     if fields != 6 {
         return Err(format!("it has {fields} fields, expected 6"));
@@ -101,10 +107,7 @@ pub(crate) fn validate_cron(expression: &str) -> Result<(), String> {
         .year(Year::Disallowed)
         .dom_and_dow(true)
         .build();
-    parser
-        .parse(expression)
-        .map(|_| ())
-        .map_err(|error| error.to_string())
+    parser.parse(expression).map_err(|error| error.to_string())
 }
 
 #[cfg(test)]

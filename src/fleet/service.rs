@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::error::Diagnostics;
-use super::raw::{RawDefaults, RawRetention, RawService};
-use super::schedules::Schedules;
+use super::policy::Policy;
+use super::raw::{RawDefaults, RawPolicy, RawRetention, RawService};
 use super::value;
 
 /// Settings of the bakfleet process itself.
@@ -26,6 +26,12 @@ pub struct Service {
     pub lease: Duration,
     /// Maximum number of backup jobs running at once; default 4.
     pub max_parallel_jobs: usize,
+    /// Maximum number of jobs running at once on one instance; default 2, so that a
+    /// cycle over many databases does not load one SQL Server with parallel backups.
+    pub max_jobs_per_instance: usize,
+    /// Maximum number of jobs fetching from one staging server (SMB or SFTP host, or
+    /// the local folders together) at once; default 2.
+    pub max_jobs_per_staging: usize,
 }
 
 impl Service {
@@ -42,6 +48,8 @@ impl Service {
             secrets_file: None,
             lease: Duration::from_secs(60),
             max_parallel_jobs: 4,
+            max_jobs_per_instance: 2,
+            max_jobs_per_staging: 2,
         };
         let Some(raw) = raw else {
             return service;
@@ -71,6 +79,16 @@ impl Service {
             let jobs = jobs.and_then(|jobs| usize::try_from(jobs).ok());
             service.max_parallel_jobs = jobs.unwrap_or(service.max_parallel_jobs);
         }
+        if let Some(jobs) = &raw.max_jobs_per_instance {
+            let jobs = value::count(diagnostics, "service.max_jobs_per_instance", jobs, 1);
+            let jobs = jobs.and_then(|jobs| usize::try_from(jobs).ok());
+            service.max_jobs_per_instance = jobs.unwrap_or(service.max_jobs_per_instance);
+        }
+        if let Some(jobs) = &raw.max_jobs_per_staging {
+            let jobs = value::count(diagnostics, "service.max_jobs_per_staging", jobs, 1);
+            let jobs = jobs.and_then(|jobs| usize::try_from(jobs).ok());
+            service.max_jobs_per_staging = jobs.unwrap_or(service.max_jobs_per_staging);
+        }
         service
     }
 }
@@ -99,7 +117,7 @@ fn listen_address(
     Some(address)
 }
 
-/// How long backups are kept. Parsed and checked; nothing deletes backups yet.
+/// How long backups are kept; `bakfleet prune` and the daily prune of `serve` apply it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     /// Minimum age in days before a full backup (and the chain that depends on it) may
@@ -141,13 +159,12 @@ impl Retention {
 /// Values that every instance inherits unless it sets its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Defaults {
-    pub schedule: Schedules,
-    /// `WITH COMPRESSION` on BACKUP; default true.
-    pub compression: bool,
-    /// `WITH CHECKSUM` on BACKUP and RESTORE VERIFYONLY; default true.
-    pub checksum: bool,
-    /// Default 35 days and 4 full backups.
-    pub retention: Retention,
+    /// The policy that the `[defaults]` policy keys form over the built-in values, named
+    /// `defaults`; every `[policy.NAME]` starts from it.
+    pub policy: Policy,
+    /// `defaults.policy`: the `[policy.NAME]` that instances without a `policy` key use;
+    /// `None` means [`Defaults::policy`].
+    pub policy_name: Option<String>,
     /// Time allowed for the TCP connect, TLS handshake and login; default 15 s.
     pub connect_timeout: Duration,
     /// A fetch fails when no bytes arrive for this long; default 120 s.
@@ -158,32 +175,45 @@ impl Defaults {
     /// Reads `[defaults]` over the built-in values.
     pub(crate) fn from_raw(raw: Option<&RawDefaults>, diagnostics: &mut Diagnostics) -> Defaults {
         let built_in = Defaults {
-            schedule: Schedules::built_in(),
-            compression: true,
-            checksum: true,
-            retention: Retention {
-                full_days: 35,
-                keep_full: 4,
-            },
+            policy: Policy::built_in(),
+            policy_name: None,
             connect_timeout: Duration::from_secs(15),
             transfer_timeout: Duration::from_secs(120),
         };
-        match raw {
-            None => built_in,
-            Some(raw) => built_in.overridden(raw, diagnostics, "defaults."),
+        let Some(raw) = raw else {
+            return built_in;
+        };
+        let policy_keys = RawPolicy {
+            schedule: raw.schedule.clone(),
+            time_zone: raw.time_zone.clone(),
+            change_backup_type: raw.change_backup_type,
+            compression: raw.compression,
+            checksum: raw.checksum,
+            buffer_count: raw.buffer_count.clone(),
+            max_transfer_size: raw.max_transfer_size.clone(),
+            encryption: raw.encryption.clone(),
+            retention: raw.retention.clone(),
+            rpo: raw.rpo.clone(),
+        };
+        let timeouts = built_in.timeouts_overridden(raw, diagnostics, "defaults.");
+        Defaults {
+            policy: built_in
+                .policy
+                .overridden(&policy_keys, diagnostics, "defaults."),
+            policy_name: raw.policy.as_ref().map(|name| name.get_ref().clone()),
+            connect_timeout: timeouts.0,
+            transfer_timeout: timeouts.1,
         }
     }
 
-    /// Returns these values with the keys that `raw` sets replaced. Instances use this
-    /// with an empty `key_prefix`, `[defaults]` with `defaults.`.
-    pub(crate) fn overridden(
+    /// Returns the connect and transfer timeouts with the keys that `raw` sets replaced.
+    /// Instances use this with an empty `key_prefix`, `[defaults]` with `defaults.`.
+    pub(crate) fn timeouts_overridden(
         &self,
         raw: &RawDefaults,
         diagnostics: &mut Diagnostics,
         key_prefix: &str,
-    ) -> Defaults {
-        let schedule_prefix = format!("{key_prefix}schedule.");
-        let retention_prefix = format!("{key_prefix}retention.");
+    ) -> (Duration, Duration) {
         let mut timeout = |name: &str, value: &Option<toml::Spanned<i64>>, fallback| {
             let Some(value) = value else {
                 return fallback;
@@ -201,23 +231,6 @@ impl Defaults {
             &raw.transfer_timeout_secs,
             self.transfer_timeout,
         );
-        Defaults {
-            schedule: Schedules::merge(
-                &self.schedule,
-                raw.schedule.as_ref(),
-                diagnostics,
-                &schedule_prefix,
-            ),
-            compression: raw.compression.unwrap_or(self.compression),
-            checksum: raw.checksum.unwrap_or(self.checksum),
-            retention: Retention::merge(
-                self.retention,
-                raw.retention.as_ref(),
-                diagnostics,
-                &retention_prefix,
-            ),
-            connect_timeout,
-            transfer_timeout,
-        }
+        (connect_timeout, transfer_timeout)
     }
 }

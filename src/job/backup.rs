@@ -44,7 +44,7 @@ pub(crate) async fn take(
         &request.database,
         request.backup_type,
         &staged.server_path,
-        plan.options,
+        plan.options.clone(),
     );
 
     let started = Instant::now();

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::{run, JobContext, JobFailure, JobOutcome, JobRequest};
+use super::{run, JobContext, JobFailure, JobOutcome, JobRequest, Phase};
 
 /// Runs every request, at most `max_parallel` at a time, and returns the results in
-/// request order.
+/// request order. A request whose turn comes after a stop began does not start; its
+/// result is a [`JobFailure`] without a run, whose cause names the stop.
 pub async fn run_batch(
     ctx: &JobContext,
     requests: Vec<JobRequest>,
@@ -22,7 +23,10 @@ pub async fn run_batch(
         tasks.spawn(async move {
             // The semaphore is never closed, so acquiring cannot fail.
             let _permit = permits.acquire_owned().await.expect("semaphore closed");
-            let result = run(&ctx, &request).await;
+            let result = match ctx.shutdown.start_job() {
+                Some(_running) => run(&ctx, &request).await,
+                None => Err(not_started(&ctx, &request)),
+            };
             (index, request, result)
         });
     }
@@ -38,4 +42,23 @@ pub async fn run_batch(
         .into_iter()
         .map(|(_, request, result)| (request, result))
         .collect()
+}
+
+/// Builds the result of a job that a stop kept from starting, and counts it.
+pub(super) fn not_started(ctx: &JobContext, request: &JobRequest) -> JobFailure {
+    tracing::warn!(
+        instance = %request.instance.name,
+        database = %request.database,
+        "job not started: bakfleet is stopping"
+    );
+    ctx.shutdown.count_interrupted();
+    JobFailure {
+        run_id: None,
+        instance: request.instance.name.clone(),
+        database: request.database.clone(),
+        backup_type: request.backup_type,
+        // The lease is the first stage, and the job did not reach it.
+        phase: Phase::Lease,
+        cause: "not started because bakfleet is stopping".to_string(),
+    }
 }

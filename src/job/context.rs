@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::limits::Limits;
 use super::{JobRequest, Phase};
 use crate::catalog::{Catalog, LeaseHolder};
 use crate::fleet::{Fleet, Secrets};
+use crate::shutdown::Shutdown;
 use crate::store::Store;
 
 /// The reason a job runs, stored on the run.
@@ -71,6 +73,10 @@ pub struct JobContext {
     /// How often BACKUP progress is read from `sys.dm_exec_requests`.
     pub progress_interval: Duration,
     pub events: Option<UnboundedSender<JobEvent>>,
+    /// Slots per process, instance and staging server; every job waits for one.
+    pub limits: Arc<Limits>,
+    /// The process's stop state: whether jobs may start, and whether running ones must stop.
+    pub shutdown: Shutdown,
 }
 
 impl JobContext {
@@ -94,5 +100,20 @@ impl JobContext {
             tracing::warn!(%error, phase = %phase, "could not record the run phase");
         }
         self.emit(request, run_id, JobEventKind::Phase(phase));
+        halt_if_requested(phase).await;
+    }
+}
+
+/// Environment variable that makes a job stop for good when it enters the named phase
+/// (`connect`, `backup`, `fetch`, ...). Crash tests set it, wait for the warning, and kill
+/// the process with SIGKILL, which puts the kill at a known point of the pipeline.
+pub const HALT_AT_PHASE_VARIABLE: &str = "BAKFLEET_TEST_HALT_AT_PHASE";
+
+async fn halt_if_requested(phase: Phase) {
+    static HALT_AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let halt_at = HALT_AT.get_or_init(|| std::env::var(HALT_AT_PHASE_VARIABLE).ok());
+    if halt_at.as_deref() == Some(phase.as_str()) {
+        tracing::warn!(%phase, "{HALT_AT_PHASE_VARIABLE} is set: halted until killed");
+        std::future::pending::<()>().await;
     }
 }

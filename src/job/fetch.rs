@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::backup::StagedFile;
 use super::{AtPhase, JobContext, JobEventKind, JobRequest, Phase, StageError};
 use crate::fleet::{Fleet, Instance, Secrets, Staging};
-use crate::store::{self, StoredFile};
+use crate::store::{self, PendingFile, StoredFile};
 use crate::transfer::{SftpSettings, SmbSettings, Source};
 
 /// A file that is complete and fsynced in the store, with where it came from.
@@ -27,32 +27,20 @@ pub(crate) async fn pull(
     staged: &StagedFile,
 ) -> Result<Fetched, StageError> {
     let started = Instant::now();
-    let source = open_source(&ctx.fleet, &ctx.secrets, &request.instance)
-        .await
-        .at(Phase::Fetch)?;
-    let total = source.size(&staged.fetch_path).await.at(Phase::Fetch)?;
-
-    let rel_path = store::backup_rel_path(
-        &request.instance.name,
-        &request.database,
-        request.backup_type,
-        &staged.file_name,
-    );
-    let mut pending = ctx.store.begin(&rel_path).await.at(Phase::Store)?;
-    let mut progress = |bytes: u64| {
-        ctx.emit(
-            request,
-            run_id,
-            JobEventKind::Fetched {
-                bytes,
-                total: Some(total),
-            },
-        );
+    // Cancelling drops the transfer, which removes the store's temp file and kills any
+    // smbclient child. The staged file stays on the share for the next run.
+    let transferred = tokio::select! {
+        transferred = transfer(ctx, request, run_id, staged) => transferred?,
+        () = ctx.shutdown.cancelled() => {
+            return Err(super::interrupt::interrupted(ctx, Phase::Fetch));
+        }
     };
-    let bytes = source
-        .fetch(&staged.fetch_path, &mut pending, &mut progress)
-        .await
-        .at(Phase::Fetch)?;
+    let Transferred {
+        source,
+        pending,
+        bytes,
+        total,
+    } = transferred;
     if bytes != total {
         return Err(StageError {
             phase: Phase::Fetch,
@@ -84,6 +72,56 @@ pub(crate) async fn pull(
         stored,
         fetched_at: OffsetDateTime::now_utc(),
         elapsed,
+    })
+}
+
+/// A staged file streamed into the store's temp file, not yet committed.
+struct Transferred {
+    source: Source,
+    pending: PendingFile,
+    bytes: u64,
+    total: u64,
+}
+
+/// Opens the staging location and streams the staged file into a new temp file in the
+/// store, hashing it on the way.
+async fn transfer(
+    ctx: &JobContext,
+    request: &JobRequest,
+    run_id: i64,
+    staged: &StagedFile,
+) -> Result<Transferred, StageError> {
+    let source = open_source(&ctx.fleet, &ctx.secrets, &request.instance)
+        .await
+        .at(Phase::Fetch)?;
+    let total = source.size(&staged.fetch_path).await.at(Phase::Fetch)?;
+
+    let rel_path = store::backup_rel_path(
+        &request.instance.name,
+        &request.database,
+        request.backup_type,
+        &staged.file_name,
+    );
+    let mut pending = ctx.store.begin(&rel_path).await.at(Phase::Store)?;
+    let mut progress = |bytes: u64| {
+        ctx.emit(
+            request,
+            run_id,
+            JobEventKind::Fetched {
+                bytes,
+                total: Some(total),
+            },
+        );
+    };
+    let bytes = source
+        .fetch(&staged.fetch_path, &mut pending, &mut progress)
+        .await
+        .at(Phase::Fetch)?;
+    Ok(Transferred {
+        source,
+        pending,
+        bytes,
+        total,
     })
 }
 

@@ -3,6 +3,7 @@
 use super::backup::StagedFile;
 use super::connect::Session;
 use super::{AtPhase, JobRequest, Phase, StageError};
+use crate::backup::BackupFile;
 use crate::mssql::BackupSetRow;
 
 /// Reads the msdb row of the set just written and checks it is the set the job asked for.
@@ -45,4 +46,32 @@ pub(crate) async fn read(
         "backup set read from msdb"
     );
     Ok(row)
+}
+
+/// Reads the database files of the set from msdb `backupfile`, which restore scripts need
+/// for MOVE clauses.
+///
+/// A failure is logged and gives `None`: the backup itself is good, and only a restore
+/// under another name or into another folder then needs the list written by hand.
+pub(crate) async fn read_files(
+    session: &mut Session,
+    request: &JobRequest,
+    set: &BackupSetRow,
+) -> Option<Vec<BackupFile>> {
+    match session.connection.backup_files(set.backup_set_id).await {
+        Ok(files) => {
+            tracing::debug!(files = files.len(), "backup file list read from msdb");
+            Some(files)
+        }
+        Err(error) => {
+            tracing::warn!(
+                instance = %request.instance.name,
+                database = %request.database,
+                backup_set_id = set.backup_set_id,
+                %error,
+                "cannot read msdb.dbo.backupfile; the backup is catalogued without its file list"
+            );
+            None
+        }
+    }
 }

@@ -13,7 +13,9 @@ mod context;
 mod fetch;
 mod header;
 mod history;
+mod interrupt;
 mod lease;
+mod limits;
 mod preflight;
 mod record;
 mod selection;
@@ -26,12 +28,13 @@ use tracing::Instrument;
 
 pub use batch::run_batch;
 pub use connect::connect_settings;
-pub use context::{JobContext, JobEvent, JobEventKind, Trigger};
+pub use context::{JobContext, JobEvent, JobEventKind, Trigger, HALT_AT_PHASE_VARIABLE};
 pub use fetch::open_source;
+pub use limits::{JobSlot, Limits, QueueSnapshot, QueuedJob};
 pub use selection::{select_databases, SelectionError};
 
 use crate::backup::{BackupRecord, BackupType};
-use crate::catalog::NewRun;
+use crate::catalog::{NewRun, SkipKind};
 use crate::fleet::Instance;
 
 /// The stage a job reached; a failed run records the stage that failed.
@@ -82,8 +85,12 @@ impl fmt::Display for Phase {
 pub struct JobRequest {
     pub instance: Instance,
     pub database: String,
+    /// The type requested; the policy may take a FULL in its place.
     pub backup_type: BackupType,
     pub trigger: Trigger,
+    /// The schedule slot (UTC) this job serves; `None` for manual and demo runs. The
+    /// catalogue accepts one run per instance, database, type and slot.
+    pub slot: Option<OffsetDateTime>,
 }
 
 /// The end of a job that did not fail.
@@ -96,8 +103,13 @@ pub enum JobOutcome {
         record: Box<BackupRecord>,
         notes: Vec<String>,
     },
-    /// The backup does not apply (a LOG backup under SIMPLE recovery, an offline database).
-    Skipped { run_id: i64, reason: String },
+    /// No backup was taken: the type does not apply (a LOG backup under SIMPLE recovery)
+    /// or the database is unavailable (offline), as `kind` says.
+    Skipped {
+        run_id: i64,
+        kind: SkipKind,
+        reason: String,
+    },
 }
 
 /// A failed job: which stage failed, on which instance and database, and why.
@@ -158,6 +170,19 @@ async fn run_in_span(ctx: &JobContext, request: &JobRequest) -> Result<JobOutcom
         cause: error.cause,
     };
 
+    let _slot = ctx
+        .limits
+        .acquire(
+            &request.instance.name,
+            &request.database,
+            request.backup_type,
+            &request.instance.staging,
+        )
+        .await;
+    // A job that waited for its slot while a stop began does not start any more.
+    if ctx.shutdown.is_draining() {
+        return Err(batch::not_started(ctx, request));
+    }
     let lease = lease::JobLease::acquire(ctx, request)
         .await
         .map_err(|error| failure(None, error))?;
@@ -176,6 +201,10 @@ async fn run_in_span(ctx: &JobContext, request: &JobRequest) -> Result<JobOutcom
 
     match result {
         Ok(outcome) => Ok(outcome),
+        Err(error) if interrupt::is_interruption(ctx, &error) => {
+            record_interruption(ctx, request, run_id, &error).await;
+            Err(failure(Some(run_id), error))
+        }
         Err(error) => {
             tracing::error!(phase = %error.phase, cause = %error.cause, "backup failed");
             ctx.emit(request, run_id, JobEventKind::Failed(error.cause.clone()));
@@ -191,6 +220,25 @@ async fn run_in_span(ctx: &JobContext, request: &JobRequest) -> Result<JobOutcom
     }
 }
 
+/// Marks an interrupted run in the catalogue and counts it for the exit code.
+async fn record_interruption(
+    ctx: &JobContext,
+    request: &JobRequest,
+    run_id: i64,
+    error: &StageError,
+) {
+    tracing::warn!(phase = %error.phase, reason = %error.cause, "backup interrupted");
+    ctx.shutdown.count_interrupted();
+    ctx.emit(request, run_id, JobEventKind::Failed(error.cause.clone()));
+    if let Err(catalog_error) = ctx
+        .catalog
+        .interrupt_run(run_id, error.phase.as_str(), &error.cause)
+        .await
+    {
+        tracing::error!(error = %catalog_error, "could not record the interrupted run");
+    }
+}
+
 async fn start_run(ctx: &JobContext, request: &JobRequest) -> Result<i64, StageError> {
     let run = NewRun {
         instance: request.instance.name.clone(),
@@ -200,6 +248,7 @@ async fn start_run(ctx: &JobContext, request: &JobRequest) -> Result<i64, StageE
         started_at: OffsetDateTime::now_utc(),
         host: ctx.holder.host.clone(),
         pid: ctx.holder.pid,
+        slot: request.slot,
     };
     ctx.catalog.start_run(&run).await.at(Phase::Catalog)
 }
@@ -213,44 +262,64 @@ async fn stages(
 ) -> Result<JobOutcome, StageError> {
     let started = std::time::Instant::now();
 
+    interrupt::checkpoint(ctx, Phase::Connect)?;
     ctx.phase(request, run_id, Phase::Connect).await;
     let mut session = connect::open(ctx, request).await?;
 
+    interrupt::checkpoint(ctx, Phase::Preflight)?;
     ctx.phase(request, run_id, Phase::Preflight).await;
-    let plan = match preflight::check(ctx, &mut session, request, run_id).await? {
+    let mut plan = match preflight::check(ctx, &mut session, request, run_id).await? {
         preflight::Decision::Run(plan) => plan,
-        preflight::Decision::Skip(reason) => {
+        preflight::Decision::Skip { kind, reason } => {
             ctx.catalog
-                .skip_run(run_id, &reason)
+                .skip_run_as(run_id, kind, &reason)
                 .await
                 .at(Phase::Catalog)?;
-            tracing::info!(%reason, "backup skipped");
+            tracing::info!(kind = kind.as_str(), %reason, "backup skipped");
             ctx.emit(request, run_id, JobEventKind::Skipped(reason.clone()));
-            return Ok(JobOutcome::Skipped { run_id, reason });
+            return Ok(JobOutcome::Skipped {
+                run_id,
+                kind,
+                reason,
+            });
         }
     };
+    // Every later stage works on the type the decision chose.
+    let decided = JobRequest {
+        backup_type: plan.backup_type,
+        ..request.clone()
+    };
+    let request = &decided;
 
+    interrupt::checkpoint(ctx, Phase::Backup)?;
     lease.ensure_held(Phase::Backup)?;
+    preflight::confirm(ctx, &mut session, request, run_id, &mut plan).await?;
     ctx.phase(request, run_id, Phase::Backup).await;
     let staged = backup::take(ctx, &mut session, request, run_id, &plan).await?;
 
+    interrupt::checkpoint(ctx, Phase::Verify)?;
     ctx.phase(request, run_id, Phase::Verify).await;
     verify::run(&mut session, &staged).await?;
 
+    interrupt::checkpoint(ctx, Phase::History)?;
     ctx.phase(request, run_id, Phase::History).await;
     let backup_set = history::read(&mut session, request, &staged).await?;
+    let backup_files = history::read_files(&mut session, request, &backup_set).await;
 
+    interrupt::checkpoint(ctx, Phase::Fetch)?;
     lease.ensure_held(Phase::Fetch)?;
     ctx.phase(request, run_id, Phase::Fetch).await;
     let fetched = fetch::pull(ctx, request, run_id, &staged).await?;
 
     let catalogued = async {
+        interrupt::checkpoint(ctx, Phase::Header)?;
         ctx.phase(request, run_id, Phase::Header).await;
         header::check(ctx, request, &backup_set, &fetched).await?;
 
+        interrupt::checkpoint(ctx, Phase::Catalog)?;
         lease.ensure_held(Phase::Catalog)?;
         ctx.phase(request, run_id, Phase::Catalog).await;
-        let record = record::build(request, &staged, &backup_set, &fetched, &plan);
+        let record = record::build(request, &staged, &backup_set, &fetched, &plan, backup_files);
         let backup_id = record::store(ctx, run_id, &record, &fetched, started).await?;
         Ok((record, backup_id))
     }

@@ -8,7 +8,7 @@ use super::backup::StagedFile;
 use super::fetch::Fetched;
 use super::preflight::Plan;
 use super::{AtPhase, JobContext, JobRequest, Phase, StageError};
-use crate::backup::BackupRecord;
+use crate::backup::{BackupFile, BackupRecord};
 use crate::catalog::RunStats;
 use crate::mssql::BackupSetRow;
 
@@ -19,6 +19,7 @@ pub(crate) fn build(
     set: &BackupSetRow,
     fetched: &Fetched,
     plan: &Plan,
+    files: Option<Vec<BackupFile>>,
 ) -> BackupRecord {
     BackupRecord {
         instance: request.instance.name.clone(),
@@ -50,6 +51,7 @@ pub(crate) fn build(
         compressed_size: set.compressed_backup_size,
         fetched_at: fetched.fetched_at,
         fetch_ms: fetched.elapsed.as_millis() as u64,
+        files,
     }
 }
 

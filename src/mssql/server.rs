@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{transcript, tsql};
 use super::{Connection, MssqlError};
-use crate::backup::{BackupType, Lsn};
+use crate::backup::{BackupFile, BackupType, Lsn};
 
 /// `SERVERPROPERTY('EngineEdition')` of Express (LocalDB included), which rejects backup
 /// compression with error 1844.
@@ -52,6 +52,17 @@ impl DatabaseInfo {
     pub fn is_system(&self) -> bool {
         (1..=4).contains(&self.database_id)
     }
+}
+
+/// The differential base and log chain of a database, from `sys.master_files` (file_id 1)
+/// and `sys.database_recovery_status`. Each field is `None` when the server stores NULL,
+/// and also when the view has no row for the database.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryFacts {
+    pub differential_base_lsn: Option<Lsn>,
+    pub differential_base_guid: Option<Uuid>,
+    pub last_log_backup_lsn: Option<Lsn>,
+    pub database_guid: Option<Uuid>,
 }
 
 /// The msdb history of one backup set (`backupset` joined to `backupmediafamily`).
@@ -143,6 +154,35 @@ impl Connection {
             .transpose()
     }
 
+    /// Reads the differential base and log chain of the database with `database_id`.
+    ///
+    /// # Errors
+    /// Any [`MssqlError`] of the two queries.
+    pub async fn recovery_facts(&mut self, database_id: i32) -> Result<RecoveryFacts, MssqlError> {
+        let mut facts = RecoveryFacts::default();
+
+        let label = "sys.master_files query";
+        let rows = self
+            .query(label, &tsql::differential_base_query(database_id))
+            .await?;
+        if let Some(row) = rows.into_iter().flatten().next() {
+            let reader = RowReader::new(self.instance(), label, &row);
+            facts.differential_base_lsn = reader.lsn("differential_base_lsn")?;
+            facts.differential_base_guid = reader.optional::<Uuid>("differential_base_guid")?;
+        }
+
+        let label = "sys.database_recovery_status query";
+        let rows = self
+            .query(label, &tsql::recovery_status_query(database_id))
+            .await?;
+        if let Some(row) = rows.into_iter().flatten().next() {
+            let reader = RowReader::new(self.instance(), label, &row);
+            facts.last_log_backup_lsn = reader.lsn("last_log_backup_lsn")?;
+            facts.database_guid = reader.optional::<Uuid>("database_guid")?;
+        }
+        Ok(facts)
+    }
+
     /// Reads the msdb history of the newest backup set of `database` on `server_path`.
     ///
     /// # Errors
@@ -158,6 +198,24 @@ impl Connection {
         let row = rows.into_iter().flatten().next();
         row.map(|row| RowReader::new(self.instance(), label, &row).backup_set())
             .transpose()
+    }
+
+    /// Reads the database files of backup set `backup_set_id` from msdb.
+    ///
+    /// # Errors
+    /// Any [`MssqlError`] of the query, such as a missing `backupfile` table.
+    pub async fn backup_files(
+        &mut self,
+        backup_set_id: i32,
+    ) -> Result<Vec<BackupFile>, MssqlError> {
+        let label = "msdb backupfile query";
+        let rows = self
+            .query(label, &tsql::backup_files_query(backup_set_id))
+            .await?;
+        rows.into_iter()
+            .flatten()
+            .map(|row| RowReader::new(self.instance(), label, &row).backup_file())
+            .collect()
     }
 
     /// Reads the progress of the request running on session `spid`; `None` when that
@@ -269,6 +327,18 @@ impl<'a> RowReader<'a> {
                 .to_string(),
             is_read_only: self.optional::<bool>("is_read_only")?.unwrap_or(false),
             is_snapshot: self.optional::<i32>("source_database_id")?.is_some(),
+        })
+    }
+
+    fn backup_file(&self) -> Result<BackupFile, MssqlError> {
+        // numeric(10,0) in msdb, so it is read like the sizes.
+        let file_number = self.size("file_number")?.unwrap_or_default() as i64;
+        Ok(BackupFile {
+            file_number,
+            logical_name: self.required::<&str>("logical_name")?.to_string(),
+            physical_name: self.required::<&str>("physical_name")?.to_string(),
+            file_type: self.required::<&str>("file_type")?.trim().to_string(),
+            size_bytes: self.size("file_size")?,
         })
     }
 

@@ -2,6 +2,7 @@
 //! server reaches T-SQL through [`quote_ident`] or [`quote_string`] and nowhere else.
 
 use crate::backup::BackupType;
+use crate::fleet::{Encryption, Encryptor, ENCRYPTION_ALGORITHMS};
 
 /// Quotes an identifier as SQL Server delimits it: `[` + name with `]` doubled + `]`.
 ///
@@ -19,7 +20,7 @@ pub fn quote_string(text: &str) -> String {
 }
 
 /// Options of one BACKUP statement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackupOptions {
     /// `CHECKSUM`: SQL Server checks page checksums while reading and writes a backup
     /// checksum that RESTORE VERIFYONLY ... WITH CHECKSUM checks later.
@@ -28,6 +29,12 @@ pub struct BackupOptions {
     pub compression: bool,
     /// `STATS = n`: progress messages every n percent.
     pub stats_percent: u8,
+    /// `BUFFERCOUNT = n`: I/O buffers; SQL Server chooses when `None`.
+    pub buffer_count: Option<u32>,
+    /// `MAXTRANSFERSIZE = n` in bytes; fleet.toml checks the 64 KB steps up to 4 MB.
+    pub max_transfer_size: Option<u32>,
+    /// `ENCRYPTION (ALGORITHM = ..., SERVER CERTIFICATE = [...])`.
+    pub encryption: Option<Encryption>,
 }
 
 /// Builds the BACKUP statement for one database and type.
@@ -61,6 +68,15 @@ pub fn backup_statement(
     if options.compression {
         with.push("COMPRESSION".to_string());
     }
+    if let Some(count) = options.buffer_count {
+        with.push(format!("BUFFERCOUNT = {count}"));
+    }
+    if let Some(size) = options.max_transfer_size {
+        with.push(format!("MAXTRANSFERSIZE = {size}"));
+    }
+    if let Some(encryption) = &options.encryption {
+        with.push(encryption_option(encryption));
+    }
     with.push(format!("STATS = {}", options.stats_percent));
     format!(
         "{verb} {} TO DISK = {} WITH {};",
@@ -68,6 +84,26 @@ pub fn backup_statement(
         quote_string(server_path),
         with.join(", ")
     )
+}
+
+/// Builds `ENCRYPTION (ALGORITHM = ..., SERVER CERTIFICATE = [name])`. The algorithm is a
+/// keyword, so only a known one is written bare. Any other text is quoted as an
+/// identifier, which SQL Server rejects instead of running.
+fn encryption_option(encryption: &Encryption) -> String {
+    let algorithm = ENCRYPTION_ALGORITHMS
+        .iter()
+        .find(|known| known.eq_ignore_ascii_case(&encryption.algorithm))
+        .map_or_else(
+            || quote_ident(&encryption.algorithm),
+            |known| known.to_string(),
+        );
+    let encryptor = match &encryption.encryptor {
+        Encryptor::ServerCertificate(name) => format!("SERVER CERTIFICATE = {}", quote_ident(name)),
+        Encryptor::ServerAsymmetricKey(name) => {
+            format!("SERVER ASYMMETRIC KEY = {}", quote_ident(name))
+        }
+    };
+    format!("ENCRYPTION (ALGORITHM = {algorithm}, {encryptor})")
 }
 
 /// Builds `RESTORE VERIFYONLY` for a file. `WITH CHECKSUM` only for backups taken with
@@ -80,7 +116,7 @@ pub fn verify_statement(server_path: &str, checksum: bool) -> String {
     )
 }
 
-/// What a RESTORE statement reads: a database backup (full or differential) or a log.
+/// The backup kind a RESTORE statement reads: database (full or differential) or log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RestoreKind {
     Database,
@@ -177,6 +213,24 @@ pub fn database_query(database: &str) -> String {
     )
 }
 
+/// Builds the query for the differential base of a database: the columns of its primary
+/// data file (file_id 1) in `sys.master_files` ("sys.master_files (Transact-SQL)").
+pub fn differential_base_query(database_id: i32) -> String {
+    format!(
+        "SELECT differential_base_lsn, differential_base_guid FROM sys.master_files \
+WHERE database_id = {database_id} AND file_id = 1;"
+    )
+}
+
+/// Builds the query for the log chain and identity of a database
+/// ("sys.database_recovery_status (Transact-SQL)").
+pub fn recovery_status_query(database_id: i32) -> String {
+    format!(
+        "SELECT last_log_backup_lsn, database_guid FROM sys.database_recovery_status \
+WHERE database_id = {database_id};"
+    )
+}
+
 /// Builds the query for the msdb history row of the set just written to `server_path`.
 ///
 /// The newest set for that database and device wins: `INIT, FORMAT` make the file hold
@@ -199,6 +253,15 @@ ORDER BY bs.backup_set_id DESC;",
     )
 }
 
+/// Builds the query for the database files of one backup set, which RESTORE's MOVE
+/// clauses name by logical name ("backupfile (Transact-SQL)").
+pub fn backup_files_query(backup_set_id: i32) -> String {
+    format!(
+        "SELECT file_number, file_type, logical_name, physical_name, file_size \
+FROM msdb.dbo.backupfile WHERE backup_set_id = {backup_set_id} ORDER BY file_number;"
+    )
+}
+
 /// Progress of the request running on session `spid`, as `sys.dm_exec_requests` shows it
 /// for BACKUP and RESTORE.
 pub fn progress_query(spid: i16) -> String {
@@ -216,6 +279,9 @@ mod tests {
         checksum: true,
         compression: true,
         stats_percent: 10,
+        buffer_count: None,
+        max_transfer_size: None,
+        encryption: None,
     };
 
     #[test]
@@ -262,11 +328,44 @@ mod tests {
             checksum: false,
             compression: false,
             stats_percent: 5,
+            ..ALL_ON
         };
         let sql = backup_statement("db", BackupType::Log, "/x.trn", options);
         assert_eq!(
             sql,
             "BACKUP LOG [db] TO DISK = N'/x.trn' WITH INIT, FORMAT, NO_CHECKSUM, STATS = 5;"
+        );
+    }
+
+    #[test]
+    fn backup_statement_writes_transfer_options() {
+        let options = BackupOptions {
+            buffer_count: Some(64),
+            max_transfer_size: Some(4_194_304),
+            encryption: Some(Encryption {
+                algorithm: "AES_256".to_string(),
+                encryptor: Encryptor::ServerCertificate("Backup]Cert".to_string()),
+            }),
+            ..ALL_ON
+        };
+        let sql = backup_statement("db", BackupType::Full, "/x.bak", options);
+        assert_eq!(
+            sql,
+            "BACKUP DATABASE [db] TO DISK = N'/x.bak' WITH INIT, FORMAT, CHECKSUM, COMPRESSION, \
+             BUFFERCOUNT = 64, MAXTRANSFERSIZE = 4194304, \
+             ENCRYPTION (ALGORITHM = AES_256, SERVER CERTIFICATE = [Backup]]Cert]), STATS = 10;"
+        );
+    }
+
+    #[test]
+    fn encryption_quotes_unknown_algorithm() {
+        let encryption = Encryption {
+            algorithm: "AES_256) --".to_string(),
+            encryptor: Encryptor::ServerAsymmetricKey("k".to_string()),
+        };
+        assert_eq!(
+            encryption_option(&encryption),
+            "ENCRYPTION (ALGORITHM = [AES_256) --], SERVER ASYMMETRIC KEY = [k])"
         );
     }
 
@@ -300,7 +399,7 @@ mod tests {
         };
         let statements = [
             backup_statement("Sales", BackupType::Full, r"\\h\s\full.bak", ALL_ON),
-            backup_statement("a]b", BackupType::Diff, "/s/diff.bak", options),
+            backup_statement("a]b", BackupType::Diff, "/s/diff.bak", options.clone()),
             backup_statement("Sales", BackupType::Log, "/s/log.trn", options),
             verify_statement(r"\\h\s\full.bak", true),
             verify_statement("/s/log.trn", false),

@@ -104,9 +104,13 @@ impl Store {
     }
 
     /// Removes temp files left by writes that never committed (after a crash or kill) and
-    /// returns how many it removed. Only files unmodified for `idle` or longer go: another
-    /// process may share the store, and its writes in progress touch their temp files
-    /// continually. Callers pass a time after which a writer has lost its job lease anyway.
+    /// returns how many it removed.
+    ///
+    /// A writer holds an exclusive `flock` on its temp file, which the kernel drops when
+    /// the writer dies, so a file whose lock can be taken goes at once. A file still locked
+    /// goes only once unmodified for `idle`: file systems where `flock` does not reach
+    /// other hosts (some NFS set-ups) would otherwise keep it forever. Callers pass a time
+    /// after which a writer has lost its job lease anyway.
     ///
     /// # Errors
     /// [`StoreError::Scan`] naming the directory that could not be listed, or
@@ -198,7 +202,7 @@ fn remove_partial_files_under(dir: &Path, idle: Duration) -> Result<usize, Store
             removed += remove_partial_files_under(&path, idle)?;
         } else if file_type.is_file()
             && pending::is_temp_file_name(entry.file_name())
-            && unmodified_for(&entry, idle)
+            && (pending::is_abandoned_temp_file(&path) || unmodified_for(&entry, idle))
         {
             std::fs::remove_file(&path).map_err(|source| StoreError::RemovePartial {
                 path: path.clone(),

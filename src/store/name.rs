@@ -34,8 +34,9 @@ const FILE_TIMESTAMP: &[FormatItem<'static>] =
 ///
 /// The empty name encodes to the empty string, which [`crate::store::Store::begin`] rejects
 /// as a path component. SQL Server does not allow an empty database name.
-// TODO: a name of 128 non-ASCII characters encodes to over 1000 bytes. That is above the
-// 255-byte component limit of most file systems, so `Store::begin` rejects such a path.
+///
+/// A name of 128 non-ASCII characters encodes to over 1,000 bytes, above the 255-byte
+/// component limit of most file systems, so paths use [`path_name`], which shortens.
 pub fn encode_name(name: &str) -> String {
     let mut encoded = String::with_capacity(name.len());
     for byte in name.bytes() {

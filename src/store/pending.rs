@@ -2,9 +2,7 @@
 //! to its final name on commit, removed when dropped uncommitted.
 
 use std::ffi::OsStr;
-#[cfg(test)]
-use std::path::Path;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
@@ -84,8 +82,13 @@ impl PendingFile {
                 path: temp_path.clone(),
                 source,
             })?;
+        let file = file.into_std().await;
+        lock_exclusive(&file).map_err(|source| StoreError::CreateTemp {
+            path: temp_path.clone(),
+            source,
+        })?;
         let writer = Writer {
-            file: file.into_std().await,
+            file,
             hasher: Sha256::new(),
             chunk: Vec::new(),
         };
@@ -257,4 +260,30 @@ pub fn is_temp_file_name(name: impl AsRef<OsStr>) -> bool {
         && unique
             .bytes()
             .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Takes an exclusive `flock` on a temp file for as long as the file stays open. The
+/// kernel releases it when the writing process ends in any way, `kill -9` included, so
+/// a temp file whose lock can be taken belongs to nobody (see
+/// [`is_abandoned_temp_file`]).
+fn lock_exclusive(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+
+    // SAFETY: flock on a descriptor this function borrows; it changes no memory.
+    let result = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Returns whether no process writes the temp file at `path`: its `flock` can be taken.
+/// A file that cannot be opened counts as in use, so that nothing is removed in doubt.
+pub(super) fn is_abandoned_temp_file(path: &Path) -> bool {
+    match std::fs::File::open(path) {
+        // The probe's own lock goes away when `file` is dropped.
+        Ok(file) => lock_exclusive(&file).is_ok(),
+        Err(_) => false,
+    }
 }

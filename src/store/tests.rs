@@ -311,3 +311,23 @@ fn path_name_keeps_short_names_whole() {
     );
     assert!(file.len() < 200, "{file}");
 }
+
+#[tokio::test]
+async fn remove_partial_files_unlocked_at_once() {
+    let (_dir, store) = open_temp_store();
+    let mut active = store.begin("i/d/full/active.bak").await.unwrap();
+    active.write(b"in progress").await.unwrap();
+    // A temp file nobody holds open, as a killed writer leaves it: its lock is free.
+    let orphan = format!("i/d/full/.dead.bak.{}.partial", "0".repeat(32));
+    std::fs::write(store.absolute(&orphan), b"half").unwrap();
+
+    let removed = store
+        .remove_partial_files(Duration::from_secs(3600))
+        .await
+        .unwrap();
+
+    assert_eq!(removed, 1, "only the unlocked temp file goes");
+    assert!(!store.absolute(&orphan).exists());
+    let stored = active.commit().await.unwrap();
+    assert_eq!(stored.size, 11);
+}

@@ -4,6 +4,7 @@
 mod error;
 mod freshness;
 mod pages;
+mod restore;
 mod templates;
 
 use std::future::Future;
@@ -29,6 +30,9 @@ pub struct WebState {
     pub fleet_name: String,
     /// When this process started, shown in the page footer.
     pub started_at: OffsetDateTime,
+    /// The job limits of this process, whose queue `/queue` shows; `None` for a process
+    /// that runs no jobs.
+    pub limits: Option<Arc<crate::job::Limits>>,
 }
 
 /// State shared by handlers: the caller's state and the compiled templates.
@@ -51,9 +55,14 @@ pub fn router(state: WebState) -> Router {
             "/instances/{instance}/databases/{database}",
             get(pages::database),
         )
+        .route(
+            "/instances/{instance}/databases/{database}/restore",
+            get(restore::restore_plan),
+        )
         .route("/backups/{id}", get(pages::backup))
         .route("/runs", get(pages::runs))
         .route("/runs/{id}", get(pages::run))
+        .route("/queue", get(pages::queue))
         .route("/healthz", get(pages::healthz))
         .route("/static/site.css", get(pages::stylesheet))
         .fallback(pages::not_found)

@@ -130,6 +130,17 @@ pub(super) async fn run(
     site.render("run.html", minijinja::context! { run })
 }
 
+/// Lists the jobs running and waiting for a slot in this process.
+pub(super) async fn queue(State(site): State<Site>) -> Result<Html<String>, WebError> {
+    let limits = site.state.limits.as_ref();
+    let queue = limits.map(|limits| limits.snapshot());
+    let slot_counts = limits.map(|limits| limits.slot_counts());
+    site.render(
+        "queue.html",
+        minijinja::context! { queue, limits => slot_counts },
+    )
+}
+
 /// Returns 200 `ok` when the catalogue responds to a query, else 503.
 pub(super) async fn healthz(State(site): State<Site>) -> Response {
     match site.state.catalog.ping().await {
@@ -155,7 +166,7 @@ pub(super) async fn not_found() -> WebError {
 
 impl Site {
     /// Renders template `name` with `context` and the values every page shows.
-    fn render(&self, name: &str, context: Value) -> Result<Html<String>, WebError> {
+    pub(super) fn render(&self, name: &str, context: Value) -> Result<Html<String>, WebError> {
         let template = self.templates.get_template(name)?;
         let page = template.render(minijinja::context! {
             fleet_name => self.state.fleet_name,

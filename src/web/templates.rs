@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 /// Template names and sources. Names end in `.html`, which turns on minijinja's HTML
 /// auto-escaping for them.
-const TEMPLATES: [(&str, &str); 8] = [
+const TEMPLATES: [(&str, &str); 10] = [
     ("base.html", include_str!("../../templates/base.html")),
     (
         "overview.html",
@@ -26,6 +26,8 @@ const TEMPLATES: [(&str, &str); 8] = [
     ),
     ("run.html", include_str!("../../templates/run.html")),
     ("error.html", include_str!("../../templates/error.html")),
+    ("queue.html", include_str!("../../templates/queue.html")),
+    ("restore.html", include_str!("../../templates/restore.html")),
 ];
 
 /// The stylesheet served at `/static/site.css`.

@@ -23,6 +23,7 @@ pub fn new_run(
         started_at,
         host: "central01".to_string(),
         pid: 4242,
+        slot: None,
     }
 }
 
@@ -71,6 +72,7 @@ pub fn record(
         compressed_size: Some(size_bytes),
         fetched_at: finish + Duration::seconds(20),
         fetch_ms: 1500,
+        files: None,
     }
 }
 

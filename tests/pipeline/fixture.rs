@@ -161,6 +161,10 @@ pub struct FleetOptions<'a> {
     pub compression: bool,
     /// The fleet's `schedule.full`; the built-in default when `None`.
     pub full_schedule: Option<&'a str>,
+    /// More `[defaults]` lines, such as other schedules or `time_zone`.
+    pub defaults: &'a str,
+    /// Databases that exist on every instance (master, model, msdb) to include too.
+    pub system_databases: &'a [&'a str],
 }
 
 impl Default for FleetOptions<'_> {
@@ -169,6 +173,8 @@ impl Default for FleetOptions<'_> {
             missing_staging_folder: false,
             compression: true,
             full_schedule: None,
+            defaults: "",
+            system_databases: &[],
         }
     }
 }
@@ -266,6 +272,15 @@ impl TestFleet {
         self.databases.insert(name.to_string(), database);
     }
 
+    /// Adds a database under exactly `name`, on a simulator target only.
+    pub async fn add_database_exact(&mut self, name: &str, recovery_model: &str) {
+        let database = self
+            .target
+            .create_database_named(name.to_string(), recovery_model)
+            .await;
+        self.databases.insert(name.to_string(), database);
+    }
+
     /// Builds a manual job request for a test database, or for a name that is not one
     /// (an unknown database).
     pub fn request(&self, database: &str, backup_type: BackupType) -> JobRequest {
@@ -284,6 +299,7 @@ impl TestFleet {
             database: name,
             backup_type,
             trigger: Trigger::Manual,
+            slot: None,
         }
     }
 
@@ -318,6 +334,14 @@ impl TestFleet {
                 .as_ref()
                 .expect("staged_files() is simulator-only"),
         )
+    }
+
+    /// Returns the local folder behind a simulated instance's staging location.
+    /// Simulator-only.
+    pub fn staging_root(&self) -> &Path {
+        self.staging_root
+            .as_deref()
+            .expect("staging_root() is simulator-only")
     }
 
     /// Returns the store's root folder.
@@ -396,10 +420,16 @@ fn fleet_text(
         ),
         _ => String::new(),
     };
-    let include: Vec<String> = databases
+    let mut include: Vec<String> = databases
         .values()
         .map(|database| format!("{:?}", database.name))
         .collect();
+    include.extend(
+        options
+            .system_databases
+            .iter()
+            .map(|name| format!("{name:?}")),
+    );
     let settings = &target.settings;
     let tls = match &settings.ca_file {
         Some(ca_file) => format!(
@@ -411,10 +441,11 @@ fn fleet_text(
             settings.encrypt, settings.trust_server_certificate
         ),
     };
-    let schedule = options
+    let mut schedule = options
         .full_schedule
         .map(|cron| format!("schedule.full = {cron:?}\n"))
         .unwrap_or_default();
+    schedule.push_str(options.defaults);
     format!(
         "[service]\nstore_dir = \"store\"\ncatalog = \"catalog.db\"\nsecrets_file = \"secrets.toml\"\n\
          lease_seconds = 30\n\n[defaults]\nconnect_timeout_secs = 10\ntransfer_timeout_secs = 20\n\

@@ -5,6 +5,7 @@ use bakfleet::store::decode_name;
 
 use crate::fixture::{TestFleet, Transport};
 use crate::smb::{succeeded, DATABASES};
+use crate::target::skip_unless_simulator;
 
 /// A name with `]`, `'`, spaces and non-ASCII letters.
 const HARD_NAME: &str = "Ventes d'été ]2026[ Ærø";
@@ -45,5 +46,59 @@ async fn name_in_other_case_rejected() {
         failure.cause.contains(fleet.db("Sales")),
         "{}",
         failure.cause
+    );
+}
+
+/// Names that break naive quoting or file naming: Windows device names in any case, a
+/// statement separator, an emoji, a leading space, and 128 characters (SQL Server's
+/// limit) that encode to over 255 bytes.
+fn hostile_names() -> Vec<String> {
+    vec![
+        "CON".to_string(),
+        "nul".to_string(),
+        "Com1".to_string(),
+        "x; DROP DATABASE Sales; --".to_string(),
+        "Éléphant 🐘".to_string(),
+        " leading space".to_string(),
+        "ü".repeat(128),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_names_backed_up_apart() {
+    let mut fleet = TestFleet::start(Transport::Smb, DATABASES).await;
+    if skip_unless_simulator(&fleet.target, "hostile_names_backed_up_apart") {
+        return;
+    }
+    let mut folders = Vec::new();
+    for name in hostile_names() {
+        fleet.add_database_exact(&name, "FULL").await;
+        let exact = fleet.db(&name).to_string();
+
+        let (backup_id, record) = succeeded(fleet.run(&name, BackupType::Full).await);
+        assert_eq!(record.database, exact);
+        let row = fleet.ctx.catalog.backup(backup_id).await.unwrap().unwrap();
+        assert_eq!(row.database, exact, "catalogue keeps the exact name");
+
+        let folder = row.store_path.split('/').nth(1).expect("database folder");
+        let stem = folder
+            .split('.')
+            .next()
+            .unwrap_or(folder)
+            .to_ascii_lowercase();
+        assert!(
+            !["con", "nul", "com1", "prn", "aux"].contains(&stem.as_str()),
+            "{folder:?} is a Windows device name"
+        );
+        assert!(folder.len() <= 255, "{folder:?} fits a path component");
+        folders.push(folder.to_string());
+    }
+    let mut unique = folders.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        folders.len(),
+        "one folder per name: {folders:?}"
     );
 }

@@ -2,6 +2,7 @@
 //! the staging location of `BAKFLEET_TEST_STAGING`).
 
 use bakfleet::backup::{BackupRecord, BackupType};
+use bakfleet::catalog::SkipKind;
 use bakfleet::job::{JobFailure, JobOutcome};
 
 use crate::fixture::{list_files, TestFleet, Transport};
@@ -147,13 +148,20 @@ async fn smb_diff_and_log_follow_full() {
 async fn smb_log_on_simple_is_skipped() {
     let fleet = TestFleet::start(Transport::Smb, DATABASES).await;
     match fleet.run("Scratch", BackupType::Log).await {
-        Ok(JobOutcome::Skipped { reason, run_id }) => {
+        Ok(JobOutcome::Skipped {
+            reason,
+            run_id,
+            kind,
+        }) => {
             assert!(
                 reason.contains("SIMPLE"),
                 "reason names the model: {reason}"
             );
+            assert_eq!(kind, SkipKind::NotApplicable);
             let run = fleet.ctx.catalog.run(run_id).await.unwrap().unwrap();
             assert_eq!(run.status.as_str(), "skipped");
+            assert_eq!(run.skip_kind, Some(SkipKind::NotApplicable));
+            assert_eq!(run.reason.as_deref(), Some(reason.as_str()));
         }
         other => panic!("expected a skipped run, got {other:?}"),
     }

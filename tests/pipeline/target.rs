@@ -202,6 +202,12 @@ impl Target {
             "bkf{} {base_name}",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
+        self.create_database_named(name, recovery_model).await
+    }
+
+    /// Creates a database under exactly `name`, without the unique prefix. Only a
+    /// simulator target is fresh enough that no other database can have the name.
+    pub async fn create_database_named(&self, name: String, recovery_model: &str) -> TestDatabase {
         let ident = bakfleet::mssql::tsql::quote_ident(&name);
         self.execute(&format!("CREATE DATABASE {ident};"))
             .await

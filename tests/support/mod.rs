@@ -69,6 +69,48 @@ pub fn start_simulator_process(simulator: &Path, config: &Path) -> (Child, u16) 
     (child, port)
 }
 
+/// One simulated instance for a simulator process: a `bakfleet` sysadmin login, a path
+/// map from the instance's backup folder to a local folder, and its user databases.
+pub struct SimulatedInstance<'a> {
+    /// `windows` or `linux`.
+    pub platform: &'a str,
+    /// `enterprise`, `developer`, `express` ...
+    pub edition: &'a str,
+    /// Password of the `bakfleet` login.
+    pub password: &'a str,
+    /// The backup folder as the instance names it (UNC or host path).
+    pub server_path: &'a str,
+    /// The local folder it maps to.
+    pub local_dir: &'a Path,
+    /// `(name, size in MiB, recovery model)` of each user database.
+    pub databases: &'a [(&'a str, u32, &'a str)],
+}
+
+/// Writes the simulator config for one instance named `sales` to `dir/sim.toml`, starts
+/// the simulator process and returns it with the instance's port.
+pub fn start_simulated_instance(dir: &Path, instance: &SimulatedInstance<'_>) -> (Child, u16) {
+    let mut config = format!(
+        "[[instance]]\nname = \"sales\"\nlisten = \"127.0.0.1:0\"\nplatform = {:?}\n\
+         edition = {:?}\n\n[[instance.login]]\nname = \"bakfleet\"\npassword = {:?}\n\
+         sysadmin = true\n\n[[instance.path_map]]\nserver = {:?}\nlocal = {:?}\n",
+        instance.platform,
+        instance.edition,
+        instance.password,
+        instance.server_path,
+        instance.local_dir.display().to_string()
+    );
+    for (name, size_mb, recovery_model) in instance.databases {
+        config.push_str(&format!(
+            "\n[[instance.database]]\nname = {name:?}\nsize_mb = {size_mb}\n\
+             recovery_model = {recovery_model:?}\n"
+        ));
+    }
+    let path = dir.join("sim.toml");
+    fs::write(&path, config).expect("write sim.toml");
+    let simulator = simulator_binary(Path::new(env!("CARGO_BIN_EXE_bakfleet")));
+    start_simulator_process(&simulator, &path)
+}
+
 /// Lists every regular file under `dir`, recursively, sorted; a missing folder lists none.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();

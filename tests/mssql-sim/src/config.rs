@@ -56,6 +56,13 @@ pub struct InstanceConfig {
     /// Faults armed when the instance starts, as `[[instance.fault]]` with a `kind` key.
     #[serde(default, rename = "fault")]
     pub faults: Vec<Fault>,
+    /// Certificates in master that BACKUP ... WITH ENCRYPTION (SERVER CERTIFICATE = name)
+    /// may name.
+    #[serde(default)]
+    pub certificates: Vec<String>,
+    /// Asymmetric keys in master for ENCRYPTION (SERVER ASYMMETRIC KEY = name).
+    #[serde(default)]
+    pub asymmetric_keys: Vec<String>,
 }
 
 impl InstanceConfig {
@@ -75,6 +82,8 @@ impl InstanceConfig {
             databases: Vec::new(),
             path_maps: Vec::new(),
             faults: Vec::new(),
+            certificates: Vec::new(),
+            asymmetric_keys: Vec::new(),
         }
     }
 }

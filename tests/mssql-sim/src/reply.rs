@@ -33,6 +33,8 @@ pub enum SqlType {
     UniqueIdentifier,
     /// `datetime` (1/300 s resolution).
     DateTime,
+    /// `varbinary(n)` in bytes, e.g. a certificate thumbprint.
+    VarBinary(u16),
 }
 
 /// A result-set column.
@@ -55,6 +57,8 @@ pub enum Value {
     Str(String),
     Guid(Uuid),
     DateTime(PrimitiveDateTime),
+    /// Value of a `varbinary` column.
+    Bytes(Vec<u8>),
 }
 
 /// An ERROR or INFO message as SQL Server sends it.

@@ -2,36 +2,33 @@
 //! backup file written with bakfile's writer, progress, faults, and the msdb rows.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
-use bakfile::{
-    BackupSet, BackupType, BackupWriter, Collation, Lsn, RecoveryModel as FileRecoveryModel,
-    WriteOptions,
-};
+use bakfile::{BackupSet, BackupType, Collation, Lsn, RecoveryModel as FileRecoveryModel};
 use uuid::Uuid;
 
 use super::batch::{Out, Outcome};
 use super::catalog::FileKind;
 use super::catalog::{BackupLsns, Database};
 use super::fault::Fault;
-use super::history::{BackupFileRecord, BackupSetRecord, MediaFamilyRecord, MediaSetRecord};
+use super::history::{
+    BackupEncryptionRecord, BackupFileRecord, BackupSetRecord, MediaFamilyRecord, MediaSetRecord,
+};
+use super::media::{self, BackupDevice};
 use super::messages::{self, Msg};
-use super::paths::{self, Device};
-use super::progress::{Progress, Throttle};
+use super::paths::Device;
 use super::sql::ast::{Backup, BackupKind};
-use super::{ddl, Instance, Session};
+use super::{backup_options, ddl, stripes, Instance, Session};
 use crate::config::{DatabaseState, Edition, RecoveryModel};
 
 const PAGE: usize = 8192;
-/// Pages handed to the writer per call; progress and cancellation are checked between.
-const PAGES_PER_CHUNK: u64 = 8;
+/// Devices one BACKUP may stripe over (BACKUP (Transact-SQL): up to 64 devices).
+const MAX_FAMILIES: usize = 64;
 
 /// Why a backup did not complete.
-enum Stop {
+pub(super) enum Stop {
     /// Errors to send before 3013.
     Fail(Vec<Msg>),
     /// Cancelled by the client or the connection is being dropped: send nothing more.
@@ -65,13 +62,15 @@ pub fn run(instance: &Instance, session: &mut Session, request: &Backup, out: &m
 }
 
 /// Everything decided before writing starts.
-struct Plan {
-    set: BackupSet,
+pub(super) struct Plan {
+    pub(super) set: BackupSet,
+    /// WITH ENCRYPTION: recorded in msdb, but the file is written unencrypted.
+    encryption: Option<BackupEncryptionRecord>,
     lsns: BackupLsns,
-    device_name: String,
-    device: Device,
-    data_pages: u64,
-    log_pages: u64,
+    /// One device per media family, in family sequence order.
+    pub(super) devices: Vec<BackupDevice>,
+    pub(super) data_pages: u64,
+    pub(super) log_pages: u64,
     data_file: String,
     log_file: String,
 }
@@ -82,16 +81,30 @@ fn backup(
     request: &Backup,
     out: &mut Out,
 ) -> Result<(), Stop> {
-    check_request(instance, session, request)?;
-    let (device_name, device) = resolve_device(instance, &request.devices[0]);
-    let file = open_device(&device, &device_name)?;
-    let plan = plan(instance, session, request, device_name, device)?;
+    let encryption = check_request(instance, session, request)?;
+    let devices: Vec<BackupDevice> = request
+        .devices
+        .iter()
+        .map(|path| media::resolve(instance, path))
+        .collect();
+    let mut files = Vec::new();
+    for device in &devices {
+        match open_device(&device.device, &device.name) {
+            Ok(file) => files.push(file),
+            Err(stop) => {
+                devices.iter().take(files.len()).for_each(remove_partial);
+                return Err(stop);
+            }
+        }
+    }
+    let mut plan = plan(instance, session, request, devices)?;
+    plan.encryption = encryption;
     let started = Instant::now();
-    let written = write(instance, session, request, &plan, file, out);
+    let written = stripes::write(instance, session, request, &plan, files, out);
     let (set, file_len) = match written {
         Ok(result) => result,
         Err(stop) => {
-            remove_partial(&plan.device);
+            plan.devices.iter().for_each(remove_partial);
             return Err(stop);
         }
     };
@@ -112,18 +125,25 @@ fn backup(
 
 // ---- checks ----
 
-/// Runs the checks SQL Server makes before it opens the device, in its order.
-fn check_request(instance: &Instance, session: &Session, request: &Backup) -> Result<(), Stop> {
+/// Runs the checks SQL Server makes before it opens the device, in its order, and
+/// returns the encryptor of WITH ENCRYPTION.
+fn check_request(
+    instance: &Instance,
+    session: &Session,
+    request: &Backup,
+) -> Result<Option<BackupEncryptionRecord>, Stop> {
     if session.transaction_depth > 0 {
         return Err(messages::within_transaction().into());
     }
-    if request.devices.len() > 1 {
-        // TODO: striped backups to several devices are not modelled.
+    let encryption = backup_options::check(&instance.config, &request.options)?;
+    if request.devices.len() > MAX_FAMILIES {
         return Err(Msg {
-            number: 3015,
+            number: 3205,
             state: 1,
             class: 16,
-            text: "BACKUP to several devices is not yet implemented.".into(),
+            text: format!(
+                "Too many backup devices specified for backup or restore; only {MAX_FAMILIES} are allowed."
+            ),
         }
         .into());
     }
@@ -137,7 +157,8 @@ fn check_request(instance: &Instance, session: &Session, request: &Backup) -> Re
     if compress && instance.info.edition == Edition::Express {
         return Err(messages::compression_unsupported(instance.info.edition_text()).into());
     }
-    Ok(())
+    // TODO: Express edition is not checked for WITH ENCRYPTION; no error for it is known.
+    Ok(encryption)
 }
 
 fn check_database(database: &Database, request: &Backup) -> Result<(), Msg> {
@@ -169,19 +190,6 @@ fn check_database(database: &Database, request: &Backup) -> Result<(), Msg> {
         return Err(messages::log_without_full());
     }
     Ok(())
-}
-
-fn resolve_device(instance: &Instance, server_path: &str) -> (String, Device) {
-    let info = &instance.info;
-    let default_directory = info.default_backup_directory();
-    let name = paths::full_path(server_path, info.platform, &default_directory);
-    let device = paths::resolve(
-        server_path,
-        info.platform,
-        &instance.config.path_maps,
-        &default_directory,
-    );
-    (name, device)
 }
 
 /// Creates the backup file. SQL Server reports a missing directory as operating system
@@ -217,8 +225,7 @@ fn plan(
     instance: &Instance,
     session: &Session,
     request: &Backup,
-    device_name: String,
-    device: Device,
+    devices: Vec<BackupDevice>,
 ) -> Result<Plan, Stop> {
     let info = &instance.info;
     let now = instance.now();
@@ -291,15 +298,15 @@ fn plan(
         recovery_model: file_recovery_model(database.recovery_model),
         collation: Collation::default(),
         media_set_guid: Uuid::new_v4(),
-        family_count: 1,
+        family_count: u16::try_from(devices.len()).unwrap_or(1),
         family_sequence: 1,
         provisional: false,
     };
     Ok(Plan {
         set,
+        encryption: None,
         lsns,
-        device_name,
-        device,
+        devices,
         data_pages,
         log_pages,
         data_file,
@@ -315,176 +322,8 @@ fn file_recovery_model(model: RecoveryModel) -> FileRecoveryModel {
     }
 }
 
-// ---- writing ----
-
-/// Counts bytes on their way to the file; the count is shared so it can be read while
-/// the writer owns the stream.
-struct Counting<W> {
-    inner: W,
-    count: Arc<AtomicU64>,
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let written = self.inner.write(buf)?;
-        self.count.fetch_add(written as u64, Ordering::Relaxed);
-        Ok(written)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// Writes the whole set; returns the final header values and the file length.
-fn write(
-    instance: &Instance,
-    session: &mut Session,
-    request: &Backup,
-    plan: &Plan,
-    file: Option<File>,
-    out: &mut Out,
-) -> Result<(BackupSet, u64), Stop> {
-    let device_name = &plan.device_name;
-    let sink: Box<dyn Write> = match file {
-        Some(file) => Box::new(BufWriter::with_capacity(1 << 20, file)),
-        None => Box::new(io::sink()),
-    };
-    let count = Arc::new(AtomicU64::new(0));
-    let counting = Counting {
-        inner: sink,
-        count: Arc::clone(&count),
-    };
-    let total_pages = plan.data_pages + plan.log_pages;
-    let payload_len = total_pages * PAGE as u64;
-    let options = WriteOptions {
-        compressed: plan.set.compressed,
-        block_size: instance.config.block_size.bytes(),
-    };
-    let write_error =
-        |error: io::Error| Stop::from(messages::write_failed(device_name, os_error_text(&error)));
-    let mut writer =
-        BackupWriter::new(counting, &plan.set, payload_len, options).map_err(write_error)?;
-    let faults = take_write_faults(instance);
-    let mut progress = Progress::new(
-        instance,
-        session.spid,
-        "suspended",
-        request.options.stats,
-        payload_len,
-    );
-    let mut throttle = Throttle::new(faults.bytes_per_sec);
-    let mut buffer = vec![0u8; PAGE * PAGES_PER_CHUNK as usize];
-    let mut page = 0;
-    while page < total_pages {
-        if out.cancelled() {
-            return Err(Stop::Stopped);
-        }
-        let percent = page * 100 / total_pages.max(1);
-        faults.check(percent, device_name, session, out)?;
-        let pages = PAGES_PER_CHUNK.min(total_pages - page);
-        let chunk = &mut buffer[..pages as usize * PAGE];
-        fill_pages(chunk, page, plan.set.database_name.len() as u64);
-        writer.write_payload(chunk).map_err(write_error)?;
-        page += pages;
-        progress.advance(page * PAGE as u64, out);
-        throttle.wait(page * PAGE as u64, out);
-    }
-    let mut set = plan.set.clone();
-    set.backup_finish_date = Some(instance.now());
-    if !set.compressed {
-        // The trailing header's BackupSize counts the bytes before it.
-        set.backup_size = count.load(Ordering::Relaxed);
-    }
-    let mut counting = writer.finish(&set).map_err(write_error)?;
-    counting.flush().map_err(write_error)?;
-    Ok((set, count.load(Ordering::Relaxed)))
-}
-
-/// The faults armed for this backup: one-shot failures are taken now.
-struct WriteFaults {
-    disk_full_at: Option<u64>,
-    drop_at: Option<u64>,
-    bytes_per_sec: Option<u64>,
-}
-
-fn take_write_faults(instance: &Instance) -> WriteFaults {
-    let mut state = instance.lock();
-    let disk_full_at = match state.take_fault(|fault| matches!(fault, Fault::DiskFull { .. })) {
-        Some(Fault::DiskFull { at_percent }) => Some(u64::from(at_percent)),
-        _ => None,
-    };
-    let drop_at = match state.take_fault(|fault| matches!(fault, Fault::DropConnection { .. })) {
-        Some(Fault::DropConnection { at_percent }) => Some(u64::from(at_percent)),
-        _ => None,
-    };
-    let bytes_per_sec = match state.take_fault(|fault| matches!(fault, Fault::SlowBackup { .. })) {
-        Some(Fault::SlowBackup { bytes_per_sec }) => Some(bytes_per_sec),
-        _ => None,
-    };
-    WriteFaults {
-        disk_full_at,
-        drop_at,
-        bytes_per_sec,
-    }
-}
-
-impl WriteFaults {
-    fn check(
-        &self,
-        percent: u64,
-        device_name: &str,
-        session: &mut Session,
-        out: &mut Out,
-    ) -> Result<(), Stop> {
-        if self.disk_full_at.is_some_and(|at| percent >= at) {
-            return Err(messages::write_failed(device_name, messages::OS_DISK_FULL).into());
-        }
-        if self.drop_at.is_some_and(|at| percent >= at) {
-            session.drop_connection = true;
-            out.silence();
-            return Err(Stop::Stopped);
-        }
-        Ok(())
-    }
-}
-
-/// Operating system error text for a failed write, as SQL Server words it.
-fn os_error_text(error: &io::Error) -> &'static str {
-    // ENOSPC on Linux hosts; SQL Server reports Windows error 112 for it.
-    if error.raw_os_error() == Some(28) {
-        messages::OS_DISK_FULL
-    } else {
-        messages::OS_ACCESS_DENIED
-    }
-}
-
-/// Fills whole pages with a deterministic pattern: a 96-byte header with the page
-/// number, a few bytes that vary per page, and repeated row text that compresses well.
-fn fill_pages(chunk: &mut [u8], first_page: u64, seed: u64) {
-    for (offset, page) in chunk.chunks_mut(PAGE).enumerate() {
-        let number = first_page + offset as u64;
-        page.fill(0);
-        page[0] = 1;
-        page[32..40].copy_from_slice(&number.to_le_bytes());
-        let mut state = number
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(seed | 1);
-        for byte in &mut page[96..352] {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            *byte = (state >> 56) as u8;
-        }
-        let row = format!("row {:08} of page {number}; ", number % 97);
-        for (index, byte) in page[352..].iter_mut().enumerate() {
-            *byte = row.as_bytes()[index % row.len()];
-        }
-    }
-}
-
-fn remove_partial(device: &Device) {
-    if let Device::File(path) = device {
+fn remove_partial(device: &BackupDevice) {
+    if let Device::File(path) = &device.device {
         let _ = std::fs::remove_file(path);
     }
 }
@@ -493,7 +332,7 @@ fn remove_partial(device: &Device) {
 
 /// Flips one byte of the finished file when [`Fault::CorruptNextBackup`] is armed.
 fn corrupt_if_armed(instance: &Instance, plan: &Plan) {
-    let Device::File(path) = &plan.device else {
+    let Device::File(path) = &plan.devices[0].device else {
         return;
     };
     let fault = instance
@@ -604,16 +443,19 @@ fn record(instance: &Instance, request: &Backup, plan: &Plan, set: &BackupSet, f
     state.history.media_sets.push(MediaSetRecord {
         media_set_id,
         media_uuid: set.media_set_guid,
-        family_count: 1,
+        family_count: u8::try_from(plan.devices.len()).unwrap_or(u8::MAX),
         is_compressed: set.compressed,
+        is_encrypted: plan.encryption.is_some(),
     });
-    state.history.families.push(MediaFamilyRecord {
-        media_set_id,
-        family_sequence_number: 1,
-        media_family_id: Uuid::new_v4(),
-        physical_device_name: plan.device_name.clone(),
-        physical_block_size: i32::try_from(instance.config.block_size.bytes()).unwrap_or(512),
-    });
+    for (index, device) in plan.devices.iter().enumerate() {
+        state.history.families.push(MediaFamilyRecord {
+            media_set_id,
+            family_sequence_number: u8::try_from(index + 1).unwrap_or(u8::MAX),
+            media_family_id: Uuid::new_v4(),
+            physical_device_name: device.name.clone(),
+            physical_block_size: i32::try_from(instance.config.block_size.bytes()).unwrap_or(512),
+        });
+    }
     state.history.sets.push(BackupSetRecord {
         backup_set_id,
         backup_set_uuid,
@@ -655,6 +497,7 @@ fn record(instance: &Instance, request: &Backup, plan: &Plan, set: &BackupSet, f
         } else {
             None
         },
+        encryption: plan.encryption.clone(),
     });
 }
 

@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use super::messages::{self, Msg};
 use super::select::{self, QueryContext, SelectError};
-use super::sql::ast::{BackupKind, SetOption, Statement, StatementKind};
+use super::sql::ast::{BackupKind, RestoreKind, SetOption, Statement, StatementKind};
 use super::sql::{parse_batch, ParseError};
 use super::state::Request;
-use super::{backup, ddl, verify, Instance, Session};
+use super::{backup, checkdb, ddl, header_lists, restore, verify, Instance, Session};
 use crate::reply::{Done, Message, ReplyEvent};
 
 /// How one statement ended.
@@ -230,6 +230,12 @@ fn start_request(instance: &Instance, session: &Session, kind: &StatementKind) {
         // NOTE: unverified. The text is cut to 16 characters as sysprocesses' cmd column
         // holds it; no doc page lists the command text of RESTORE VERIFYONLY.
         StatementKind::RestoreVerifyOnly(_) => "RESTORE VERIFYON",
+        StatementKind::Restore(restore) if restore.kind == RestoreKind::Log => "RESTORE LOG",
+        StatementKind::Restore(_) => "RESTORE DATABASE",
+        StatementKind::RestoreHeaderOnly(_) => "RESTORE HEADERON",
+        StatementKind::RestoreFileListOnly(_) => "RESTORE FILELIST",
+        // NOTE: "DBCC TABLE CHECK" as the command of a running CHECKDB is a guess.
+        StatementKind::CheckDb(_) => "DBCC TABLE CHECK",
         StatementKind::CreateDatabase { .. } => "CREATE DATABASE",
         StatementKind::AlterDatabase { .. } => "ALTER DATABASE",
         StatementKind::DropDatabase { .. } => "DROP DATABASE",
@@ -267,6 +273,12 @@ fn run_statement(
         StatementKind::Select(query) => run_select(instance, session, query, out),
         StatementKind::Backup(request) => backup::run(instance, session, request, out),
         StatementKind::RestoreVerifyOnly(request) => verify::run(instance, session, request, out),
+        StatementKind::Restore(request) => restore::run(instance, session, request, out),
+        StatementKind::RestoreHeaderOnly(request) => header_lists::headers(instance, request, out),
+        StatementKind::RestoreFileListOnly(request) => {
+            header_lists::file_list(instance, request, out)
+        }
+        StatementKind::CheckDb(request) => checkdb::run(instance, session, request, out),
         StatementKind::CreateDatabase { name } => {
             ddl::create_database(instance, session, name, out)
         }

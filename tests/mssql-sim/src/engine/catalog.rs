@@ -40,6 +40,24 @@ pub struct Database {
     pub base: Option<FullBase>,
     /// Data pages changed since `base`, which a differential carries.
     pub changed_pages: u64,
+    /// Where a restore sequence stands while the database is RESTORING.
+    pub restore: Option<RestoreSequence>,
+}
+
+/// A restore sequence in progress: the full backup it started from and how far the
+/// data has been rolled forward.
+#[derive(Debug, Clone)]
+pub struct RestoreSequence {
+    /// The restored full backup, which a differential must be based on.
+    pub full: FullBase,
+    /// `RecoveryForkID` of the restored full backup: the fork the data started on.
+    pub first_fork: Uuid,
+    /// LSN the data is rolled forward to; the next log backup must include it.
+    pub redo_lsn: Lsn,
+    /// Server time of `redo_lsn`, which a STOPAT is compared with.
+    pub redo_time: PrimitiveDateTime,
+    /// A log was restored up to its STOPAT point, so no later log applies.
+    pub stopped: bool,
 }
 
 /// Position of the transaction log and of the log backup chain.
@@ -55,6 +73,9 @@ pub struct LogState {
     pub pending_bytes: u64,
     /// A log backup was taken since the chain started; the first one begins the chain.
     pub chain_has_log_backup: bool,
+    /// No log was written since the last log backup, so RESTORE over the database loses
+    /// nothing (no error 3159).
+    pub tail_backed_up: bool,
 }
 
 /// What a differential needs from its base.
@@ -167,9 +188,11 @@ impl Database {
                 chain_start: None,
                 pending_bytes: 0,
                 chain_has_log_backup: false,
+                tail_backed_up: false,
             },
             base: None,
             changed_pages: 0,
+            restore: None,
         };
         database.set_size_mb(8);
         database
@@ -216,6 +239,7 @@ impl Database {
     /// Appends `bytes` of log and moves the next LSN past them.
     pub fn write_log(&mut self, bytes: u64) {
         self.log.pending_bytes += bytes;
+        self.log.tail_backed_up = false;
         let blocks = u32::try_from(bytes.div_ceil(512))
             .unwrap_or(u32::MAX)
             .max(1);
@@ -299,6 +323,7 @@ impl Database {
         self.log.chain_start = Some(lsns.last);
         self.log.pending_bytes = 0;
         self.log.chain_has_log_backup = true;
+        self.log.tail_backed_up = true;
     }
 
     fn start_chain_if_missing(&mut self, first: Lsn) {
@@ -323,7 +348,7 @@ impl Database {
 
 /// Logical and physical file names: system databases have their own, user databases get
 /// SQL Server's defaults `name` / `name_log` in files `name.mdf` / `name_log.ldf`.
-fn default_files(database: &str, data_directory: &str, create_lsn: Lsn) -> Vec<DatabaseFile> {
+pub fn default_files(database: &str, data_directory: &str, create_lsn: Lsn) -> Vec<DatabaseFile> {
     let system = match database.to_ascii_lowercase().as_str() {
         "master" => Some(["master", "mastlog", "master.mdf", "mastlog.ldf"]),
         "tempdb" => Some(["tempdev", "templog", "tempdb.mdf", "templog.ldf"]),

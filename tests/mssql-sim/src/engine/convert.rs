@@ -42,7 +42,7 @@ pub fn cast(value: Value, from: SqlType, to: SqlType) -> Result<Value, Msg> {
             }),
             other => Ok(other),
         },
-        SqlType::DateTime => Ok(value),
+        SqlType::DateTime | SqlType::VarBinary(_) => Ok(value),
     }
 }
 
@@ -64,6 +64,8 @@ pub fn to_text(value: &Value, ty: SqlType) -> String {
         Value::Str(text) => text.clone(),
         Value::Guid(guid) => guid.hyphenated().to_string().to_ascii_uppercase(),
         Value::DateTime(moment) => datetime_text(*moment),
+        // CAST of binary to a character type reads the bytes as characters.
+        Value::Bytes(bytes) => String::from_utf8_lossy(bytes).into_owned(),
     }
 }
 
@@ -166,6 +168,7 @@ pub fn type_name(ty: SqlType) -> &'static str {
         SqlType::Char(_) => "char",
         SqlType::UniqueIdentifier => "uniqueidentifier",
         SqlType::DateTime => "datetime",
+        SqlType::VarBinary(_) => "varbinary",
     }
 }
 

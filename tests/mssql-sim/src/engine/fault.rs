@@ -36,6 +36,17 @@ pub enum Fault {
     /// part in this; the fault lets a test change a file between verification and fetch.
     /// Used once.
     CorruptAfterVerify { what: Corruption },
+    /// Marks `pages` data pages of `database` as damaged, so DBCC CHECKDB reports
+    /// consistency errors 8928 and 8939 for each. Stays until cleared.
+    CorruptPages {
+        database: String,
+        #[serde(default = "one")]
+        pages: u32,
+    },
+}
+
+fn one() -> u32 {
+    1
 }
 
 fn half() -> u8 {

@@ -55,9 +55,9 @@ pub fn master_file_columns() -> Vec<Column> {
     ]
 }
 
-/// One row per file of every database. The differential base columns are set on data
-/// files once a full backup that is not COPY_ONLY exists and stay through a switch to
-/// SIMPLE, which breaks only the log chain.
+/// Builds one row per file of every database. The differential base columns are set on
+/// data files once a full backup that is not COPY_ONLY exists, and they stay through a
+/// switch to SIMPLE, which breaks only the log chain.
 pub fn master_files(state: &InstanceState) -> VirtualTable {
     let mut rows = Vec::new();
     for database in &state.databases {
@@ -66,8 +66,8 @@ pub fn master_files(state: &InstanceState) -> VirtualTable {
             let (kind, kind_desc) = file.kind.code();
             let base = database.base.filter(|_| file.kind == FileKind::Rows);
             let (max_size, growth, percent) = match file.kind {
-                // New data files grow by 64 MiB without limit, log files by 64 MiB up to
-                // 2 TiB (CREATE DATABASE defaults since SQL Server 2016).
+                // NOTE: growth and limits as recent versions give new files (64 MiB steps,
+                // data unlimited, log up to 2 TiB); no doc page was checked for them.
                 FileKind::Rows => (-1, 8192, false),
                 FileKind::Log => (268_435_456, 8192, false),
             };
@@ -113,8 +113,8 @@ pub fn master_files(state: &InstanceState) -> VirtualTable {
     }
 }
 
-/// `create_lsn` is NULL for files created with their database, which is every file of
-/// the system databases and of a database created without extra files.
+/// Returns `create_lsn`: NULL for the files of the system databases, the database's
+/// first LSN otherwise.
 fn lsn_or_null(create_lsn: bakfile::Lsn, database_id: i32) -> Value {
     // NOTE: real instances show 0 or NULL for files made by CREATE DATABASE; the
     // simulator sends NULL for system databases and the start LSN otherwise.
@@ -148,10 +148,10 @@ pub fn recovery_status_columns() -> Vec<Column> {
     ]
 }
 
-/// One row per database. `last_log_backup_lsn` is where the next log backup starts: the
-/// first LSN of the full backup that started the log chain until a log backup is taken,
-/// then the last LSN of the newest log backup; NULL without a log chain (no full backup
-/// yet, SIMPLE recovery, or a switch through SIMPLE since).
+/// Builds one row per database. `last_log_backup_lsn` is where the next log backup
+/// starts. Until a log backup is taken, it is the first LSN of the full backup that
+/// started the log chain, then the last LSN of the newest log backup. It is NULL without
+/// a log chain: no full backup yet, SIMPLE recovery, or a switch through SIMPLE since.
 pub fn recovery_status(state: &InstanceState) -> VirtualTable {
     let rows = state.databases.iter().map(recovery_row).collect();
     VirtualTable {
@@ -258,7 +258,7 @@ fn backup_file_row(record: &BackupFileRecord) -> Vec<Value> {
     ]
 }
 
-/// The drive or root part of a server path, e.g. `C:\` or `/`.
+/// Returns the drive or root part of a server path, e.g. `C:\` or `/`.
 fn physical_drive(path: &str) -> &str {
     if path.starts_with('/') {
         "/"

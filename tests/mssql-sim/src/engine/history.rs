@@ -47,6 +47,19 @@ pub struct BackupSetRecord {
     pub recovery_fork_guid: Uuid,
     pub differential_base_lsn: Option<Lsn>,
     pub differential_base_guid: Option<Uuid>,
+    pub encryption: Option<BackupEncryptionRecord>,
+}
+
+/// How a backup set was encrypted (backupset key_algorithm, encryptor_thumbprint,
+/// encryptor_type).
+#[derive(Debug, Clone)]
+pub struct BackupEncryptionRecord {
+    /// e.g. `aes_256`, as msdb stores it.
+    pub algorithm: String,
+    /// SHA-1 thumbprint of the certificate or asymmetric key.
+    pub thumbprint: [u8; 20],
+    /// `CERTIFICATE` or `ASYMMETRIC KEY`.
+    pub encryptor_type: &'static str,
 }
 
 /// One msdb.dbo.backupmediaset row.
@@ -56,6 +69,7 @@ pub struct MediaSetRecord {
     pub media_uuid: Uuid,
     pub family_count: u8,
     pub is_compressed: bool,
+    pub is_encrypted: bool,
 }
 
 /// One msdb.dbo.backupmediafamily row.

@@ -12,7 +12,7 @@ pub struct Msg {
     pub text: String,
 }
 
-fn error(number: i32, state: u8, class: u8, text: String) -> Msg {
+pub(super) fn error(number: i32, state: u8, class: u8, text: String) -> Msg {
     Msg {
         number,
         state,
@@ -23,7 +23,7 @@ fn error(number: i32, state: u8, class: u8, text: String) -> Msg {
 
 /// Severity 10 messages reach the client with class 0: "Database Engine Error
 /// Severities" says the engine converts severity 10 to 0 before returning it.
-fn info(number: i32, text: String) -> Msg {
+pub(super) fn info(number: i32, text: String) -> Msg {
     Msg {
         number,
         state: 1,

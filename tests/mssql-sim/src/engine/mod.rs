@@ -8,20 +8,27 @@
 //! message texts.
 
 mod backup;
+mod backup_options;
 mod batch;
 mod catalog;
+mod checkdb;
 mod convert;
 mod ddl;
 mod fault;
 mod file_tables;
+mod header_lists;
 mod history;
+mod media;
 pub mod messages;
 mod paths;
 mod progress;
+mod restore;
+mod restore_messages;
 mod select;
 mod server_info;
 pub mod sql;
 mod state;
+mod stripes;
 mod tables;
 mod verify;
 

@@ -341,6 +341,7 @@ fn backup_set_columns() -> Vec<Column> {
         column("differential_base_guid", SqlType::UniqueIdentifier, true),
         column("compressed_backup_size", SIZE, true),
         column("key_algorithm", SqlType::NVarChar(Some(32)), true),
+        column("encryptor_thumbprint", SqlType::VarBinary(20), true),
         column("encryptor_type", SqlType::NVarChar(Some(32)), true),
     ]
 }
@@ -410,8 +411,15 @@ fn backup_sets(state: &InstanceState) -> VirtualTable {
             set.differential_base_lsn.map_or(Value::Null, lsn),
             set.differential_base_guid.map_or(Value::Null, Value::Guid),
             Value::Numeric(set.compressed_backup_size.into()),
-            Value::Null,
-            Value::Null,
+            set.encryption
+                .as_ref()
+                .map_or(Value::Null, |encryption| text(&encryption.algorithm)),
+            set.encryption.as_ref().map_or(Value::Null, |encryption| {
+                Value::Bytes(encryption.thumbprint.to_vec())
+            }),
+            set.encryption
+                .as_ref()
+                .map_or(Value::Null, |encryption| text(encryption.encryptor_type)),
         ]);
     }
     VirtualTable {
@@ -473,7 +481,7 @@ fn media_sets(state: &InstanceState) -> VirtualTable {
                 Value::Int(1),
                 Value::Bool(false),
                 Value::Bool(media.is_compressed),
-                Value::Bool(false),
+                Value::Bool(media.is_encrypted),
             ]
         })
         .collect();

@@ -4,4 +4,5 @@ mod support;
 
 mod backup_tests;
 mod catalog_view_tests;
+mod restore_tests;
 mod select_tests;

@@ -4,13 +4,14 @@
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 
-use bakfile::{ChecksumMode, VerifyError};
+use bakfile::ChecksumMode;
 
 use super::batch::{Out, Outcome};
 use super::fault::Fault;
+use super::media;
 use super::messages::{self, Msg};
-use super::paths::{self, Device};
 use super::progress::{Progress, Throttle};
+use super::restore_messages;
 use super::sql::ast::VerifyOnly;
 use super::{Instance, Session};
 
@@ -54,30 +55,13 @@ fn verify(
         return Err(Stop::Fail(messages::within_transaction()));
     }
     if request.devices.len() > 1 {
-        // TODO: verifying a striped media set from several devices is not modelled.
-        return Err(Stop::Fail(Msg {
-            number: 3015,
-            state: 1,
-            class: 16,
-            text: "RESTORE VERIFYONLY from several devices is not yet implemented.".into(),
-        }));
+        verify_other_families(instance, request)?;
     }
-    let info = &instance.info;
-    let default_directory = info.default_backup_directory();
-    let device_name = paths::full_path(&request.devices[0], info.platform, &default_directory);
-    let device = paths::resolve(
-        &request.devices[0],
-        info.platform,
-        &instance.config.path_maps,
-        &default_directory,
-    );
-    let file = open(&device, &device_name)?;
+    let backup_device = media::resolve(instance, &request.devices[0]);
+    let device_name = backup_device.name.clone();
+    let file = media::open(&backup_device).map_err(Stop::Fail)?;
     let total = file.metadata().map(|meta| meta.len()).unwrap_or(0);
-    let mode = match request.checksum {
-        Some(true) => ChecksumMode::Require,
-        Some(false) => ChecksumMode::Skip,
-        None => ChecksumMode::IfPresent,
-    };
+    let mode = checksum_mode(request.checksum);
     let bytes_per_sec = match instance
         .lock()
         .take_fault(|fault| matches!(fault, Fault::SlowBackup { .. }))
@@ -97,7 +81,17 @@ fn verify(
     if out.cancelled() {
         return Err(Stop::Stopped);
     }
-    let report = result.map_err(|error| Stop::Fail(verify_error(&error, &device_name)))?;
+    let report = result.map_err(|error| Stop::Fail(media::read_error(&error, &device_name)))?;
+    // A family of a striped media set verifies only together with the others.
+    if let Some(first) = report.sets.first() {
+        let families = usize::from(first.family_count.max(1));
+        if families > request.devices.len() {
+            return Err(Stop::Fail(restore_messages::missing_media_families(
+                first.family_count,
+                request.devices.len(),
+            )));
+        }
+    }
     let position = request.file.unwrap_or(1);
     let found = report
         .sets
@@ -109,48 +103,30 @@ fn verify(
             &device_name,
         )));
     }
-    super::backup::corrupt_after_verify(instance, &device);
+    super::backup::corrupt_after_verify(instance, &backup_device.device);
     Ok(position)
 }
 
-/// Opens the backup file: a missing file is operating system error 2, a missing or
-/// unmapped directory error 3, a directory error 5 (error 3201).
-fn open(device: &Device, name: &str) -> Result<File, Stop> {
-    let path = match device {
-        Device::File(path) => path,
-        Device::Null | Device::Unreachable => {
-            return Err(Stop::Fail(messages::cannot_open_device(
-                name,
-                messages::OS_PATH_NOT_FOUND,
-            )));
-        }
-    };
-    let fail = |os_error| Err(Stop::Fail(messages::cannot_open_device(name, os_error)));
-    if !path.parent().is_some_and(|parent| parent.is_dir()) {
-        return fail(messages::OS_PATH_NOT_FOUND);
+/// Checks that the devices form one media set and verifies every family but the first,
+/// which the caller verifies with progress.
+fn verify_other_families(instance: &Instance, request: &VerifyOnly) -> Result<(), Stop> {
+    media::read_media_set(instance, &request.devices, None).map_err(Stop::Fail)?;
+    let mode = checksum_mode(request.checksum);
+    for path in &request.devices[1..] {
+        let device = media::resolve(instance, path);
+        let file = media::open(&device).map_err(Stop::Fail)?;
+        bakfile::verify(BufReader::with_capacity(1 << 20, file), mode)
+            .map_err(|error| Stop::Fail(media::read_error(&error, &device.name)))?;
     }
-    if path.is_dir() {
-        return fail(messages::OS_ACCESS_DENIED);
-    }
-    match File::open(path) {
-        Ok(file) => Ok(file),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => fail(messages::OS_FILE_NOT_FOUND),
-        Err(_) => fail(messages::OS_ACCESS_DENIED),
-    }
+    Ok(())
 }
 
-/// Maps each way a file fails verification to the SQL Server error.
-fn verify_error(error: &VerifyError, device: &str) -> Msg {
-    match error {
-        VerifyError::NotABackup { .. } => messages::not_a_backup(device),
-        VerifyError::MalformedMedia { .. } => messages::malformed_media(device),
-        VerifyError::DamagedBackupSet { .. } => messages::damaged_backup(),
-        VerifyError::NoChecksums => messages::no_checksums(),
-        VerifyError::Truncated { .. } => messages::incomplete_backup(device),
-        VerifyError::Io(error) if error.kind() == io::ErrorKind::UnexpectedEof => {
-            messages::incomplete_backup(device)
-        }
-        VerifyError::Io(_) => messages::read_failed(device, messages::OS_HANDLE_EOF),
+/// Returns the checksum handling that CHECKSUM, NO_CHECKSUM or neither requests.
+pub(super) fn checksum_mode(checksum: Option<bool>) -> ChecksumMode {
+    match checksum {
+        Some(true) => ChecksumMode::Require,
+        Some(false) => ChecksumMode::Skip,
+        None => ChecksumMode::IfPresent,
     }
 }
 

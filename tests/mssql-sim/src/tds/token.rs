@@ -303,6 +303,11 @@ impl TokenEncoder {
                 out.put_u8(0xAF);
                 self.put_character_length(out, Some(bytes));
             }
+            // BIGVARBINARYTYPE with its maximum length; binary types carry no collation.
+            SqlType::VarBinary(bytes) => {
+                out.put_u8(0xA5);
+                out.put_u16_le(bytes);
+            }
         }
     }
 
@@ -426,6 +431,12 @@ impl TokenEncoder {
                 put_length_byte(out, fixed, 8);
                 put_datetime(out, *moment);
             }
+            SqlType::VarBinary(_) => {
+                let Value::Bytes(bytes) = value else {
+                    return Err(mismatch());
+                };
+                put_u16_length_bytes(out, bytes);
+            }
         }
         Ok(())
     }
@@ -440,7 +451,11 @@ impl TokenEncoder {
             SqlType::NVarChar(None) if self.version.has_72_layout() => {
                 out.put_u64_le(u64::MAX);
             }
-            SqlType::NVarChar(_) | SqlType::NChar(_) | SqlType::VarChar(_) | SqlType::Char(_) => {
+            SqlType::NVarChar(_)
+            | SqlType::NChar(_)
+            | SqlType::VarChar(_)
+            | SqlType::Char(_)
+            | SqlType::VarBinary(_) => {
                 out.put_u16_le(0xFFFF);
             }
             _ => out.put_u8(0),
@@ -458,6 +473,7 @@ fn is_variable_length(ty: SqlType) -> bool {
             | SqlType::NChar(_)
             | SqlType::VarChar(_)
             | SqlType::Char(_)
+            | SqlType::VarBinary(_)
             | SqlType::Numeric { .. }
             | SqlType::UniqueIdentifier
     )

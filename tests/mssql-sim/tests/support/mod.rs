@@ -161,3 +161,18 @@ pub fn assert_contains(text: &str, expected: &str) {
         "{expected:?} not found in output:\n{text}"
     );
 }
+
+/// Folder of real backups from `BAKFLEET_FIXTURES_BAK`. Without it the test prints that it
+/// did not run, except under `CI=true`, where it fails so CI cannot pass without it.
+pub fn fixtures_dir() -> Option<PathBuf> {
+    match std::env::var_os("BAKFLEET_FIXTURES_BAK") {
+        Some(dir) => Some(PathBuf::from(dir)),
+        None if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("BAKFLEET_FIXTURES_BAK is not set; point it at the folder of real .bak files")
+        }
+        None => {
+            eprintln!("fixture test did not run: BAKFLEET_FIXTURES_BAK is not set");
+            None
+        }
+    }
+}

@@ -12,6 +12,13 @@ pub enum StatementKind {
     Select(Select),
     Backup(Backup),
     RestoreVerifyOnly(VerifyOnly),
+    Restore(Restore),
+    /// `RESTORE HEADERONLY FROM ...`.
+    RestoreHeaderOnly(ListRequest),
+    /// `RESTORE FILELISTONLY FROM ...`.
+    RestoreFileListOnly(ListRequest),
+    /// `DBCC CHECKDB [(name)] [WITH ...]`.
+    CheckDb(CheckDb),
     CreateDatabase {
         name: String,
     },
@@ -203,6 +210,10 @@ pub struct BackupOptions {
     pub stats: Option<u32>,
     pub name: Option<String>,
     pub description: Option<String>,
+    pub buffer_count: Option<u64>,
+    pub max_transfer_size: Option<u64>,
+    pub block_size: Option<u64>,
+    pub encryption: Option<BackupEncryption>,
 }
 
 /// `RESTORE VERIFYONLY FROM DISK = '..' [WITH ...]`.
@@ -212,6 +223,64 @@ pub struct VerifyOnly {
     pub checksum: Option<bool>,
     pub file: Option<u32>,
     pub stats: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreKind {
+    Database,
+    Log,
+}
+
+/// `RESTORE DATABASE|LOG name [FROM DISK = '..' [, ...]] [WITH ...]`. Without FROM, only
+/// recovery of a database left RESTORING is requested.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Restore {
+    pub kind: RestoreKind,
+    pub database: String,
+    pub devices: Vec<String>,
+    pub options: RestoreOptions,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RestoreOptions {
+    /// `MOVE 'logical' TO 'path'` pairs, in order.
+    pub moves: Vec<(String, String)>,
+    pub replace: bool,
+    /// `Some(false)` NORECOVERY, `Some(true)` RECOVERY, `None` the default (RECOVERY).
+    pub recovery: Option<bool>,
+    /// STOPAT text as written; it is converted when the statement runs.
+    pub stop_at: Option<String>,
+    pub file: Option<u32>,
+    pub checksum: Option<bool>,
+    pub stats: Option<u32>,
+}
+
+/// The devices and FILE option of RESTORE HEADERONLY and FILELISTONLY.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ListRequest {
+    pub devices: Vec<String>,
+    pub file: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CheckDb {
+    /// The database named in parentheses; `None` checks the current database.
+    pub database: Option<String>,
+    pub no_infomsgs: bool,
+}
+
+/// BACKUP ... WITH ENCRYPTION (ALGORITHM = .., SERVER CERTIFICATE | ASYMMETRIC KEY = ..).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupEncryption {
+    /// Upper case, e.g. `AES_256`.
+    pub algorithm: String,
+    pub encryptor: Encryptor,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Encryptor {
+    Certificate(String),
+    AsymmetricKey(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -347,7 +347,8 @@ impl Parser {
         let kind = match word.as_str() {
             "SELECT" => StatementKind::Select(self.select()?),
             "BACKUP" => StatementKind::Backup(self.backup()?),
-            "RESTORE" => StatementKind::RestoreVerifyOnly(self.restore()?),
+            "RESTORE" => self.restore()?,
+            "DBCC" => StatementKind::CheckDb(self.dbcc()?),
             "CREATE" => self.create()?,
             "ALTER" => self.alter()?,
             "DROP" => self.drop()?,
@@ -793,10 +794,13 @@ impl Parser {
             "MEDIANAME" | "MEDIADESCRIPTION" | "EXPIREDATE" => {
                 self.option_string()?;
             }
-            "BUFFERCOUNT" | "MAXTRANSFERSIZE" | "BLOCKSIZE" | "RETAINDAYS" => {
-                self.expect_symbol("=")?;
-                self.unsigned()?;
+            "BUFFERCOUNT" => options.buffer_count = Some(self.option_number()?),
+            "MAXTRANSFERSIZE" => options.max_transfer_size = Some(self.option_number()?),
+            "BLOCKSIZE" => options.block_size = Some(self.option_number()?),
+            "RETAINDAYS" => {
+                self.option_number()?;
             }
+            "ENCRYPTION" => options.encryption = Some(self.encryption()?),
             "STOP_ON_ERROR"
             | "CONTINUE_AFTER_ERROR"
             | "REWIND"
@@ -828,11 +832,69 @@ impl Parser {
         self.string()
     }
 
-    fn restore(&mut self) -> Parsed<VerifyOnly> {
+    fn option_number(&mut self) -> Parsed<u64> {
+        self.expect_symbol("=")?;
+        self.unsigned()
+    }
+
+    /// `(ALGORITHM = name, SERVER CERTIFICATE = name | SERVER ASYMMETRIC KEY = name)`.
+    fn encryption(&mut self) -> Parsed<BackupEncryption> {
+        self.expect_symbol("(")?;
+        self.expect_word("ALGORITHM")?;
+        self.expect_symbol("=")?;
+        let algorithm = self.identifier()?.to_ascii_uppercase();
+        self.expect_symbol(",")?;
+        self.expect_word("SERVER")?;
+        let encryptor = if self.eat_word("CERTIFICATE") {
+            self.expect_symbol("=")?;
+            Encryptor::Certificate(self.identifier()?)
+        } else {
+            self.expect_word("ASYMMETRIC")?;
+            self.expect_word("KEY")?;
+            self.expect_symbol("=")?;
+            Encryptor::AsymmetricKey(self.identifier()?)
+        };
+        self.expect_symbol(")")?;
+        Ok(BackupEncryption {
+            algorithm,
+            encryptor,
+        })
+    }
+
+    fn restore(&mut self) -> Parsed<StatementKind> {
         self.expect_word("RESTORE")?;
-        // TODO: RESTORE DATABASE, LOG, HEADERONLY and FILELISTONLY are not modelled and
-        // fail here as syntax errors.
+        let Some(word) = self.word_upper() else {
+            return self.unexpected();
+        };
+        match word.as_str() {
+            "VERIFYONLY" => Ok(StatementKind::RestoreVerifyOnly(self.verify_only()?)),
+            "HEADERONLY" => Ok(StatementKind::RestoreHeaderOnly(self.list_request()?)),
+            "FILELISTONLY" => Ok(StatementKind::RestoreFileListOnly(self.list_request()?)),
+            "DATABASE" | "LOG" => Ok(StatementKind::Restore(self.restore_database()?)),
+            // TODO: RESTORE LABELONLY and REWINDONLY are not modelled.
+            _ => self.unexpected(),
+        }
+    }
+
+    fn verify_only(&mut self) -> Parsed<VerifyOnly> {
         self.expect_word("VERIFYONLY")?;
+        self.devices_and_options()
+    }
+
+    /// HEADERONLY or FILELISTONLY, then the devices and options, of which only FILE
+    /// changes the result.
+    fn list_request(&mut self) -> Parsed<ListRequest> {
+        self.pos += 1;
+        let verify = self.devices_and_options()?;
+        Ok(ListRequest {
+            devices: verify.devices,
+            file: verify.file,
+        })
+    }
+
+    /// `FROM DISK = '..' [, ...] [WITH option [, ...]]` of VERIFYONLY, HEADERONLY and
+    /// FILELISTONLY, which accept the same options.
+    fn devices_and_options(&mut self) -> Parsed<VerifyOnly> {
         self.expect_word("FROM")?;
         let devices = self.devices()?;
         let mut verify = VerifyOnly {
@@ -851,6 +913,130 @@ impl Parser {
         }
         self.end_statement()?;
         Ok(verify)
+    }
+
+    fn restore_database(&mut self) -> Parsed<Restore> {
+        let kind = if self.eat_word("DATABASE") {
+            RestoreKind::Database
+        } else {
+            self.expect_word("LOG")?;
+            RestoreKind::Log
+        };
+        let database = self.identifier()?;
+        let devices = if self.eat_word("FROM") {
+            self.devices()?
+        } else {
+            Vec::new()
+        };
+        let mut options = RestoreOptions::default();
+        if self.eat_word("WITH") {
+            loop {
+                self.restore_option(&mut options)?;
+                if !self.eat_symbol(",") {
+                    break;
+                }
+            }
+        }
+        self.end_statement()?;
+        Ok(Restore {
+            kind,
+            database,
+            devices,
+            options,
+        })
+    }
+
+    fn restore_option(&mut self, options: &mut RestoreOptions) -> Parsed<()> {
+        let line = self.line();
+        let Some(word) = self.word_upper() else {
+            return self.unexpected();
+        };
+        self.pos += 1;
+        match word.as_str() {
+            "MOVE" => {
+                let logical = self.string()?;
+                self.expect_word("TO")?;
+                let path = self.string()?;
+                options.moves.push((logical, path));
+            }
+            "REPLACE" => options.replace = true,
+            "RECOVERY" => options.recovery = Some(true),
+            "NORECOVERY" => options.recovery = Some(false),
+            "STOPAT" => options.stop_at = Some(self.option_string()?),
+            "FILE" => {
+                options.file = Some(u32::try_from(self.option_number()?).unwrap_or(u32::MAX));
+            }
+            "CHECKSUM" => options.checksum = Some(true),
+            "NO_CHECKSUM" => options.checksum = Some(false),
+            "STATS" => options.stats = Some(self.optional_number()?.unwrap_or(10) as u32),
+            "BUFFERCOUNT" | "MAXTRANSFERSIZE" | "BLOCKSIZE" => {
+                self.option_number()?;
+            }
+            "MEDIANAME" | "MEDIAPASSWORD" | "PASSWORD" => {
+                self.option_string()?;
+            }
+            "KEEP_REPLICATION"
+            | "KEEP_CDC"
+            | "ENABLE_BROKER"
+            | "ERROR_BROKER_CONVERSATIONS"
+            | "NEW_BROKER"
+            | "RESTRICTED_USER"
+            | "STOP_ON_ERROR"
+            | "CONTINUE_AFTER_ERROR"
+            | "REWIND"
+            | "NOREWIND"
+            | "UNLOAD"
+            | "NOUNLOAD" => {}
+            // TODO: STANDBY, PARTIAL, STOPATMARK and STOPBEFOREMARK are not modelled.
+            _ => {
+                let name = self.tokens[self.pos - 1].text.clone();
+                return Err(ParseError::UnknownOption {
+                    name,
+                    statement: "RESTORE",
+                    line,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// `DBCC CHECKDB [( name | 'name' )] [WITH option [, ...]]`.
+    fn dbcc(&mut self) -> Parsed<CheckDb> {
+        self.expect_word("DBCC")?;
+        // TODO: DBCC commands other than CHECKDB are not modelled.
+        self.expect_word("CHECKDB")?;
+        let mut check = CheckDb::default();
+        if self.eat_symbol("(") {
+            let database = match self.peek().map(|token| token.kind.clone()) {
+                Some(TokenKind::Str { .. }) => self.string()?,
+                _ => self.identifier()?,
+            };
+            check.database = Some(database);
+            // Repair and NOINDEX arguments after the name are accepted and ignored.
+            while self.eat_symbol(",") {
+                self.pos += 1;
+            }
+            self.expect_symbol(")")?;
+        }
+        if self.eat_word("WITH") {
+            loop {
+                let Some(word) = self.word_upper() else {
+                    return self.unexpected();
+                };
+                self.pos += 1;
+                if word == "NO_INFOMSGS" {
+                    check.no_infomsgs = true;
+                }
+                if word == "MAXDOP" {
+                    self.option_number()?;
+                }
+                if !self.eat_symbol(",") {
+                    break;
+                }
+            }
+        }
+        self.end_statement()?;
+        Ok(check)
     }
 
     fn verify_option(&mut self, verify: &mut VerifyOnly) -> Parsed<()> {
@@ -1145,8 +1331,8 @@ fn is_reserved(word: &str) -> bool {
 fn starts_statement(word: &str) -> bool {
     const STARTS: &[&str] = &[
         "SELECT", "BACKUP", "RESTORE", "CREATE", "ALTER", "DROP", "USE", "SET", "BEGIN", "COMMIT",
-        "ROLLBACK", "EXEC", "EXECUTE", "INSERT", "UPDATE", "DELETE", "DECLARE", "PRINT", "IF",
-        "WHILE", "RETURN", "WITH",
+        "DBCC", "ROLLBACK", "EXEC", "EXECUTE", "INSERT", "UPDATE", "DELETE", "DECLARE", "PRINT",
+        "IF", "WHILE", "RETURN", "WITH",
     ];
     STARTS.iter().any(|start| start.eq_ignore_ascii_case(word))
 }

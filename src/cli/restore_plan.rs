@@ -1,0 +1,89 @@
+//! `bakfleet restore-plan INSTANCE DATABASE [--at TIME]`: the backups that restore a
+//! database to a point in time, and the T-SQL that applies them.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::output::human_bytes;
+use crate::catalog::Catalog;
+use crate::chain::{format_time, Target};
+use crate::fleet::Fleet;
+use crate::restore_plan::{build_plan, parse_target_time, RestorePlan};
+use crate::restore_script::ScriptOptions;
+
+/// Output format of `restore-plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    /// The T-SQL script, with the files it reads as comments.
+    Sql,
+    /// The chain, script, files and restorable windows as JSON.
+    Json,
+}
+
+/// The request of one `restore-plan` command.
+#[derive(Debug, Clone)]
+pub struct PlanRequest {
+    pub instance: String,
+    pub database: String,
+    pub at: Option<String>,
+    pub options: ScriptOptions,
+    pub format: PlanFormat,
+}
+
+/// Prints the plan; the error says why no plan exists.
+pub(crate) async fn execute(fleet_path: &Path, request: PlanRequest) -> anyhow::Result<ExitCode> {
+    let target = match &request.at {
+        Some(text) => Target::At(parse_target_time(text).map_err(anyhow::Error::msg)?),
+        None => Target::Latest,
+    };
+    let fleet = Fleet::load(fleet_path)?;
+    let catalog = Catalog::open(&fleet.service.catalog).await?;
+    let store_root = std::path::absolute(&fleet.service.store_dir)?;
+
+    let plan = build_plan(
+        &catalog,
+        &store_root,
+        &request.instance,
+        &request.database,
+        target,
+        &request.options,
+    )
+    .await?;
+    match request.format {
+        PlanFormat::Sql => print!("{}", format_sql(&plan)),
+        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Formats the script with a header listing the files (path, size, SHA-256) and, when
+/// the chain stops at a gap, a warning.
+pub fn format_sql(plan: &RestorePlan) -> String {
+    let mut text = String::new();
+    let target = plan
+        .target
+        .map_or_else(|| "latest".to_string(), |at| format_time(&at));
+    text.push_str(&format!(
+        "-- Restore plan for instance {:?}, database {:?}, target {target}\n",
+        plan.instance, plan.database
+    ));
+    if let Some(broken) = &plan.chain.broken {
+        text.push_str(&format!(
+            "-- WARNING: {broken}; this script restores to {}, the latest point before the gap\n",
+            format_time(&broken.restorable_until)
+        ));
+    }
+    text.push_str("-- Files, in restore order (store path, size, SHA-256):\n");
+    for file in &plan.script.files {
+        text.push_str(&format!(
+            "--   #{} {} {} {} {}\n",
+            file.backup_id,
+            file.backup_type,
+            file.path,
+            human_bytes(file.size_bytes),
+            file.sha256
+        ));
+    }
+    text.push_str(&plan.script.to_sql());
+    text
+}

@@ -1,0 +1,298 @@
+//! Restore plans: reads a database's backups from the catalogue, picks the chain for a
+//! target time and writes its script. Used by `bakfleet restore-plan` and the admin site.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+use crate::catalog::{BackupRow, Catalog, CatalogError};
+use crate::chain::{
+    self, format_time, Broken, ChainBackup, ChainError, RestorableWindow, RestoreChain, Target,
+};
+use crate::restore_script::{self, RestoreScript, ScriptError, ScriptOptions, ScriptSource};
+
+/// A restore plan: the chain, its script and the database's restorable windows.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestorePlan {
+    pub instance: String,
+    pub database: String,
+    /// The requested UTC time; `None` for the latest restorable point.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub target: Option<OffsetDateTime>,
+    pub chain: RestoreChain,
+    pub script: RestoreScript,
+    pub windows: Vec<RestorableWindow>,
+}
+
+/// Error of building a restore plan.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(
+        "instance {instance:?} has no catalogued backups; instances with backups: {}",
+        list(known)
+    )]
+    UnknownInstance {
+        instance: String,
+        known: Vec<String>,
+    },
+    #[error("database {database:?} on instance {instance} has no catalogued backups; databases with backups there: {}", list(known))]
+    UnknownDatabase {
+        instance: String,
+        database: String,
+        known: Vec<String>,
+    },
+    #[error("database {database:?} on instance {instance}: {reason}")]
+    Chain {
+        instance: String,
+        database: String,
+        reason: ChainError,
+    },
+    #[error("database {database:?} on instance {instance}: cannot restore to {}, because the log chain is broken between backup #{} ({before}) and backup #{} ({after}); LSNs {} to {} are in no catalogued log backup; the latest point before the gap is {}", format_time(target), broken.after, broken.next, broken.missing_from, broken.missing_to, format_time(&broken.restorable_until))]
+    Gap {
+        instance: String,
+        database: String,
+        target: OffsetDateTime,
+        broken: Broken,
+        /// Store path and finish time of the backup before the gap.
+        before: String,
+        /// Store path and finish time of the first log after the gap.
+        after: String,
+    },
+    #[error("database {database:?} on instance {instance}: {reason}")]
+    Script {
+        instance: String,
+        database: String,
+        reason: ScriptError,
+    },
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Builds the restore plan of one database for `target`.
+///
+/// `store_root` turns the catalogue's relative store paths into the absolute paths that
+/// `FROM DISK` names. Pruned backups are left out.
+///
+/// # Errors
+/// [`PlanError`]: an unknown instance or database (with the names that exist), a target
+/// before the first full, after the last log or behind a gap, or a script that cannot be
+/// written (no file list for MOVE, unknown time zone for STOPAT).
+pub async fn build_plan(
+    catalog: &Catalog,
+    store_root: &Path,
+    instance: &str,
+    database: &str,
+    target: Target,
+    options: &ScriptOptions,
+) -> Result<RestorePlan, PlanError> {
+    let rows = catalog.restorable_backups(instance, database).await?;
+    if rows.is_empty() {
+        return Err(unknown_name_error(catalog, instance, database).await?);
+    }
+    let backups: Vec<ChainBackup> = rows.iter().map(ChainBackup::from).collect();
+    let windows = chain::restorable_windows(&backups);
+
+    let chain = chain::plan(&backups, target)
+        .map_err(|source| chain_error(&rows, instance, database, source))?;
+
+    let mut sources = BTreeMap::new();
+    for backup in chain.members() {
+        let row = rows
+            .iter()
+            .find(|row| row.id == backup.id)
+            .expect("chain members come from rows");
+        let files = if backup.id == chain.full.id {
+            catalog.backup_files(backup.id).await?
+        } else {
+            None
+        };
+        sources.insert(backup.id, script_source(store_root, row, files));
+    }
+    let script =
+        restore_script::write_script(database, &chain, &sources, options).map_err(|reason| {
+            PlanError::Script {
+                instance: instance.to_string(),
+                database: database.to_string(),
+                reason,
+            }
+        })?;
+
+    Ok(RestorePlan {
+        instance: instance.to_string(),
+        database: database.to_string(),
+        target: match target {
+            Target::Latest => None,
+            Target::At(at) => Some(at),
+        },
+        chain,
+        script,
+        windows,
+    })
+}
+
+/// Parses a target time: RFC 3339 (`2026-03-01T10:15:00+01:00`), or
+/// `YYYY-MM-DD HH:MM:SS[.fff]` taken as UTC.
+///
+/// # Errors
+/// A message naming the text and the accepted forms.
+pub fn parse_target_time(text: &str) -> Result<OffsetDateTime, String> {
+    let text = text.trim();
+    if let Ok(at) = OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(at);
+    }
+    let plain = format_description!(
+        version = 2,
+        "[year]-[month]-[day][first [T][ ]][hour]:[minute]:[second][optional [.[subsecond]]]"
+    );
+    PrimitiveDateTime::parse(text, plain)
+        .map(PrimitiveDateTime::assume_utc)
+        .map_err(|_| {
+            format!(
+                "invalid time {text:?}: expected RFC 3339 such as 2026-03-01T10:15:00Z, or \
+                 YYYY-MM-DD HH:MM:SS taken as UTC"
+            )
+        })
+}
+
+/// Returns the path that `FROM DISK` names for a catalogued backup: the store path under
+/// `store_root`, or the path itself for a file imported in place.
+pub fn disk_path(store_root: &Path, store_path: &str) -> PathBuf {
+    let path = Path::new(store_path);
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    let mut absolute = store_root.to_path_buf();
+    absolute.extend(store_path.split('/').filter(|part| !part.is_empty()));
+    absolute
+}
+
+fn script_source(
+    store_root: &Path,
+    row: &BackupRow,
+    files: Option<Vec<crate::backup::BackupFile>>,
+) -> ScriptSource {
+    ScriptSource {
+        path: disk_path(store_root, &row.store_path).display().to_string(),
+        size_bytes: row.size_bytes,
+        sha256: row.sha256.clone(),
+        has_checksums: row.has_checksums,
+        time_zone: row.time_zone,
+        files,
+    }
+}
+
+fn chain_error(
+    rows: &[BackupRow],
+    instance: &str,
+    database: &str,
+    source: ChainError,
+) -> PlanError {
+    let describe = |id: i64| {
+        rows.iter()
+            .find(|row| row.id == id)
+            .map(|row| {
+                format!(
+                    "{} {}, finished {}",
+                    row.backup_type, row.store_path, row.finished_at
+                )
+            })
+            .unwrap_or_else(|| "not in the catalogue".to_string())
+    };
+    match source {
+        ChainError::Broken { target, broken } => PlanError::Gap {
+            instance: instance.to_string(),
+            database: database.to_string(),
+            target,
+            before: describe(broken.after),
+            after: describe(broken.next),
+            broken,
+        },
+        reason => PlanError::Chain {
+            instance: instance.to_string(),
+            database: database.to_string(),
+            reason,
+        },
+    }
+}
+
+async fn unknown_name_error(
+    catalog: &Catalog,
+    instance: &str,
+    database: &str,
+) -> Result<PlanError, CatalogError> {
+    let databases = catalog.catalogued_databases().await?;
+    let on_instance: Vec<String> = databases
+        .iter()
+        .filter(|d| d.instance == instance)
+        .map(|d| d.database.clone())
+        .collect();
+    if on_instance.is_empty() {
+        let mut known: Vec<String> = databases.into_iter().map(|d| d.instance).collect();
+        known.dedup();
+        return Ok(PlanError::UnknownInstance {
+            instance: instance.to_string(),
+            known,
+        });
+    }
+    Ok(PlanError::UnknownDatabase {
+        instance: instance.to_string(),
+        database: database.to_string(),
+        known: on_instance,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn target_time_accepts_both_forms() {
+        let cases = [
+            ("2026-03-01T10:15:00Z", datetime!(2026-03-01 10:15 UTC)),
+            ("2026-03-01T11:15:00+01:00", datetime!(2026-03-01 10:15 UTC)),
+            ("2026-03-01 10:15:00", datetime!(2026-03-01 10:15 UTC)),
+            ("2026-03-01T10:15:00", datetime!(2026-03-01 10:15 UTC)),
+            (
+                "2026-03-01 10:15:00.250",
+                datetime!(2026-03-01 10:15:00.25 UTC),
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_target_time(text), Ok(expected), "{text}");
+        }
+    }
+
+    #[test]
+    fn target_time_rejects_other_text() {
+        let error = parse_target_time("yesterday").unwrap_err();
+        assert!(error.contains("\"yesterday\""), "{error}");
+        assert!(parse_target_time("2026-03-01").is_err());
+    }
+
+    #[test]
+    fn disk_path_joins_store_root() {
+        let root = Path::new("/srv/store");
+        assert_eq!(
+            disk_path(root, "a/b/c.bak"),
+            PathBuf::from("/srv/store/a/b/c.bak")
+        );
+        assert_eq!(
+            disk_path(root, "/imports/x.bak"),
+            PathBuf::from("/imports/x.bak")
+        );
+    }
+}

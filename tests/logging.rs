@@ -1,0 +1,122 @@
+//! Log output of the binary: JSON lines with structured fields, and daily files.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+/// The demo's simulated instances listen on fixed ports, so one demo runs at a time.
+static DEMO_PORTS: Mutex<()> = Mutex::new(());
+
+/// Runs `bakfleet demo --once` in `data_dir` with extra flags and returns its output.
+fn run_demo_once(data_dir: &Path, flags: &[&str]) -> Output {
+    let _ports = DEMO_PORTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let output = Command::new(env!("CARGO_BIN_EXE_bakfleet"))
+        .args(["demo", "--once", "--log-level", "info", "--data-dir"])
+        .arg(data_dir)
+        .args(flags)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run bakfleet demo --once");
+    assert!(
+        output.status.success(),
+        "demo failed\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Parses every line of `text` as one JSON object.
+fn parse_json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|error| panic!("not a JSON object ({error}): {line}"))
+        })
+        .collect()
+}
+
+/// Returns the events that the job span wraps, with its `instance` and `database`.
+fn job_events(events: &[Value]) -> Vec<&Value> {
+    events
+        .iter()
+        .filter(|event| event["span"]["name"] == "job")
+        .collect()
+}
+
+#[test]
+fn json_format_one_object_per_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = run_demo_once(&dir.path().join("demo"), &["--log-format", "json"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let events = parse_json_lines(&stderr);
+
+    assert!(!events.is_empty(), "the demo logs at info level");
+    for event in &events {
+        assert!(event["level"].is_string(), "level in {event}");
+        assert!(
+            event["fields"]["message"].is_string(),
+            "fields.message in {event}"
+        );
+    }
+    let stored = events
+        .iter()
+        .find(|event| event["fields"]["message"] == "backup fetched and stored")
+        .unwrap_or_else(|| panic!("no 'backup fetched and stored' event in:\n{stderr}"));
+    assert_eq!(stored["level"], "INFO");
+    assert!(stored["fields"]["sha256"].is_string(), "{stored}");
+    assert!(stored["fields"]["size"].is_u64(), "{stored}");
+
+    let jobs = job_events(&events);
+    assert!(!jobs.is_empty(), "events inside the job span:\n{stderr}");
+    for event in jobs {
+        assert!(event["span"]["instance"].is_string(), "instance in {event}");
+        assert!(event["span"]["database"].is_string(), "database in {event}");
+        assert!(event["span"]["run_id"].is_i64(), "run_id in {event}");
+    }
+}
+
+#[test]
+fn log_dir_writes_daily_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log_dir = dir.path().join("logs");
+    let log_dir_flag = log_dir.display().to_string();
+    let output = run_demo_once(
+        &dir.path().join("demo"),
+        &["--log-format", "json", "--log-dir", &log_dir_flag],
+    );
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.trim().is_empty(),
+        "with --log-dir nothing is logged to stderr: {stderr}"
+    );
+    let files: Vec<_> = std::fs::read_dir(&log_dir)
+        .expect("the log folder is created")
+        .map(|entry| entry.expect("folder entry").path())
+        .collect();
+    assert_eq!(files.len(), 1, "one file for today: {files:?}");
+    let name = files[0]
+        .file_name()
+        .and_then(|name| name.to_str())
+        .expect("file name");
+    let today = time::OffsetDateTime::now_utc().date();
+    let expected = format!(
+        "bakfleet.{:04}-{:02}-{:02}.log",
+        today.year(),
+        u8::from(today.month()),
+        today.day()
+    );
+    assert_eq!(name, expected);
+    let content = std::fs::read_to_string(&files[0]).expect("read the log file");
+    let events = parse_json_lines(&content);
+    assert!(
+        !job_events(&events).is_empty(),
+        "the file has the job events:\n{content}"
+    );
+}
