@@ -4,7 +4,7 @@
 //!
 //! The sandbox reads the files straight from the central store, which the DBA shares to it
 //! (a read-only SMB share of the store root, or the same folder mounted on a Linux
-//! sandbox); `store_path` says how the sandbox names the store root.
+//! sandbox). `store_path` is the store root as the sandbox names it.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -20,7 +20,7 @@ use crate::mssql::tsql::{quote_ident, quote_string};
 use crate::mssql::{Connection, MssqlError};
 use crate::restore_script::{self, ScriptError, ScriptOptions, ScriptSource};
 
-/// Longest part of the source database's name kept in the restored copy's name, so the
+/// Maximum length of the part of the source database's name kept in the restored copy's name, so the
 /// whole name stays far below SQL Server's 128-character limit.
 const NAME_PART_CHARS: usize = 40;
 
@@ -78,7 +78,7 @@ pub enum DrillError {
         instance: String,
         database: String,
         #[source]
-        source: ChainError,
+        source: Box<ChainError>,
     },
     #[error("backup {backup_id} of [{database}] on instance {instance} was catalogued in place at {path} by `bakfleet import`, outside the store the sandbox reads; import it with --copy to drill it")]
     OutsideStore {
@@ -87,12 +87,14 @@ pub enum DrillError {
         backup_id: i64,
         path: String,
     },
-    #[error("cannot write the drill's restore script for [{database}] on instance {instance}: {source}")]
+    #[error(
+        "cannot write the drill's restore script for [{database}] on instance {instance}: {source}"
+    )]
     Script {
         instance: String,
         database: String,
         #[source]
-        source: ScriptError,
+        source: Box<ScriptError>,
     },
     #[error(transparent)]
     Catalog(#[from] CatalogError),
@@ -120,17 +122,14 @@ pub async fn run(
     trigger: &str,
 ) -> Result<DrillReport, DrillError> {
     let sandbox = sandbox_instance(ctx)?;
-    let backups = ctx
-        .catalog
-        .backups_in_scope(Some(instance), Some(database))
-        .await?;
+    // Backups that retention already deleted cannot be restored.
+    let backups = ctx.catalog.restorable_backups(instance, database).await?;
     let members: Vec<ChainBackup> = backups.iter().map(ChainBackup::from).collect();
-    let chain =
-        chain::plan(&members, Target::Latest).map_err(|source| DrillError::NoChain {
-            instance: instance.to_string(),
-            database: database.to_string(),
-            source,
-        })?;
+    let chain = chain::plan(&members, Target::Latest).map_err(|source| DrillError::NoChain {
+        instance: instance.to_string(),
+        database: database.to_string(),
+        source: Box::new(source),
+    })?;
     let backup_ids: Vec<i64> = chain.members().map(|member| member.id).collect();
 
     let started_at = OffsetDateTime::now_utc();
@@ -161,13 +160,14 @@ pub async fn run(
         move_to: ctx.settings.data_dir.clone(),
         replace: false,
     };
-    let script = restore_script::write_script(database, &chain, &sources, &options).map_err(
-        |source| DrillError::Script {
-            instance: instance.to_string(),
-            database: database.to_string(),
-            source,
-        },
-    )?;
+    let script =
+        restore_script::write_script(database, &chain, &sources, &options).map_err(|source| {
+            DrillError::Script {
+                instance: instance.to_string(),
+                database: database.to_string(),
+                source: Box::new(source),
+            }
+        })?;
 
     let span = tracing::info_span!("drill", drill_id, %instance, %database, sandbox = %sandbox.name, %restored_as);
     let clock = Instant::now();
@@ -206,6 +206,88 @@ pub async fn run(
         backup_ids,
         duration_ms,
     })
+}
+
+/// Runs the drills of the `[drill]` schedule until the task is aborted: at each slot, one
+/// drill per catalogued database that `[drill]` covers, one after the other, so that the
+/// sandbox restores one copy at a time. Without a schedule it returns at once.
+pub async fn run_scheduled(
+    fleet: std::sync::Arc<Fleet>,
+    secrets: std::sync::Arc<Secrets>,
+    catalog: Catalog,
+    clock: std::sync::Arc<dyn crate::schedule::Clock>,
+) {
+    let Some(settings) = &fleet.drills else {
+        return;
+    };
+    let Some(expression) = &settings.schedule else {
+        return;
+    };
+    let cron = match crate::fleet::parse_cron(expression) {
+        Ok(cron) => cron,
+        Err(reason) => {
+            tracing::error!(%expression, %reason, "drill schedule rejected; no scheduled drills");
+            return;
+        }
+    };
+    let ctx = DrillContext {
+        fleet: &fleet,
+        secrets: &secrets,
+        catalog: &catalog,
+        settings,
+    };
+    tracing::info!(%expression, sandbox = %settings.sandbox, "restore drills scheduled");
+    loop {
+        let now = clock.now();
+        let Some(slot) = crate::schedule::next_slot(&cron, chrono_tz::UTC, now) else {
+            tracing::warn!(%expression, "the drill schedule has no future slot");
+            return;
+        };
+        clock.sleep_until(slot).await;
+        tracing::info!(%slot, "running scheduled restore drills");
+        drill_covered_databases(&ctx).await;
+    }
+}
+
+/// Drills every catalogued database that `[drill]` covers, and logs each outcome.
+async fn drill_covered_databases(ctx: &DrillContext<'_>) {
+    let databases = match ctx.catalog.catalogued_databases().await {
+        Ok(databases) => databases,
+        Err(error) => {
+            tracing::error!(%error, "scheduled drills: cannot list the catalogued databases");
+            return;
+        }
+    };
+    let covered: Vec<_> = databases
+        .into_iter()
+        .filter(|database| ctx.settings.covers(&database.instance, &database.database))
+        .collect();
+    if covered.is_empty() {
+        tracing::warn!(
+            sandbox = %ctx.settings.sandbox,
+            "scheduled drills: no catalogued database is covered by [drill] (the sandbox's own \
+             databases are left out unless drill.instances names it)"
+        );
+    }
+    for database in covered {
+        match run(ctx, &database.instance, &database.database, "schedule").await {
+            Ok(report) if report.passed => {}
+            Ok(report) => tracing::warn!(
+                instance = %database.instance,
+                database = %database.database,
+                drill_id = report.drill_id,
+                phase = %report.phase,
+                error = report.error.as_deref().unwrap_or(""),
+                "scheduled drill failed"
+            ),
+            Err(error) => tracing::error!(
+                instance = %database.instance,
+                database = %database.database,
+                %error,
+                "scheduled drill could not start"
+            ),
+        }
+    }
 }
 
 fn sandbox_instance<'a>(ctx: &DrillContext<'a>) -> Result<&'a Instance, DrillError> {
@@ -285,8 +367,8 @@ fn sandbox_path(store_path: &str, rel_path: &str) -> String {
     format!("{root}{separator}{rel}")
 }
 
-/// What happened on the sandbox: the failed phase and error, if any, and whether the
-/// copy could be dropped.
+/// The outcome on the sandbox: the failed phase and error, if any, and whether the copy
+/// could be dropped.
 struct Outcome {
     failure: Option<(DrillPhase, String)>,
     drop_error: Option<String>,

@@ -153,6 +153,25 @@ pub trait Clock: Send + Sync {
     fn sleep_until(&self, at: OffsetDateTime) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
+/// Finds the first slot of `cron` in `zone` after `after`, looking up to [`SEARCH_DAYS`]
+/// ahead; `None` for an expression with no slot in that time.
+pub fn next_slot(cron: &Cron, zone: Tz, after: OffsetDateTime) -> Option<OffsetDateTime> {
+    for window in SEARCH_WINDOWS {
+        if let Some(first) = slots(cron, zone, after, after + window).first() {
+            return Some(*first);
+        }
+    }
+    let mut from = after + time::Duration::DAY;
+    for _ in 0..SEARCH_DAYS {
+        let until = from + time::Duration::DAY;
+        if let Some(first) = slots(cron, zone, from, until).first() {
+            return Some(*first);
+        }
+        from = until;
+    }
+    None
+}
+
 /// Wall-clock time.
 pub struct SystemClock;
 
@@ -238,20 +257,7 @@ impl Entry {
 
     /// Finds the first slot after `after`, looking up to [`SEARCH_DAYS`] ahead.
     fn next_slot(&self, after: OffsetDateTime) -> Option<OffsetDateTime> {
-        for window in SEARCH_WINDOWS {
-            if let Some(first) = self.slots(after, after + window).first() {
-                return Some(*first);
-            }
-        }
-        let mut from = after + time::Duration::DAY;
-        for _ in 0..SEARCH_DAYS {
-            let until = from + time::Duration::DAY;
-            if let Some(first) = self.slots(from, until).first() {
-                return Some(*first);
-            }
-            from = until;
-        }
-        None
+        next_slot(&self.cron, self.policy.time_zone, after)
     }
 
     /// Finds the newest slot at or before `now`, looking back up to [`SEARCH_DAYS`].

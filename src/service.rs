@@ -61,6 +61,15 @@ pub async fn open_fleet(
             "released job leases of a stopped bakfleet process on this host"
         );
     }
+    let drills = catalog
+        .interrupt_orphaned_drills(&holder.host, time::OffsetDateTime::now_utc())
+        .await?;
+    if drills > 0 {
+        tracing::warn!(
+            drills,
+            "marked restore drills left running by a stopped process as interrupted"
+        );
+    }
     let interrupted = catalog
         .interrupt_orphaned_runs(time::OffsetDateTime::now_utc())
         .await?;

@@ -75,6 +75,7 @@ fn check_connect_reports_each_failure() {
             server_path: SHARE_PREFIX,
             local_dir: share.path(),
             databases: &[],
+            more_paths: &[],
         },
     );
 

@@ -69,6 +69,7 @@ fn start_simulator() -> (Child, Fleet) {
             server_path: "/var/opt/mssql/backup",
             local_dir: &staging,
             databases: &[("Sales", 4, "FULL")],
+            more_paths: &[],
         },
     );
     (simulator, write_fleet(port, dir, staging, password))

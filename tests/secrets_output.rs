@@ -61,6 +61,7 @@ fn start(share: &Path) -> (Setup, Smbd, std::process::Child) {
             server_path: SHARE_PREFIX,
             local_dir: share,
             databases: &[("Sales", 2, "FULL")],
+            more_paths: &[],
         },
     );
     let fleet = write_files(dir.path(), &format!("port = {port}"), &smbd);

@@ -6,8 +6,8 @@ use sqlx::sqlite::SqliteRow;
 use time::OffsetDateTime;
 
 use super::decode::RowReader;
-use super::timestamp::format_utc;
 use super::lease::process_alive;
+use super::timestamp::format_utc;
 use super::{to_sql_integer, Catalog, CatalogError};
 
 /// A drill about to start.
@@ -176,13 +176,12 @@ impl Catalog {
         host: &str,
         now: OffsetDateTime,
     ) -> Result<u64, CatalogError> {
-        let running: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT id, pid FROM drills WHERE status = 'running' AND host = ?",
-        )
-        .bind(host)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(CatalogError::query("list running drills"))?;
+        let running: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT id, pid FROM drills WHERE status = 'running' AND host = ?")
+                .bind(host)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(CatalogError::query("list running drills"))?;
         let mut marked = 0;
         for (drill_id, pid) in running {
             if u32::try_from(pid).is_ok_and(process_alive) {
@@ -265,4 +264,3 @@ fn drill_from_row(row: &SqliteRow) -> Result<DrillRow, CatalogError> {
         duration_ms: row.optional_unsigned("duration_ms")?,
     })
 }
-

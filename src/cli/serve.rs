@@ -19,6 +19,12 @@ use crate::web::{self, WebState};
 pub(crate) async fn execute(fleet_path: &Path, grace: Duration) -> anyhow::Result<ExitCode> {
     let ctx = service::open(fleet_path, None).await?;
     let scheduler = Scheduler::start(ctx.clone()).await?;
+    let drills = tokio::spawn(crate::drill::run_scheduled(
+        ctx.fleet.clone(),
+        ctx.secrets.clone(),
+        ctx.catalog.clone(),
+        std::sync::Arc::new(crate::schedule::SystemClock),
+    ));
     let daily_prune = tokio::spawn(super::prune::run_daily(
         ctx.catalog.clone(),
         ctx.fleet.clone(),
@@ -45,6 +51,9 @@ pub(crate) async fn execute(fleet_path: &Path, grace: Duration) -> anyhow::Resul
     web::serve(listen, state, stop).await?;
     scheduler.shutdown().await;
     daily_prune.abort();
+    // A drill cut off here is marked interrupted at the next start; its copy may remain
+    // on the sandbox, which the drill's record says.
+    drills.abort();
 
     // The site ends only through the stop future, so a signal was received.
     let signal = signal_received.await.unwrap_or(StopSignal::Terminate);

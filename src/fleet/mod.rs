@@ -16,8 +16,8 @@ mod value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use drills::Drills;
 pub use databases::{is_system_database, DatabaseSelection, SYSTEM_DATABASES};
+pub use drills::Drills;
 pub use error::{Diagnostic, FleetError, Position};
 pub use instance::{
     is_valid_instance_name, Auth, Credential, DatabasePolicy, Encrypt, Instance, Tls,

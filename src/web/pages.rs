@@ -102,8 +102,9 @@ pub(super) async fn backup(
         .backup(backup_id)
         .await?
         .ok_or_else(not_found)?;
+    let drills = site.state.catalog.drills_of_backup(backup_id).await?;
 
-    site.render("backup.html", minijinja::context! { backup })
+    site.render("backup.html", minijinja::context! { backup, drills })
 }
 
 pub(super) async fn runs(State(site): State<Site>) -> Result<Html<String>, WebError> {

@@ -84,6 +84,8 @@ pub struct SimulatedInstance<'a> {
     pub local_dir: &'a Path,
     /// `(name, size in MiB, recovery model)` of each user database.
     pub databases: &'a [(&'a str, u32, &'a str)],
+    /// More `(server path, local folder)` maps, such as the store as a sandbox reads it.
+    pub more_paths: &'a [(&'a str, &'a Path)],
 }
 
 /// Writes the simulator config for one instance named `sales` to `dir/sim.toml`, starts
@@ -99,6 +101,12 @@ pub fn start_simulated_instance(dir: &Path, instance: &SimulatedInstance<'_>) ->
         instance.server_path,
         instance.local_dir.display().to_string()
     );
+    for (server, local) in instance.more_paths {
+        config.push_str(&format!(
+            "\n[[instance.path_map]]\nserver = {server:?}\nlocal = {:?}\n",
+            local.display().to_string()
+        ));
+    }
     for (name, size_mb, recovery_model) in instance.databases {
         config.push_str(&format!(
             "\n[[instance.database]]\nname = {name:?}\nsize_mb = {size_mb}\n\
