@@ -348,10 +348,23 @@ fn windows_bridge_gap_with_diff() {
 // Real backups written by SQL Server, read with the bakfile crate.
 
 fn fixtures_dir() -> PathBuf {
-    let dir = std::env::var_os("BAKFLEET_FIXTURES_BAK").expect(
-        "BAKFLEET_FIXTURES_BAK is not set; point it at the folder of real SQL Server .bak fixtures",
-    );
+    let dir = std::env::var_os("BAKFLEET_FIXTURES_BAK").expect("checked by fixtures_missing");
     PathBuf::from(dir)
+}
+
+/// Returns true (after saying why) when `BAKFLEET_FIXTURES_BAK` is unset, so the fixture
+/// test returns early; with `CI=true` it panics instead, so CI never passes without them.
+fn fixtures_missing() -> bool {
+    if std::env::var_os("BAKFLEET_FIXTURES_BAK").is_some() {
+        return false;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("BAKFLEET_FIXTURES_BAK is not set; point it at the folder of real .bak fixtures");
+    }
+    eprintln!(
+        "fixture test did not run: set BAKFLEET_FIXTURES_BAK to the folder of real .bak fixtures"
+    );
+    true
 }
 
 fn fixture(id: i64, name: &str) -> ChainBackup {
@@ -395,6 +408,9 @@ fn orphan_users() -> Vec<ChainBackup> {
 
 #[test]
 fn fixture_orphan_users_full_diff_logs() {
+    if fixtures_missing() {
+        return;
+    }
     let backups = orphan_users();
     assert!(is_differential_of(&backups[1], &backups[0]));
     assert!(
@@ -418,6 +434,9 @@ fn fixture_orphan_users_full_diff_logs() {
 
 #[test]
 fn fixture_orphan_users_without_diff() {
+    if fixtures_missing() {
+        return;
+    }
     let mut backups = orphan_users();
     backups.remove(1);
     let chain = plan(&backups, Target::At(datetime!(2017-05-18 02:18:30 UTC))).unwrap();
@@ -430,6 +449,9 @@ fn fixture_orphan_users_without_diff() {
 
 #[test]
 fn fixture_restore_time_clean_has_no_full() {
+    if fixtures_missing() {
+        return;
+    }
     let backups = vec![
         fixture(1, "RestoreTimeClean_1.trn"),
         fixture(2, "RestoreTimeClean2.bak"),
@@ -448,6 +470,9 @@ fn fixture_restore_time_clean_has_no_full() {
 
 #[test]
 fn fixture_stop_at_logs_link_by_lsn() {
+    if fixtures_missing() {
+        return;
+    }
     // StopAt_22.trn was never published, yet StopAt_21's LastLSN equals StopAt_23's
     // FirstLSN: by LSNs the two logs continue each other, so no gap is reported.
     let log21 = fixture(2, "StopAt_21.trn");
