@@ -168,9 +168,20 @@ pub async fn check(
     scope: &Scope,
     depth: Depth,
 ) -> Result<Report, IntegrityError> {
-    let backups = catalog
-        .backups_in_scope(scope.instance.as_deref(), scope.database.as_deref())
+    let all = catalog
+        .backups_in_scope_with_pruned(scope.instance.as_deref(), scope.database.as_deref())
         .await?;
+    // A pruned backup's file is gone, or about to go when the prune was cut off: neither
+    // is a finding, and a file still there is no orphan.
+    let known: std::collections::HashSet<PathBuf> = all
+        .iter()
+        .map(|(backup, _)| file_of(store, backup))
+        .collect();
+    let backups: Vec<BackupRow> = all
+        .into_iter()
+        .filter(|(_, pruned)| !pruned)
+        .map(|(backup, _)| backup)
+        .collect();
     let mut report = Report {
         backups: backups.len(),
         ..Report::default()
@@ -182,10 +193,6 @@ pub async fn check(
             report.findings.push(finding);
         }
     }
-    let known: std::collections::HashSet<PathBuf> = backups
-        .iter()
-        .map(|backup| file_of(store, backup))
-        .collect();
     let scan_root = scope_dir(store, scope);
     let files = tokio::task::spawn_blocking(move || list_files(&scan_root))
         .await

@@ -169,3 +169,39 @@ async fn verify_reports_unknown_without_catalogue() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn verify_skips_pruned_backups() {
+    let Some(fixtures) = fixtures_bak::fixtures_dir() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = build_store(&fixtures, dir.path()).await;
+    let catalog = Catalog::open(&dir.path().join("catalog.db")).await.unwrap();
+    let backups = catalog
+        .backups_of_database("SQLHOST", "dbOrphanUsers", 10)
+        .await
+        .unwrap();
+    let oldest = backups.last().unwrap().clone();
+    let now = time::OffsetDateTime::now_utc();
+    catalog
+        .mark_pruned(oldest.id, "expired", now)
+        .await
+        .unwrap();
+    std::fs::remove_file(dir.path().join("store").join(&oldest.store_path)).unwrap();
+    catalog.finish_prune(oldest.id, now).await.unwrap();
+
+    let output = verify(&fleet, &[]);
+    let text = stdout(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "a pruned file is no finding: {text}"
+    );
+    assert!(text.starts_with("OK: 3 backups checked"), "{text}");
+    let listed = catalog
+        .backups_of_database("SQLHOST", "dbOrphanUsers", 10)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 3, "pruned backups leave the database's list");
+}

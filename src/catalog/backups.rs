@@ -142,7 +142,8 @@ pub(crate) async fn insert_backup(
 }
 
 impl Catalog {
-    /// Lists the newest backups of one database, newest first by UTC finish time.
+    /// Lists the newest backups of one database that retention has not deleted, newest
+    /// first by UTC finish time.
     pub async fn backups_of_database(
         &self,
         instance: &str,
@@ -153,6 +154,7 @@ impl Catalog {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {BACKUP_COLUMNS} FROM backups
              WHERE instance = ? AND database = ?
+               AND id NOT IN (SELECT backup_id FROM pruned_backups)
              ORDER BY finished_at DESC, id DESC LIMIT ?"
         )))
         .bind(instance)
@@ -182,14 +184,16 @@ impl Catalog {
     }
 
     /// Lists every backup of an instance, of one database, or of the whole catalogue when
-    /// both are `None`, in id order.
-    pub async fn backups_in_scope(
+    /// both are `None`, in id order, with whether retention pruned it.
+    pub async fn backups_in_scope_with_pruned(
         &self,
         instance: Option<&str>,
         database: Option<&str>,
-    ) -> Result<Vec<BackupRow>, CatalogError> {
+    ) -> Result<Vec<(BackupRow, bool)>, CatalogError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {BACKUP_COLUMNS} FROM backups
+            "SELECT {BACKUP_COLUMNS},
+                    id IN (SELECT backup_id FROM pruned_backups) AS pruned
+             FROM backups
              WHERE (?1 IS NULL OR instance = ?1) AND (?2 IS NULL OR database = ?2)
              ORDER BY id"
         )))
@@ -198,7 +202,13 @@ impl Catalog {
         .fetch_all(&self.pool)
         .await
         .map_err(CatalogError::query("list catalogued backups"))?;
-        rows.iter().map(backup_from_row).collect()
+        rows.iter()
+            .map(|row| {
+                let pruned: bool = sqlx::Row::try_get(row, "pruned")
+                    .map_err(CatalogError::query("read the pruned flag of a backup"))?;
+                Ok((backup_from_row(row)?, pruned))
+            })
+            .collect()
     }
 
     /// Returns one backup, or `None` when no backup has that id.

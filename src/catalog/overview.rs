@@ -136,7 +136,8 @@ impl Catalog {
             "SELECT id, instance, database, backup_type, finished_at, size_bytes
              FROM (SELECT b.*, ROW_NUMBER() OVER (PARTITION BY instance, database, backup_type
                                                   ORDER BY finished_at DESC, id DESC) AS rank
-                   FROM backups b)
+                   FROM backups b
+                   WHERE b.id NOT IN (SELECT backup_id FROM pruned_backups))
              WHERE rank = 1",
         )
         .fetch_all(&self.pool)

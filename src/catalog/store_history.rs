@@ -8,17 +8,21 @@ use super::{Catalog, CatalogError};
 use crate::policy::{StoreHistory, StoredFull};
 
 /// The newest full that can be a differential base. Copy-only fulls are left out because
-/// SQL Server never makes them one ("Copy-Only Backups (SQL Server)").
+/// SQL Server never makes them one ("Copy-Only Backups (SQL Server)"). Here and below,
+/// backups that retention deleted are left out: the store no longer holds them.
 const NEWEST_FULL: &str = "SELECT id, backup_set_guid, database_guid, last_lsn FROM backups
     WHERE instance = ? AND database = ? AND backup_type = 'full' AND is_copy_only = 0
+      AND id NOT IN (SELECT backup_id FROM pruned_backups)
     ORDER BY finished_at DESC, id DESC LIMIT 1";
 
 const NEWEST_LOG: &str = "SELECT id, last_lsn FROM backups
     WHERE instance = ? AND database = ? AND backup_type = 'log'
+      AND id NOT IN (SELECT backup_id FROM pruned_backups)
     ORDER BY finished_at DESC, id DESC LIMIT 1";
 
 const NEWEST_BACKUP: &str = "SELECT id, database_guid FROM backups
     WHERE instance = ? AND database = ?
+      AND id NOT IN (SELECT backup_id FROM pruned_backups)
     ORDER BY finished_at DESC, id DESC LIMIT 1";
 
 impl Catalog {

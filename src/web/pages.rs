@@ -103,8 +103,17 @@ pub(super) async fn backup(
         .await?
         .ok_or_else(not_found)?;
     let drills = site.state.catalog.drills_of_backup(backup_id).await?;
+    let pruned = site
+        .state
+        .catalog
+        .pruned_backup_ids(&backup.instance, &backup.database)
+        .await?
+        .contains(&backup_id);
 
-    site.render("backup.html", minijinja::context! { backup, drills })
+    site.render(
+        "backup.html",
+        minijinja::context! { backup, drills, pruned },
+    )
 }
 
 pub(super) async fn runs(State(site): State<Site>) -> Result<Html<String>, WebError> {
