@@ -169,7 +169,7 @@ pub async fn run(
             }
         })?;
 
-    let span = tracing::info_span!("drill", drill_id, %instance, %database, sandbox = %sandbox.name, %restored_as);
+    let span = tracing::error_span!("drill", drill_id, %instance, %database, sandbox = %sandbox.name, %restored_as);
     let clock = Instant::now();
     let outcome = tracing::Instrument::instrument(
         restore_and_check(ctx, sandbox, drill_id, &restored_as, &script.statements),

@@ -9,13 +9,19 @@ use serde_json::Value;
 /// The demo's simulated instances listen on fixed ports, so one demo runs at a time.
 static DEMO_PORTS: Mutex<()> = Mutex::new(());
 
-/// Runs `bakfleet demo --once` in `data_dir` with extra flags and returns its output.
+/// Runs `bakfleet demo --once` in `data_dir` at info level with extra flags and returns
+/// its output.
 fn run_demo_once(data_dir: &Path, flags: &[&str]) -> Output {
+    run_demo_once_at(data_dir, "info", flags)
+}
+
+/// Runs `bakfleet demo --once` in `data_dir` at `level` with extra flags.
+fn run_demo_once_at(data_dir: &Path, level: &str, flags: &[&str]) -> Output {
     let _ports = DEMO_PORTS
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let output = Command::new(env!("CARGO_BIN_EXE_bakfleet"))
-        .args(["demo", "--once", "--log-level", "info", "--data-dir"])
+        .args(["demo", "--once", "--log-level", level, "--data-dir"])
         .arg(data_dir)
         .args(flags)
         .env_remove("RUST_LOG")
@@ -119,4 +125,20 @@ fn log_dir_writes_daily_file() {
         !job_events(&events).is_empty(),
         "the file has the job events:\n{content}"
     );
+}
+
+#[test]
+fn warnings_carry_job_fields_at_warn_level() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = run_demo_once_at(&dir.path().join("demo"), "warn", &["--log-format", "json"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let events = parse_json_lines(&stderr);
+
+    // The Express instance leaves compression out, which the job warns about.
+    let warning = events
+        .iter()
+        .find(|event| event["level"] == "WARN" && event["span"]["name"] == "job")
+        .unwrap_or_else(|| panic!("no warning inside a job span in:\n{stderr}"));
+    assert_eq!(warning["span"]["instance"], "hr-linux", "{warning}");
+    assert!(warning["span"]["database"].is_string(), "{warning}");
 }

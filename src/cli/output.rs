@@ -81,6 +81,12 @@ pub(crate) fn print_results(results: &[(JobRequest, Result<JobOutcome, JobFailur
                 notes,
                 ..
             }) => {
+                // A promoted run shows the type requested and the type taken.
+                let who = if record.backup_type == request.backup_type {
+                    who.clone()
+                } else {
+                    format!("{who} -> {}", record.backup_type)
+                };
                 println!(
                     "ok       {who}  {}  sha256 {}  backup #{backup_id}  {}",
                     human_bytes(record.size_bytes),

@@ -150,7 +150,9 @@ impl<T, E: fmt::Display> AtPhase<T> for Result<T, E> {
 /// [`JobFailure`] names the phase that failed and the cause; the run row (when one was
 /// started) is marked failed with the same text.
 pub async fn run(ctx: &JobContext, request: &JobRequest) -> Result<JobOutcome, JobFailure> {
-    let span = tracing::info_span!(
+    // An ERROR-level span stays enabled under any log filter, so the warnings and errors
+    // of a command that logs only those still carry instance, database and run id.
+    let span = tracing::error_span!(
         "job",
         instance = %request.instance.name,
         database = %request.database,
