@@ -57,6 +57,8 @@ pub struct RestoreScript {
     pub files: Vec<ScriptFile>,
     /// `STOPAT` as written into the script, in the server's local time.
     pub stop_at_local: Option<String>,
+    /// Steps the DBA must take around the statements, printed as comments first.
+    pub notes: Vec<String>,
 }
 
 impl RestoreScript {
@@ -70,6 +72,9 @@ impl RestoreScript {
         );
         if let Some(stop_at) = &self.stop_at_local {
             text.push_str(&format!("-- STOPAT is server local time: {stop_at}\n"));
+        }
+        for note in &self.notes {
+            text.push_str(&format!("-- {note}\n"));
         }
         for statement in &self.statements {
             text.push_str(statement);
@@ -122,6 +127,9 @@ pub fn write_script(
     };
 
     let full_source = source_of(&chain.full)?;
+    if target_name.eq_ignore_ascii_case("master") {
+        return Ok(master_script(target_name, chain, full_source));
+    }
     let moves = moves_for(&chain.full, full_source, target_name != database, options)?;
     let stop_at_local = match (chain.stop_at, chain.logs.last()) {
         (Some(stop_at), Some(last_log)) => {
@@ -172,7 +180,42 @@ pub fn write_script(
         statements,
         files,
         stop_at_local,
+        notes: Vec::new(),
     })
+}
+
+/// Writes the restore of `master`, which follows its own procedure ("Restore the master
+/// Database (Transact-SQL)"): the instance runs in single-user mode, the full backup is
+/// restored `WITH REPLACE` in one statement, and SQL Server stops once it finished. Only
+/// full backups of master exist, so the chain is its full alone.
+fn master_script(target_name: &str, chain: &RestoreChain, source: &ScriptSource) -> RestoreScript {
+    let options = tsql::RestoreOptions {
+        moves: Vec::new(),
+        replace: true,
+        checksum: source.has_checksums,
+        recovery: true,
+        stop_at: None,
+    };
+    let statement =
+        tsql::restore_statement(RestoreKind::Database, target_name, &source.path, &options);
+    RestoreScript {
+        database: target_name.to_string(),
+        statements: vec![statement],
+        files: vec![ScriptFile {
+            backup_id: chain.full.id,
+            backup_type: chain.full.backup_type,
+            path: source.path.clone(),
+            size_bytes: source.size_bytes,
+            sha256: source.sha256.clone(),
+        }],
+        stop_at_local: None,
+        notes: vec![
+            "master: start the instance in single-user mode first (sqlservr -m, or \
+             -mSQLCMD to admit only sqlcmd), then run this one statement from sqlcmd; \
+             SQL Server stops when the restore finishes, and starts normally after."
+                .to_string(),
+        ],
+    }
 }
 
 /// Builds the MOVE pairs for the full's files, or none when the files stay where the

@@ -171,3 +171,20 @@ fn server_path_helpers_keep_separator() {
     assert_eq!(extension("a.b.ndf"), ".ndf");
     assert_eq!(extension("noext"), "");
 }
+
+#[test]
+fn script_master_single_user_replace() {
+    let backups = vec![backup(1, BackupType::Full, 100, 110, 0)];
+    let (_, mut sources) = sales_chain();
+    sources.retain(|id, _| *id == 1);
+    let chain = plan(&backups, Target::Latest).unwrap();
+    let script = write_script("master", &chain, &sources, &ScriptOptions::default()).unwrap();
+    assert_eq!(script.statements.len(), 1, "{:?}", script.statements);
+    assert!(
+        script.statements[0].contains("WITH REPLACE"),
+        "{}",
+        script.statements[0]
+    );
+    assert!(!script.statements[0].contains("NORECOVERY"));
+    assert!(script.to_sql().contains("single-user mode"));
+}
