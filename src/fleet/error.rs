@@ -54,8 +54,14 @@ impl fmt::Display for Diagnostic {
 /// Error from loading the fleet inventory or resolving its secrets.
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
-    #[error("failed to read fleet file {}: {source}", path.display())]
-    Read { path: PathBuf, source: io::Error },
+    // The I/O error is part of the message and not the error's source, so that `anyhow`'s
+    // `{:#}` does not print it a second time.
+    #[error(
+        "failed to read fleet file {}: {cause}; name the file with --fleet or BAKFLEET_FLEET \
+         (the default is fleet.toml in the current folder)",
+        std::path::absolute(path).unwrap_or_else(|_| path.clone()).display()
+    )]
+    Read { path: PathBuf, cause: io::Error },
 
     /// Every problem found in one file, in file order. Display prints one per line.
     #[error("{}", join_lines(.0))]

@@ -59,9 +59,9 @@ impl Fleet {
     /// `FleetError::Read` when the file cannot be read; `FleetError::Invalid` with every
     /// problem found, each with line, column and key.
     pub fn load(path: &Path) -> Result<Fleet, FleetError> {
-        let text = std::fs::read_to_string(path).map_err(|source| FleetError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| FleetError::Read {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         Fleet::parse(&text, path)
     }
