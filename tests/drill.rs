@@ -1,7 +1,7 @@
-//! Restore drills against a simulator process: the latest chain restored under a new name
-//! on the sandbox, checked with CHECKDB and dropped, with the outcome on every backup; a
-//! drill whose files the sandbox cannot read is recorded as failed; and `serve` runs
-//! drills from the `[drill]` schedule.
+//! Restore drills against a simulator process. A drill restores the latest chain under a
+//! new name on the sandbox, checks it with CHECKDB, drops it and records the outcome on
+//! every backup. A drill whose files the sandbox cannot read is recorded as failed, and
+//! `serve` runs drills from the `[drill]` schedule.
 
 mod support;
 
