@@ -54,6 +54,8 @@ pub enum CatalogError {
     },
     #[error("cannot open the catalogue {path}: {source}; check that the file and its directory are writable")]
     Open { path: PathBuf, source: sqlx::Error },
+    #[error("catalogue {path} not found; check service.catalog in the fleet file, or take a first backup with `bakfleet run` or `bakfleet serve`, which create it")]
+    NotFound { path: PathBuf },
     #[error("cannot apply the catalogue schema migrations: {0}; a newer bakfleet may have written this catalogue")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("catalogue query failed while trying to {action}: {source}")]
@@ -138,6 +140,20 @@ impl Catalog {
             })?;
 
         Self::migrate(pool).await
+    }
+
+    /// Opens an existing catalogue for commands that only read it, so that a wrong
+    /// `service.catalog` is reported instead of answered from a new, empty file.
+    ///
+    /// # Errors
+    /// [`CatalogError::NotFound`] when no file is at `path`; else as [`Catalog::open`].
+    pub async fn open_existing(path: &Path) -> Result<Catalog, CatalogError> {
+        if !path.is_file() {
+            return Err(CatalogError::NotFound {
+                path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+            });
+        }
+        Catalog::open(path).await
     }
 
     /// Opens an empty catalogue in memory, for tests.

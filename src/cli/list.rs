@@ -12,7 +12,7 @@ use crate::fleet::Fleet;
 /// Prints one line per database known to the catalogue.
 pub(crate) async fn execute(fleet_path: &Path) -> anyhow::Result<ExitCode> {
     let fleet = Fleet::load(fleet_path)?;
-    let catalog = Catalog::open(&fleet.service.catalog).await?;
+    let catalog = Catalog::open_existing(&fleet.service.catalog).await?;
     let overview = catalog.fleet_overview().await?;
     if overview.is_empty() {
         println!(

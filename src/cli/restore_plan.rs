@@ -36,8 +36,9 @@ pub(crate) async fn execute(fleet_path: &Path, request: PlanRequest) -> anyhow::
         Some(text) => Target::At(parse_target_time(text).map_err(anyhow::Error::msg)?),
         None => Target::Latest,
     };
+    check_options(&request.options)?;
     let fleet = Fleet::load(fleet_path)?;
-    let catalog = Catalog::open(&fleet.service.catalog).await?;
+    let catalog = Catalog::open_existing(&fleet.service.catalog).await?;
     let store_root = std::path::absolute(&fleet.service.store_dir)?;
 
     let plan = build_plan(
@@ -54,6 +55,32 @@ pub(crate) async fn execute(fleet_path: &Path, request: PlanRequest) -> anyhow::
         PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Rejects a new name or folder that no server accepts. The rest is SQL Server's to
+/// judge, because only the server knows its own rules for paths.
+fn check_options(options: &ScriptOptions) -> anyhow::Result<()> {
+    if let Some(name) = &options.restore_as {
+        if name.trim().is_empty() {
+            anyhow::bail!("--as names no database; give the name to restore under");
+        }
+        if name.chars().count() > 128 {
+            anyhow::bail!(
+                "--as {name:?} is longer than the 128 characters SQL Server allows in a \
+                 database name"
+            );
+        }
+    }
+    if let Some(folder) = &options.move_to {
+        let windows_absolute = folder.get(1..3) == Some(":\\") || folder.starts_with("\\\\");
+        if !windows_absolute && !folder.starts_with('/') {
+            anyhow::bail!(
+                "--move-to {folder:?} is not an absolute folder; give the full path on the \
+                 server that restores, such as D:\\Data or /var/opt/mssql/data"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Formats the script with a header listing the files (path, size, SHA-256) and, when

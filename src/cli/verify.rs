@@ -38,7 +38,7 @@ async fn check(fleet_path: &Path, scope: &Scope, depth: Depth) -> anyhow::Result
             tracing::warn!(%instance, "instance not found in the fleet file; checking its catalogued backups anyway");
         }
     }
-    let catalog = Catalog::open(&fleet.service.catalog).await?;
+    let catalog = Catalog::open_existing(&fleet.service.catalog).await?;
     let store = Store::open(&fleet.service.store_dir)?;
     Ok(integrity::check(&catalog, &store, scope, depth).await?)
 }
