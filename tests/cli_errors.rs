@@ -1,4 +1,4 @@
-//! Mistakes on the command line get an error that says what to change, before anything
+//! Mistakes on the command line get an error that names the fix, before anything
 //! is read or created.
 
 use std::path::{Path, PathBuf};
