@@ -285,3 +285,50 @@ async fn policy_without_change_fails_log() {
         .unwrap();
     assert!(backups.is_empty(), "no backup was taken: {backups:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_backup_names_certificate() {
+    let defaults = format!(
+        "encryption = {{ algorithm = \"AES_256\", server_certificate = {:?} }}\n",
+        crate::target::SIMULATOR_CERTIFICATE
+    );
+    let options = FleetOptions {
+        defaults: &defaults,
+        ..FleetOptions::default()
+    };
+    let fleet = TestFleet::start_with(Transport::Sftp, &[("Sales", "FULL")], options).await;
+    if skip_unless_simulator(&fleet.target, "encrypted_backup_names_certificate") {
+        return;
+    }
+    succeeded(fleet.run("Sales", BackupType::Full).await);
+
+    let quoted = bakfleet::mssql::tsql::quote_ident(fleet.db("Sales"));
+    let statements = fleet.target.statements();
+    let backup = statements
+        .iter()
+        .find(|sql| sql.starts_with(&format!("BACKUP DATABASE {quoted}")))
+        .unwrap_or_else(|| panic!("no BACKUP of {quoted} in {statements:#?}"));
+    assert!(
+        backup.contains("ENCRYPTION (ALGORITHM = AES_256, SERVER CERTIFICATE = [BackupCert])"),
+        "{backup}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_certificate_fails_backup() {
+    let options = FleetOptions {
+        defaults: "encryption = { algorithm = \"AES_256\", server_certificate = \"NoSuchCert\" }\n",
+        ..FleetOptions::default()
+    };
+    let fleet = TestFleet::start_with(Transport::Sftp, &[("Sales", "FULL")], options).await;
+    if skip_unless_simulator(&fleet.target, "unknown_certificate_fails_backup") {
+        return;
+    }
+    let failure = match fleet.run("Sales", BackupType::Full).await {
+        Err(failure) => failure,
+        Ok(outcome) => panic!("expected a failed run, got {outcome:?}"),
+    };
+    assert_eq!(failure.phase.as_str(), "backup");
+    assert!(failure.cause.contains("15151"), "{}", failure.cause);
+    assert!(failure.cause.contains("NoSuchCert"), "{}", failure.cause);
+}

@@ -21,6 +21,9 @@ pub const SERVER_VARIABLE: &str = "BAKFLEET_TEST_MSSQL";
 /// The login the simulated target accepts.
 const SIMULATOR_LOGIN: &str = "bakfleet";
 
+/// The server certificate in the simulated master database, for encrypted backups.
+pub const SIMULATOR_CERTIFICATE: &str = "BackupCert";
+
 /// Parses `key=value;key=value`, the form of both test variables. Values may not contain
 /// `;`.
 pub fn parse_pairs(variable: &str, text: &str) -> BTreeMap<String, String> {
@@ -153,7 +156,7 @@ impl Target {
         let password = format!("T-{}", uuid::Uuid::new_v4().simple());
         let text = format!(
             "[[instance]]\nname = {instance:?}\nlisten = \"127.0.0.1:0\"\nplatform = {:?}\n\
-             edition = {:?}\n\n[[instance.login]]\nname = {SIMULATOR_LOGIN:?}\npassword = {password:?}\n\
+             edition = {:?}\ncertificates = [{SIMULATOR_CERTIFICATE:?}]\n\n[[instance.login]]\nname = {SIMULATOR_LOGIN:?}\npassword = {password:?}\n\
              sysadmin = true\n\n[[instance.path_map]]\nserver = {:?}\nlocal = {:?}\n",
             spec.platform,
             spec.edition,
