@@ -29,7 +29,8 @@ fn write_fleet(dir: &Path, smbd: &Smbd, instances: &[String]) -> std::path::Path
     let text = format!(
         "[service]\nstore_dir = \"store\"\ncatalog = \"catalog.db\"\n\
          secrets_file = \"secrets.toml\"\n\n\
-         [credentials.share]\nuser = {:?}\npassword_secret = \"smb\"\n\n{}",
+         [credentials.share]\nuser = {:?}\npassword_secret = \"smb\"\n\n\
+         [policy.archive]\nschedule.log = \"off\"\n\n{}",
         smbd.user,
         instances.concat()
     );
@@ -74,7 +75,7 @@ fn check_connect_reports_each_failure() {
             password: &password,
             server_path: SHARE_PREFIX,
             local_dir: share.path(),
-            databases: &[],
+            databases: &[("Sales", 2, "FULL")],
             more_paths: &[],
         },
     );
@@ -135,6 +136,11 @@ fn check_connect_reports_each_failure() {
         "BAKFLEET_TEST_SQL_PASSWORD",
         &local,
     ));
+    let mistyped = instance("mistyped", port, "BAKFLEET_TEST_SQL_PASSWORD", &local);
+    all.push(mistyped.replace(
+        "connect_timeout_secs = 5\n",
+        "connect_timeout_secs = 5\ndatabase_policies = [{ databases = [\"Sales.*\"], policy = \"archive\" }]\n",
+    ));
     let fleet = write_fleet(dir.path(), &smbd, &all);
     let (code, text) = check_connect(&fleet, &password);
     assert_eq!(code, Some(2), "{text}");
@@ -142,6 +148,12 @@ fn check_connect_reports_each_failure() {
     line(&text, "CRITICAL", "instance no-folder staging");
     line(&text, "OK", "instance no-folder (127.0.0.1");
     line(&text, "CRITICAL", "instance no-server (");
+    let pattern = line(&text, "WARNING", "instance mistyped database_policies[0]");
+    assert!(pattern.contains("Sales.*"), "{pattern}");
+    assert!(
+        !text.contains("good-smb database_policies"),
+        "an instance without entries gets no pattern warning"
+    );
     assert!(!text.contains(&password), "no password printed");
 
     // SAFETY: signalling our own child by its PID.

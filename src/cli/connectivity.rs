@@ -168,7 +168,11 @@ fn free_bytes(path: &Path) -> Option<u64> {
 }
 
 async fn check_instance(fleet: &Fleet, secrets: &Secrets, instance: &Instance) -> Vec<Line> {
-    let mut lines = vec![check_sql(secrets, instance).await];
+    let (line, databases) = check_sql(secrets, instance).await;
+    let mut lines = vec![line];
+    if let Some(databases) = databases {
+        lines.extend(selection_warnings(instance, &databases));
+    }
     if let Some(line) = tls_warning(instance) {
         lines.push(line);
     }
@@ -176,30 +180,75 @@ async fn check_instance(fleet: &Fleet, secrets: &Secrets, instance: &Instance) -
     lines
 }
 
-async fn check_sql(secrets: &Secrets, instance: &Instance) -> Line {
+/// Logs in and reads the server facts and the database names, which the selection
+/// checks use; the names are `None` when the login failed.
+async fn check_sql(secrets: &Secrets, instance: &Instance) -> (Line, Option<Vec<String>>) {
     let subject = format!(
         "instance {} ({}:{})",
         instance.name, instance.host, instance.port
     );
+    let failed = |error: String| (Line::new(Status::Critical, subject.clone(), error), None);
     let settings = match connect_settings(instance, secrets, Some(instance.connect_timeout)) {
         Ok(settings) => settings,
-        Err(error) => return Line::new(Status::Critical, subject, error.to_string()),
+        Err(error) => return failed(error.to_string()),
     };
     let mut connection = match Connection::open(&settings).await {
         Ok(connection) => connection,
-        Err(error) => return Line::new(Status::Critical, subject, error.to_string()),
+        Err(error) => return failed(error.to_string()),
     };
-    match connection.server_facts().await {
-        Ok(facts) => Line::new(
-            Status::Ok,
-            subject,
+    let facts = match connection.server_facts().await {
+        Ok(facts) => facts,
+        Err(error) => return failed(error.to_string()),
+    };
+    let databases = match connection.databases().await {
+        Ok(databases) => databases
+            .into_iter()
+            .map(|database| database.name)
+            .collect(),
+        Err(error) => return failed(error.to_string()),
+    };
+    let detail = format!(
+        "logged in as {}; {} {} ({})",
+        settings.user, facts.server_name, facts.product_version, facts.edition
+    );
+    (Line::new(Status::Ok, subject, detail), Some(databases))
+}
+
+/// Warns when the instance's `databases` selects no database on the server, and when a
+/// `database_policies` entry matches none of the selected ones: a mistyped pattern would
+/// otherwise leave databases under another policy without a word.
+fn selection_warnings(instance: &Instance, databases: &[String]) -> Vec<Line> {
+    let selected: Vec<&String> = databases
+        .iter()
+        .filter(|name| instance.databases.selects(name))
+        .collect();
+    let mut lines = Vec::new();
+    if selected.is_empty() {
+        lines.push(Line::new(
+            Status::Warning,
+            format!("instance {} databases", instance.name),
             format!(
-                "logged in as {}; {} {} ({})",
-                settings.user, facts.server_name, facts.product_version, facts.edition
+                "include {:?} selects none of the {} databases on the server",
+                instance.databases.include_patterns(),
+                databases.len()
             ),
-        ),
-        Err(error) => Line::new(Status::Critical, subject, error.to_string()),
+        ));
     }
+    for (index, entry) in instance.database_policies.iter().enumerate() {
+        if !selected.iter().any(|name| entry.databases.selects(name)) {
+            lines.push(Line::new(
+                Status::Warning,
+                format!("instance {} database_policies[{index}]", instance.name),
+                format!(
+                    "databases {:?} (policy {}) match no selected database; patterns use * \
+                     and ?, not regular expressions",
+                    entry.databases.include_patterns(),
+                    entry.policy.name
+                ),
+            ));
+        }
+    }
+    lines
 }
 
 /// Returns a warning for TLS settings that leave the connection open to reading or to a
