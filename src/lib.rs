@@ -13,6 +13,7 @@ pub mod drill;
 pub mod fleet;
 pub mod integrity;
 pub mod job;
+pub mod leftovers;
 pub mod logging;
 pub mod mssql;
 pub mod policy;

@@ -251,3 +251,27 @@ async fn smb_paused_host_spares_others() {
         "the healthy fetch waited for the paused host"
     );
 }
+
+#[tokio::test]
+async fn smb_lists_files_not_folders() {
+    let share = tempfile::tempdir().unwrap();
+    let dir = share.path().join("sales");
+    std::fs::create_dir_all(dir.join("sub folder")).unwrap();
+    std::fs::write(dir.join("Sales_full_20261204T203005.123Z.bak"), b"x").unwrap();
+    std::fs::write(dir.join("notes with spaces.txt"), b"yz").unwrap();
+    let smbd = Smbd::start(share.path());
+    let source = Source::smb(settings(&smbd)).await.unwrap();
+
+    let mut names = source.list_files("sales").await.unwrap();
+    names.sort();
+
+    assert_eq!(
+        names,
+        [
+            "Sales_full_20261204T203005.123Z.bak",
+            "notes with spaces.txt"
+        ]
+    );
+    let error = source.list_files("missing").await.unwrap_err();
+    assert!(error.to_string().contains("missing"), "{error}");
+}

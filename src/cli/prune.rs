@@ -11,7 +11,8 @@ use time::OffsetDateTime;
 use super::output::human_bytes;
 use crate::catalog::{BackupRow, Catalog, CatalogError};
 use crate::chain::ChainBackup;
-use crate::fleet::Fleet;
+use crate::fleet::{Fleet, Secrets};
+use crate::leftovers::{self, LeftoverLine, LeftoverOutcome};
 use crate::restore_plan::disk_path;
 use crate::retention::{self, Action, Reason};
 
@@ -100,7 +101,43 @@ pub(crate) async fn execute(fleet_path: &Path, dry_run: bool) -> anyhow::Result<
     }
     print_summary(&report, dry_run);
     print_staged_leftovers(&catalog).await?;
+    let secrets = Secrets::load(&fleet.service)?;
+    let staged = leftovers::clean(&fleet, &secrets, OffsetDateTime::now_utc(), dry_run).await;
+    print_staged_cleanup(&staged, dry_run);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints one line per staged file deleted (or to delete) and per staging folder that
+/// could not be read.
+fn print_staged_cleanup(lines: &[LeftoverLine], dry_run: bool) {
+    for line in lines {
+        let age = line
+            .age
+            .map(|age| format!("{} days old", age.as_secs() / 86_400))
+            .unwrap_or_default();
+        match &line.outcome {
+            LeftoverOutcome::Deleted => {
+                println!(
+                    "deleted staged file {} on {} ({age})",
+                    line.path, line.instance
+                )
+            }
+            LeftoverOutcome::WouldDelete => println!(
+                "would delete staged file {} on {} ({age})",
+                line.path, line.instance
+            ),
+            LeftoverOutcome::Failed(reason) => println!(
+                "staged file clean-up failed for {} on {}: {reason}",
+                line.path, line.instance
+            ),
+        }
+    }
+    let removed = lines
+        .iter()
+        .filter(|line| !matches!(line.outcome, LeftoverOutcome::Failed(_)))
+        .count();
+    let verb = if dry_run { "would delete" } else { "deleted" };
+    println!("staged files left by failed runs: {verb} {removed}");
 }
 
 /// Applies retention to every catalogued database.
@@ -167,6 +204,17 @@ pub async fn run_daily(catalog: Catalog, fleet: std::sync::Arc<Fleet>) {
     let mut interval = tokio::time::interval(DAILY);
     loop {
         interval.tick().await;
+        match Secrets::load(&fleet.service) {
+            Ok(secrets) => {
+                let staged =
+                    leftovers::clean(&fleet, &secrets, OffsetDateTime::now_utc(), false).await;
+                tracing::info!(
+                    files = staged.len(),
+                    "daily clean-up of staged files finished"
+                );
+            }
+            Err(error) => tracing::error!(%error, "daily clean-up of staged files skipped"),
+        }
         match prune(&catalog, &fleet, OffsetDateTime::now_utc(), false).await {
             Ok(report) => {
                 let deleted = report

@@ -32,6 +32,10 @@ pub struct Service {
     /// Maximum number of jobs fetching from one staging server (SMB or SFTP host, or
     /// the local folders together) at once; default 2.
     pub max_jobs_per_staging: usize,
+    /// Age after which a staged file that a failed or interrupted run left behind is
+    /// deleted by `prune` (and the daily prune of `serve`); default 7 days, `None` when
+    /// `staged_max_age_days = 0` turns the clean-up off.
+    pub staged_max_age: Option<Duration>,
 }
 
 impl Service {
@@ -50,6 +54,7 @@ impl Service {
             max_parallel_jobs: 4,
             max_jobs_per_instance: 2,
             max_jobs_per_staging: 2,
+            staged_max_age: Some(Duration::from_secs(7 * 86_400)),
         };
         let Some(raw) = raw else {
             return service;
@@ -83,6 +88,12 @@ impl Service {
             let jobs = value::count(diagnostics, "service.max_jobs_per_instance", jobs, 1);
             let jobs = jobs.and_then(|jobs| usize::try_from(jobs).ok());
             service.max_jobs_per_instance = jobs.unwrap_or(service.max_jobs_per_instance);
+        }
+        if let Some(days) = &raw.staged_max_age_days {
+            let days = value::count(diagnostics, "service.staged_max_age_days", days, 0);
+            if let Some(days) = days {
+                service.staged_max_age = (days > 0).then(|| Duration::from_secs(days * 86_400));
+            }
         }
         if let Some(jobs) = &raw.max_jobs_per_staging {
             let jobs = value::count(diagnostics, "service.max_jobs_per_staging", jobs, 1);

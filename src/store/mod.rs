@@ -12,7 +12,9 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 pub use error::StoreError;
-pub use name::{backup_file_name, backup_rel_path, decode_name, encode_name, path_name};
+pub use name::{
+    backup_file_name, backup_rel_path, decode_name, encode_name, parse_backup_file_name, path_name,
+};
 pub use pending::{is_temp_file_name, PendingFile, StoredFile};
 
 /// Read size for re-hashing: large enough that system calls cost little next to SHA-256.

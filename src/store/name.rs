@@ -101,6 +101,26 @@ pub fn backup_file_name(database: &str, backup_type: BackupType, at: OffsetDateT
     )
 }
 
+/// Reads a file name that [`backup_file_name`] made back into its backup type and UTC
+/// time; `None` for any other name, so that callers never touch files bakfleet did not
+/// name.
+pub fn parse_backup_file_name(name: &str) -> Option<(BackupType, OffsetDateTime)> {
+    let (stem, extension) = name.rsplit_once('.')?;
+    let (rest, fraction) = stem.rsplit_once('.')?;
+    let (rest, seconds) = rest.rsplit_once('_')?;
+    let (database, type_text) = rest.rsplit_once('_')?;
+    let backup_type: BackupType = type_text.parse().ok()?;
+    if database.is_empty()
+        || backup_type.as_str() != type_text
+        || backup_type.file_extension() != extension
+    {
+        return None;
+    }
+    let at =
+        time::PrimitiveDateTime::parse(&format!("{seconds}.{fraction}"), FILE_TIMESTAMP).ok()?;
+    Some((backup_type, at.assume_utc()))
+}
+
 /// Builds the store path of one backup: `{instance}/{encoded database}/{type}/{file name}`.
 ///
 /// The instance name is used as given because fleet validation restricts it to a plain

@@ -331,3 +331,29 @@ async fn remove_partial_files_unlocked_at_once() {
     let stored = active.commit().await.unwrap();
     assert_eq!(stored.size, 11);
 }
+
+#[test]
+fn backup_file_name_parses_back() {
+    let at = time::macros::datetime!(2026-12-04 20:30:05.123 UTC);
+    for (database, backup_type) in [
+        ("Sales", BackupType::Full),
+        ("a_b_c", BackupType::Diff),
+        ("Ventes d'été", BackupType::Log),
+    ] {
+        let name = backup_file_name(database, backup_type, at);
+        assert_eq!(
+            parse_backup_file_name(&name),
+            Some((backup_type, at)),
+            "{name}"
+        );
+    }
+    for other in [
+        "notes.txt",
+        "Sales_full_20261204T203005.123Z.trn",
+        "Sales_differential_20261204T203005.123Z.bak",
+        "_full_20261204T203005.123Z.bak",
+        "Sales_full_2026.bak",
+    ] {
+        assert_eq!(parse_backup_file_name(other), None, "{other}");
+    }
+}

@@ -30,6 +30,25 @@ impl LocalSource {
         Ok(metadata.len())
     }
 
+    pub(super) async fn list_files(&self, path: &str) -> Result<Vec<String>, TransferError> {
+        check_absolute(path)?;
+        let mut entries = tokio::fs::read_dir(path)
+            .await
+            .map_err(|error| io_error(path, "list", error))?;
+        let mut names = Vec::new();
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .map_err(|error| io_error(path, "list", error))?
+        {
+            let is_file = entry.file_type().await.is_ok_and(|kind| kind.is_file());
+            if let (true, Some(name)) = (is_file, entry.file_name().to_str()) {
+                names.push(name.to_string());
+            }
+        }
+        Ok(names)
+    }
+
     pub(super) async fn check_folder(&self, path: &str) -> Result<(), TransferError> {
         check_absolute(path)?;
         let mut entries = tokio::fs::read_dir(path)

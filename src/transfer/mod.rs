@@ -150,6 +150,19 @@ impl Source {
         }
     }
 
+    /// Lists the names of the regular files in the folder at `path` (the form
+    /// [`Source::check_folder`] takes), for the clean-up of staged files of failed runs.
+    ///
+    /// # Errors
+    /// The same errors as [`Source::check_folder`].
+    pub async fn list_files(&self, path: &str) -> Result<Vec<String>, TransferError> {
+        match self {
+            Source::Smb(source) => source.list_files(path).await,
+            Source::Sftp(source) => source.list_files(path).await,
+            Source::Local(source) => source.list_files(path).await,
+        }
+    }
+
     /// Deletes the file at `path`, once its copy is durable in the store.
     pub async fn remove(&self, path: &str) -> Result<(), TransferError> {
         match self {

@@ -57,6 +57,18 @@ impl SftpSource {
         Ok(metadata.len())
     }
 
+    pub(super) async fn list_files(&self, path: &str) -> Result<Vec<String>, TransferError> {
+        self.check_absolute(path)?;
+        let entries = self
+            .within(path, "list", self.connection.sftp.read_dir(path))
+            .await?
+            .map_err(|error| self.sftp_error(path, "list", error))?;
+        Ok(entries
+            .filter(|entry| entry.file_type().is_file())
+            .map(|entry| entry.file_name())
+            .collect())
+    }
+
     pub(super) async fn check_folder(&self, path: &str) -> Result<(), TransferError> {
         self.check_absolute(path)?;
         self.within(path, "list", self.connection.sftp.read_dir(path))

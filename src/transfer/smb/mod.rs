@@ -103,6 +103,24 @@ impl SmbSource {
         }
     }
 
+    pub(super) async fn list_files(&self, path: &str) -> Result<Vec<String>, TransferError> {
+        let pattern = if path.is_empty() {
+            "*".to_string()
+        } else {
+            format!("{}\\*", self.smb_path(path)?.trim_end_matches('\\'))
+        };
+        let command = format!("ls \"{pattern}\"");
+        let output = self.command("list").run(&command, path).await?;
+        let text = output.text();
+        if let Some(error) = self.status_error(&text, path, "list") {
+            return Err(error);
+        }
+        if !output.success {
+            return Err(self.failed(path, "list", &text));
+        }
+        Ok(status::parse_ls_file_names(&output.stdout))
+    }
+
     pub(super) async fn check_folder(&self, path: &str) -> Result<(), TransferError> {
         // `ls` fails with a status text when the folder is missing or the account may not
         // list it, and it logs on like every operation.

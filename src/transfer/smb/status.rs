@@ -125,3 +125,41 @@ fn excerpt_around(text: &str, code: &str) -> String {
         .trim();
     line.chars().take(EXCERPT_CHARS).collect()
 }
+
+/// Reads the file names from `smbclient`'s `ls` output. Each entry line is the name, the
+/// attribute letters (`D` marks a folder), the size and a date of five words, so the
+/// line is read from its end. Folders, `.` and `..` are left out. Names that contain
+/// spaces come back whole because only the last eight words are taken apart.
+pub(super) fn parse_ls_file_names(stdout: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(stdout);
+    let mut names = Vec::new();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        // name, attributes, size, then "Fri Dec  4 20:00:00 2026".
+        if words.len() < 8 {
+            continue;
+        }
+        let (head, date) = words.split_at(words.len() - 5);
+        let Some((size, head)) = head.split_last() else {
+            continue;
+        };
+        if size.parse::<u64>().is_err() || date[4].parse::<u32>().is_err() {
+            continue;
+        }
+        let Some((attributes, name_words)) = head.split_last() else {
+            continue;
+        };
+        let is_attributes = attributes.chars().all(|c| "DAHSRNV".contains(c));
+        let (name_words, is_folder) = if is_attributes {
+            (name_words, attributes.contains('D'))
+        } else {
+            (head, false)
+        };
+        let name = name_words.join(" ");
+        if name.is_empty() || is_folder || name == "." || name == ".." {
+            continue;
+        }
+        names.push(name);
+    }
+    names
+}

@@ -131,3 +131,21 @@ fn last_line_skips_blank_lines() {
     assert_eq!(status::last_line("first\nsecond\n\n  \n"), "second");
     assert_eq!(status::last_line(""), "no output");
 }
+
+#[test]
+fn ls_output_names_files_only() {
+    let output = b"  .                                   D        0  Fri Dec  4 20:00:00 2026\n\
+  ..                                  D        0  Fri Dec  4 19:00:00 2026\n\
+  sub folder                          D        0  Fri Dec  4 19:30:00 2026\n\
+  Sales_full_20261204T203005.123Z.bak      A     1234  Fri Dec  4 20:30:05 2026\n\
+  notes with spaces.txt               N        2  Thu Dec  3 08:00:00 2026\n\
+\n\
+\t\t65536 blocks of size 1024. 32768 blocks available\n";
+    assert_eq!(
+        super::status::parse_ls_file_names(output),
+        [
+            "Sales_full_20261204T203005.123Z.bak",
+            "notes with spaces.txt"
+        ]
+    );
+}
