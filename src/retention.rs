@@ -50,7 +50,10 @@ impl fmt::Display for Reason {
                 write!(f, "base of kept differential #{differential_id}")
             }
             Reason::InsideWindow => write!(f, "inside the point-in-time window"),
-            Reason::Expired => write!(f, "expired"),
+            Reason::Expired => write!(
+                f,
+                "expired: finished before the kept window, and no kept chain needs it"
+            ),
         }
     }
 }

@@ -534,7 +534,7 @@ async fn restore_page_shows_script() {
 
     // A new name needs MOVE clauses, and this backup has no file list.
     let (status, body) = get(&site, &format!("{weird_page}?as=copy%5D")).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body.contains("cannot write MOVE clauses"), "{body}");
 }
 
@@ -549,17 +549,23 @@ async fn restore_page_explains_rejected_time() {
         "/instances/sales-prod/databases/orders/restore?at=2001-01-01+00%3A00%3A00",
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "no plan comes back: {body}"
+    );
     assert!(body.contains("earliest point to restore to"), "{body}");
 
-    let (_, body) = get(
+    let (status, body) = get(
         &site,
         "/instances/sales-prod/databases/orders/restore?at=soon",
     )
     .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body.contains("invalid time"), "{body}");
 
-    let (_, body) = get(&site, "/instances/sales-prod/databases/nosuch/restore").await;
+    let (status, body) = get(&site, "/instances/sales-prod/databases/nosuch/restore").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body.contains("databases with backups there"), "{body}");
     assert!(body.contains("orders"), "{body}");
 }

@@ -2,6 +2,7 @@
 //! it. Read-only: a GET with query parameters, nothing changes state.
 
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::Html;
 use serde::Deserialize;
 
@@ -32,7 +33,7 @@ pub(super) async fn restore_plan(
     State(site): State<Site>,
     Path((instance, database)): Path<(String, String)>,
     Query(query): Query<PlanQuery>,
-) -> Result<Html<String>, WebError> {
+) -> Result<(StatusCode, Html<String>), WebError> {
     let at = filled(&query.at);
     let options = ScriptOptions {
         restore_as: filled(&query.restore_as),
@@ -61,7 +62,14 @@ pub(super) async fn restore_plan(
         }
     };
 
-    site.render(
+    // The page explains a time outside the windows or an unknown database, and the status
+    // tells scripts and monitors that no plan came back.
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let page = site.render(
         "restore.html",
         minijinja::context! {
             instance,
@@ -73,5 +81,6 @@ pub(super) async fn restore_plan(
             plan,
             error,
         },
-    )
+    )?;
+    Ok((status, page))
 }
