@@ -143,7 +143,7 @@ impl Catalog {
     }
 
     /// Opens an existing catalogue for commands that only read it, so that a wrong
-    /// `service.catalog` is reported instead of answered from a new, empty file.
+    /// `service.catalog` is reported instead of read from a new, empty file.
     ///
     /// # Errors
     /// [`CatalogError::NotFound`] when no file is at `path`; else as [`Catalog::open`].

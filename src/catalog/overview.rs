@@ -41,7 +41,7 @@ pub struct LastRun {
     /// The type taken: the requested one, or `full` after a promotion.
     pub backup_type: BackupType,
     pub requested_type: BackupType,
-    /// Why the type changed, or why the run was skipped.
+    /// The reason the type changed, or the reason the run was skipped.
     pub reason: Option<String>,
     pub status: RunStatus,
     /// Set when `status` is `skipped`.

@@ -9,7 +9,7 @@ use crate::policy::{StoreHistory, StoredFull};
 
 /// The newest full that can be a differential base. Copy-only fulls are left out because
 /// SQL Server never makes them one ("Copy-Only Backups (SQL Server)"). Here and below,
-/// backups that retention deleted are left out: the store no longer holds them.
+/// backups that retention deleted are left out: the store no longer contains them.
 const NEWEST_FULL: &str = "SELECT id, backup_set_guid, database_guid, last_lsn FROM backups
     WHERE instance = ? AND database = ? AND backup_type = 'full' AND is_copy_only = 0
       AND id NOT IN (SELECT backup_id FROM pruned_backups)

@@ -30,7 +30,7 @@ pub struct PlanRequest {
     pub format: PlanFormat,
 }
 
-/// Prints the plan; the error says why no plan exists.
+/// Prints the plan; the error gives the reason when no plan exists.
 pub(crate) async fn execute(fleet_path: &Path, request: PlanRequest) -> anyhow::Result<ExitCode> {
     let target = match &request.at {
         Some(text) => Target::At(parse_target_time(text).map_err(anyhow::Error::msg)?),
@@ -58,7 +58,7 @@ pub(crate) async fn execute(fleet_path: &Path, request: PlanRequest) -> anyhow::
 }
 
 /// Rejects a new name or folder that no server accepts. The rest is SQL Server's to
-/// judge, because only the server knows its own rules for paths.
+/// judge, because each server has its own rules for paths.
 fn check_options(options: &ScriptOptions) -> anyhow::Result<()> {
     if let Some(name) = &options.restore_as {
         if name.trim().is_empty() {

@@ -52,7 +52,7 @@ pub(crate) async fn execute(fleet_path: &Path, grace: Duration) -> anyhow::Resul
     scheduler.shutdown().await;
     daily_prune.abort();
     // A drill cut off here is marked interrupted at the next start; its copy may remain
-    // on the sandbox, which the drill's record says.
+    // on the sandbox, as the drill's record states.
     drills.abort();
 
     // The site ends only through the stop future, so a signal was received.

@@ -28,7 +28,7 @@ pub const MAX_TRANSFER_SIZE_LIMIT: u32 = 4_194_304;
 /// "New-SqlBackupEncryptionOption" page lists them (Aes128, Aes192, Aes256, TripleDes).
 pub const ENCRYPTION_ALGORITHMS: [&str; 4] = ["AES_128", "AES_192", "AES_256", "TRIPLE_DES_3KEY"];
 
-/// How a set of databases is backed up.
+/// The backup settings of a set of databases.
 ///
 /// The scheduler reads when to run from it, the type decision reads whether a DIFF or LOG
 /// may become a FULL, and the BACKUP statement takes its options from it.

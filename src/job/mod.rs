@@ -104,7 +104,7 @@ pub enum JobOutcome {
         notes: Vec<String>,
     },
     /// No backup was taken: the type does not apply (a LOG backup under SIMPLE recovery)
-    /// or the database is unavailable (offline), as `kind` says.
+    /// or the database is unavailable (offline), as `kind` records.
     Skipped {
         run_id: i64,
         kind: SkipKind,

@@ -264,7 +264,7 @@ pub fn is_temp_file_name(name: impl AsRef<OsStr>) -> bool {
 
 /// Takes an exclusive `flock` on a temp file for as long as the file stays open. The
 /// kernel releases it when the writing process ends in any way, `kill -9` included, so
-/// a temp file whose lock can be taken belongs to nobody (see
+/// a temp file whose lock can be taken has no live writer (see
 /// [`is_abandoned_temp_file`]).
 fn lock_exclusive(file: &std::fs::File) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;

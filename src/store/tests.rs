@@ -317,7 +317,7 @@ async fn remove_partial_files_unlocked_at_once() {
     let (_dir, store) = open_temp_store();
     let mut active = store.begin("i/d/full/active.bak").await.unwrap();
     active.write(b"in progress").await.unwrap();
-    // A temp file nobody holds open, as a killed writer leaves it: its lock is free.
+    // A temp file that no process has open, as a killed writer leaves it: its lock is free.
     let orphan = format!("i/d/full/.dead.bak.{}.partial", "0".repeat(32));
     std::fs::write(store.absolute(&orphan), b"half").unwrap();
 

@@ -63,7 +63,7 @@ pub(super) async fn restore_plan(
     };
 
     // The page explains a time outside the windows or an unknown database, and the status
-    // tells scripts and monitors that no plan came back.
+    // lets scripts and monitors see that no plan came back.
     let status = if error.is_some() {
         StatusCode::BAD_REQUEST
     } else {

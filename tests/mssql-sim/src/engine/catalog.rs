@@ -40,7 +40,7 @@ pub struct Database {
     pub base: Option<FullBase>,
     /// Data pages changed since `base`, which a differential carries.
     pub changed_pages: u64,
-    /// Where a restore sequence stands while the database is RESTORING.
+    /// The point a restore sequence reached while the database is RESTORING.
     pub restore: Option<RestoreSequence>,
 }
 
