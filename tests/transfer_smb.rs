@@ -275,3 +275,50 @@ async fn smb_lists_files_not_folders() {
     let error = source.list_files("missing").await.unwrap_err();
     assert!(error.to_string().contains("missing"), "{error}");
 }
+
+/// A share with `smb encrypt = required` rejects sessions that do not encrypt, so the
+/// fetch that succeeds there has encrypted its traffic.
+#[tokio::test]
+async fn smb_encrypted_share_is_fetched() {
+    let share = tempfile::tempdir().unwrap();
+    let content = write_random_file(&share.path().join("a.bak"), 1024 * 1024 + 7);
+    let smbd = Smbd::start_with_share_options(share.path(), "    smb encrypt = required\n");
+
+    let unencrypted = list_share_without_protection(&smbd);
+    assert!(
+        !unencrypted.status.success(),
+        "the share accepted a session without encryption: {}",
+        String::from_utf8_lossy(&unencrypted.stdout)
+    );
+    let rejection = String::from_utf8_lossy(&unencrypted.stdout);
+    assert!(rejection.contains("NT_STATUS_ACCESS_DENIED"), "{rejection}");
+
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = Store::open(store_dir.path()).unwrap();
+    let source = Source::smb(settings(&smbd)).await.unwrap();
+    let mut sink = store.begin("sales/db/full/a.bak").await.unwrap();
+    let bytes = source.fetch("a.bak", &mut sink, &mut |_| {}).await.unwrap();
+    let stored = sink.commit().await.unwrap();
+
+    assert_eq!(bytes, content.len() as u64);
+    assert_eq!(stored.sha256, hex::encode(Sha256::digest(&content)));
+}
+
+/// Lists the share with smbclient's signing and encryption turned off and SMB 2.1 at most,
+/// which has no encryption. smbclient reads the password from `PASSWD`, so it stays off
+/// the command line.
+fn list_share_without_protection(smbd: &Smbd) -> std::process::Output {
+    std::process::Command::new("smbclient")
+        .arg("--port")
+        .arg(smbd.port.to_string())
+        .arg("--user")
+        .arg(&smbd.user)
+        .arg("--client-protection=off")
+        .arg("--max-protocol=SMB2_10")
+        .arg(format!("//127.0.0.1/{}", smbd.share))
+        .arg("--command")
+        .arg("ls")
+        .env("PASSWD", &smbd.password)
+        .output()
+        .expect("run smbclient")
+}

@@ -179,6 +179,12 @@ impl Smbd {
     /// Starts smbd in the foreground over `share_dir`, with signing required, SMB 2.1 as
     /// the minimum protocol and NetBIOS off, and waits until its port accepts connections.
     pub fn start(share_dir: &Path) -> Smbd {
+        Smbd::start_with_share_options(share_dir, "")
+    }
+
+    /// Starts smbd like [`Smbd::start`], with `share_options` (smb.conf lines) added to the
+    /// share's section, such as `smb encrypt = required`.
+    pub fn start_with_share_options(share_dir: &Path, share_options: &str) -> Smbd {
         let smbd = require_tool("smbd", "samba");
         let smbpasswd = require_tool("smbpasswd", "samba");
         // The SMB source runs smbclient; checking here names the package up front.
@@ -193,7 +199,9 @@ impl Smbd {
         let share = "backup".to_string();
 
         let conf = dir.path().join("smb.conf");
-        fs::write(&conf, smb_conf(dir.path(), port, &share, share_dir)).expect("write smb.conf");
+        let mut text = smb_conf(dir.path(), port, &share, share_dir);
+        text.push_str(share_options);
+        fs::write(&conf, text).expect("write smb.conf");
         for sub in ["lock", "state", "cache", "pid", "private", "ncalrpc"] {
             fs::create_dir(dir.path().join(sub)).expect("create smbd dir");
         }

@@ -179,7 +179,8 @@ impl SmbCommand<'_> {
             .arg(timeout_seconds.to_string())
             .arg("--authentication-file")
             .arg(&credentials.file)
-            // Signing is required so a tampered stream fails instead of being stored.
+            // Signing is required so a tampered stream fails instead of being stored. The
+            // session also encrypts when the share requires it (`smb encrypt = required`).
             .arg("--client-protection=sign")
             .arg(format!("//{}/{}", settings.host, settings.share))
             .arg("--command")
