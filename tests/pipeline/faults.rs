@@ -363,12 +363,8 @@ async fn fault_store_disk_full_keeps_staged_file() {
         Err(failure) => failure,
         Ok(outcome) => panic!("expected the store to be full, got {outcome:?}"),
     };
-    let phase = failure.phase;
-    assert!(
-        matches!(phase, Phase::Fetch | Phase::Store),
-        "fails while writing the store: {failure}"
-    );
-    let failure = check_failure(&fleet, "Sales", phase, failure).await;
+    // The write into the store's temp file fails while the file streams in.
+    let failure = check_failure(&fleet, "Sales", Phase::Fetch, failure).await;
     assert!(
         failure.cause.contains(&store_root.display().to_string()),
         "names the store path: {}",
@@ -509,9 +505,9 @@ async fn fault_catalogue_locked_too_long_fails() {
     if skip_unless_simulator(&fleet.target, "fault_catalogue_locked_too_long_fails") {
         return;
     }
-    // Released seven seconds into the final write: past the busy timeout of the backup
-    // row's transaction, within that of the statement marking the run failed.
-    let result = run_with_catalogue_locked(&fleet, Duration::from_secs(7)).await;
+    // Released 25 seconds into the final write: past the busy timeout of the backup row's
+    // transaction and of several attempts to mark the run failed.
+    let result = run_with_catalogue_locked(&fleet, Duration::from_secs(25)).await;
     let failure = match result {
         Err(failure) => failure,
         Ok(outcome) => panic!("expected the catalogue write to time out, got {outcome:?}"),
