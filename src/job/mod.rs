@@ -222,7 +222,7 @@ async fn run_in_span(ctx: &JobContext, request: &JobRequest) -> Result<JobOutcom
 /// marked stays `running` until the next bakfleet start marks it interrupted.
 const RECORD_FAILURE_PATIENCE: Duration = Duration::from_secs(120);
 
-/// Pause between two attempts to mark a run failed; each attempt itself waits up to the
+/// Pause between two attempts to mark a run failed. Each attempt itself waits up to the
 /// catalogue's busy timeout.
 const RECORD_FAILURE_PAUSE: Duration = Duration::from_secs(1);
 

@@ -28,8 +28,8 @@ pub enum Fault {
         at_percent: u8,
     },
     /// Fails the next BACKUP with error 3271, a nonrecoverable I/O error carrying
-    /// operating system error 112, when it reaches `at_percent`. SQL Server reports a full
-    /// disk this way on some targets, often UNC shares, where others get 3202. Used once.
+    /// operating system error 112, when it reaches `at_percent`. Published SQL Server
+    /// output shows 3271 for a full UNC share and 3202 for a full local disk. Used once.
     DiskFullNonrecoverable {
         #[serde(default = "half")]
         at_percent: u8,
