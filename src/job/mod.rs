@@ -22,6 +22,7 @@ mod selection;
 mod verify;
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 use tracing::Instrument;
@@ -34,7 +35,7 @@ pub use limits::{JobSlot, Limits, QueueSnapshot, QueuedJob};
 pub use selection::{select_databases, SelectionError};
 
 use crate::backup::{BackupRecord, BackupType};
-use crate::catalog::{NewRun, SkipKind};
+use crate::catalog::{CatalogError, NewRun, SkipKind};
 use crate::fleet::Instance;
 
 /// The stage a job reached; a failed run records the stage that failed.
@@ -210,15 +211,42 @@ async fn run_in_span(ctx: &JobContext, request: &JobRequest) -> Result<JobOutcom
         Err(error) => {
             tracing::error!(phase = %error.phase, cause = %error.cause, "backup failed");
             ctx.emit(request, run_id, JobEventKind::Failed(error.cause.clone()));
-            if let Err(catalog_error) = ctx
-                .catalog
-                .fail_run(run_id, error.phase.as_str(), &error.cause)
-                .await
-            {
-                tracing::error!(error = %catalog_error, "could not record the failed run");
-            }
+            record_failure(ctx, run_id, &error).await;
             Err(failure(Some(run_id), error))
         }
+    }
+}
+
+/// How long a job keeps trying to mark its run failed while the catalogue is locked,
+/// for example by another process holding a long transaction. A run that still cannot be
+/// marked stays `running` until the next bakfleet start marks it interrupted.
+const RECORD_FAILURE_PATIENCE: Duration = Duration::from_secs(120);
+
+/// Pause between two attempts to mark a run failed. Each attempt itself waits up to the
+/// catalogue's busy timeout.
+const RECORD_FAILURE_PAUSE: Duration = Duration::from_secs(1);
+
+/// Marks the run failed, retrying a failed catalogue query until
+/// [`RECORD_FAILURE_PATIENCE`] has passed.
+async fn record_failure(ctx: &JobContext, run_id: i64, error: &StageError) {
+    let deadline = Instant::now() + RECORD_FAILURE_PATIENCE;
+    let mut attempt = 1;
+    loop {
+        let result = ctx
+            .catalog
+            .fail_run(run_id, error.phase.as_str(), &error.cause)
+            .await;
+        let Err(catalog_error) = result else {
+            return;
+        };
+        let retryable = matches!(catalog_error, CatalogError::Query { .. });
+        if !retryable || Instant::now() >= deadline {
+            tracing::error!(error = %catalog_error, attempt, "could not record the failed run; the next bakfleet start marks it interrupted");
+            return;
+        }
+        tracing::warn!(error = %catalog_error, attempt, "could not record the failed run; retrying");
+        tokio::time::sleep(RECORD_FAILURE_PAUSE).await;
+        attempt += 1;
     }
 }
 

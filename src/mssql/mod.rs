@@ -30,7 +30,10 @@ pub enum MssqlError {
         after: Duration,
     },
     /// An error SQL Server sent; `number` is its message number (3201, 4208, ...).
-    #[error("instance {instance}: {statement} failed with SQL Server error {number} (severity {class}, state {state}): {message}")]
+    #[error(
+        "instance {instance}: {statement} failed with SQL Server error {number} (severity {class}, state {state}): {message}{}",
+        server_hint(*number, message)
+    )]
     Server {
         instance: String,
         statement: String,
@@ -62,6 +65,25 @@ fn connect_hint(reason: &str) -> &'static str {
         "check the host and port, and that SQL Server listens for TCP connections there"
     } else {
         "check the host, the port and the tls settings in fleet.toml"
+    }
+}
+
+/// Returns what to do about a BACKUP device error whose cause is known, after "; ", or
+/// nothing. It reads the Windows operating system error that SQL Server puts inside
+/// 3201, 3202 and 3271: 112 for a full disk, 5 for access denied.
+fn server_hint(number: u32, message: &str) -> &'static str {
+    let disk_full = message.contains(" 112(");
+    let access_denied = message.contains("error 5(");
+    match number {
+        3202 | 3271 if disk_full => {
+            "; free space on the backup target (the staging share or folder), for example \
+             by removing staged files that failed runs left with `bakfleet prune`"
+        }
+        3201 if access_denied => {
+            "; give the SQL Server service account write access to the staging share or \
+             folder"
+        }
+        _ => "",
     }
 }
 

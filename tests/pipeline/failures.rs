@@ -9,12 +9,24 @@ use crate::fixture::{list_files, FleetOptions, TestFleet, Transport, INSTANCE};
 use crate::smb::DATABASES;
 use crate::target::skip_unless_simulator;
 
-/// Runs a full backup of Sales that must fail, and checks what every failure must leave.
-async fn expect_failure(fleet: &TestFleet, database: &str, phase: Phase) -> JobFailure {
+/// Runs a full backup of `database` that must fail, and checks what every failure must
+/// leave.
+pub async fn expect_failure(fleet: &TestFleet, database: &str, phase: Phase) -> JobFailure {
     let failure = match fleet.run(database, BackupType::Full).await {
         Err(failure) => failure,
         Ok(outcome) => panic!("expected a failure in {phase}, got {outcome:?}"),
     };
+    check_failure(fleet, database, phase, failure).await
+}
+
+/// Checks that a failed full backup of `database` names instance, database and phase,
+/// that its run is marked failed with the cause, and that nothing was catalogued.
+pub async fn check_failure(
+    fleet: &TestFleet,
+    database: &str,
+    phase: Phase,
+    failure: JobFailure,
+) -> JobFailure {
     let text = failure.to_string();
     let name = fleet.request(database, BackupType::Full).database;
     assert_eq!(failure.phase, phase, "failed phase: {text}");

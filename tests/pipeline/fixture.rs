@@ -187,8 +187,8 @@ pub struct TestFleet {
     databases: BTreeMap<String, TestDatabase>,
     pub target: Target,
     pub smbd: Option<Smbd>,
-    /// Held so that sshd runs until the test ends.
-    _sshd: Option<Sshd>,
+    /// Runs until the test ends.
+    pub sshd: Option<Sshd>,
     /// The local folder behind a simulated instance's staging location.
     staging_root: Option<PathBuf>,
     pub fleet_path: PathBuf,
@@ -249,7 +249,7 @@ impl TestFleet {
             databases: created,
             target,
             smbd,
-            _sshd: sshd,
+            sshd,
             staging_root,
             fleet_path,
             ctx,
@@ -342,6 +342,11 @@ impl TestFleet {
         self.staging_root
             .as_deref()
             .expect("staging_root() is simulator-only")
+    }
+
+    /// Returns the catalogue file.
+    pub fn catalog_path(&self) -> PathBuf {
+        self._dir.path().join("catalog.db")
     }
 
     /// Returns the store's root folder.

@@ -9,6 +9,7 @@ mod support;
 
 mod external;
 mod failures;
+mod faults;
 mod fixture;
 mod leases;
 mod names;

@@ -243,6 +243,19 @@ impl Target {
             .expect("set_fault() is simulator-only");
         simulator.set_fault(&self.instance, fault);
     }
+
+    /// Sets the data size of a database in MiB. Simulator-only.
+    pub fn resize_database(&self, name: &str, size_mb: u64) {
+        let instance = self
+            .simulator
+            .as_ref()
+            .and_then(|simulator| simulator.instance(&self.instance))
+            .expect("resize_database() is simulator-only");
+        assert!(
+            instance.resize_database(name, size_mb),
+            "no database {name} on the simulator"
+        );
+    }
 }
 
 /// Returns true, after saying so, when a simulator-only test meets a real server.

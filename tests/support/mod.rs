@@ -238,6 +238,17 @@ impl Smbd {
     pub fn pid(&self) -> u32 {
         self.process.pid()
     }
+
+    /// Kills smbd and every process it forked with SIGKILL, as a crash would, so open
+    /// connections break at once.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Starts smbd again with the same configuration, port and account.
+    pub fn restart(&mut self) {
+        self.process.restart();
+    }
 }
 
 /// Writes a private smb.conf: every state directory under `dir`, listening on loopback
@@ -376,6 +387,17 @@ impl Sshd {
     pub fn stop(&mut self) {
         self.process.stop();
     }
+
+    /// Kills sshd and its session processes with SIGKILL, as a crash would. The session
+    /// processes lead sessions of their own, so they are found as descendants by PID.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Starts sshd again with the same configuration, port and keys.
+    pub fn restart(&mut self) {
+        self.process.restart();
+    }
 }
 
 fn sshd_config(dir: &Path, port: u16, host_key: &Path, authorized_keys: &Path) -> String {
@@ -426,21 +448,45 @@ struct PeerProcess {
     child: Option<Child>,
     dir: tempfile::TempDir,
     log: PathBuf,
+    /// Program and arguments, kept to start the peer again after a kill.
+    program: PathBuf,
+    args: Vec<std::ffi::OsString>,
+    port: u16,
 }
 
 impl PeerProcess {
     /// Starts `command` with its output in `log` and waits until `port` accepts.
     fn spawn(
         name: &'static str,
-        mut command: Command,
+        command: Command,
         dir: tempfile::TempDir,
         log: PathBuf,
         port: u16,
     ) -> PeerProcess {
+        let mut process = PeerProcess {
+            name,
+            child: None,
+            dir,
+            log,
+            program: PathBuf::from(command.get_program()),
+            args: command.get_args().map(ToOwned::to_owned).collect(),
+            port,
+        };
+        process.launch();
+        process
+    }
+
+    /// Starts the child with its output appended to the log, and waits for its port.
+    fn launch(&mut self) {
         use std::os::unix::process::CommandExt;
 
-        let log_file = fs::File::create(&log).expect("create peer log");
-        let child = command
+        let log_file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open peer log");
+        let child = Command::new(&self.program)
+            .args(&self.args)
             // smbd signals its whole process group when it shuts down, so each peer gets
             // a group of its own, led by the child, instead of the test's group.
             .process_group(0)
@@ -448,15 +494,34 @@ impl PeerProcess {
             .stdout(log_file.try_clone().expect("clone log handle"))
             .stderr(log_file)
             .spawn()
-            .unwrap_or_else(|error| panic!("cannot start {name}: {error}"));
-        let mut process = PeerProcess {
-            name,
-            child: Some(child),
-            dir,
-            log,
+            .unwrap_or_else(|error| panic!("cannot start {}: {error}", self.name));
+        self.child = Some(child);
+        self.wait_for_port(self.port);
+    }
+
+    /// Sends SIGKILL to the child and to every descendant of it, then reaps the child.
+    fn kill(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
         };
-        process.wait_for_port(port);
-        process
+        let pid = child.id();
+        // Descendants are collected before the child dies, because they are re-parented
+        // once it has gone and could not be told apart from other processes any more.
+        let mut victims = descendants(pid);
+        victims.push(pid);
+        for victim in victims {
+            // SAFETY: each PID is our child or a live descendant of it, read from /proc a
+            // moment ago; the child is not yet reaped, so its descendants keep their PIDs
+            // at least until they exit.
+            unsafe { libc::kill(victim as libc::pid_t, libc::SIGKILL) };
+        }
+        let _ = child.wait();
+    }
+
+    /// Starts the peer again after [`PeerProcess::kill`] or [`PeerProcess::stop`].
+    fn restart(&mut self) {
+        self.kill();
+        self.launch();
     }
 
     fn wait_for_port(&mut self, port: u16) {
@@ -517,4 +582,43 @@ impl Drop for PeerProcess {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Lists the PIDs of every live descendant of `pid`, read from `/proc/*/stat`.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut parents = Vec::new();
+    if let Ok(entries) = fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(child) = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // The command name in brackets may hold spaces; the parent PID is the second
+            // field after its closing bracket.
+            let parent = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|field| field.parse::<u32>().ok());
+            if let Some(parent) = parent {
+                parents.push((child, parent));
+            }
+        }
+    }
+    let mut found = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(current) = frontier.pop() {
+        for (child, parent) in &parents {
+            if *parent == current && !found.contains(child) {
+                found.push(*child);
+                frontier.push(*child);
+            }
+        }
+    }
+    found
 }

@@ -87,6 +87,9 @@ fn backup(
         .iter()
         .map(|path| media::resolve(instance, path))
         .collect();
+    if let Some(first) = devices.first() {
+        deny_access_if_armed(instance, &first.name)?;
+    }
     let mut files = Vec::new();
     for device in &devices {
         match open_device(&device.device, &device.name) {
@@ -217,6 +220,18 @@ fn open_device(device: &Device, name: &str) -> Result<Option<File>, Stop> {
         };
         messages::cannot_open_device(name, os_error).into()
     })
+}
+
+/// Fails with 3201 and operating system error 5 when [`Fault::DenyAccess`] is armed,
+/// before any file is created.
+fn deny_access_if_armed(instance: &Instance, name: &str) -> Result<(), Stop> {
+    let denied = instance
+        .lock()
+        .take_fault(|fault| matches!(fault, Fault::DenyAccess));
+    match denied {
+        Some(_) => Err(messages::cannot_open_device(name, messages::OS_ACCESS_DENIED).into()),
+        None => Ok(()),
+    }
 }
 
 // ---- plan ----

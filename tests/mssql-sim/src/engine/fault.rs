@@ -27,6 +27,23 @@ pub enum Fault {
         #[serde(default = "half")]
         at_percent: u8,
     },
+    /// Fails the next BACKUP with error 3271, a nonrecoverable I/O error carrying
+    /// operating system error 112, when it reaches `at_percent`. Published SQL Server
+    /// output shows 3271 for a full UNC share and 3202 for a full local disk. Used once.
+    DiskFullNonrecoverable {
+        #[serde(default = "half")]
+        at_percent: u8,
+    },
+    /// Fails the next BACKUP with error 3201 and operating system error 5 when it opens
+    /// its device, as when the service account may not write to the target. Used once.
+    DenyAccess,
+    /// Closes the client connection when the next RESTORE VERIFYONLY has read
+    /// `at_percent` of the file, the way [`Fault::DropConnection`] does for BACKUP.
+    /// Used once.
+    DropConnectionInVerify {
+        #[serde(default = "half")]
+        at_percent: u8,
+    },
     /// Records the next backup in msdb with a different backup_set_uuid and LastLSN than
     /// the file's header holds, so a reader that compares the two sees a mismatch. A real
     /// SQL Server never does this; the fault exists only in this simulator. Used once.

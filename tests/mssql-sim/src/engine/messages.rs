@@ -274,6 +274,9 @@ pub fn rollback_without_begin() -> Msg {
     )
 }
 
+/// 18456 with state 1, which a client gets for every login failure: the page
+/// "MSSQLSERVER_18456" says the true reason, such as state 8 for a wrong password, goes to
+/// the server's error log only.
 pub fn login_failed(user: &str) -> Msg {
     error(18456, 1, 14, format!("Login failed for user '{user}'."))
 }
@@ -400,12 +403,26 @@ pub fn cannot_open_device(device: &str, os_error: &str) -> Msg {
     )
 }
 
+/// 3202, worded as SQL Server 2017 on Windows sent it for a full local disk in error
+/// output quoted in the issue tracker of Ola Hallengren's SQL Server Maintenance Solution.
 pub fn write_failed(device: &str, os_error: &str) -> Msg {
     error(
         3202,
         1,
         16,
         format!("Write on \"{device}\" failed: {os_error}"),
+    )
+}
+
+/// 3271 for a write that failed on a full UNC share, worded as in error output quoted in
+/// the issue tracker of Ola Hallengren's SQL Server Maintenance Solution (the device name
+/// ends with a colon inside the quotes). The SQL Server version was not given there.
+pub fn nonrecoverable_io(device: &str, os_error: &str) -> Msg {
+    error(
+        3271,
+        1,
+        16,
+        format!("A nonrecoverable I/O error occurred on file \"{device}:\" {os_error}."),
     )
 }
 

@@ -255,6 +255,18 @@ impl Instance {
         self.lock().faults.push(fault);
     }
 
+    /// Sets the data size of database `name` in MiB, so a test can make its backups large
+    /// enough to interrupt mid-way. Returns false when no such database exists.
+    pub fn resize_database(&self, name: &str, size_mb: u64) -> bool {
+        match self.lock().database_mut(name) {
+            Some(database) => {
+                database.set_size_mb(size_mb);
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn clear_faults(&self) {
         self.lock().faults.clear();
     }

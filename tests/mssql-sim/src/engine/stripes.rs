@@ -165,6 +165,7 @@ fn finish_stripes(
 /// The faults armed for this backup: one-shot failures are taken now.
 struct WriteFaults {
     disk_full_at: Option<u64>,
+    nonrecoverable_at: Option<u64>,
     drop_at: Option<u64>,
     bytes_per_sec: Option<u64>,
 }
@@ -175,6 +176,11 @@ fn take_write_faults(instance: &Instance) -> WriteFaults {
         Some(Fault::DiskFull { at_percent }) => Some(u64::from(at_percent)),
         _ => None,
     };
+    let nonrecoverable_at =
+        match state.take_fault(|fault| matches!(fault, Fault::DiskFullNonrecoverable { .. })) {
+            Some(Fault::DiskFullNonrecoverable { at_percent }) => Some(u64::from(at_percent)),
+            _ => None,
+        };
     let drop_at = match state.take_fault(|fault| matches!(fault, Fault::DropConnection { .. })) {
         Some(Fault::DropConnection { at_percent }) => Some(u64::from(at_percent)),
         _ => None,
@@ -185,6 +191,7 @@ fn take_write_faults(instance: &Instance) -> WriteFaults {
     };
     WriteFaults {
         disk_full_at,
+        nonrecoverable_at,
         drop_at,
         bytes_per_sec,
     }
@@ -200,6 +207,9 @@ impl WriteFaults {
     ) -> Result<(), Stop> {
         if self.disk_full_at.is_some_and(|at| percent >= at) {
             return Err(messages::write_failed(device_name, messages::OS_DISK_FULL).into());
+        }
+        if self.nonrecoverable_at.is_some_and(|at| percent >= at) {
+            return Err(messages::nonrecoverable_io(device_name, messages::OS_DISK_FULL).into());
         }
         if self.drop_at.is_some_and(|at| percent >= at) {
             session.drop_connection = true;

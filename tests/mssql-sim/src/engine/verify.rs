@@ -47,7 +47,7 @@ pub fn run(
 /// Verifies the set at `FILE = n` (1 by default) and returns its position.
 fn verify(
     instance: &Instance,
-    session: &Session,
+    session: &mut Session,
     request: &VerifyOnly,
     out: &mut Out,
 ) -> Result<u32, Stop> {
@@ -69,15 +69,31 @@ fn verify(
         Some(Fault::SlowBackup { bytes_per_sec }) => Some(bytes_per_sec),
         _ => None,
     };
+    let drop_at = match instance
+        .lock()
+        .take_fault(|fault| matches!(fault, Fault::DropConnectionInVerify { .. }))
+    {
+        Some(Fault::DropConnectionInVerify { at_percent }) => {
+            Some(total * u64::from(at_percent) / 100)
+        }
+        _ => None,
+    };
     let progress = Progress::new(instance, session.spid, "running", request.stats, total);
-    let reader = ProgressReader {
+    let mut reader = ProgressReader {
         file,
         done: 0,
         progress,
         throttle: Throttle::new(bytes_per_sec),
+        drop_at,
+        dropped: false,
         out,
     };
-    let result = bakfile::verify(BufReader::with_capacity(1 << 20, reader), mode);
+    let result = bakfile::verify(BufReader::with_capacity(1 << 20, &mut reader), mode);
+    if reader.dropped {
+        session.drop_connection = true;
+        reader.out.silence();
+        return Err(Stop::Stopped);
+    }
     if out.cancelled() {
         return Err(Stop::Stopped);
     }
@@ -137,6 +153,9 @@ struct ProgressReader<'a, 'b> {
     done: u64,
     progress: Progress<'a>,
     throttle: Throttle,
+    /// Bytes after which [`Fault::DropConnectionInVerify`] closes the connection.
+    drop_at: Option<u64>,
+    dropped: bool,
     out: &'a mut Out<'b>,
 }
 
@@ -144,6 +163,10 @@ impl Read for ProgressReader<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.out.cancelled() {
             return Err(io::Error::other("verification cancelled by the client"));
+        }
+        if self.drop_at.is_some_and(|at| self.done >= at) {
+            self.dropped = true;
+            return Err(io::Error::other("connection closed by an injected fault"));
         }
         let read = self.file.read(buf)?;
         self.done += read as u64;

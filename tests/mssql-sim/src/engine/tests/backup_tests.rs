@@ -520,6 +520,69 @@ fn disk_full_fails_3202_without_history() {
 }
 
 #[test]
+fn nonrecoverable_disk_full_fails_3271() {
+    let mut harness = Harness::new();
+    harness
+        .instance
+        .set_fault(Fault::DiskFullNonrecoverable { at_percent: 50 });
+    let events = backup_full(&mut harness, "full.bak", "INIT");
+    let errors = errors(&events);
+    assert_eq!(errors[0].number, 3271);
+    assert!(
+        errors[0]
+            .text
+            .ends_with(":\" 112(There is not enough space on the disk.)."),
+        "{}",
+        errors[0].text
+    );
+    assert_eq!(errors[1].number, 3013);
+    assert!(
+        !harness.share_path("full.bak").1.exists(),
+        "no partial file"
+    );
+}
+
+#[test]
+fn deny_access_fails_3201_with_error_5() {
+    let mut harness = Harness::new();
+    harness.instance.set_fault(Fault::DenyAccess);
+    let events = backup_full(&mut harness, "full.bak", "INIT");
+    let errors = errors(&events);
+    assert_eq!(errors[0].number, 3201);
+    assert!(
+        errors[0]
+            .text
+            .ends_with("Operating system error 5(Access is denied.)."),
+        "{}",
+        errors[0].text
+    );
+    assert_eq!(errors[1].number, 3013);
+    assert!(
+        !harness.share_path("full.bak").1.exists(),
+        "no file created"
+    );
+    let again = backup_full(&mut harness, "full.bak", "INIT");
+    assert!(error_numbers(&again).is_empty(), "the fault fires once");
+}
+
+#[test]
+fn verify_drop_connection_sets_flag() {
+    let mut harness = Harness::new();
+    backup_full(&mut harness, "f.bak", "INIT");
+    harness
+        .instance
+        .set_fault(Fault::DropConnectionInVerify { at_percent: 50 });
+    let events = verify(&mut harness, "f.bak", "");
+    assert!(harness.session.drop_connection);
+    assert!(
+        !events
+            .iter()
+            .any(|event| matches!(event, ReplyEvent::Done(_))),
+        "no DONE after the drop"
+    );
+}
+
+#[test]
 fn drop_connection_fault_sets_flag() {
     let mut harness = Harness::new();
     harness
