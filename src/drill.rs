@@ -18,7 +18,7 @@ use crate::fleet::{Drills, Fleet, Instance, Secrets};
 use crate::job::connect_settings;
 use crate::mssql::tsql::{quote_ident, quote_string};
 use crate::mssql::{Connection, MssqlError};
-use crate::restore_script::{self, ScriptError, ScriptOptions, ScriptSource};
+use crate::restore_script::{self, ScriptError, ScriptOptions, ScriptSource, SourceFamily};
 
 /// Maximum length of the part of the source database's name kept in the restored copy's name, so the
 /// whole name stays far below SQL Server's 128-character limit.
@@ -338,12 +338,18 @@ async fn script_sources(
             });
         }
         let files = ctx.catalog.backup_files(backup.id).await?;
+        let families = ctx.catalog.backup_families(backup).await?;
         sources.insert(
             backup.id,
             ScriptSource {
-                path: sandbox_path(&ctx.settings.store_path, &backup.store_path),
-                size_bytes: backup.size_bytes,
-                sha256: backup.sha256.clone(),
+                families: families
+                    .iter()
+                    .map(|family| SourceFamily {
+                        path: sandbox_path(&ctx.settings.store_path, &family.store_path),
+                        size_bytes: family.size_bytes,
+                        sha256: family.sha256.clone(),
+                    })
+                    .collect(),
                 has_checksums: backup.has_checksums,
                 time_zone: backup.time_zone,
                 files,

@@ -5,6 +5,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::SqliteConnection;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
+use super::backup_families::insert_backup_families;
 use super::backup_files::insert_backup_files;
 use super::decode::RowReader;
 use super::timestamp::{format_local, format_utc, server_local_to_utc};
@@ -63,6 +64,20 @@ pub struct BackupRow {
     #[serde(with = "time::serde::rfc3339")]
     pub fetched_at: OffsetDateTime,
     pub fetch_ms: u64,
+}
+
+impl BackupRow {
+    /// Returns this row with the path, size and hash of one of its media families, so
+    /// that checks written for one file apply to each file of a striped backup.
+    pub fn for_family(&self, family: &crate::backup::BackupFamily) -> BackupRow {
+        BackupRow {
+            store_path: family.store_path.clone(),
+            staged_path: family.staged_path.clone(),
+            size_bytes: family.size_bytes,
+            sha256: family.sha256.clone(),
+            ..self.clone()
+        }
+    }
 }
 
 pub(super) const BACKUP_COLUMNS: &str =
@@ -138,6 +153,7 @@ pub(crate) async fn insert_backup(
     if let Some(files) = &backup.files {
         insert_backup_files(connection, backup_id, files).await?;
     }
+    insert_backup_families(connection, backup_id, &backup.families).await?;
     Ok(backup_id)
 }
 

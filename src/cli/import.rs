@@ -402,6 +402,8 @@ fn build_record(
         // TODO: read the file list from the backup as RESTORE FILELISTONLY does, so that
         // restore scripts of imported backups can write MOVE clauses.
         files: None,
+        // Import rejects a family of a striped backup, so the file is the whole backup.
+        families: Vec::new(),
     }
 }
 

@@ -21,6 +21,8 @@ pub(crate) struct Plan {
     pub(crate) backup_type: BackupType,
     pub(crate) options: BackupOptions,
     pub(crate) recovery_model: String,
+    /// Files the backup is striped over, from the policy: 1 for a backup on one file.
+    pub(crate) files: u32,
     /// Changes of course the DBA should see on the run, such as compression left out.
     pub(crate) notes: Vec<String>,
     /// The decision's input, compared again just before BACKUP.
@@ -97,6 +99,7 @@ pub(crate) async fn check(
         backup_type,
         options,
         recovery_model: facts.recovery_model.clone(),
+        files: policy.files,
         notes,
         facts,
         history,
