@@ -1,5 +1,6 @@
 -- The media families of a striped backup: one BACKUP written over several files (DISK =
--- 'a', DISK = 'b', ...), all of which RESTORE needs ("BACKUP (Transact-SQL)").
+-- 'a', DISK = 'b', ...), all of which RESTORE needs ("Media Sets, Media Families, and
+-- Backup Sets (SQL Server)").
 --
 -- A backup with rows here is striped: each family is a file in the store with its own
 -- size and SHA-256, and family 1 is also the backups row's store_path and sha256. For a

@@ -111,14 +111,15 @@ pub struct BackupRecord {
     /// The database files in the backup, from msdb `backupfile`; `None` when unknown
     /// (imported files, or a server whose msdb did not return them).
     pub files: Option<Vec<BackupFile>>,
-    /// The media families of a striped backup in family order, family 1 first; empty for
-    /// a backup written to one file, which `store_path` and `sha256` describe. Family 1
-    /// repeats `store_path` and `sha256`, and `size_bytes` is the sum over all families.
+    /// The media families of a striped backup in family order, family 1 first. It is
+    /// empty for a backup written to one file, which `store_path` and `sha256` describe.
+    /// Family 1 repeats `store_path` and `sha256`, and `size_bytes` is the sum over all
+    /// families.
     pub families: Vec<BackupFamily>,
 }
 
 /// One file of a striped backup. SQL Server needs every family of a media set to verify
-/// or restore it ("BACKUP (Transact-SQL)", media families).
+/// or restore it ("Media Sets, Media Families, and Backup Sets (SQL Server)").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BackupFamily {
     /// msdb `family_sequence_number`, from 1: the position in `FROM DISK = ...` lists.

@@ -208,12 +208,13 @@ pub async fn run(
     })
 }
 
-/// Runs scheduled drills until the task is aborted. Each database is drilled on the
-/// schedule of its policy's `drill` key, or of the `[drill]` table when its policy has
-/// none; a policy with `enabled = false` keeps its databases out. At each slot of a
-/// schedule, the catalogued databases on that schedule that `[drill]` covers are drilled
-/// one after the other, so that the sandbox restores one copy at a time per schedule.
-/// Without any schedule it returns at once.
+/// Runs scheduled drills until the task is aborted.
+///
+/// Each database is drilled on the schedule of its policy's `drill` key, or of the
+/// `[drill]` table when its policy has no such key. A policy with `enabled = false` keeps
+/// its databases out. At each slot of a schedule, the catalogued databases on it that
+/// `[drill]` covers are drilled one after the other, so the sandbox restores one copy at
+/// a time per schedule. Without any schedule it returns at once.
 pub async fn run_scheduled(
     fleet: std::sync::Arc<Fleet>,
     secrets: std::sync::Arc<Secrets>,
@@ -257,8 +258,8 @@ fn drill_schedules(fleet: &Fleet, settings: &Drills) -> Vec<String> {
     expressions
 }
 
-/// Returns the schedule on which `database` of `instance` is drilled; `None` when its
-/// policy turns drills off, no schedule applies, or the instance left the fleet.
+/// Returns the schedule on which `database` of `instance` is drilled. It is `None` when
+/// the policy turns drills off, no schedule applies, or the instance left the fleet.
 fn schedule_of<'a>(ctx: &'a DrillContext<'_>, instance: &str, database: &str) -> Option<&'a str> {
     let global = ctx.settings.schedule.as_deref();
     let instance = ctx.fleet.instance(instance)?;
@@ -274,7 +275,7 @@ async fn run_schedule(
     let cron = match crate::fleet::parse_cron(expression) {
         Ok(cron) => cron,
         Err(reason) => {
-            tracing::error!(%expression, %reason, "drill schedule rejected; no drills on it");
+            tracing::error!(%expression, %reason, "invalid drill schedule; no drills run on it");
             return;
         }
     };

@@ -24,8 +24,8 @@ pub const MAX_TRANSFER_SIZE_STEP: u32 = 65_536;
 /// Largest MAXTRANSFERSIZE SQL Server accepts: 4 MB.
 pub const MAX_TRANSFER_SIZE_LIMIT: u32 = 4_194_304;
 
-/// Most files one backup can be striped over: BACKUP accepts up to 64 backup devices
-/// ("BACKUP (Transact-SQL)").
+/// Maximum number of files one backup can be striped over: a backup is written to 1 to 64
+/// backup devices ("Backup Devices (SQL Server)").
 pub const MAX_BACKUP_FILES: u32 = 64;
 
 /// Encryption algorithms of `BACKUP ... WITH ENCRYPTION (ALGORITHM = ...)`, as the

@@ -109,7 +109,7 @@ pub(crate) struct RawPolicyDrill {
     /// the drills; default: the `[drill]` table's schedule. `"off"` turns drills off.
     pub schedule: Option<Spanned<String>>,
     /// Whether the policy's databases are drilled on a schedule; default true. `bakfleet
-    /// drill` drills any database on demand whatever this says.
+    /// drill` drills any database on demand whatever this sets.
     pub enabled: Option<bool>,
 }
 

@@ -5,7 +5,7 @@ use super::{AtPhase, Phase, StageError};
 use crate::transfer::Source;
 
 /// Removes every staged file through the transfer that fetched them. It tries each file
-/// and returns the first error, so one failure leaves no other file behind.
+/// and returns the first error, so a file that cannot be deleted keeps no other file.
 pub(crate) async fn remove_staged(
     source: &Source,
     staged: &[StagedFile],

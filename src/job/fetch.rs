@@ -22,7 +22,7 @@ pub(crate) struct Fetched {
 
 /// Fetches every staged file over one transfer, stores each durably, and re-reads each
 /// stored file to compare hashes. When any file fails, the files already stored are
-/// removed, so the store never holds part of a striped backup.
+/// removed, so the store never contains part of a striped backup.
 pub(crate) async fn pull(
     ctx: &JobContext,
     request: &JobRequest,
@@ -152,7 +152,7 @@ async fn transfer(
 }
 
 /// Removes the stored files of a backup that will not be catalogued, so the store never
-/// holds a file the catalogue does not list. The staged files are still on the share, so
+/// contains a file the catalogue does not list. The staged files are still on the share, so
 /// nothing is lost.
 pub(crate) async fn discard(ctx: &JobContext, fetched: &Fetched) {
     for stored in &fetched.stored {

@@ -39,7 +39,8 @@ pub struct BackupOptions {
 
 /// Builds `DISK = N'a', DISK = N'b', ...` for the devices of one media set, in family
 /// order. BACKUP writes one media family per device, and RESTORE and RESTORE VERIFYONLY
-/// need every family of the set, in any order ("BACKUP (Transact-SQL)").
+/// need every family of the set ("Media Sets, Media Families, and Backup Sets (SQL
+/// Server)").
 pub fn disk_list<S: AsRef<str>>(disks: &[S]) -> String {
     disks
         .iter()

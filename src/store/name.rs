@@ -120,7 +120,7 @@ pub fn family_file_name(file_name: &str, family: u32, count: u32) -> String {
 }
 
 /// Splits a `_{family}of{count}` part written by [`family_file_name`] off the end of a
-/// file name's stem; returns the stem unchanged when it has none or the part is invalid.
+/// file name's stem. A stem without a valid part is returned unchanged.
 fn strip_family_part(stem: &str) -> &str {
     let Some((rest, part)) = stem.rsplit_once('_') else {
         return stem;
@@ -141,8 +141,10 @@ fn strip_family_part(stem: &str) -> &str {
 }
 
 /// Reads a file name that [`backup_file_name`] made, or a family name that
-/// [`family_file_name`] made from one, back into its backup type and UTC time; `None` for
-/// any other name, so that callers never touch files bakfleet did not name.
+/// [`family_file_name`] made from one, back into its backup type and UTC time.
+///
+/// Returns `None` for any other name, so that callers never touch files bakfleet did not
+/// name.
 pub fn parse_backup_file_name(name: &str) -> Option<(BackupType, OffsetDateTime)> {
     let (stem, extension) = name.rsplit_once('.')?;
     let stem = strip_family_part(stem);
