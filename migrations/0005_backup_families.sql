@@ -15,3 +15,8 @@ CREATE TABLE backup_families (
     sha256        TEXT NOT NULL,
     PRIMARY KEY (backup_id, family_number)
 );
+
+-- A differential backup's base: the backup_set_guid of the full it applies to, as
+-- sys.master_files.differential_base_guid reported just before BACKUP. NULL for fulls,
+-- logs, imported backups and rows written before this column existed.
+ALTER TABLE backups ADD COLUMN differential_base_guid TEXT;

@@ -92,6 +92,9 @@ pub struct BackupRecord {
     pub checkpoint_lsn: Lsn,
     pub database_backup_lsn: Lsn,
     pub differential_base_lsn: Option<Lsn>,
+    /// For a differential: the `backup_set_guid` of its base full; `None` otherwise or
+    /// when unknown.
+    pub differential_base_guid: Option<String>,
     pub backup_set_guid: Option<String>,
     pub database_guid: Option<String>,
     /// `backup_start_date` as msdb stores it: server local time, without offset.

@@ -40,6 +40,8 @@ pub struct BackupRow {
     pub checkpoint_lsn: Lsn,
     pub database_backup_lsn: Lsn,
     pub differential_base_lsn: Option<Lsn>,
+    /// For a differential: the `backup_set_guid` of its base full, when recorded.
+    pub differential_base_guid: Option<String>,
     pub backup_set_guid: Option<String>,
     pub database_guid: Option<String>,
     /// Server local time without offset, as msdb stores it.
@@ -83,9 +85,9 @@ impl BackupRow {
 pub(super) const BACKUP_COLUMNS: &str =
     "id, run_id, instance, database, backup_type, status, store_path,
     staged_path, size_bytes, sha256, first_lsn, last_lsn, checkpoint_lsn, database_backup_lsn,
-    differential_base_lsn, backup_set_guid, database_guid, backup_start, backup_finish,
-    finished_at, time_zone, server_version, recovery_model, has_checksums, is_copy_only,
-    compressed, backup_size, compressed_size, fetched_at, fetch_ms";
+    differential_base_lsn, differential_base_guid, backup_set_guid, database_guid, backup_start,
+    backup_finish, finished_at, time_zone, server_version, recovery_model, has_checksums,
+    is_copy_only, compressed, backup_size, compressed_size, fetched_at, fetch_ms";
 
 /// Inserts a verified backup of run `run_id` and returns its id. The caller owns the
 /// transaction, so the run's outcome and this row are stored together.
@@ -108,12 +110,12 @@ pub(crate) async fn insert_backup(
     let result = sqlx::query(
         "INSERT INTO backups (run_id, instance, database, backup_type, status, store_path,
              staged_path, size_bytes, sha256, first_lsn, last_lsn, checkpoint_lsn,
-             database_backup_lsn, differential_base_lsn, backup_set_guid, database_guid,
-             backup_start, backup_finish, finished_at, time_zone, server_version,
-             recovery_model, has_checksums, is_copy_only, compressed, backup_size,
-             compressed_size, fetched_at, fetch_ms)
+             database_backup_lsn, differential_base_lsn, differential_base_guid,
+             backup_set_guid, database_guid, backup_start, backup_finish, finished_at,
+             time_zone, server_version, recovery_model, has_checksums, is_copy_only,
+             compressed, backup_size, compressed_size, fetched_at, fetch_ms)
          VALUES (?, ?, ?, ?, 'verified', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-                 ?, ?, ?, ?, ?, ?, ?)",
+                 ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(run_id)
     .bind(&backup.instance)
@@ -128,6 +130,7 @@ pub(crate) async fn insert_backup(
     .bind(backup.checkpoint_lsn.to_catalog_text())
     .bind(backup.database_backup_lsn.to_catalog_text())
     .bind(backup.differential_base_lsn.map(Lsn::to_catalog_text))
+    .bind(&backup.differential_base_guid)
     .bind(&backup.backup_set_guid)
     .bind(&backup.database_guid)
     .bind(format_local(backup.backup_start))
@@ -258,6 +261,7 @@ pub(super) fn backup_from_row(row: &SqliteRow) -> Result<BackupRow, CatalogError
         checkpoint_lsn: row.lsn("checkpoint_lsn")?,
         database_backup_lsn: row.lsn("database_backup_lsn")?,
         differential_base_lsn: row.optional_lsn("differential_base_lsn")?,
+        differential_base_guid: row.get("differential_base_guid")?,
         backup_set_guid: row.get("backup_set_guid")?,
         database_guid: row.get("database_guid")?,
         backup_start: row.local("backup_start")?,

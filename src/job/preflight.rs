@@ -30,6 +30,19 @@ pub(crate) struct Plan {
     history: StoreHistory,
 }
 
+impl Plan {
+    /// Returns the base full's `backup_set_guid` for a differential backup, as
+    /// `sys.master_files` reported it in the last read before BACKUP.
+    pub(crate) fn differential_base_guid(&self) -> Option<String> {
+        if self.backup_type != BackupType::Diff {
+            return None;
+        }
+        self.facts
+            .differential_base_guid
+            .map(|guid| guid.to_string())
+    }
+}
+
 pub(crate) enum Decision {
     Run(Box<Plan>),
     Skip { kind: SkipKind, reason: String },

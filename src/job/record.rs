@@ -51,6 +51,7 @@ pub(crate) fn build(
         checkpoint_lsn: set.checkpoint_lsn,
         database_backup_lsn: set.database_backup_lsn,
         differential_base_lsn: set.differential_base_lsn,
+        differential_base_guid: plan.differential_base_guid(),
         backup_set_guid: set.backup_set_uuid.map(|guid| guid.to_string()),
         database_guid: set.database_guid.map(|guid| guid.to_string()),
         backup_start: set.backup_start,

@@ -74,6 +74,7 @@ pub fn record(
         fetch_ms: 1500,
         files: None,
         families: Vec::new(),
+        differential_base_guid: None,
     }
 }
 
