@@ -92,6 +92,9 @@ pub struct BackupRecord {
     pub checkpoint_lsn: Lsn,
     pub database_backup_lsn: Lsn,
     pub differential_base_lsn: Option<Lsn>,
+    /// For a differential: the `backup_set_guid` of its base full; `None` otherwise or
+    /// when unknown.
+    pub differential_base_guid: Option<String>,
     pub backup_set_guid: Option<String>,
     pub database_guid: Option<String>,
     /// `backup_start_date` as msdb stores it: server local time, without offset.
@@ -111,6 +114,26 @@ pub struct BackupRecord {
     /// The database files in the backup, from msdb `backupfile`; `None` when unknown
     /// (imported files, or a server whose msdb did not return them).
     pub files: Option<Vec<BackupFile>>,
+    /// The media families of a striped backup in family order, family 1 first. It is
+    /// empty for a backup written to one file, which `store_path` and `sha256` describe.
+    /// Family 1 repeats `store_path` and `sha256`, and `size_bytes` is the sum over all
+    /// families.
+    pub families: Vec<BackupFamily>,
+}
+
+/// One file of a striped backup. SQL Server needs every family of a media set to verify
+/// or restore it ("Media Sets, Media Families, and Backup Sets (SQL Server)").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackupFamily {
+    /// msdb `family_sequence_number`, from 1: the position in `FROM DISK = ...` lists.
+    pub family_number: u32,
+    /// Path relative to the store root, with `/` separators.
+    pub store_path: String,
+    /// The path the instance wrote, as the instance names it.
+    pub staged_path: String,
+    pub size_bytes: u64,
+    /// Lower-case hex SHA-256 of the family's bytes.
+    pub sha256: String,
 }
 
 /// A database file recorded in a backup (`msdb.dbo.backupfile`). RESTORE needs the

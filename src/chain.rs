@@ -42,7 +42,7 @@ impl From<&BackupRow> for ChainBackup {
             checkpoint_lsn: row.checkpoint_lsn,
             database_backup_lsn: row.database_backup_lsn,
             differential_base_lsn: row.differential_base_lsn,
-            differential_base_guid: None,
+            differential_base_guid: row.differential_base_guid.clone(),
             is_copy_only: row.is_copy_only,
             database_guid: row.database_guid.clone(),
             backup_set_guid: row.backup_set_guid.clone(),

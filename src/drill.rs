@@ -18,7 +18,7 @@ use crate::fleet::{Drills, Fleet, Instance, Secrets};
 use crate::job::connect_settings;
 use crate::mssql::tsql::{quote_ident, quote_string};
 use crate::mssql::{Connection, MssqlError};
-use crate::restore_script::{self, ScriptError, ScriptOptions, ScriptSource};
+use crate::restore_script::{self, ScriptError, ScriptOptions, ScriptSource, SourceFamily};
 
 /// Maximum length of the part of the source database's name kept in the restored copy's name, so the
 /// whole name stays far below SQL Server's 128-character limit.
@@ -208,9 +208,13 @@ pub async fn run(
     })
 }
 
-/// Runs the drills of the `[drill]` schedule until the task is aborted: at each slot, one
-/// drill per catalogued database that `[drill]` covers, one after the other, so that the
-/// sandbox restores one copy at a time. Without a schedule it returns at once.
+/// Runs scheduled drills until the task is aborted.
+///
+/// Each database is drilled on the schedule of its policy's `drill` key, or of the
+/// `[drill]` table when its policy has no such key. A policy with `enabled = false` keeps
+/// its databases out. At each slot of a schedule, the catalogued databases on it that
+/// `[drill]` covers are drilled one after the other, so the sandbox restores one copy at
+/// a time per schedule. Without any schedule it returns at once.
 pub async fn run_scheduled(
     fleet: std::sync::Arc<Fleet>,
     secrets: std::sync::Arc<Secrets>,
@@ -220,23 +224,62 @@ pub async fn run_scheduled(
     let Some(settings) = &fleet.drills else {
         return;
     };
-    let Some(expression) = &settings.schedule else {
+    let expressions = drill_schedules(&fleet, settings);
+    if expressions.is_empty() {
         return;
-    };
-    let cron = match crate::fleet::parse_cron(expression) {
-        Ok(cron) => cron,
-        Err(reason) => {
-            tracing::error!(%expression, %reason, "drill schedule rejected; no scheduled drills");
-            return;
-        }
-    };
+    }
     let ctx = DrillContext {
         fleet: &fleet,
         secrets: &secrets,
         catalog: &catalog,
         settings,
     };
-    tracing::info!(%expression, sandbox = %settings.sandbox, "restore drills scheduled");
+    let loops = expressions
+        .iter()
+        .map(|expression| run_schedule(&ctx, expression, clock.as_ref()));
+    futures_util::future::join_all(loops).await;
+}
+
+/// Lists the distinct drill schedules in use: the `[drill]` table's and those of the
+/// policies that instances and their databases use.
+fn drill_schedules(fleet: &Fleet, settings: &Drills) -> Vec<String> {
+    let global = settings.schedule.as_deref();
+    let policies = fleet.instances.iter().flat_map(|instance| {
+        std::iter::once(&instance.policy)
+            .chain(instance.database_policies.iter().map(|entry| &entry.policy))
+    });
+    let mut expressions: Vec<String> = policies
+        .filter_map(|policy| policy.drill_schedule(global))
+        .chain(global)
+        .map(str::to_string)
+        .collect();
+    expressions.sort();
+    expressions.dedup();
+    expressions
+}
+
+/// Returns the schedule on which `database` of `instance` is drilled. It is `None` when
+/// the policy turns drills off, no schedule applies, or the instance left the fleet.
+fn schedule_of<'a>(ctx: &'a DrillContext<'_>, instance: &str, database: &str) -> Option<&'a str> {
+    let global = ctx.settings.schedule.as_deref();
+    let instance = ctx.fleet.instance(instance)?;
+    instance.policy_for(database).drill_schedule(global)
+}
+
+/// Drills the databases on one schedule at each of its slots, forever.
+async fn run_schedule(
+    ctx: &DrillContext<'_>,
+    expression: &str,
+    clock: &dyn crate::schedule::Clock,
+) {
+    let cron = match crate::fleet::parse_cron(expression) {
+        Ok(cron) => cron,
+        Err(reason) => {
+            tracing::error!(%expression, %reason, "invalid drill schedule; no drills run on it");
+            return;
+        }
+    };
+    tracing::info!(%expression, sandbox = %ctx.settings.sandbox, "restore drills scheduled");
     loop {
         let now = clock.now();
         let Some(slot) = crate::schedule::next_slot(&cron, chrono_tz::UTC, now) else {
@@ -244,13 +287,14 @@ pub async fn run_scheduled(
             return;
         };
         clock.sleep_until(slot).await;
-        tracing::info!(%slot, "running scheduled restore drills");
-        drill_covered_databases(&ctx).await;
+        tracing::info!(%slot, %expression, "running scheduled restore drills");
+        drill_covered_databases(ctx, expression).await;
     }
 }
 
-/// Drills every catalogued database that `[drill]` covers, and logs each outcome.
-async fn drill_covered_databases(ctx: &DrillContext<'_>) {
+/// Drills every catalogued database on `expression` that `[drill]` covers, and logs each
+/// outcome.
+async fn drill_covered_databases(ctx: &DrillContext<'_>, expression: &str) {
     let databases = match ctx.catalog.catalogued_databases().await {
         Ok(databases) => databases,
         Err(error) => {
@@ -261,12 +305,16 @@ async fn drill_covered_databases(ctx: &DrillContext<'_>) {
     let covered: Vec<_> = databases
         .into_iter()
         .filter(|database| ctx.settings.covers(&database.instance, &database.database))
+        .filter(|database| {
+            schedule_of(ctx, &database.instance, &database.database) == Some(expression)
+        })
         .collect();
     if covered.is_empty() {
         tracing::warn!(
             sandbox = %ctx.settings.sandbox,
-            "scheduled drills: no catalogued database is covered by [drill] (the sandbox's own \
-             databases are left out unless drill.instances names it)"
+            %expression,
+            "scheduled drills: no catalogued database is on this schedule and covered by \
+             [drill] (the sandbox's own databases are left out unless drill.instances names it)"
         );
     }
     for database in covered {
@@ -338,12 +386,18 @@ async fn script_sources(
             });
         }
         let files = ctx.catalog.backup_files(backup.id).await?;
+        let families = ctx.catalog.backup_families(backup).await?;
         sources.insert(
             backup.id,
             ScriptSource {
-                path: sandbox_path(&ctx.settings.store_path, &backup.store_path),
-                size_bytes: backup.size_bytes,
-                sha256: backup.sha256.clone(),
+                families: families
+                    .iter()
+                    .map(|family| SourceFamily {
+                        path: sandbox_path(&ctx.settings.store_path, &family.store_path),
+                        size_bytes: family.size_bytes,
+                        sha256: family.sha256.clone(),
+                    })
+                    .collect(),
                 has_checksums: backup.has_checksums,
                 time_zone: backup.time_zone,
                 files,

@@ -173,20 +173,28 @@ pub async fn check(
         .await?;
     // A pruned backup's file is gone, or about to go when the prune was cut off: neither
     // is a finding, and a file still there is no orphan.
-    let known: std::collections::HashSet<PathBuf> = all
-        .iter()
-        .map(|(backup, _)| file_of(store, backup))
-        .collect();
-    let backups: Vec<BackupRow> = all
-        .into_iter()
-        .filter(|(_, pruned)| !pruned)
-        .map(|(backup, _)| backup)
-        .collect();
+    // Each file of a striped backup is checked as a backup of its own, with its own size
+    // and hash.
+    let mut known = std::collections::HashSet::new();
+    let mut files = Vec::new();
+    let mut backups = 0;
+    for (backup, pruned) in &all {
+        for family in catalog.backup_families(backup).await? {
+            let file = backup.for_family(&family);
+            known.insert(file_of(store, &file));
+            if !pruned {
+                files.push(file);
+            }
+        }
+        if !pruned {
+            backups += 1;
+        }
+    }
     let mut report = Report {
-        backups: backups.len(),
+        backups,
         ..Report::default()
     };
-    for backup in &backups {
+    for backup in &files {
         let path = file_of(store, backup);
         if let Some(finding) = check_backup(backup, &path, depth, &mut report.bytes).await {
             tracing::warn!(backup_id = backup.id, instance = %backup.instance, database = %backup.database, %finding, "store check finding");

@@ -9,11 +9,14 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
+use crate::backup::BackupFamily;
 use crate::catalog::{BackupRow, Catalog, CatalogError};
 use crate::chain::{
     self, format_time, Broken, ChainBackup, ChainError, RestorableWindow, RestoreChain, Target,
 };
-use crate::restore_script::{self, RestoreScript, ScriptError, ScriptOptions, ScriptSource};
+use crate::restore_script::{
+    self, RestoreScript, ScriptError, ScriptOptions, ScriptSource, SourceFamily,
+};
 
 /// A restore plan: the chain, its script and the database's restorable windows.
 #[derive(Debug, Clone, Serialize)]
@@ -118,7 +121,8 @@ pub async fn build_plan(
         } else {
             None
         };
-        sources.insert(backup.id, script_source(store_root, row, files));
+        let families = catalog.backup_families(row).await?;
+        sources.insert(backup.id, script_source(store_root, row, &families, files));
     }
     let script =
         restore_script::write_script(database, &chain, &sources, options).map_err(|reason| {
@@ -181,12 +185,20 @@ pub fn disk_path(store_root: &Path, store_path: &str) -> PathBuf {
 fn script_source(
     store_root: &Path,
     row: &BackupRow,
+    families: &[BackupFamily],
     files: Option<Vec<crate::backup::BackupFile>>,
 ) -> ScriptSource {
     ScriptSource {
-        path: disk_path(store_root, &row.store_path).display().to_string(),
-        size_bytes: row.size_bytes,
-        sha256: row.sha256.clone(),
+        families: families
+            .iter()
+            .map(|family| SourceFamily {
+                path: disk_path(store_root, &family.store_path)
+                    .display()
+                    .to_string(),
+                size_bytes: family.size_bytes,
+                sha256: family.sha256.clone(),
+            })
+            .collect(),
         has_checksums: row.has_checksums,
         time_zone: row.time_zone,
         files,

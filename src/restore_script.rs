@@ -15,15 +15,59 @@ use crate::mssql::tsql::{self, RestoreKind};
 /// Store facts of one backup of the chain, beside its LSNs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ScriptSource {
-    /// Path that `FROM DISK` names: the file in the store, absolute.
-    pub path: String,
-    pub size_bytes: u64,
-    pub sha256: String,
+    /// The backup's files in family order: one, or every media family of a striped
+    /// backup, all of which `FROM DISK = ..., DISK = ...` must name.
+    pub families: Vec<SourceFamily>,
     pub has_checksums: bool,
     /// msdb `time_zone`: server offset from UTC in 15-minute steps; 127 means unknown.
     pub time_zone: Option<i16>,
     /// Database files in the backup; `None` for backups imported without a file list.
     pub files: Option<Vec<BackupFile>>,
+}
+
+/// One file of a backup, as `FROM DISK` names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceFamily {
+    /// The file in the store, absolute.
+    pub path: String,
+    pub size_bytes: u64,
+    pub sha256: String,
+}
+
+impl ScriptSource {
+    /// Returns the paths of the backup's files in family order.
+    pub fn paths(&self) -> Vec<&str> {
+        self.families
+            .iter()
+            .map(|family| family.path.as_str())
+            .collect()
+    }
+
+    /// Returns the path of the first file, which names the backup in messages.
+    fn first_path(&self) -> String {
+        self.families
+            .first()
+            .map(|family| family.path.clone())
+            .unwrap_or_default()
+    }
+
+    /// Lists one [`ScriptFile`] per family of the backup.
+    fn script_files(&self, backup: &ChainBackup) -> Vec<ScriptFile> {
+        let count = self.families.len() as u32;
+        self.families
+            .iter()
+            .enumerate()
+            .map(|(index, family)| ScriptFile {
+                backup_id: backup.id,
+                backup_type: backup.backup_type,
+                path: family.path.clone(),
+                size_bytes: family.size_bytes,
+                sha256: family.sha256.clone(),
+                family_number: index as u32 + 1,
+                family_count: count,
+            })
+            .collect()
+    }
 }
 
 /// Choices of the person restoring.
@@ -45,6 +89,9 @@ pub struct ScriptFile {
     pub path: String,
     pub size_bytes: u64,
     pub sha256: String,
+    /// The media family this file holds, from 1; a backup on one file has family 1 of 1.
+    pub family_number: u32,
+    pub family_count: u32,
 }
 
 /// A restore script and the files it reads.
@@ -162,16 +209,10 @@ pub fn write_script(
         statements.push(tsql::restore_statement(
             kind,
             target_name,
-            &source.path,
+            &source.paths(),
             &options,
         ));
-        files.push(ScriptFile {
-            backup_id: backup.id,
-            backup_type: backup.backup_type,
-            path: source.path.clone(),
-            size_bytes: source.size_bytes,
-            sha256: source.sha256.clone(),
-        });
+        files.extend(source.script_files(backup));
     }
     statements.push(tsql::recovery_statement(target_name));
 
@@ -196,18 +237,16 @@ fn master_script(target_name: &str, chain: &RestoreChain, source: &ScriptSource)
         recovery: true,
         stop_at: None,
     };
-    let statement =
-        tsql::restore_statement(RestoreKind::Database, target_name, &source.path, &options);
+    let statement = tsql::restore_statement(
+        RestoreKind::Database,
+        target_name,
+        &source.paths(),
+        &options,
+    );
     RestoreScript {
         database: target_name.to_string(),
         statements: vec![statement],
-        files: vec![ScriptFile {
-            backup_id: chain.full.id,
-            backup_type: chain.full.backup_type,
-            path: source.path.clone(),
-            size_bytes: source.size_bytes,
-            sha256: source.sha256.clone(),
-        }],
+        files: source.script_files(&chain.full),
         stop_at_local: None,
         notes: vec![
             "master: start the instance in single-user mode first (sqlservr -m, or \
@@ -235,7 +274,7 @@ fn moves_for(
         .filter(|files| !files.is_empty())
         .ok_or_else(|| ScriptError::MissingFileList {
             backup_id: full.id,
-            path: source.path.clone(),
+            path: source.first_path(),
         })?;
 
     let moves = files
@@ -292,7 +331,7 @@ fn local_stop_at(
 ) -> Result<String, ScriptError> {
     let unknown = || ScriptError::UnknownTimeZone {
         backup_id: log.id,
-        path: source.path.clone(),
+        path: source.first_path(),
     };
     let steps = source
         .time_zone

@@ -34,6 +34,24 @@ impl Drop for Drilled {
 /// Starts one simulated instance that is both the backed-up server and the sandbox, and
 /// writes a fleet file whose `[drill]` table uses `store_path` and `extra` lines.
 fn start(store_path: &str, extra: &str) -> Drilled {
+    start_with(store_path, &["Sales"], &Policies::default(), extra)
+}
+
+/// Fleet lines that assign policies: `[policy.NAME]` tables, and lines of the instance.
+#[derive(Default)]
+struct Policies<'a> {
+    tables: &'a str,
+    instance_lines: &'a str,
+}
+
+/// Starts the instance with the FULL-recovery `databases`, and writes a fleet file with
+/// `policies` and a `[drill]` table with `store_path` and `extra` lines.
+fn start_with(
+    store_path: &str,
+    databases: &[&str],
+    policies: &Policies<'_>,
+    extra: &str,
+) -> Drilled {
     let dir = tempfile::tempdir().unwrap();
     let staging = dir.path().join("staging");
     let store = dir.path().join("store");
@@ -48,7 +66,10 @@ fn start(store_path: &str, extra: &str) -> Drilled {
             password: &password,
             server_path: "/var/opt/mssql/backup",
             local_dir: &staging,
-            databases: &[("Sales", 4, "FULL")],
+            databases: &databases
+                .iter()
+                .map(|name| (*name, 4, "FULL"))
+                .collect::<Vec<_>>(),
             more_paths: &[(SANDBOX_STORE, &store)],
         },
     );
@@ -59,13 +80,17 @@ fn start(store_path: &str, extra: &str) -> Drilled {
         format!(
             "[service]\nstore_dir = \"store\"\ncatalog = \"catalog.db\"\nlisten = \"127.0.0.1:{}\"\n\n\
              [defaults]\nschedule.full = \"off\"\nschedule.diff = \"off\"\nschedule.log = \"off\"\n\n\
+             {tables}\n\
              [[instance]]\nname = \"sales\"\nhost = \"127.0.0.1\"\nport = {port}\n\
              auth = {{ kind = \"sql\", user = \"bakfleet\", password_env = \"BAKFLEET_TEST_SQL_PASSWORD\" }}\n\
-             tls = {{ encrypt = \"not_supported\" }}\ndatabases = {{ include = [\"Sales\"] }}\n\
-             staging = {{ local = {{ server_path = '/var/opt/mssql/backup', dir = {:?} }} }}\n\n\
+             tls = {{ encrypt = \"not_supported\" }}\ndatabases = {{ include = {databases:?} }}\n\
+             staging = {{ local = {{ server_path = '/var/opt/mssql/backup', dir = {:?} }} }}\n\
+             {instance_lines}\n\n\
              [drill]\nsandbox = \"sales\"\nstore_path = {store_path:?}\n{extra}",
             site_port,
-            staging.display().to_string()
+            staging.display().to_string(),
+            tables = policies.tables,
+            instance_lines = policies.instance_lines,
         ),
     )
     .unwrap();
@@ -90,8 +115,12 @@ fn bakfleet(drilled: &Drilled, args: &[&str]) -> Output {
 }
 
 fn back_up_chain(drilled: &Drilled) {
+    back_up_database(drilled, "Sales");
+}
+
+fn back_up_database(drilled: &Drilled, database: &str) {
     for backup_type in ["full", "log", "log"] {
-        let output = bakfleet(drilled, &["run", "sales", "Sales", "--type", backup_type]);
+        let output = bakfleet(drilled, &["run", "sales", database, "--type", backup_type]);
         assert!(output.status.success(), "{backup_type} backup: {output:?}");
     }
 }
@@ -214,6 +243,75 @@ fn serve_runs_scheduled_drill() {
 }
 
 /// Fetches a page of the admin site with a plain HTTP/1.1 request.
+/// Runs `bakfleet serve` until `done` returns true for the catalogue or 60 s pass, then
+/// stops it and returns its standard error.
+fn serve_until(drilled: &Drilled, done: impl Fn(&Drilled) -> bool) -> String {
+    let serve: Child = Command::new(env!("CARGO_BIN_EXE_bakfleet"))
+        .arg("--fleet")
+        .arg(&drilled.fleet)
+        .args(["serve", "--grace", "5"])
+        .env_remove("RUST_LOG")
+        .env("BAKFLEET_TEST_SQL_PASSWORD", &drilled.password)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start bakfleet serve");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline && !done(drilled) {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // SAFETY: signalling our own child by its PID.
+    unsafe { libc::kill(serve.id() as libc::pid_t, libc::SIGTERM) };
+    let output = serve.wait_with_output().unwrap();
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn serve_drills_only_policy_databases() {
+    // Sales is under a policy with drills every 2 seconds, Orders under one without, and
+    // [drill] has no schedule of its own.
+    let policies = Policies {
+        tables: "[policy.drilled]\ndrill = { schedule = \"*/2 * * * * *\" }\n\n[policy.plain]\n",
+        instance_lines: "database_policies = [\n\
+                         { databases = [\"Sales\"], policy = \"drilled\" },\n\
+                         { databases = [\"Orders\"], policy = \"plain\" },\n]",
+    };
+    let drilled = start_with(
+        SANDBOX_STORE,
+        &["Sales", "Orders"],
+        &policies,
+        "instances = [\"sales\"]\n",
+    );
+    back_up_database(&drilled, "Sales");
+    back_up_database(&drilled, "Orders");
+
+    let finished = "SELECT database || '|' || status || '|' || trigger FROM drills \
+                    WHERE status != 'running' ORDER BY id";
+    // Two slots of Sales's schedule pass, so Orders would have had its turn if it had one.
+    let stderr = serve_until(&drilled, |drilled| catalogue(drilled, finished).len() >= 2);
+    let drills = catalogue(&drilled, finished);
+    assert!(drills.len() >= 2, "{drills:?}\n{stderr}");
+    for drill in &drills {
+        assert_eq!(drill, "Sales|passed|schedule", "{drills:?}\n{stderr}");
+    }
+    let orders = catalogue(
+        &drilled,
+        "SELECT count(*) FROM drills WHERE database = 'Orders'",
+    );
+    assert_eq!(orders, ["0"], "a policy without drills keeps Orders out");
+
+    let drilled_backups = catalogue(
+        &drilled,
+        "SELECT DISTINCT b.database FROM drill_backups AS d \
+         JOIN backups AS b ON b.id = d.backup_id ORDER BY b.database",
+    );
+    assert_eq!(
+        drilled_backups,
+        ["Sales"],
+        "the outcome is on Sales's backups"
+    );
+}
+
 fn http_get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
 

@@ -266,3 +266,65 @@ fn readme_policy_example_loads() {
     assert_eq!(erp.policy_for("Sales_archive").name, "archive");
     assert_eq!(erp.policy_for("Sales").name, "critical");
 }
+
+#[test]
+fn files_must_be_one_to_64() {
+    for files in ["0", "65", "-1"] {
+        let text = format!("[policy.p]\nfiles = {files}\n{MINIMAL_INSTANCE}");
+        let error = error_text(&text);
+        assert!(
+            error.starts_with("fleet.toml:2:9: key `policy.p.files`"),
+            "{error}"
+        );
+        assert!(error.contains("use 1 to 64"), "{error}");
+    }
+    let text = format!("[defaults]\nfiles = 4\n[policy.p]\nfiles = 64\n{MINIMAL_INSTANCE}");
+    let fleet = load(&text);
+    assert_eq!(fleet.policies["p"].files, 64);
+    assert_eq!(fleet.instances[0].policy.files, 4, "[defaults] sets files");
+    assert_eq!(load(MINIMAL_INSTANCE).instances[0].policy.files, 1);
+}
+
+const DRILL_TABLE: &str = "\n[drill]\nsandbox = \"sales-prod\"\nstore_path = \"/mnt/store\"\n";
+
+#[test]
+fn policy_drill_schedule_overrides_table() {
+    let text = format!(
+        "[policy.drilled]\ndrill = {{ schedule = \"0 0 3 * * Sat\" }}\n\
+         [policy.quiet]\ndrill = {{ enabled = false }}\n[policy.plain]\n\
+         {MINIMAL_INSTANCE}{DRILL_TABLE}schedule = \"0 0 4 * * Sun\"\n"
+    );
+    let fleet = load(&text);
+    let global = fleet.drills.as_ref().unwrap().schedule.as_deref();
+    let schedule_of = |name: &str| fleet.policies[name].drill_schedule(global);
+    assert_eq!(schedule_of("drilled"), Some("0 0 3 * * Sat"));
+    assert_eq!(schedule_of("quiet"), None);
+    assert_eq!(
+        schedule_of("plain"),
+        Some("0 0 4 * * Sun"),
+        "[drill] applies"
+    );
+}
+
+#[test]
+fn policy_drill_needs_drill_table() {
+    let text = format!("[policy.p]\ndrill = {{ schedule = \"0 0 3 * * *\" }}\n{MINIMAL_INSTANCE}");
+    let error = error_text(&text);
+    assert!(
+        error.starts_with("fleet.toml:2:9: key `policy.p.drill`"),
+        "{error}"
+    );
+    assert!(error.contains("[drill] table"), "{error}");
+    let off = format!("[policy.p]\ndrill = {{ enabled = false }}\n{MINIMAL_INSTANCE}");
+    assert_eq!(load(&off).policies["p"].drill_schedule(None), None);
+}
+
+#[test]
+fn policy_drill_rejects_bad_cron() {
+    let text = format!(
+        "[policy.p]\ndrill = {{ schedule = \"0 3 * * *\" }}\n{MINIMAL_INSTANCE}{DRILL_TABLE}"
+    );
+    let error = error_text(&text);
+    assert!(error.contains("key `policy.p.drill.schedule`"), "{error}");
+    assert!(error.contains("6 fields"), "{error}");
+}

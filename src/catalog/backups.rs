@@ -5,6 +5,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::SqliteConnection;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
+use super::backup_families::insert_backup_families;
 use super::backup_files::insert_backup_files;
 use super::decode::RowReader;
 use super::timestamp::{format_local, format_utc, server_local_to_utc};
@@ -39,6 +40,8 @@ pub struct BackupRow {
     pub checkpoint_lsn: Lsn,
     pub database_backup_lsn: Lsn,
     pub differential_base_lsn: Option<Lsn>,
+    /// For a differential: the `backup_set_guid` of its base full, when recorded.
+    pub differential_base_guid: Option<String>,
     pub backup_set_guid: Option<String>,
     pub database_guid: Option<String>,
     /// Server local time without offset, as msdb stores it.
@@ -65,12 +68,26 @@ pub struct BackupRow {
     pub fetch_ms: u64,
 }
 
+impl BackupRow {
+    /// Returns this row with the path, size and hash of one of its media families, so
+    /// that checks written for one file apply to each file of a striped backup.
+    pub fn for_family(&self, family: &crate::backup::BackupFamily) -> BackupRow {
+        BackupRow {
+            store_path: family.store_path.clone(),
+            staged_path: family.staged_path.clone(),
+            size_bytes: family.size_bytes,
+            sha256: family.sha256.clone(),
+            ..self.clone()
+        }
+    }
+}
+
 pub(super) const BACKUP_COLUMNS: &str =
     "id, run_id, instance, database, backup_type, status, store_path,
     staged_path, size_bytes, sha256, first_lsn, last_lsn, checkpoint_lsn, database_backup_lsn,
-    differential_base_lsn, backup_set_guid, database_guid, backup_start, backup_finish,
-    finished_at, time_zone, server_version, recovery_model, has_checksums, is_copy_only,
-    compressed, backup_size, compressed_size, fetched_at, fetch_ms";
+    differential_base_lsn, differential_base_guid, backup_set_guid, database_guid, backup_start,
+    backup_finish, finished_at, time_zone, server_version, recovery_model, has_checksums,
+    is_copy_only, compressed, backup_size, compressed_size, fetched_at, fetch_ms";
 
 /// Inserts a verified backup of run `run_id` and returns its id. The caller owns the
 /// transaction, so the run's outcome and this row are stored together.
@@ -93,12 +110,12 @@ pub(crate) async fn insert_backup(
     let result = sqlx::query(
         "INSERT INTO backups (run_id, instance, database, backup_type, status, store_path,
              staged_path, size_bytes, sha256, first_lsn, last_lsn, checkpoint_lsn,
-             database_backup_lsn, differential_base_lsn, backup_set_guid, database_guid,
-             backup_start, backup_finish, finished_at, time_zone, server_version,
-             recovery_model, has_checksums, is_copy_only, compressed, backup_size,
-             compressed_size, fetched_at, fetch_ms)
+             database_backup_lsn, differential_base_lsn, differential_base_guid,
+             backup_set_guid, database_guid, backup_start, backup_finish, finished_at,
+             time_zone, server_version, recovery_model, has_checksums, is_copy_only,
+             compressed, backup_size, compressed_size, fetched_at, fetch_ms)
          VALUES (?, ?, ?, ?, 'verified', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-                 ?, ?, ?, ?, ?, ?, ?)",
+                 ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(run_id)
     .bind(&backup.instance)
@@ -113,6 +130,7 @@ pub(crate) async fn insert_backup(
     .bind(backup.checkpoint_lsn.to_catalog_text())
     .bind(backup.database_backup_lsn.to_catalog_text())
     .bind(backup.differential_base_lsn.map(Lsn::to_catalog_text))
+    .bind(&backup.differential_base_guid)
     .bind(&backup.backup_set_guid)
     .bind(&backup.database_guid)
     .bind(format_local(backup.backup_start))
@@ -138,6 +156,7 @@ pub(crate) async fn insert_backup(
     if let Some(files) = &backup.files {
         insert_backup_files(connection, backup_id, files).await?;
     }
+    insert_backup_families(connection, backup_id, &backup.families).await?;
     Ok(backup_id)
 }
 
@@ -242,6 +261,7 @@ pub(super) fn backup_from_row(row: &SqliteRow) -> Result<BackupRow, CatalogError
         checkpoint_lsn: row.lsn("checkpoint_lsn")?,
         database_backup_lsn: row.lsn("database_backup_lsn")?,
         differential_base_lsn: row.optional_lsn("differential_base_lsn")?,
+        differential_base_guid: row.get("differential_base_guid")?,
         backup_set_guid: row.get("backup_set_guid")?,
         database_guid: row.get("database_guid")?,
         backup_start: row.local("backup_start")?,

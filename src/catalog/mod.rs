@@ -2,6 +2,7 @@
 //!
 //! Times are stored as UTC RFC 3339 text with milliseconds, so text order is time order.
 
+mod backup_families;
 mod backup_files;
 mod backups;
 mod decode;

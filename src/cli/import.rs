@@ -374,6 +374,10 @@ fn build_record(
         // msdb's differential_base_lsn of a differential is its base full's checkpoint
         // LSN, which the header stores as DatabaseBackupLSN.
         differential_base_lsn: differential.then(|| lsn(set.database_backup_lsn)),
+        differential_base_guid: set
+            .differential_base_guid
+            .filter(|_| differential)
+            .map(|guid| guid.to_string()),
         backup_set_guid: Some(set.backup_set_guid.to_string()),
         // TODO: the header's database GUID position is not known, so imports leave it out.
         database_guid: None,
@@ -402,6 +406,8 @@ fn build_record(
         // TODO: read the file list from the backup as RESTORE FILELISTONLY does, so that
         // restore scripts of imported backups can write MOVE clauses.
         files: None,
+        // Import rejects a family of a striped backup, so the file is the whole backup.
+        families: Vec::new(),
     }
 }
 

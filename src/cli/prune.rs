@@ -254,7 +254,7 @@ async fn apply(
     catalog
         .mark_pruned(row.id, &reason.to_string(), now)
         .await?;
-    delete_store_file(store_root, row).await?;
+    delete_store_files(catalog, store_root, row).await?;
     catalog.finish_prune(row.id, now).await?;
     tracing::info!(
         instance = %row.instance,
@@ -275,12 +275,24 @@ async fn finish_unfinished_prunes(
     let unfinished = catalog.unfinished_prunes().await?;
     for row in &unfinished {
         if !Path::new(&row.store_path).is_absolute() {
-            delete_store_file(store_root, row).await?;
+            delete_store_files(catalog, store_root, row).await?;
         }
         catalog.finish_prune(row.id, now).await?;
         tracing::warn!(backup_id = row.id, store_path = %row.store_path, "finished a half-done prune");
     }
     Ok(unfinished.len())
+}
+
+/// Deletes every file of `row`: its one file, or each media family of a striped backup.
+async fn delete_store_files(
+    catalog: &Catalog,
+    store_root: &Path,
+    row: &BackupRow,
+) -> Result<(), PruneError> {
+    for family in catalog.backup_families(row).await? {
+        delete_store_file(store_root, &row.for_family(&family)).await?;
+    }
+    Ok(())
 }
 
 /// Deletes the store file of `row` (a missing file counts as deleted) and syncs its

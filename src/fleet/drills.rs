@@ -4,7 +4,7 @@ use toml::Spanned;
 
 use super::databases::DatabaseSelection;
 use super::error::Diagnostics;
-use super::raw::RawDrill;
+use super::raw::{RawDrill, RawFleet, RawPolicyDrill};
 use super::schedules::validate_cron;
 use super::Instance;
 
@@ -101,6 +101,35 @@ impl Drills {
             databases,
         })
     }
+}
+
+/// Reports each `drill` key of `[defaults]` and `[policy.NAME]` in a file without a
+/// `[drill]` table, which would otherwise be ignored because no sandbox is named.
+pub(crate) fn report_policy_drills_without_table(raw: &RawFleet, diagnostics: &mut Diagnostics) {
+    let defaults = raw
+        .defaults
+        .iter()
+        .filter_map(|defaults| defaults.drill.as_ref())
+        .map(|drill| ("defaults.drill".to_string(), drill));
+    let policies = raw.policies.iter().filter_map(|(name, policy)| {
+        let drill = policy.get_ref().drill.as_ref()?;
+        Some((format!("policy.{}.drill", name.get_ref()), drill))
+    });
+    for (key, drill) in defaults.chain(policies) {
+        report_missing_table(diagnostics, &key, drill);
+    }
+}
+
+fn report_missing_table(diagnostics: &mut Diagnostics, key: &str, drill: &Spanned<RawPolicyDrill>) {
+    if drill.get_ref().enabled == Some(false) {
+        return;
+    }
+    diagnostics.report(
+        drill.span().start,
+        key,
+        "a policy drill needs a [drill] table, which names the sandbox instance".to_string(),
+        "add [drill] with sandbox and store_path, or remove the key",
+    );
 }
 
 fn read_schedule(

@@ -245,6 +245,8 @@ impl Instance {
             encryption: raw.encryption,
             retention: raw.retention,
             rpo: raw.rpo,
+            files: raw.files,
+            drill: raw.drill,
         };
         let policy = base_policy.map(|base| base.overridden(&overrides, diagnostics, ""));
         let timeouts = RawDefaults {

@@ -23,8 +23,8 @@ pub use instance::{
     is_valid_instance_name, Auth, Credential, DatabasePolicy, Encrypt, Instance, Tls,
 };
 pub use policy::{
-    parse_duration, Encryption, Encryptor, Policy, Rpo, ENCRYPTION_ALGORITHMS, IMPLICIT_POLICY,
-    MAX_TRANSFER_SIZE_LIMIT, MAX_TRANSFER_SIZE_STEP,
+    parse_duration, Encryption, Encryptor, Policy, PolicyDrill, Rpo, ENCRYPTION_ALGORITHMS,
+    IMPLICIT_POLICY, MAX_BACKUP_FILES, MAX_TRANSFER_SIZE_LIMIT, MAX_TRANSFER_SIZE_STEP,
 };
 pub use schedules::{parse_cron, Schedules};
 pub use secrets::{Secret, SecretRef, Secrets};
@@ -108,6 +108,9 @@ impl Fleet {
             credential_exists: &credential_exists,
             has_secrets_file,
         };
+        if raw.drill.is_none() {
+            drills::report_policy_drills_without_table(&raw, &mut diagnostics);
+        }
         let instances = read_instances(raw.instances, &context, &mut diagnostics);
         let drills = raw
             .drill

@@ -8,8 +8,8 @@ use chrono_tz::Tz;
 use toml::Spanned;
 
 use super::error::Diagnostics;
-use super::raw::{RawEncryption, RawPolicy, RawRpo};
-use super::schedules::Schedules;
+use super::raw::{RawEncryption, RawPolicy, RawPolicyDrill, RawRpo};
+use super::schedules::{validate_cron, Schedules};
 use super::service::Retention;
 
 /// Name of the policy that the `[defaults]` keys form. `[policy.defaults]` is rejected so
@@ -23,6 +23,10 @@ pub const MAX_TRANSFER_SIZE_STEP: u32 = 65_536;
 
 /// Largest MAXTRANSFERSIZE SQL Server accepts: 4 MB.
 pub const MAX_TRANSFER_SIZE_LIMIT: u32 = 4_194_304;
+
+/// Maximum number of files one backup can be striped over: a backup is written to 1 to 64
+/// backup devices ("Backup Devices (SQL Server)").
+pub const MAX_BACKUP_FILES: u32 = 64;
 
 /// Encryption algorithms of `BACKUP ... WITH ENCRYPTION (ALGORITHM = ...)`, as the
 /// "New-SqlBackupEncryptionOption" page lists them (Aes128, Aes192, Aes256, TripleDes).
@@ -54,7 +58,34 @@ pub struct Policy {
     pub encryption: Option<Encryption>,
     pub retention: Retention,
     pub rpo: Rpo,
-    // TODO: striping a backup over several files (`files = N`) is not modelled yet.
+    /// Files each backup is striped over, 1 to [`MAX_BACKUP_FILES`]; default 1. Striping
+    /// spreads a large backup over several writers and files, and RESTORE needs them all.
+    pub files: u32,
+    /// Restore drills of the databases under this policy; `None` leaves them to the
+    /// `[drill]` table's schedule.
+    pub drill: Option<PolicyDrill>,
+}
+
+/// The `drill` key of a policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyDrill {
+    /// When scheduled drills run (6-field cron, UTC): `None` with `enabled` takes the
+    /// `[drill]` table's schedule.
+    pub schedule: Option<String>,
+    /// False keeps the policy's databases out of scheduled drills.
+    pub enabled: bool,
+}
+
+impl Policy {
+    /// Returns the cron expression on which this policy's databases are drilled, given
+    /// the `[drill]` table's schedule; `None` when they get no scheduled drills.
+    pub fn drill_schedule<'a>(&'a self, global: Option<&'a str>) -> Option<&'a str> {
+        match &self.drill {
+            None => global,
+            Some(drill) if !drill.enabled => None,
+            Some(drill) => drill.schedule.as_deref().or(global),
+        }
+    }
 }
 
 /// `WITH ENCRYPTION (ALGORITHM = ..., SERVER CERTIFICATE = ...)`.
@@ -102,6 +133,8 @@ impl Policy {
                 keep_full: 4,
             },
             rpo: Rpo::default(),
+            files: 1,
+            drill: None,
         }
     }
 
@@ -147,8 +180,61 @@ impl Policy {
         if let Some(rpo) = &raw.rpo {
             policy.rpo = read_rpo(self.rpo, rpo, diagnostics, &key("rpo."));
         }
+        if let Some(files) = &raw.files {
+            policy.files = backup_files(diagnostics, &key("files"), files).unwrap_or(self.files);
+        }
+        if let Some(drill) = &raw.drill {
+            policy.drill = Some(read_drill(diagnostics, &key("drill."), drill.get_ref()));
+        }
         policy
     }
+}
+
+/// Checks the number of files a backup is striped over: 1 to [`MAX_BACKUP_FILES`].
+fn backup_files(diagnostics: &mut Diagnostics, key: &str, value: &Spanned<i64>) -> Option<u32> {
+    let number = *value.get_ref();
+    let valid = u32::try_from(number)
+        .ok()
+        .filter(|files| (1..=MAX_BACKUP_FILES).contains(files));
+    if valid.is_none() {
+        let message = format!("files = {number} is invalid");
+        let hint = format!(
+            "use 1 to {MAX_BACKUP_FILES}: SQL Server's BACKUP accepts at most \
+             {MAX_BACKUP_FILES} devices, and 1 writes one file"
+        );
+        diagnostics.report(value.span().start, key, message, &hint);
+    }
+    valid
+}
+
+/// Reads a policy's `drill` table. An invalid schedule is reported and leaves the
+/// policy's databases without scheduled drills, so a typo never drills more often.
+fn read_drill(
+    diagnostics: &mut Diagnostics,
+    key_prefix: &str,
+    raw: &RawPolicyDrill,
+) -> PolicyDrill {
+    let mut enabled = raw.enabled.unwrap_or(true);
+    let mut schedule = None;
+    if let Some(value) = &raw.schedule {
+        let expression = value.get_ref().trim();
+        if expression.eq_ignore_ascii_case("off") {
+            enabled = false;
+        } else {
+            match validate_cron(expression) {
+                Ok(()) => schedule = Some(expression.to_string()),
+                Err(reason) => {
+                    let message = format!("invalid cron expression {expression:?}: {reason}");
+                    let hint = "write 6 fields: second minute hour day-of-month month \
+                                day-of-week, e.g. \"0 0 3 * * Sat\" for 03:00 every Saturday";
+                    let key = format!("{key_prefix}schedule");
+                    diagnostics.report(value.span().start, &key, message, hint);
+                    enabled = false;
+                }
+            }
+        }
+    }
+    PolicyDrill { schedule, enabled }
 }
 
 fn time_zone(diagnostics: &mut Diagnostics, key: &str, value: &Spanned<String>) -> Option<Tz> {

@@ -63,6 +63,15 @@ pub(crate) struct RawDefaults {
     pub encryption: Option<Spanned<RawEncryption>>,
     pub retention: Option<RawRetention>,
     pub rpo: Option<RawRpo>,
+    /// Number of files each backup is striped over: BACKUP writes one media family per
+    /// file, and every file is needed to restore. Default 1; allowed 1 to 64, the device
+    /// limit of SQL Server's BACKUP statement.
+    pub files: Option<Spanned<i64>>,
+    /// Scheduled restore drills for the databases under this policy, e.g.
+    /// `drill = { schedule = "0 0 3 * * Sat" }` or `drill = { enabled = false }`. Without the
+    /// key the `[drill]` table's schedule applies. Needs a `[drill]` table, which names the
+    /// sandbox.
+    pub drill: Option<Spanned<RawPolicyDrill>>,
     pub connect_timeout_secs: Option<Spanned<i64>>,
     pub transfer_timeout_secs: Option<Spanned<i64>>,
 }
@@ -81,6 +90,27 @@ pub(crate) struct RawPolicy {
     pub encryption: Option<Spanned<RawEncryption>>,
     pub retention: Option<RawRetention>,
     pub rpo: Option<RawRpo>,
+    /// Number of files each backup is striped over: BACKUP writes one media family per
+    /// file, and every file is needed to restore. Default 1; allowed 1 to 64, the device
+    /// limit of SQL Server's BACKUP statement.
+    pub files: Option<Spanned<i64>>,
+    /// Scheduled restore drills for the databases under this policy, e.g.
+    /// `drill = { schedule = "0 0 3 * * Sat" }` or `drill = { enabled = false }`. Without the
+    /// key the `[drill]` table's schedule applies. Needs a `[drill]` table, which names the
+    /// sandbox.
+    pub drill: Option<Spanned<RawPolicyDrill>>,
+}
+
+/// The `drill` key of a policy: when its databases get restore drills.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPolicyDrill {
+    /// 6-field cron expression (second minute hour day-of-month month day-of-week, UTC) of
+    /// the drills; default: the `[drill]` table's schedule. `"off"` turns drills off.
+    pub schedule: Option<Spanned<String>>,
+    /// Whether the policy's databases are drilled on a schedule; default true. `bakfleet
+    /// drill` drills any database on demand whatever this sets.
+    pub enabled: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -156,6 +186,15 @@ pub(crate) struct RawInstance {
     pub encryption: Option<Spanned<RawEncryption>>,
     pub retention: Option<RawRetention>,
     pub rpo: Option<RawRpo>,
+    /// Number of files each backup is striped over: BACKUP writes one media family per
+    /// file, and every file is needed to restore. Default 1; allowed 1 to 64, the device
+    /// limit of SQL Server's BACKUP statement.
+    pub files: Option<Spanned<i64>>,
+    /// Scheduled restore drills for the databases under this policy, e.g.
+    /// `drill = { schedule = "0 0 3 * * Sat" }` or `drill = { enabled = false }`. Without the
+    /// key the `[drill]` table's schedule applies. Needs a `[drill]` table, which names the
+    /// sandbox.
+    pub drill: Option<Spanned<RawPolicyDrill>>,
     pub connect_timeout_secs: Option<Spanned<i64>>,
     pub transfer_timeout_secs: Option<Spanned<i64>>,
 }

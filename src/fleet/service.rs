@@ -205,6 +205,8 @@ impl Defaults {
             encryption: raw.encryption.clone(),
             retention: raw.retention.clone(),
             rpo: raw.rpo.clone(),
+            files: raw.files.clone(),
+            drill: raw.drill.clone(),
         };
         let timeouts = built_in.timeouts_overridden(raw, diagnostics, "defaults.");
         Defaults {

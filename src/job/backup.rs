@@ -10,7 +10,8 @@ use super::{AtPhase, JobContext, JobEventKind, JobRequest, Phase, StageError};
 use crate::mssql::{tsql, ConnectSettings};
 use crate::store;
 
-/// The file BACKUP wrote, named as the instance writes it and as bakfleet reads it.
+/// One file BACKUP wrote, named as the instance writes it and as bakfleet reads it. A
+/// striped backup has one per media family.
 #[derive(Debug, Clone)]
 pub(crate) struct StagedFile {
     pub(crate) file_name: String,
@@ -18,32 +19,50 @@ pub(crate) struct StagedFile {
     pub(crate) server_path: String,
     /// The same file as the transfer reads it.
     pub(crate) fetch_path: String,
+    /// The media family this file holds, from 1; 1 for a backup on one file.
+    pub(crate) family_number: u32,
     pub(crate) has_checksums: bool,
     pub(crate) compressed: bool,
 }
 
-/// Runs the BACKUP statement and returns the staged file.
+/// Returns the staged paths of a backup in family order, as `DISK =` clauses name them.
+pub(crate) fn server_paths(staged: &[StagedFile]) -> Vec<&str> {
+    staged
+        .iter()
+        .map(|file| file.server_path.as_str())
+        .collect()
+}
+
+/// Runs the BACKUP statement and returns the staged files in family order: one, or one
+/// per media family when the policy stripes the backup over `plan.files` files.
 pub(crate) async fn take(
     ctx: &JobContext,
     session: &mut Session,
     request: &JobRequest,
     run_id: i64,
     plan: &Plan,
-) -> Result<StagedFile, StageError> {
+) -> Result<Vec<StagedFile>, StageError> {
     let now = OffsetDateTime::now_utc();
-    let file_name = store::backup_file_name(&request.database, request.backup_type, now);
+    let base_name = store::backup_file_name(&request.database, request.backup_type, now);
     let staging = &request.instance.staging;
-    let staged = StagedFile {
-        server_path: staging.server_path(&file_name),
-        fetch_path: staging.fetch_path(&file_name),
-        file_name,
-        has_checksums: plan.options.checksum,
-        compressed: plan.options.compression,
-    };
+    let count = plan.files.max(1);
+    let staged: Vec<StagedFile> = (1..=count)
+        .map(|family_number| {
+            let file_name = store::family_file_name(&base_name, family_number, count);
+            StagedFile {
+                server_path: staging.server_path(&file_name),
+                fetch_path: staging.fetch_path(&file_name),
+                file_name,
+                family_number,
+                has_checksums: plan.options.checksum,
+                compressed: plan.options.compression,
+            }
+        })
+        .collect();
     let sql = tsql::backup_statement(
         &request.database,
         request.backup_type,
-        &staged.server_path,
+        &server_paths(&staged),
         plan.options.clone(),
     );
 
@@ -57,7 +76,8 @@ pub(crate) async fn take(
         _ = watch_progress(ctx, request, run_id, &settings, spid) => {}
     }
     tracing::info!(
-        path = %staged.server_path,
+        path = %staged[0].server_path,
+        files = staged.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "backup written"
     );

@@ -1,5 +1,5 @@
-//! Stages 6 and 7: pull the staged file into the store, hashing while it streams, then make
-//! it durable and check the stored bytes against the hash of what was read.
+//! Stages 6 and 7: pull the staged files into the store, hashing while they stream, then
+//! make each durable and check the stored bytes against the hash of what was read.
 
 use std::time::{Duration, Instant};
 
@@ -11,32 +11,66 @@ use crate::fleet::{Fleet, Instance, Secrets, Staging};
 use crate::store::{self, PendingFile, StoredFile};
 use crate::transfer::{SftpSettings, SmbSettings, Source};
 
-/// A file that is complete and fsynced in the store, with where it came from.
+/// The files of one backup, complete and fsynced in the store, with where they came from.
 pub(crate) struct Fetched {
     pub(crate) source: Source,
-    pub(crate) stored: StoredFile,
+    /// One stored file per staged file, in family order.
+    pub(crate) stored: Vec<StoredFile>,
     pub(crate) fetched_at: OffsetDateTime,
     pub(crate) elapsed: Duration,
 }
 
-/// Fetches, stores durably, and re-reads the stored file to compare hashes.
+/// Fetches every staged file over one transfer, stores each durably, and re-reads each
+/// stored file to compare hashes. When any file fails, the files already stored are
+/// removed, so the store never contains part of a striped backup.
 pub(crate) async fn pull(
     ctx: &JobContext,
     request: &JobRequest,
     run_id: i64,
-    staged: &StagedFile,
+    staged: &[StagedFile],
 ) -> Result<Fetched, StageError> {
+    let started = Instant::now();
+    let source = open_source(&ctx.fleet, &ctx.secrets, &request.instance)
+        .await
+        .at(Phase::Fetch)?;
+    let mut stored = Vec::with_capacity(staged.len());
+    for file in staged {
+        match pull_one(ctx, request, run_id, &source, file).await {
+            Ok(one) => stored.push(one),
+            Err(error) => {
+                for done in &stored {
+                    remove_stored(ctx, &done.rel_path).await;
+                }
+                return Err(error);
+            }
+        }
+    }
+    Ok(Fetched {
+        source,
+        stored,
+        fetched_at: OffsetDateTime::now_utc(),
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Fetches one staged file, commits it and checks the stored copy.
+async fn pull_one(
+    ctx: &JobContext,
+    request: &JobRequest,
+    run_id: i64,
+    source: &Source,
+    staged: &StagedFile,
+) -> Result<StoredFile, StageError> {
     let started = Instant::now();
     // Cancelling drops the transfer, which removes the store's temp file and kills any
     // smbclient child. The staged file stays on the share for the next run.
     let transferred = tokio::select! {
-        transferred = transfer(ctx, request, run_id, staged) => transferred?,
+        transferred = transfer(ctx, request, run_id, source, staged) => transferred?,
         () = ctx.shutdown.cancelled() => {
             return Err(super::interrupt::interrupted(ctx, Phase::Fetch));
         }
     };
     let Transferred {
-        source,
         pending,
         bytes,
         total,
@@ -45,8 +79,9 @@ pub(crate) async fn pull(
         return Err(StageError {
             phase: Phase::Fetch,
             cause: format!(
-                "fetched {bytes} bytes of {} but the file has {total}; it changed while it \
-                 was read",
+                "fetched {bytes} bytes of {} from {} but the file has {total}; it changed \
+                 while it was read",
+                staged.fetch_path,
                 source.describe()
             ),
         });
@@ -61,39 +96,31 @@ pub(crate) async fn pull(
     let elapsed = started.elapsed();
     tracing::info!(
         store_path = %stored.rel_path,
+        family = staged.family_number,
         size = stored.size,
         sha256 = %stored.sha256,
         elapsed_ms = elapsed.as_millis() as u64,
         mb_per_sec = throughput_mb(stored.size, elapsed),
         "backup fetched and stored"
     );
-    Ok(Fetched {
-        source,
-        stored,
-        fetched_at: OffsetDateTime::now_utc(),
-        elapsed,
-    })
+    Ok(stored)
 }
 
 /// A staged file streamed into the store's temp file, not yet committed.
 struct Transferred {
-    source: Source,
     pending: PendingFile,
     bytes: u64,
     total: u64,
 }
 
-/// Opens the staging location and streams the staged file into a new temp file in the
-/// store, hashing it on the way.
+/// Streams the staged file into a new temp file in the store, hashing it on the way.
 async fn transfer(
     ctx: &JobContext,
     request: &JobRequest,
     run_id: i64,
+    source: &Source,
     staged: &StagedFile,
 ) -> Result<Transferred, StageError> {
-    let source = open_source(&ctx.fleet, &ctx.secrets, &request.instance)
-        .await
-        .at(Phase::Fetch)?;
     let total = source.size(&staged.fetch_path).await.at(Phase::Fetch)?;
 
     let rel_path = store::backup_rel_path(
@@ -118,17 +145,19 @@ async fn transfer(
         .await
         .at(Phase::Fetch)?;
     Ok(Transferred {
-        source,
         pending,
         bytes,
         total,
     })
 }
 
-/// Removes a stored file that will not be catalogued, so the store never holds a file the
-/// catalogue does not list. The staged file is still on the share, so nothing is lost.
+/// Removes the stored files of a backup that will not be catalogued, so the store never
+/// contains a file the catalogue does not list. The staged files are still on the share, so
+/// nothing is lost.
 pub(crate) async fn discard(ctx: &JobContext, fetched: &Fetched) {
-    remove_stored(ctx, &fetched.stored.rel_path).await;
+    for stored in &fetched.stored {
+        remove_stored(ctx, &stored.rel_path).await;
+    }
 }
 
 async fn remove_stored(ctx: &JobContext, rel_path: &str) {

@@ -11,44 +11,103 @@ use super::fetch::Fetched;
 use super::{JobContext, JobRequest, Phase, StageError};
 use crate::mssql::BackupSetRow;
 
-/// Reads the headers of the stored file on a blocking thread and compares them with the
-/// msdb row. On any difference the stored copy is removed, because it will not be
-/// catalogued, and the staged file is left for the DBA.
+/// Reads the headers of each stored file on a blocking thread and compares them with the
+/// msdb row, and for a striped backup checks that the files are the families of one media
+/// set in family order. On any difference every stored copy is removed, because none
+/// will be catalogued, and the staged files are left for the DBA.
 pub(crate) async fn check(
     ctx: &JobContext,
     request: &JobRequest,
     row: &BackupSetRow,
     fetched: &Fetched,
 ) -> Result<(), StageError> {
-    let path = ctx.store.absolute(&fetched.stored.rel_path);
-    let differences = match read_sets(path.clone()).await {
-        Ok(sets) => compare(&request.database, row, &sets),
-        Err(cause) => vec![cause],
-    };
-    if differences.is_empty() {
-        tracing::info!(store_path = %fetched.stored.rel_path, "file header agrees with msdb");
-        return Ok(());
-    }
-
-    let mut cause = format!(
-        "stored file {} does not match its msdb backup set: {}",
-        fetched.stored.rel_path,
-        differences.join("; ")
-    );
-    match tokio::fs::remove_file(&path).await {
-        Ok(()) => cause.push_str("; the stored copy was removed and the staged file kept"),
-        Err(error) => {
-            tracing::error!(path = %path.display(), %error, "could not remove the uncatalogued stored file");
-            cause.push_str(&format!(
-                "; removing the stored copy {} failed ({error}), delete it by hand",
-                path.display()
+    let count = fetched.stored.len();
+    let mut media_set = None;
+    let mut failure = None;
+    for (index, stored) in fetched.stored.iter().enumerate() {
+        let path = ctx.store.absolute(&stored.rel_path);
+        let differences = match read_sets(path).await {
+            Ok(sets) => {
+                let mut differences = compare(&request.database, row, &sets);
+                differences.extend(compare_family(&sets, index + 1, count, &mut media_set));
+                differences
+            }
+            Err(cause) => vec![cause],
+        };
+        if !differences.is_empty() {
+            failure = Some(format!(
+                "stored file {} does not match its msdb backup set: {}",
+                stored.rel_path,
+                differences.join("; ")
             ));
+            break;
         }
+    }
+    let Some(mut cause) = failure else {
+        tracing::info!(store_path = %fetched.stored[0].rel_path, files = count, "file headers agree with msdb");
+        return Ok(());
+    };
+
+    match remove_all(ctx, fetched).await {
+        Ok(()) => cause.push_str("; the stored copies were removed and the staged files kept"),
+        Err(error) => cause.push_str(&format!("; {error}, delete it by hand")),
     }
     Err(StageError {
         phase: Phase::Header,
         cause,
     })
+}
+
+/// Removes every stored file of the backup; returns the first failure as text.
+async fn remove_all(ctx: &JobContext, fetched: &Fetched) -> Result<(), String> {
+    let mut first_error = None;
+    for stored in &fetched.stored {
+        let path = ctx.store.absolute(&stored.rel_path);
+        if let Err(error) = tokio::fs::remove_file(&path).await {
+            tracing::error!(path = %path.display(), %error, "could not remove the uncatalogued stored file");
+            first_error.get_or_insert(format!(
+                "removing the stored copy {} failed ({error})",
+                path.display()
+            ));
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Checks that a file is family `family` of a media set of `count` families, and that
+/// every family names the media set of the first ("Media Sets, Media Families, and Backup
+/// Sets (SQL Server)").
+fn compare_family(
+    sets: &[bakfile::BackupSet],
+    family: usize,
+    count: usize,
+    media_set: &mut Option<Uuid>,
+) -> Vec<String> {
+    let Some(set) = sets.last() else {
+        return Vec::new();
+    };
+    let mut differences = Vec::new();
+    if usize::from(set.family_count.max(1)) != count {
+        differences.push(format!(
+            "media families: file {}, expected {count}",
+            set.family_count
+        ));
+    }
+    if usize::from(set.family_sequence.max(1)) != family {
+        differences.push(format!(
+            "family sequence: file {}, expected {family}",
+            set.family_sequence
+        ));
+    }
+    match media_set {
+        None => *media_set = Some(set.media_set_guid),
+        Some(first) if *first != set.media_set_guid => differences.push(format!(
+            "media set GUID: file {}, family 1 {first}",
+            set.media_set_guid
+        )),
+        Some(_) => {}
+    }
+    differences
 }
 
 /// Reads every backup set header of the file at `path`; the error text names the file.
@@ -252,6 +311,30 @@ mod tests {
         let differences = compare("Sales", &msdb_row(&set), &[set]);
         assert_eq!(differences.len(), 1, "{differences:?}");
         assert!(differences[0].contains("no trailing header copy"));
+    }
+
+    #[test]
+    fn compare_family_checks_sequence_and_media_set() {
+        let striped = |sequence, media| bakfile::BackupSet {
+            family_count: 4,
+            family_sequence: sequence,
+            media_set_guid: Uuid::from_u128(media),
+            ..file_set()
+        };
+        let mut media_set = None;
+        assert!(compare_family(&[striped(1, 11)], 1, 4, &mut media_set).is_empty());
+        assert!(compare_family(&[striped(2, 11)], 2, 4, &mut media_set).is_empty());
+        assert_eq!(
+            compare_family(&[striped(2, 11)], 3, 4, &mut media_set),
+            ["family sequence: file 2, expected 3"]
+        );
+        let other = compare_family(&[striped(4, 12)], 4, 4, &mut media_set);
+        assert_eq!(other.len(), 1, "{other:?}");
+        assert!(other[0].starts_with("media set GUID"), "{other:?}");
+        assert_eq!(
+            compare_family(&[striped(1, 11)], 1, 2, &mut None),
+            ["media families: file 4, expected 2"]
+        );
     }
 
     #[test]

@@ -7,11 +7,13 @@ use crate::backup::BackupFile;
 use crate::mssql::BackupSetRow;
 
 /// Reads the msdb row of the set just written and checks it is the set the job asked for.
+/// A striped set has one row per family in msdb, and the row of family 1 describes it.
 pub(crate) async fn read(
     session: &mut Session,
     request: &JobRequest,
-    staged: &StagedFile,
+    staged: &[StagedFile],
 ) -> Result<BackupSetRow, StageError> {
+    let staged = &staged[0];
     let row = session
         .connection
         .backup_set(&request.database, &staged.server_path)

@@ -1,8 +1,8 @@
 //! One backup job: one database, one backup type, taken through every stage in order.
 //!
 //! A backup is good only when BACKUP, VERIFYONLY, the fetch, the durable store, the header
-//! check and the catalogue transaction all succeeded, and the staged file is deleted only
-//! after that.
+//! check and the catalogue transaction all succeeded, and the staged files (one, or one
+//! per media family of a striped backup) are deleted only after that.
 //! Each stage lives in its own file, and [`run`] is the recipe.
 
 mod backup;
@@ -366,7 +366,7 @@ async fn stages(
     ctx.emit(request, run_id, JobEventKind::Phase(Phase::Cleanup));
     let mut notes = plan.notes.clone();
     if let Err(error) = cleanup::remove_staged(&fetched.source, &staged).await {
-        tracing::warn!(cause = %error.cause, "backup is safe, but the staged file was not deleted");
+        tracing::warn!(cause = %error.cause, "backup is safe, but a staged file was not deleted");
         let note = format!("staged file not deleted: {}", error.cause);
         ctx.catalog.add_run_note(run_id, &note).await.ok();
         notes.push(note);

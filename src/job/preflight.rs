@@ -21,11 +21,26 @@ pub(crate) struct Plan {
     pub(crate) backup_type: BackupType,
     pub(crate) options: BackupOptions,
     pub(crate) recovery_model: String,
+    /// Files the backup is striped over, from the policy: 1 for a backup on one file.
+    pub(crate) files: u32,
     /// Changes of course the DBA should see on the run, such as compression left out.
     pub(crate) notes: Vec<String>,
     /// The decision's input, compared again just before BACKUP.
     facts: DatabaseFacts,
     history: StoreHistory,
+}
+
+impl Plan {
+    /// Returns the base full's `backup_set_guid` for a differential backup, as
+    /// `sys.master_files` reported it in the last read before BACKUP.
+    pub(crate) fn differential_base_guid(&self) -> Option<String> {
+        if self.backup_type != BackupType::Diff {
+            return None;
+        }
+        self.facts
+            .differential_base_guid
+            .map(|guid| guid.to_string())
+    }
 }
 
 pub(crate) enum Decision {
@@ -97,6 +112,7 @@ pub(crate) async fn check(
         backup_type,
         options,
         recovery_model: facts.recovery_model.clone(),
+        files: policy.files,
         notes,
         facts,
         history,

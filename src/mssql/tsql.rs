@@ -37,14 +37,28 @@ pub struct BackupOptions {
     pub encryption: Option<Encryption>,
 }
 
-/// Builds the BACKUP statement for one database and type.
+/// Builds `DISK = N'a', DISK = N'b', ...` for the devices of one media set, in family
+/// order. BACKUP writes one media family per device, and RESTORE and RESTORE VERIFYONLY
+/// need every family of the set ("Media Sets, Media Families, and Backup Sets (SQL
+/// Server)").
+pub fn disk_list<S: AsRef<str>>(disks: &[S]) -> String {
+    disks
+        .iter()
+        .map(|disk| format!("DISK = {}", quote_string(disk.as_ref())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Builds the BACKUP statement for one database and type, striped over every path of
+/// `disks` (one path for a backup on one file).
 ///
 /// `INIT, FORMAT` are always present, so every file contains exactly one backup set:
-/// nothing is appended to another set's file, and RESTORE never needs a `FILE =`.
-pub fn backup_statement(
+/// nothing is appended to another set's file, and RESTORE never needs a `FILE =`. FORMAT
+/// also starts a new media set, so the files never join an older set's families.
+pub fn backup_statement<S: AsRef<str>>(
     database: &str,
     backup_type: BackupType,
-    server_path: &str,
+    disks: &[S],
     options: BackupOptions,
 ) -> String {
     let verb = match backup_type {
@@ -79,9 +93,9 @@ pub fn backup_statement(
     }
     with.push(format!("STATS = {}", options.stats_percent));
     format!(
-        "{verb} {} TO DISK = {} WITH {};",
+        "{verb} {} TO {} WITH {};",
         quote_ident(database),
-        quote_string(server_path),
+        disk_list(disks),
         with.join(", ")
     )
 }
@@ -106,14 +120,12 @@ fn encryption_option(encryption: &Encryption) -> String {
     format!("ENCRYPTION (ALGORITHM = {algorithm}, {encryptor})")
 }
 
-/// Builds `RESTORE VERIFYONLY` for a file. `WITH CHECKSUM` only for backups taken with
-/// checksums: on a backup without them SQL Server rejects the option (error 3187).
-pub fn verify_statement(server_path: &str, checksum: bool) -> String {
+/// Builds `RESTORE VERIFYONLY` for the files of one media set. `WITH CHECKSUM` only for
+/// backups taken with checksums: on a backup without them SQL Server rejects the option
+/// (error 3187).
+pub fn verify_statement<S: AsRef<str>>(disks: &[S], checksum: bool) -> String {
     let with = if checksum { " WITH CHECKSUM" } else { "" };
-    format!(
-        "RESTORE VERIFYONLY FROM DISK = {}{with};",
-        quote_string(server_path)
-    )
+    format!("RESTORE VERIFYONLY FROM {}{with};", disk_list(disks))
 }
 
 /// The backup kind a RESTORE statement reads: database (full or differential) or log.
@@ -139,11 +151,12 @@ pub struct RestoreOptions {
     pub stop_at: Option<String>,
 }
 
-/// Builds `RESTORE DATABASE|LOG [database] FROM DISK = N'path' WITH ...`.
-pub fn restore_statement(
+/// Builds `RESTORE DATABASE|LOG [database] FROM DISK = N'path', ... WITH ...` with one
+/// `DISK =` per media family of the backup.
+pub fn restore_statement<S: AsRef<str>>(
     kind: RestoreKind,
     database: &str,
-    disk: &str,
+    disks: &[S],
     options: &RestoreOptions,
 ) -> String {
     let verb = match kind {
@@ -173,9 +186,9 @@ pub fn restore_statement(
         .to_string(),
     );
     format!(
-        "{verb} {} FROM DISK = {} WITH {};",
+        "{verb} {} FROM {} WITH {};",
         quote_ident(database),
-        quote_string(disk),
+        disk_list(disks),
         with.join(", ")
     )
 }
@@ -302,7 +315,7 @@ mod tests {
 
     #[test]
     fn backup_statement_full_has_init_format() {
-        let sql = backup_statement("Sales", BackupType::Full, r"\\h\s\f.bak", ALL_ON);
+        let sql = backup_statement("Sales", BackupType::Full, &[r"\\h\s\f.bak"], ALL_ON);
         assert_eq!(
             sql,
             r"BACKUP DATABASE [Sales] TO DISK = N'\\h\s\f.bak' WITH INIT, FORMAT, CHECKSUM, COMPRESSION, STATS = 10;"
@@ -315,7 +328,7 @@ mod tests {
             compression: false,
             ..ALL_ON
         };
-        let sql = backup_statement("a]'b", BackupType::Diff, "/b/it's.bak", options);
+        let sql = backup_statement("a]'b", BackupType::Diff, &["/b/it's.bak"], options);
         assert_eq!(
             sql,
             "BACKUP DATABASE [a]]'b] TO DISK = N'/b/it''s.bak' WITH DIFFERENTIAL, INIT, FORMAT, CHECKSUM, STATS = 10;"
@@ -330,7 +343,7 @@ mod tests {
             stats_percent: 5,
             ..ALL_ON
         };
-        let sql = backup_statement("db", BackupType::Log, "/x.trn", options);
+        let sql = backup_statement("db", BackupType::Log, &["/x.trn"], options);
         assert_eq!(
             sql,
             "BACKUP LOG [db] TO DISK = N'/x.trn' WITH INIT, FORMAT, NO_CHECKSUM, STATS = 5;"
@@ -348,7 +361,7 @@ mod tests {
             }),
             ..ALL_ON
         };
-        let sql = backup_statement("db", BackupType::Full, "/x.bak", options);
+        let sql = backup_statement("db", BackupType::Full, &["/x.bak"], options);
         assert_eq!(
             sql,
             "BACKUP DATABASE [db] TO DISK = N'/x.bak' WITH INIT, FORMAT, CHECKSUM, COMPRESSION, \
@@ -372,11 +385,11 @@ mod tests {
     #[test]
     fn verify_statement_adds_checksum_only_when_asked() {
         assert_eq!(
-            verify_statement("/x.bak", true),
+            verify_statement(&["/x.bak"], true),
             "RESTORE VERIFYONLY FROM DISK = N'/x.bak' WITH CHECKSUM;"
         );
         assert_eq!(
-            verify_statement("/x.bak", false),
+            verify_statement(&["/x.bak"], false),
             "RESTORE VERIFYONLY FROM DISK = N'/x.bak';"
         );
     }
@@ -398,24 +411,44 @@ mod tests {
             stop_at: Some("2026-03-01T10:15:00.000".to_string()),
         };
         let statements = [
-            backup_statement("Sales", BackupType::Full, r"\\h\s\full.bak", ALL_ON),
-            backup_statement("a]b", BackupType::Diff, "/s/diff.bak", options.clone()),
-            backup_statement("Sales", BackupType::Log, "/s/log.trn", options),
-            verify_statement(r"\\h\s\full.bak", true),
-            verify_statement("/s/log.trn", false),
+            backup_statement("Sales", BackupType::Full, &[r"\\h\s\full.bak"], ALL_ON),
+            backup_statement("a]b", BackupType::Diff, &["/s/diff.bak"], options.clone()),
+            backup_statement("Sales", BackupType::Log, &["/s/log.trn"], options),
+            verify_statement(&[r"\\h\s\full.bak"], true),
+            verify_statement(&["/s/log.trn"], false),
             restore_statement(
                 RestoreKind::Database,
                 "Sales]x",
-                "/store/full.bak",
+                &["/store/full.bak"],
                 &restore,
             ),
             restore_statement(
                 RestoreKind::Log,
                 "Sales",
-                "/store/log.trn",
+                &["/store/log.trn"],
                 &RestoreOptions::default(),
             ),
             recovery_statement("Sales]x"),
+        ];
+        insta::assert_snapshot!(statements.join("\n"));
+    }
+
+    #[test]
+    fn striped_statements_match_snapshots() {
+        let disks: Vec<String> = (1..=4)
+            .map(|family| format!(r"\\h\s\Sales_full_{family}of4.bak"))
+            .collect();
+        let store: Vec<String> = (1..=4)
+            .map(|family| format!("/store/it's_{family}of4.bak"))
+            .collect();
+        let restore = RestoreOptions {
+            checksum: true,
+            ..RestoreOptions::default()
+        };
+        let statements = [
+            backup_statement("Sales", BackupType::Full, &disks, ALL_ON),
+            verify_statement(&disks, true),
+            restore_statement(RestoreKind::Database, "Sales]x", &store, &restore),
         ];
         insta::assert_snapshot!(statements.join("\n"));
     }

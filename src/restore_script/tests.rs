@@ -54,12 +54,14 @@ fn sales_chain() -> (Vec<ChainBackup>, BTreeMap<i64, ScriptSource>) {
     let sources = (1..=4)
         .map(|id| {
             let source = ScriptSource {
-                path: format!(
-                    "/srv/bakfleet/store/sales-prod/Sales/{}",
-                    names[id as usize]
-                ),
-                size_bytes: 1000 * id as u64,
-                sha256: format!("{id:064x}"),
+                families: vec![SourceFamily {
+                    path: format!(
+                        "/srv/bakfleet/store/sales-prod/Sales/{}",
+                        names[id as usize]
+                    ),
+                    size_bytes: 1000 * id as u64,
+                    sha256: format!("{id:064x}"),
+                }],
                 has_checksums: id != 3,
                 time_zone: Some(4),
                 files: (id == 1).then(|| files.clone()),
@@ -187,4 +189,39 @@ fn script_master_single_user_replace() {
     );
     assert!(!script.statements[0].contains("NORECOVERY"));
     assert!(script.to_sql().contains("single-user mode"));
+}
+
+#[test]
+fn script_lists_every_family_in_order() {
+    let (backups, mut sources) = sales_chain();
+    let full = sources.get_mut(&1).unwrap();
+    full.families = (1..=3)
+        .map(|family| SourceFamily {
+            path: format!("/store/Sales/full/f_{family}of3.bak"),
+            size_bytes: 100 * family,
+            sha256: format!("{family:064x}"),
+        })
+        .collect();
+    let chain = plan(&backups, Target::Latest).unwrap();
+    let script = write_script("Sales", &chain, &sources, &ScriptOptions::default()).unwrap();
+
+    assert!(
+        script.statements[0].starts_with(
+            "RESTORE DATABASE [Sales] FROM DISK = N'/store/Sales/full/f_1of3.bak', \
+             DISK = N'/store/Sales/full/f_2of3.bak', DISK = N'/store/Sales/full/f_3of3.bak' WITH"
+        ),
+        "{}",
+        script.statements[0]
+    );
+    assert_eq!(script.files.len(), 6, "three families, a diff and two logs");
+    let families: Vec<(u32, u32, u64)> = script.files[..3]
+        .iter()
+        .map(|file| (file.family_number, file.family_count, file.size_bytes))
+        .collect();
+    assert_eq!(families, [(1, 3, 100), (2, 3, 200), (3, 3, 300)]);
+    assert!(script.files[..3].iter().all(|file| file.backup_id == 1));
+    assert_eq!(
+        (script.files[3].family_number, script.files[3].family_count),
+        (1, 1)
+    );
 }

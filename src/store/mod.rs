@@ -13,7 +13,8 @@ use sha2::{Digest, Sha256};
 
 pub use error::StoreError;
 pub use name::{
-    backup_file_name, backup_rel_path, decode_name, encode_name, parse_backup_file_name, path_name,
+    backup_file_name, backup_rel_path, decode_name, encode_name, family_file_name,
+    parse_backup_file_name, path_name,
 };
 pub use pending::{is_temp_file_name, PendingFile, StoredFile};
 

@@ -101,11 +101,53 @@ pub fn backup_file_name(database: &str, backup_type: BackupType, at: OffsetDateT
     )
 }
 
-/// Reads a file name that [`backup_file_name`] made back into its backup type and UTC
-/// time; `None` for any other name, so that callers never touch files bakfleet did not
+/// Builds the file name of media family `family` of a backup striped over `count` files:
+/// the one-file name with `_{family}of{count}` before the extension, such as
+/// `sales_full_20240304T230203.456Z_2of4.bak`. With `count` 1 it returns `file_name`
+/// unchanged, so a backup on one file keeps its usual name.
+///
+/// The families of one backup share the rest of the name, so they sort together, and the
+/// part is digits and ASCII letters only, so it cannot interact with the encoded database
+/// name before it.
+pub fn family_file_name(file_name: &str, family: u32, count: u32) -> String {
+    if count <= 1 {
+        return file_name.to_string();
+    }
+    match file_name.rsplit_once('.') {
+        Some((stem, extension)) => format!("{stem}_{family}of{count}.{extension}"),
+        None => format!("{file_name}_{family}of{count}"),
+    }
+}
+
+/// Splits a `_{family}of{count}` part written by [`family_file_name`] off the end of a
+/// file name's stem. A stem without a valid part is returned unchanged.
+fn strip_family_part(stem: &str) -> &str {
+    let Some((rest, part)) = stem.rsplit_once('_') else {
+        return stem;
+    };
+    let Some((family, count)) = part.split_once("of") else {
+        return stem;
+    };
+    let number = |text: &str| {
+        let canonical = !text.is_empty()
+            && !text.starts_with('0')
+            && text.bytes().all(|byte| byte.is_ascii_digit());
+        canonical.then(|| text.parse::<u32>().ok()).flatten()
+    };
+    match (number(family), number(count)) {
+        (Some(family), Some(count)) if count > 1 && (1..=count).contains(&family) => rest,
+        _ => stem,
+    }
+}
+
+/// Reads a file name that [`backup_file_name`] made, or a family name that
+/// [`family_file_name`] made from one, back into its backup type and UTC time.
+///
+/// Returns `None` for any other name, so that callers never touch files bakfleet did not
 /// name.
 pub fn parse_backup_file_name(name: &str) -> Option<(BackupType, OffsetDateTime)> {
     let (stem, extension) = name.rsplit_once('.')?;
+    let stem = strip_family_part(stem);
     let (rest, fraction) = stem.rsplit_once('.')?;
     let (rest, seconds) = rest.rsplit_once('_')?;
     let (database, type_text) = rest.rsplit_once('_')?;
@@ -141,7 +183,8 @@ pub fn backup_rel_path(
 }
 
 /// Longest encoded name used whole in a path. File names add about 30 bytes (type,
-/// timestamp, extension) and temp files about 45 more, and most file systems allow 255.
+/// timestamp, extension), a media family part up to 7 more (`_64of64`), and temp files
+/// about 45 more, and most file systems allow 255.
 const MAX_PATH_NAME_BYTES: usize = 160;
 
 /// Bytes of the encoded name kept in front of the hash when a name is shortened.
@@ -337,6 +380,58 @@ mod tests {
             backup_file_name("sales", BackupType::Log, at),
             "sales_log_20240304T230203.456Z.trn"
         );
+    }
+
+    #[test]
+    fn family_name_marks_each_stripe() {
+        let at = datetime!(2024-03-05 01:02:03.456 UTC);
+        let base = backup_file_name("Sales DB", BackupType::Full, at);
+        let names: Vec<String> = (1..=4).map(|k| family_file_name(&base, k, 4)).collect();
+        assert_eq!(names[0], "^sales%20^d^b_full_20240305T010203.456Z_1of4.bak");
+        assert_eq!(names[3], "^sales%20^d^b_full_20240305T010203.456Z_4of4.bak");
+        let distinct: std::collections::HashSet<&String> = names.iter().collect();
+        assert_eq!(distinct.len(), 4, "{names:?}");
+        for name in &names {
+            assert_eq!(
+                parse_backup_file_name(name),
+                Some((BackupType::Full, at)),
+                "{name}"
+            );
+        }
+        assert_eq!(family_file_name(&base, 1, 1), base);
+    }
+
+    #[test]
+    fn family_name_keeps_hostile_names_portable() {
+        let at = datetime!(2024-03-05 01:02:03.456 UTC);
+        for database in [
+            "con",
+            "a/../b",
+            "x_1of2",
+            "..",
+            "日本 'db'",
+            &"Ä".repeat(128),
+        ] {
+            let base = backup_file_name(database, BackupType::Log, at);
+            let name = family_file_name(&base, 64, 64);
+            assert!(is_portable_component(&name), "{name:?} from {database:?}");
+            assert!(name.len() <= 255, "{} bytes for {database:?}", name.len());
+            assert!(name.ends_with("_64of64.trn"), "{name}");
+            assert_eq!(
+                parse_backup_file_name(&name),
+                Some((BackupType::Log, at)),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn family_part_must_be_canonical() {
+        let stem = "sales_full_20240305T010203.456Z";
+        for part in ["_0of4", "_5of4", "_1of1", "_01of4", "_1of", "_of4", "_xof4"] {
+            let name = format!("{stem}{part}.bak");
+            assert_eq!(parse_backup_file_name(&name), None, "{name}");
+        }
     }
 
     #[test]

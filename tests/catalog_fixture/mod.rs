@@ -73,6 +73,8 @@ pub fn record(
         fetched_at: finish + Duration::seconds(20),
         fetch_ms: 1500,
         files: None,
+        families: Vec::new(),
+        differential_base_guid: None,
     }
 }
 

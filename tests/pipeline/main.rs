@@ -19,4 +19,5 @@ mod schedule;
 mod sftp;
 mod shutdown;
 mod smb;
+mod stripes;
 mod target;

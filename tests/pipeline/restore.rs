@@ -18,11 +18,11 @@ use crate::support::files_under;
 use crate::target::skip_unless_simulator;
 
 /// Where the simulated Linux instance reads the copied store files: its staging folder.
-const SERVER_STORE: &str = "/var/opt/mssql/backup/restore";
+pub(crate) const SERVER_STORE: &str = "/var/opt/mssql/backup/restore";
 
 /// Copies the plan's store files under the staging folder, where the simulated instance
 /// reads them as `SERVER_STORE/<store path>`, as a DBA would copy them to the server.
-fn copy_plan_files(fleet: &TestFleet, plan: &RestorePlan) {
+pub(crate) fn copy_plan_files(fleet: &TestFleet, plan: &RestorePlan) {
     for file in &plan.script.files {
         let relative = file
             .path
@@ -37,7 +37,10 @@ fn copy_plan_files(fleet: &TestFleet, plan: &RestorePlan) {
 }
 
 /// Runs statements in order; returns the first failing statement and its error number.
-async fn run_statements(fleet: &TestFleet, statements: &[String]) -> Result<(), (String, u32)> {
+pub(crate) async fn run_statements(
+    fleet: &TestFleet,
+    statements: &[String],
+) -> Result<(), (String, u32)> {
     let mut client = fleet.target.connect().await;
     for statement in statements {
         let result = client.simple_query(statement.as_str()).await;
@@ -56,7 +59,7 @@ async fn run_statements(fleet: &TestFleet, statements: &[String]) -> Result<(), 
     Ok(())
 }
 
-async fn plan_for(
+pub(crate) async fn plan_for(
     fleet: &TestFleet,
     database: &str,
     target: Target,
@@ -202,7 +205,7 @@ async fn restore_plan_rejects_log_gap() {
     forced.push(bakfleet::mssql::tsql::restore_statement(
         bakfleet::mssql::tsql::RestoreKind::Log,
         &format!("{database} gap"),
-        &log3_path,
+        &[log3_path.as_str()],
         &bakfleet::mssql::tsql::RestoreOptions::default(),
     ));
     forced.push(recovery);

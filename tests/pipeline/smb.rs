@@ -140,6 +140,13 @@ async fn smb_diff_and_log_follow_full() {
         diff.database_backup_lsn, full.checkpoint_lsn,
         "a differential's base is the full's checkpoint"
     );
+    assert!(full.backup_set_guid.is_some(), "{full:?}");
+    assert_eq!(
+        diff.differential_base_guid, full.backup_set_guid,
+        "a differential records its base full's backup set GUID"
+    );
+    assert_eq!(full.differential_base_guid, None);
+    assert_eq!(log.differential_base_guid, None);
     assert_eq!(log.backup_type, BackupType::Log);
     assert!(log.store_path.ends_with(".trn"));
 }
