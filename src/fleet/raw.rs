@@ -44,6 +44,7 @@ pub(crate) struct RawService {
     pub max_jobs_per_instance: Option<Spanned<i64>>,
     pub max_jobs_per_staging: Option<Spanned<i64>>,
     pub staged_max_age_days: Option<Spanned<i64>>,
+    pub min_store_free_bytes: Option<Spanned<i64>>,
 }
 
 /// Keys that `[defaults]` sets and each instance may override. The policy keys repeat
