@@ -7,6 +7,7 @@ mod error;
 mod instance;
 mod policy;
 mod raw;
+pub mod reference;
 mod schedules;
 mod secrets;
 mod service;
