@@ -10,8 +10,8 @@ use toml::Spanned;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawFleet {
-    /// Where bakfleet keeps its data, where the admin site listens, and job limits.
-    /// Default: every key at its default.
+    /// Data folders, admin site address and job limits of the bakfleet process. Default:
+    /// every key at its default.
     pub service: Option<RawService>,
     /// Policy keys and timeouts that every instance inherits, forming the policy named
     /// `defaults`. Default: the built-in policy.
@@ -49,7 +49,7 @@ pub(crate) struct RawDrill {
     /// Folder on the sandbox for the restored files. Default: the sandbox's default data
     /// folder.
     pub data_dir: Option<String>,
-    /// When scheduled drills run: a 6-field cron expression in UTC, or `"off"`. Default:
+    /// Schedule of the drills: a 6-field cron expression in UTC, or `"off"`. Default:
     /// drills run only on demand.
     #[schemars(with = "Option<String>")]
     pub schedule: Option<Spanned<String>>,
@@ -118,7 +118,7 @@ pub(crate) struct RawDefaults {
     /// Default: the policy that the `[defaults]` keys form.
     #[schemars(with = "Option<String>")]
     pub policy: Option<Spanned<String>>,
-    /// When each backup type runs: a table with `full`, `diff` and `log`, each a 6-field
+    /// Schedule of each backup type: a table with `full`, `diff` and `log`, each a 6-field
     /// cron expression (second minute hour day month weekday) read in `time_zone`, or
     /// `"off"`. Default: full `0 0 1 * * Sun`, diff `0 0 1 * * Mon-Sat`, log `0 */15 * * *
     /// *`.
@@ -147,7 +147,7 @@ pub(crate) struct RawDefaults {
     /// `server_asymmetric_key`. Default: not encrypted.
     #[schemars(with = "Option<RawEncryption>")]
     pub encryption: Option<Spanned<RawEncryption>>,
-    /// How long `prune` keeps backups: a table with `full_days` and `keep_full`. Default:
+    /// Retention that `prune` applies: a table with `full_days` and `keep_full`. Default:
     /// 35 days and 4 full backups.
     pub retention: Option<RawRetention>,
     /// Recovery point objectives, the maximum age of the newest backup of each type: a
@@ -167,7 +167,7 @@ pub(crate) struct RawDefaults {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPolicy {
-    /// When each backup type runs: a table with `full`, `diff` and `log`, each a 6-field
+    /// Schedule of each backup type: a table with `full`, `diff` and `log`, each a 6-field
     /// cron expression (second minute hour day month weekday) read in `time_zone`, or
     /// `"off"`. Default: full `0 0 1 * * Sun`, diff `0 0 1 * * Mon-Sat`, log `0 */15 * * *
     /// *`.
@@ -196,7 +196,7 @@ pub(crate) struct RawPolicy {
     /// `server_asymmetric_key`. Default: not encrypted.
     #[schemars(with = "Option<RawEncryption>")]
     pub encryption: Option<Spanned<RawEncryption>>,
-    /// How long `prune` keeps backups: a table with `full_days` and `keep_full`. Default:
+    /// Retention that `prune` applies: a table with `full_days` and `keep_full`. Default:
     /// 35 days and 4 full backups.
     pub retention: Option<RawRetention>,
     /// Recovery point objectives, the maximum age of the newest backup of each type: a
@@ -253,16 +253,16 @@ pub(crate) struct RawDatabasePolicy {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSchedules {
-    /// When full backups run: a 6-field cron expression (second minute hour day month
+    /// Schedule of full backups: a 6-field cron expression (second minute hour day month
     /// weekday), or `"off"`. Default: `0 0 1 * * Sun`.
     #[schemars(with = "Option<String>")]
     pub full: Option<Spanned<String>>,
-    /// When differential backups run: a 6-field cron expression, or `"off"`. Default: `0 0
-    /// 1 * * Mon-Sat`.
+    /// Schedule of differential backups: a 6-field cron expression, or `"off"`. Default: `0
+    /// 0 1 * * Mon-Sat`.
     #[schemars(with = "Option<String>")]
     pub diff: Option<Spanned<String>>,
-    /// When log backups run: a 6-field cron expression, or `"off"`. Default: `0 */15 * * *
-    /// *`.
+    /// Schedule of log backups: a 6-field cron expression, or `"off"`. Default: `0 */15 * *
+    /// * *`.
     #[schemars(with = "Option<String>")]
     pub log: Option<Spanned<String>>,
 }
@@ -312,21 +312,21 @@ pub(crate) struct RawInstance {
     /// TCP port of the SQL Server. Default: `1433`.
     #[schemars(with = "Option<i64>")]
     pub port: Option<Spanned<i64>>,
-    /// How bakfleet logs in: a table with `kind`, `user` and one of `password_env` and
-    /// `password_secret`.
+    /// Login of bakfleet to the instance: a table with `kind`, `user` and one of
+    /// `password_env` and `password_secret`.
     #[schemars(with = "RawAuth")]
     pub auth: Spanned<RawAuth>,
     /// TLS of the connection: a table with `encrypt`, `ca_file` and
     /// `trust_server_certificate`. Default: `encrypt = "required"` with the system's root
     /// certificates.
     pub tls: Option<RawTls>,
-    /// Which databases are backed up: a table with `include` and `exclude` lists of names,
-    /// patterns or `USER_DATABASES`, `SYSTEM_DATABASES` and `ALL_DATABASES`. Default:
-    /// `include = ["USER_DATABASES"]`.
+    /// Databases to back up: a table with `include` and `exclude` lists of names, patterns
+    /// or `USER_DATABASES`, `SYSTEM_DATABASES` and `ALL_DATABASES`. Default: `include =
+    /// ["USER_DATABASES"]`.
     #[schemars(with = "Option<RawDatabases>")]
     pub databases: Option<Spanned<RawDatabases>>,
-    /// Where SQL Server writes the backup files and bakfleet fetches them from: a table
-    /// with exactly one of `smb`, `sftp` and `local`.
+    /// Staging folder, which SQL Server writes the backup files to and bakfleet fetches
+    /// them from: a table with exactly one of `smb`, `sftp` and `local`.
     #[schemars(with = "RawStaging")]
     pub staging: Spanned<RawStaging>,
     /// Policies of single databases: a list of tables with `databases` and `policy`; the
@@ -339,7 +339,7 @@ pub(crate) struct RawInstance {
     /// `[defaults]` keys.
     #[schemars(with = "Option<String>")]
     pub policy: Option<Spanned<String>>,
-    /// When each backup type runs: a table with `full`, `diff` and `log`, each a 6-field
+    /// Schedule of each backup type: a table with `full`, `diff` and `log`, each a 6-field
     /// cron expression (second minute hour day month weekday) read in `time_zone`, or
     /// `"off"`. Default: full `0 0 1 * * Sun`, diff `0 0 1 * * Mon-Sat`, log `0 */15 * * *
     /// *`.
@@ -368,7 +368,7 @@ pub(crate) struct RawInstance {
     /// `server_asymmetric_key`. Default: not encrypted.
     #[schemars(with = "Option<RawEncryption>")]
     pub encryption: Option<Spanned<RawEncryption>>,
-    /// How long `prune` keeps backups: a table with `full_days` and `keep_full`. Default:
+    /// Retention that `prune` applies: a table with `full_days` and `keep_full`. Default:
     /// 35 days and 4 full backups.
     pub retention: Option<RawRetention>,
     /// Recovery point objectives, the maximum age of the newest backup of each type: a
