@@ -429,6 +429,10 @@ async fn run_loop(
     // Once the sender is gone no context follows, and `changed` would fail at once.
     let mut reloads_open = true;
     loop {
+        // A reload published during a cycle applies before the next slot is chosen.
+        if reloads_open && contexts.has_changed().unwrap_or(false) {
+            schedule.update(&mut contexts);
+        }
         let next = schedule
             .entries
             .iter()
@@ -446,7 +450,7 @@ async fn run_loop(
             );
         }
         tokio::select! {
-            () = wake => {}
+            biased;
             _ = stopped.wait_for(|stop| *stop) => return,
             changed = contexts.changed(), if reloads_open => {
                 match changed {
@@ -455,6 +459,7 @@ async fn run_loop(
                 }
                 continue;
             }
+            () = wake => {}
         }
         let now = clock.now();
         let due = due_slots(&schedule.entries, checked, now);

@@ -13,13 +13,20 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bakfleet::catalog::{Catalog, RunStatus};
-use support::{free_port, start_simulated_instance, SimulatedInstance};
+use support::{
+    free_port, simulator_binary, start_simulated_instance, start_simulator_process,
+    SimulatedInstance,
+};
 
 /// Maximum wait for serve to start, for a reload to show, and for scheduled runs.
 const WAIT_LIMIT: Duration = Duration::from_secs(60);
 
 /// The backup folder as the simulated instance names it.
 const SERVER_PATH: &str = "/var/opt/mssql/backup";
+
+/// Throttle of the slow simulated BACKUP: an 8 MiB database takes about 4 s to back up,
+/// so a reload during the backup finds the job running.
+const SLOW_BYTES_PER_SEC: u64 = 2 * 1024 * 1024;
 
 /// A simulated instance, a fleet file that names it, and a running `bakfleet serve`
 /// whose log goes to a file.
@@ -41,22 +48,32 @@ impl Served {
     /// `symlink`, serve is given a link in another folder, which the file watch does not
     /// see change, so only SIGHUP reloads it.
     fn start(symlink: bool) -> Served {
+        Served::start_with(symlink, "off", false)
+    }
+
+    /// Like [`Served::start`] with the first file's full backup schedule given, and with
+    /// `slow`, one 8 MiB database whose BACKUP is throttled.
+    fn start_with(symlink: bool, full: &str, slow: bool) -> Served {
         let dir = tempfile::tempdir().expect("temp dir");
         let staging = dir.path().join("staging");
         std::fs::create_dir_all(&staging).expect("staging dir");
         let password = format!("R-{}", uuid::Uuid::new_v4().simple());
-        let (simulator, sql_port) = start_simulated_instance(
-            dir.path(),
-            &SimulatedInstance {
-                platform: "linux",
-                edition: "developer",
-                password: &password,
-                server_path: SERVER_PATH,
-                local_dir: &staging,
-                databases: &[("Orders", 1, "FULL")],
-                more_paths: &[],
-            },
-        );
+        let (simulator, sql_port) = if slow {
+            start_slow_simulator(dir.path(), &password, &staging)
+        } else {
+            start_simulated_instance(
+                dir.path(),
+                &SimulatedInstance {
+                    platform: "linux",
+                    edition: "developer",
+                    password: &password,
+                    server_path: SERVER_PATH,
+                    local_dir: &staging,
+                    databases: &[("Orders", 1, "FULL")],
+                    more_paths: &[],
+                },
+            )
+        };
         let target = dir.path().join("config").join("fleet.toml");
         std::fs::create_dir_all(target.parent().unwrap()).expect("config dir");
         let fleet = if symlink {
@@ -77,7 +94,7 @@ impl Served {
             target,
             password,
         };
-        std::fs::write(&served.target, served.fleet_text("off", &["sales"])).expect("fleet");
+        std::fs::write(&served.target, served.fleet_text(full, &["sales"])).expect("fleet");
         served.start_serve();
         served.wait_for_site();
         served
@@ -203,6 +220,28 @@ impl Drop for Served {
             let _ = child.wait();
         }
     }
+}
+
+/// Starts a simulator with one instance and one 8 MiB database whose BACKUP runs at
+/// [`SLOW_BYTES_PER_SEC`].
+fn start_slow_simulator(
+    dir: &std::path::Path,
+    password: &str,
+    staging: &std::path::Path,
+) -> (Child, u16) {
+    let config = format!(
+        "[[instance]]\nname = \"sales\"\nlisten = \"127.0.0.1:0\"\nplatform = \"linux\"\n\
+         edition = \"developer\"\n\n[[instance.login]]\nname = \"bakfleet\"\n\
+         password = {password:?}\nsysadmin = true\n\n[[instance.path_map]]\n\
+         server = {SERVER_PATH:?}\nlocal = {:?}\n\n[[instance.database]]\n\
+         name = \"Orders\"\nsize_mb = 8\nrecovery_model = \"FULL\"\n\n\
+         [[instance.fault]]\nkind = \"slow_backup\"\nbytes_per_sec = {SLOW_BYTES_PER_SEC}\n",
+        staging.display().to_string()
+    );
+    let path = dir.join("sim.toml");
+    std::fs::write(&path, config).expect("write sim.toml");
+    let simulator = simulator_binary(std::path::Path::new(env!("CARGO_BIN_EXE_bakfleet")));
+    start_simulator_process(&simulator, &path)
 }
 
 fn http_get(port: u16, path: &str) -> (String, String) {
@@ -389,4 +428,70 @@ async fn revision_names_git_commit() {
     std::fs::write(&fleet, "# fleet, edited\n").unwrap();
     let edited = bakfleet::reload::revision(&fleet, hash).await;
     assert_eq!(edited, format!("{committed} + sha256 001122334455"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_keeps_running_job() {
+    let served = Served::start_with(false, "* * * * * *", true);
+    let catalog = served.catalog().await;
+    let running = wait_for_backup_phase(&served, &catalog).await;
+
+    // The new file turns the schedule off while the job is in its BACKUP.
+    served.replace_fleet(&served.fleet_text("off", &["sales"]));
+    let started = Instant::now();
+    while !served.log().contains("fleet file reloaded") {
+        assert!(
+            started.elapsed() < WAIT_LIMIT,
+            "no reload within {WAIT_LIMIT:?}\nlog:\n{}",
+            served.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let run = loop {
+        let run = catalog
+            .run(running)
+            .await
+            .expect("read run")
+            .expect("run exists");
+        if run.status != RunStatus::Running {
+            break run;
+        }
+        assert!(
+            started.elapsed() < WAIT_LIMIT,
+            "the run did not finish within {WAIT_LIMIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        run.status,
+        RunStatus::Succeeded,
+        "the reload let the running job finish: {run:?}\nlog:\n{}",
+        served.log()
+    );
+    let after_job = scheduled_runs(&catalog).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        scheduled_runs(&catalog).await,
+        after_job,
+        "no scheduled run starts once the new file turned the schedule off\nlog:\n{}",
+        served.log()
+    );
+}
+
+/// Polls the catalogue until a run is in its backup phase, and returns its id.
+async fn wait_for_backup_phase(served: &Served, catalog: &Catalog) -> i64 {
+    let started = Instant::now();
+    loop {
+        let runs = catalog.recent_runs(10).await.expect("read runs");
+        if let Some(run) = runs.iter().find(|run| run.phase == "backup") {
+            return run.id;
+        }
+        assert!(
+            started.elapsed() < WAIT_LIMIT,
+            "no run reached the backup phase within {WAIT_LIMIT:?}: {runs:?}\nlog:\n{}",
+            served.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
