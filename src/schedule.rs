@@ -343,18 +343,28 @@ impl Scheduler {
         clock: Arc<dyn Clock>,
         catch_up: bool,
     ) -> Result<Scheduler, ScheduleError> {
+        // The sender is dropped at once, so this context stays in force for good.
+        let (_, contexts) = watch::channel(ctx);
+        Self::start_reloading(contexts, clock, catch_up).await
+    }
+
+    /// Like [`Scheduler::start_with`], taking each context that `contexts` publishes for
+    /// the slots after it: a reloaded fleet file changes schedules, instances and policies
+    /// of the next runs, while jobs already started keep the context they started with.
+    ///
+    /// # Errors
+    /// [`ScheduleError`] naming the instance, policy and expression croner rejected.
+    pub async fn start_reloading(
+        mut contexts: watch::Receiver<JobContext>,
+        clock: Arc<dyn Clock>,
+        catch_up: bool,
+    ) -> Result<Scheduler, ScheduleError> {
+        let ctx = contexts.borrow_and_update().clone();
         let entries = entries(&ctx.fleet)?;
-        for entry in &entries {
-            tracing::info!(
-                instance = %entry.instance.name,
-                policy = %entry.policy.name,
-                backup_type = %entry.backup_type,
-                time_zone = %entry.policy.time_zone,
-                "scheduled"
-            );
-        }
+        log_entries(&entries);
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run_loop(ctx, entries, clock, catch_up, stopped));
+        let schedule = Schedule { ctx, entries };
+        let task = tokio::spawn(run_loop(schedule, contexts, clock, catch_up, stopped));
         Ok(Scheduler { stop, task })
     }
 
@@ -368,33 +378,93 @@ impl Scheduler {
     }
 }
 
-async fn run_loop(
+fn log_entries(entries: &[Entry]) {
+    for entry in entries {
+        tracing::info!(
+            instance = %entry.instance.name,
+            policy = %entry.policy.name,
+            backup_type = %entry.backup_type,
+            time_zone = %entry.policy.time_zone,
+            "scheduled"
+        );
+    }
+}
+
+/// The job context in force and the schedule entries built from its fleet.
+struct Schedule {
     ctx: JobContext,
     entries: Vec<Entry>,
+}
+
+impl Schedule {
+    /// Takes the newest context of `contexts`. A fleet whose schedules do not build
+    /// leaves the current schedule in force; the reloader checks them before publishing.
+    fn update(&mut self, contexts: &mut watch::Receiver<JobContext>) {
+        let ctx = contexts.borrow_and_update().clone();
+        match entries(&ctx.fleet) {
+            Ok(entries) => {
+                log_entries(&entries);
+                self.ctx = ctx;
+                self.entries = entries;
+            }
+            Err(error) => {
+                tracing::error!(%error, "reloaded schedules rejected; the previous ones stay");
+            }
+        }
+    }
+}
+
+async fn run_loop(
+    mut schedule: Schedule,
+    mut contexts: watch::Receiver<JobContext>,
     clock: Arc<dyn Clock>,
     catch_up: bool,
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut checked = clock.now();
     if catch_up {
-        let due = catch_up_slots(&ctx, &entries, checked).await;
-        run_due(&ctx, &entries, due).await;
+        let due = catch_up_slots(&schedule.ctx, &schedule.entries, checked).await;
+        run_due(&schedule.ctx, &schedule.entries, due).await;
     }
+    // Once the sender is gone no context follows, and `changed` would fail at once.
+    let mut reloads_open = true;
     loop {
-        let next = entries.iter().filter_map(|e| e.next_slot(checked)).min();
-        let Some(next) = next else {
-            tracing::info!("no schedule has a future slot; the scheduler waits for shutdown");
-            let _ = stopped.wait_for(|stop| *stop).await;
-            return;
+        // A reload published during a cycle applies before the next slot is chosen.
+        if reloads_open && contexts.has_changed().unwrap_or(false) {
+            schedule.update(&mut contexts);
+        }
+        let next = schedule
+            .entries
+            .iter()
+            .filter_map(|e| e.next_slot(checked))
+            .min();
+        let wake = async {
+            match next {
+                Some(next) => clock.sleep_until(next).await,
+                None => std::future::pending().await,
+            }
         };
+        if next.is_none() {
+            tracing::info!(
+                "no schedule has a future slot; the scheduler waits for a reload or shutdown"
+            );
+        }
         tokio::select! {
-            () = clock.sleep_until(next) => {}
+            biased;
             _ = stopped.wait_for(|stop| *stop) => return,
+            changed = contexts.changed(), if reloads_open => {
+                match changed {
+                    Ok(()) => schedule.update(&mut contexts),
+                    Err(_) => reloads_open = false,
+                }
+                continue;
+            }
+            () = wake => {}
         }
         let now = clock.now();
-        let due = due_slots(&entries, checked, now);
+        let due = due_slots(&schedule.entries, checked, now);
         checked = now;
-        run_due(&ctx, &entries, due).await;
+        run_due(&schedule.ctx, &schedule.entries, due).await;
     }
 }
 

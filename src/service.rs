@@ -103,7 +103,7 @@ pub async fn open_fleet(
 
 /// Records every instance of the fleet file, so that the site and `list` show an instance
 /// that was never reached too. Facts the server reported earlier are kept.
-async fn register_instances(catalog: &Catalog, fleet: &Fleet) {
+pub(crate) async fn register_instances(catalog: &Catalog, fleet: &Fleet) {
     for instance in &fleet.instances {
         let facts = InstanceFacts {
             name: instance.name.clone(),

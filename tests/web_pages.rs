@@ -112,6 +112,7 @@ fn site(catalog: Catalog) -> Router {
         fleet_name: "/etc/bakfleet/fleet.toml".to_string(),
         started_at: T0,
         limits: None,
+        fleet_status: None,
     })
 }
 
@@ -348,7 +349,7 @@ async fn healthz_and_stylesheet_respond() {
 
     let (status, body) = get(&site, "/healthz").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, "ok");
+    assert!(body.starts_with("ok\n"), "{body}");
 
     let request = Request::builder()
         .uri("/static/site.css")
@@ -401,6 +402,7 @@ async fn serve_rejects_non_loopback_address() {
         fleet_name: "fleet.toml".to_string(),
         started_at: T0,
         limits: None,
+        fleet_status: None,
     };
     let listen: SocketAddr = "0.0.0.0:0".parse().unwrap();
 
@@ -425,6 +427,7 @@ async fn serve_answers_healthz_on_loopback() {
         fleet_name: "fleet.toml".to_string(),
         started_at: T0,
         limits: None,
+        fleet_status: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(listen, state, async move {
@@ -439,7 +442,7 @@ async fn serve_answers_healthz_on_loopback() {
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    assert!(response.ends_with("ok"), "{response}");
+    assert!(response.contains("\r\n\r\nok\n"), "{response}");
 
     stop.send(()).unwrap();
     server
@@ -488,6 +491,7 @@ async fn queue_page_lists_running_and_waiting() {
         fleet_name: "fleet.toml".to_string(),
         started_at: T0,
         limits: Some(limits),
+        fleet_status: None,
     });
 
     let (status, body) = get(&busy, "/queue").await;

@@ -185,6 +185,12 @@ impl Catalog {
         Ok(Catalog { pool })
     }
 
+    /// Closes every connection, so later queries fail. Tests use it to stand in for a
+    /// catalogue that stopped responding.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// Runs `SELECT 1`, so that health checks can tell whether the catalogue responds.
     pub async fn ping(&self) -> Result<(), CatalogError> {
         sqlx::query("SELECT 1")

@@ -107,6 +107,7 @@ pub(crate) async fn execute(
         fleet_name: "demo fleet".to_string(),
         started_at: OffsetDateTime::now_utc(),
         limits: Some(ctx.limits.clone()),
+        fleet_status: None,
     };
     let listener = web::bind(listen).await?;
     println!("admin site: http://{listen}/  (Ctrl-C stops the demo)");

@@ -1,6 +1,7 @@
 //! The command line: one file per command.
 
 mod check;
+mod config;
 mod connectivity;
 #[cfg(feature = "demo")]
 mod demo;
@@ -183,6 +184,12 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Print the fleet.toml reference (Markdown) or its JSON schema.
+    #[command(hide = true)]
+    Config {
+        #[command(subcommand)]
+        output: config::ConfigOutput,
+    },
     /// Start a simulated fleet, back it up, and serve the admin site.
     #[cfg(feature = "demo")]
     Demo {
@@ -314,6 +321,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             restore_plan::execute(&cli.fleet, request).await
         }
         Command::Prune { dry_run } => prune::execute(&cli.fleet, dry_run).await,
+        Command::Config { output } => config::execute(output),
         #[cfg(feature = "demo")]
         Command::Demo {
             once,

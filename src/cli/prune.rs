@@ -200,10 +200,15 @@ pub async fn prune(
 }
 
 /// Runs [`prune`] once a day until the task is dropped; errors are logged.
-pub async fn run_daily(catalog: Catalog, fleet: std::sync::Arc<Fleet>) {
+pub async fn run_daily(contexts: tokio::sync::watch::Receiver<crate::job::JobContext>) {
     let mut interval = tokio::time::interval(DAILY);
     loop {
         interval.tick().await;
+        // Each day's prune applies the retention of the fleet file in force then.
+        let (catalog, fleet) = {
+            let ctx = contexts.borrow();
+            (ctx.catalog.clone(), ctx.fleet.clone())
+        };
         match Secrets::load(&fleet.service) {
             Ok(secrets) => {
                 let staged =

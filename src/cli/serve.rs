@@ -2,12 +2,17 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use time::OffsetDateTime;
+use tokio::signal::unix::SignalKind;
 use tokio::sync::oneshot;
 
-use crate::schedule::Scheduler;
+use crate::fleet::{Fleet, FleetError};
+use crate::reload::{FleetStatus, Reloader};
+use crate::schedule::{Scheduler, SystemClock};
 use crate::service;
 use crate::shutdown::{self, StopSignal};
 use crate::web::{self, WebState};
@@ -17,23 +22,43 @@ use crate::web::{self, WebState};
 ///
 /// Returns [`shutdown::EXIT_INTERRUPTED`] when the stop interrupted a job.
 pub(crate) async fn execute(fleet_path: &Path, grace: Duration) -> anyhow::Result<ExitCode> {
-    let ctx = service::open(fleet_path, None).await?;
-    let scheduler = Scheduler::start(ctx.clone()).await?;
+    // tokio keeps a signal handler installed for the life of the process, so this
+    // keeps a SIGHUP during start-up from ending it (SIGHUP's default action).
+    let _early_hangups = tokio::signal::unix::signal(SignalKind::hangup())
+        .context("cannot install the SIGHUP handler that reloads the fleet file")?;
+    // The status hashes the same text the fleet was parsed from.
+    let text = std::fs::read_to_string(fleet_path).map_err(|cause| FleetError::Read {
+        path: fleet_path.to_path_buf(),
+        cause,
+    })?;
+    let fleet = Fleet::parse(&text, fleet_path)?;
+    let ctx = service::open_fleet(fleet, None).await?;
+    let status = FleetStatus::loaded(&ctx, &text).await;
+    tracing::info!(fleet = %fleet_path.display(), revision = %status.revision, "fleet file loaded");
+    let reloader = Reloader::new(ctx.clone(), status);
+    let contexts = reloader.contexts();
+    let fleet_status = reloader.status();
+    let reloads = tokio::spawn(async move {
+        if let Err(error) = reloader.run().await {
+            tracing::error!(%error, "fleet file reloads stopped");
+        }
+    });
+    let scheduler =
+        Scheduler::start_reloading(contexts.clone(), Arc::new(SystemClock), true).await?;
+    // TODO: restart the drill schedule when a reload changes `[drill]`.
     let drills = tokio::spawn(crate::drill::run_scheduled(
         ctx.fleet.clone(),
         ctx.secrets.clone(),
         ctx.catalog.clone(),
         std::sync::Arc::new(crate::schedule::SystemClock),
     ));
-    let daily_prune = tokio::spawn(super::prune::run_daily(
-        ctx.catalog.clone(),
-        ctx.fleet.clone(),
-    ));
+    let daily_prune = tokio::spawn(super::prune::run_daily(contexts));
     let state = WebState {
         catalog: ctx.catalog.clone(),
         fleet_name: ctx.fleet.source.display().to_string(),
         started_at: OffsetDateTime::now_utc(),
         limits: Some(ctx.limits.clone()),
+        fleet_status: Some(fleet_status),
     };
     let listen = ctx.fleet.service.listen;
     tracing::info!(%listen, fleet = %ctx.fleet.source.display(), grace_secs = grace.as_secs(), "bakfleet serving");
@@ -50,6 +75,7 @@ pub(crate) async fn execute(fleet_path: &Path, grace: Duration) -> anyhow::Resul
     };
     web::serve(listen, state, stop).await?;
     scheduler.shutdown().await;
+    reloads.abort();
     daily_prune.abort();
     // A drill cut off here is marked interrupted at the next start; its copy may remain
     // on the sandbox, as the drill's record states.

@@ -7,6 +7,7 @@ mod error;
 mod instance;
 mod policy;
 mod raw;
+pub mod reference;
 mod schedules;
 mod secrets;
 mod service;
@@ -28,7 +29,7 @@ pub use policy::{
 };
 pub use schedules::{parse_cron, Schedules};
 pub use secrets::{Secret, SecretRef, Secrets};
-pub use service::{Defaults, Retention, Service};
+pub use service::{Defaults, Retention, Service, DEFAULT_MIN_STORE_FREE_BYTES};
 pub use staging::Staging;
 
 use error::Diagnostics;

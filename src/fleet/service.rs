@@ -36,7 +36,14 @@ pub struct Service {
     /// deleted by `prune` (and the daily prune of `serve`); default 7 days, `None` when
     /// `staged_max_age_days = 0` turns the clean-up off.
     pub staged_max_age: Option<Duration>,
+    /// Free bytes the store's file system needs for `/healthz` to report ready; default
+    /// [`DEFAULT_MIN_STORE_FREE_BYTES`], 0 turns the check off.
+    pub min_store_free_bytes: u64,
 }
+
+/// Default of `service.min_store_free_bytes`: 1 GiB. A store with less free space cannot
+/// take the next full backup of most production databases.
+pub const DEFAULT_MIN_STORE_FREE_BYTES: u64 = 1 << 30;
 
 impl Service {
     /// Reads `[service]`, with relative paths joined to `base_dir`.
@@ -55,6 +62,7 @@ impl Service {
             max_jobs_per_instance: 2,
             max_jobs_per_staging: 2,
             staged_max_age: Some(Duration::from_secs(7 * 86_400)),
+            min_store_free_bytes: DEFAULT_MIN_STORE_FREE_BYTES,
         };
         let Some(raw) = raw else {
             return service;
@@ -99,6 +107,10 @@ impl Service {
             let jobs = value::count(diagnostics, "service.max_jobs_per_staging", jobs, 1);
             let jobs = jobs.and_then(|jobs| usize::try_from(jobs).ok());
             service.max_jobs_per_staging = jobs.unwrap_or(service.max_jobs_per_staging);
+        }
+        if let Some(bytes) = &raw.min_store_free_bytes {
+            let bytes = value::count(diagnostics, "service.min_store_free_bytes", bytes, 0);
+            service.min_store_free_bytes = bytes.unwrap_or(service.min_store_free_bytes);
         }
         service
     }

@@ -3,6 +3,7 @@
 
 mod error;
 mod freshness;
+mod health;
 mod pages;
 mod restore;
 mod templates;
@@ -33,6 +34,9 @@ pub struct WebState {
     /// The job limits of this process, whose queue `/queue` shows; `None` for a process
     /// that runs no jobs.
     pub limits: Option<Arc<crate::job::Limits>>,
+    /// The fleet file in force and the last reload error, which every page header and
+    /// `/healthz` show; `None` for a process that does not reload its fleet file.
+    pub fleet_status: Option<tokio::sync::watch::Receiver<crate::reload::FleetStatus>>,
 }
 
 /// State shared by handlers: the caller's state and the compiled templates.
@@ -63,7 +67,7 @@ pub fn router(state: WebState) -> Router {
         .route("/runs", get(pages::runs))
         .route("/runs/{id}", get(pages::run))
         .route("/queue", get(pages::queue))
-        .route("/healthz", get(pages::healthz))
+        .route("/healthz", get(health::healthz))
         .route("/static/site.css", get(pages::stylesheet))
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(

@@ -1,7 +1,7 @@
 //! Page handlers: each reads the catalogue and renders one template.
 
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::Value;
 use serde::Serialize;
@@ -151,17 +151,6 @@ pub(super) async fn queue(State(site): State<Site>) -> Result<Html<String>, WebE
     )
 }
 
-/// Returns 200 `ok` when the catalogue responds to a query, else 503.
-pub(super) async fn healthz(State(site): State<Site>) -> Response {
-    match site.state.catalog.ping().await {
-        Ok(()) => (StatusCode::OK, "ok").into_response(),
-        Err(error) => {
-            tracing::error!(error = %error, "health check failed: the catalogue does not respond");
-            (StatusCode::SERVICE_UNAVAILABLE, "catalogue unavailable").into_response()
-        }
-    }
-}
-
 pub(super) async fn stylesheet() -> Response {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
@@ -180,6 +169,7 @@ impl Site {
         let template = self.templates.get_template(name)?;
         let page = template.render(minijinja::context! {
             fleet_name => self.state.fleet_name,
+            fleet_status => self.state.fleet_status.as_ref().map(|status| status.borrow().clone()),
             started_at => rfc3339(self.state.started_at),
             ..context
         })?;
