@@ -15,6 +15,7 @@ pub mod prune;
 pub mod restore_plan;
 mod run;
 mod serve;
+pub mod user;
 mod verify;
 
 #[cfg(feature = "demo")]
@@ -183,6 +184,9 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Manage the admin site's users: add, list, remove, passwd.
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Start a simulated fleet, back it up, and serve the admin site.
     #[cfg(feature = "demo")]
     Demo {
@@ -314,6 +318,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             restore_plan::execute(&cli.fleet, request).await
         }
         Command::Prune { dry_run } => prune::execute(&cli.fleet, dry_run).await,
+        Command::User(command) => user::execute(&cli.fleet, command).await,
         #[cfg(feature = "demo")]
         Command::Demo {
             once,
