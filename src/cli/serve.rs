@@ -34,6 +34,7 @@ pub(crate) async fn execute(fleet_path: &Path, grace: Duration) -> anyhow::Resul
         fleet_name: ctx.fleet.source.display().to_string(),
         started_at: OffsetDateTime::now_utc(),
         limits: Some(ctx.limits.clone()),
+        sessions: web::SessionSettings::from_service(&ctx.fleet.service),
     };
     let listen = ctx.fleet.service.listen;
     tracing::info!(%listen, fleet = %ctx.fleet.source.display(), grace_secs = grace.as_secs(), "bakfleet serving");

@@ -44,6 +44,17 @@ pub(crate) struct RawService {
     pub max_jobs_per_instance: Option<Spanned<i64>>,
     pub max_jobs_per_staging: Option<Spanned<i64>>,
     pub staged_max_age_days: Option<Spanned<i64>>,
+    /// Whether the admin site trusts `X-Forwarded-Proto` and `X-Forwarded-For` from the
+    /// reverse proxy in front of it: it then marks session cookies `Secure` when the proxy
+    /// served HTTPS, and logs the forwarded client address. Default `false`; set it only
+    /// when every request reaches the site through a proxy that replaces those headers.
+    pub trusted_proxy: Option<bool>,
+    /// Minutes without a request after which an admin site session ends. Default 30,
+    /// at least 1.
+    pub session_idle_minutes: Option<Spanned<i64>>,
+    /// Hours after login at which an admin site session ends, however active. Default 12,
+    /// at least 1.
+    pub session_max_hours: Option<Spanned<i64>>,
 }
 
 /// Keys that `[defaults]` sets and each instance may override. The policy keys repeat

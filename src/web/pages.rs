@@ -178,9 +178,21 @@ impl Site {
     /// Renders template `name` with `context` and the values every page shows.
     pub(super) fn render(&self, name: &str, context: Value) -> Result<Html<String>, WebError> {
         let template = self.templates.get_template(name)?;
+        let user = super::auth::CURRENT_USER
+            .try_with(|user| {
+                minijinja::context! {
+                    name => user.name,
+                    role => user.role,
+                    csrf_token => user.csrf_token,
+                    can_operate => user.role >= crate::account::Role::Operator,
+                    is_admin => user.role >= crate::account::Role::Admin,
+                }
+            })
+            .ok();
         let page = template.render(minijinja::context! {
             fleet_name => self.state.fleet_name,
             started_at => rfc3339(self.state.started_at),
+            user,
             ..context
         })?;
         Ok(Html(page))
