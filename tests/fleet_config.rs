@@ -623,7 +623,7 @@ fn password_secret_needs_secrets_file() {
 #[test]
 fn every_problem_is_reported() {
     let text = format!(
-        "[service]\nlisten = \"0.0.0.0:1\"\nlease_seconds = 0\n{}",
+        "[service]\nlisten = \"0.0.0.0\"\nlease_seconds = 0\n{}",
         MINIMAL_INSTANCE.replace("host = \"sql01\"", "host = \"sql01\"\nport = 0")
     );
     let Err(error) = Fleet::parse(&text, Path::new("fleet.toml")) else {

@@ -75,6 +75,8 @@ fn state(catalog: Catalog, sessions: SessionSettings) -> WebState {
         started_at: T0,
         limits: None,
         sessions,
+        store: None,
+        run_requests: None,
     }
 }
 
@@ -613,4 +615,285 @@ async fn forms_carry_csrf_token() {
     let field = format!("name=\"csrf_token\" value=\"{}\"", admin.csrf_token);
     // The logout form in the header and the add form on the page.
     assert!(body.matches(&field).count() >= 2, "{body}");
+}
+
+/// A catalogue with one full backup of sales/orders whose stored file holds `content`,
+/// in a store under `store_root`. Returns the backup id.
+async fn stored_backup(catalog: &Catalog, store_root: &std::path::Path, content: &[u8]) -> i64 {
+    use sha2::{Digest, Sha256};
+    let mut record = catalog_fixture::record(
+        "sales",
+        "orders",
+        bakfleet::backup::BackupType::Full,
+        time::OffsetDateTime::now_utc(),
+        content.len() as u64,
+    );
+    record.sha256 = hex::encode(Sha256::digest(content));
+    let path = store_root.join(&record.store_path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, content).unwrap();
+    let (_, backup_id) = catalog_fixture::add_backup(catalog, &record).await;
+    backup_id
+}
+
+/// A site with a store and, when `runner` is given, a job runner channel.
+async fn site_with_store(
+    runner: Option<bakfleet::web::RunSender>,
+) -> (Router, Catalog, tempfile::TempDir) {
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = bakfleet::store::Store::open(dir.path()).unwrap();
+    let mut state = state(catalog.clone(), SessionSettings::default());
+    state.store = Some(std::sync::Arc::new(store));
+    state.run_requests = runner;
+    (router(state), catalog, dir)
+}
+
+#[tokio::test]
+async fn run_now_redirects_to_run() {
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(1);
+    let (site, catalog, dir) = site_with_store(Some(sender)).await;
+    stored_backup(&catalog, dir.path(), b"test").await;
+    let runner = tokio::spawn(async move {
+        let request = receiver.recv().await.unwrap();
+        let summary = (
+            request.instance.clone(),
+            request.database.clone(),
+            request.backup_type,
+            request.requested_by.clone(),
+        );
+        request
+            .started
+            .send(bakfleet::web::RunStart::Started(42))
+            .unwrap();
+        summary
+    });
+    let operator = session_for(&catalog, Role::Operator).await;
+
+    let response = send(
+        &site,
+        request(
+            "POST",
+            "/instances/sales/databases/orders/run",
+            "backup_type=log",
+            Some(&operator),
+            Some(&operator.csrf_token),
+        ),
+    )
+    .await;
+
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/runs/42");
+    let (instance, database, backup_type, user) = runner.await.unwrap();
+    assert_eq!(instance, "sales");
+    assert_eq!(database.as_deref(), Some("orders"));
+    assert_eq!(backup_type, bakfleet::backup::BackupType::Log);
+    assert_eq!(user, "operator");
+    let entry = &catalog.audit_entries(1).await.unwrap()[0];
+    assert_eq!(entry.action, "run");
+    assert_eq!(entry.target.as_deref(), Some("sales/orders"));
+    assert_eq!(entry.detail.as_deref(), Some("log, run 42"));
+}
+
+#[tokio::test]
+async fn run_now_rejects_unknown_database() {
+    let (sender, _receiver) = tokio::sync::mpsc::channel(1);
+    let (site, catalog, _dir) = site_with_store(Some(sender)).await;
+    let operator = session_for(&catalog, Role::Operator).await;
+    let response = send(
+        &site,
+        request(
+            "POST",
+            "/instances/sales/databases/nothere/run",
+            "backup_type=full",
+            Some(&operator),
+            Some(&operator.csrf_token),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn run_now_reports_rejected_job() {
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(1);
+    let (site, catalog, dir) = site_with_store(Some(sender)).await;
+    stored_backup(&catalog, dir.path(), b"test").await;
+    tokio::spawn(async move {
+        let request: bakfleet::web::RunRequest = receiver.recv().await.unwrap();
+        let reason = "lease held by another process".to_string();
+        let _ = request
+            .started
+            .send(bakfleet::web::RunStart::Rejected(reason));
+    });
+    let operator = session_for(&catalog, Role::Operator).await;
+    let response = send(
+        &site,
+        request(
+            "POST",
+            "/instances/sales/run",
+            "backup_type=full",
+            Some(&operator),
+            Some(&operator.csrf_token),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert!(body_text(response).await.contains("lease held"));
+}
+
+#[tokio::test]
+async fn run_now_without_runner_unavailable() {
+    let (site, catalog) = site().await;
+    let operator = session_for(&catalog, Role::Operator).await;
+    let response = send(
+        &site,
+        request(
+            "POST",
+            "/instances/sales/run",
+            "backup_type=full",
+            Some(&operator),
+            Some(&operator.csrf_token),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn verify_now_records_result() {
+    let (site, catalog, dir) = site_with_store(None).await;
+    let backup_id = stored_backup(&catalog, dir.path(), b"test").await;
+    let operator = session_for(&catalog, Role::Operator).await;
+    let uri = format!("/backups/{backup_id}/verify");
+    let verify = || {
+        request(
+            "POST",
+            &uri,
+            "",
+            Some(&operator),
+            Some(&operator.csrf_token),
+        )
+    };
+
+    let response = send(&site, verify()).await;
+
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), format!("/backups/{backup_id}"));
+    let entry = &catalog.audit_entries(1).await.unwrap()[0];
+    assert_eq!(entry.action, "verify");
+    assert_eq!(entry.outcome, "ok");
+
+    // A flipped byte in the stored file fails the next check.
+    let backup = catalog.backup(backup_id).await.unwrap().unwrap();
+    std::fs::write(dir.path().join(&backup.store_path), b"tesT").unwrap();
+    send(&site, verify()).await;
+    let entry = &catalog.audit_entries(1).await.unwrap()[0];
+    assert_eq!(entry.outcome, "failed");
+    let page = send(
+        &site,
+        request(
+            "GET",
+            &format!("/backups/{backup_id}"),
+            "",
+            Some(&operator),
+            None,
+        ),
+    )
+    .await;
+    let body = body_text(page).await;
+    assert!(body.contains("id=\"last-verification\""), "{body}");
+    assert!(body.contains("SHA-256"), "{body}");
+}
+
+#[tokio::test]
+async fn download_serves_ranges_and_digest() {
+    let (site, catalog, dir) = site_with_store(None).await;
+    let content: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let backup_id = stored_backup(&catalog, dir.path(), &content).await;
+    let operator = session_for(&catalog, Role::Operator).await;
+    let uri = format!("/backups/{backup_id}/download");
+
+    let whole = send(&site, request("GET", &uri, "", Some(&operator), None)).await;
+    assert_eq!(whole.status(), StatusCode::OK);
+    let headers = whole.headers().clone();
+    let expected_hex = {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(&content))
+    };
+    assert_eq!(headers["x-checksum-sha256"], expected_hex.as_str());
+    let digest = headers["digest"].to_str().unwrap().to_string();
+    assert!(digest.starts_with("sha-256="), "{digest}");
+    assert_eq!(headers[header::ACCEPT_RANGES], "bytes");
+    let body = whole.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body.as_ref(), content.as_slice());
+
+    let mut ranged = request("GET", &uri, "", Some(&operator), None);
+    ranged
+        .headers_mut()
+        .insert(header::RANGE, "bytes=1000-1999".parse().unwrap());
+    let partial = send(&site, ranged).await;
+    assert_eq!(partial.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        partial.headers()[header::CONTENT_RANGE],
+        "bytes 1000-1999/100000"
+    );
+    let body = partial.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body.as_ref(), &content[1000..2000]);
+
+    let mut past_end = request("GET", &uri, "", Some(&operator), None);
+    past_end
+        .headers_mut()
+        .insert(header::RANGE, "bytes=100000-".parse().unwrap());
+    let response = send(&site, past_end).await;
+    assert_eq!(response.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+
+    let entries = catalog.audit_entries(10).await.unwrap();
+    let downloads = entries
+        .iter()
+        .filter(|entry| entry.action == "download")
+        .count();
+    assert_eq!(downloads, 3);
+}
+
+#[tokio::test]
+async fn download_refuses_path_outside_store() {
+    let (site, catalog, dir) = site_with_store(None).await;
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.bak");
+    std::fs::write(&secret, b"test").unwrap();
+    let mut record = catalog_fixture::record(
+        "sales",
+        "orders",
+        bakfleet::backup::BackupType::Full,
+        time::OffsetDateTime::now_utc(),
+        4,
+    );
+    let escape = "../".repeat(dir.path().components().count());
+    record.store_path = format!("{escape}{}", secret.display());
+    let (_, traversal_id) = catalog_fixture::add_backup(&catalog, &record).await;
+    record.store_path = secret.display().to_string();
+    record.first_lsn.0 += 1_000_000;
+    record.last_lsn.0 += 1_000_000;
+    let (_, absolute_id) = catalog_fixture::add_backup(&catalog, &record).await;
+    let operator = session_for(&catalog, Role::Operator).await;
+
+    for id in [traversal_id, absolute_id] {
+        let uri = format!("/backups/{id}/download");
+        let response = send(&site, request("GET", &uri, "", Some(&operator), None)).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "backup {id}");
+        assert!(!body_text(response).await.contains("test"), "backup {id}");
+    }
+    let response = send(
+        &site,
+        request(
+            "GET",
+            "/backups/..%2F..%2Fetc/download",
+            "",
+            Some(&operator),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }

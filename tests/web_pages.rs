@@ -117,6 +117,8 @@ async fn site(catalog: Catalog) -> Router {
         started_at: T0,
         limits: None,
         sessions: SessionSettings::default(),
+        store: None,
+        run_requests: None,
     });
     web_session::with_session(router, &session)
 }
@@ -408,6 +410,8 @@ async fn serve_rejects_non_loopback_address() {
         started_at: T0,
         limits: None,
         sessions: SessionSettings::default(),
+        store: None,
+        run_requests: None,
     };
     let listen: SocketAddr = "0.0.0.0:0".parse().unwrap();
 
@@ -433,6 +437,8 @@ async fn serve_answers_healthz_on_loopback() {
         started_at: T0,
         limits: None,
         sessions: SessionSettings::default(),
+        store: None,
+        run_requests: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(listen, state, async move {
@@ -498,6 +504,8 @@ async fn queue_page_lists_running_and_waiting() {
         started_at: T0,
         limits: Some(limits),
         sessions: SessionSettings::default(),
+        store: None,
+        run_requests: None,
     });
     let busy = web_session::with_session(busy, &session);
 

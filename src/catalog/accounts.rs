@@ -410,6 +410,27 @@ impl Catalog {
         Ok(())
     }
 
+    /// Returns the newest audit entry of `action` on `target`, such as the last "verify
+    /// now" of a backup.
+    pub async fn latest_audit(
+        &self,
+        action: &str,
+        target: &str,
+    ) -> Result<Option<AuditRow>, CatalogError> {
+        let row = sqlx::query(
+            "SELECT id, at, actor, action, target, outcome, client, detail
+             FROM audit_log WHERE action = ? AND target = ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(action)
+        .bind(target)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(CatalogError::query(format!(
+            "read the last {action} of {target}"
+        )))?;
+        row.as_ref().map(audit_row).transpose()
+    }
+
     /// Returns the newest audit log entries first, at most `limit`.
     pub async fn audit_entries(&self, limit: i64) -> Result<Vec<AuditRow>, CatalogError> {
         let rows = sqlx::query(

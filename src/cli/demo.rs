@@ -105,12 +105,16 @@ pub(crate) async fn execute(
     }
 
     let scheduler = Scheduler::start(ctx.clone()).await?;
+    let (run_requests, run_receiver) = tokio::sync::mpsc::channel(16);
+    let requested_runs = tokio::spawn(web::run_requested_backups(ctx.clone(), run_receiver));
     let state = WebState {
         catalog: ctx.catalog.clone(),
         fleet_name: "demo fleet".to_string(),
         started_at: OffsetDateTime::now_utc(),
         limits: Some(ctx.limits.clone()),
         sessions: web::SessionSettings::default(),
+        store: Some(ctx.store.clone()),
+        run_requests: Some(run_requests),
     };
     add_demo_admin(&ctx.catalog, &password).await?;
     let listener = web::bind(listen).await?;
@@ -118,6 +122,7 @@ pub(crate) async fn execute(
     println!("log in as user {DEMO_USER} with the demo password: {password}");
     web::serve_on(listener, state, serve::stop_signal()).await?;
     scheduler.shutdown().await;
+    requested_runs.abort();
     simulator.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

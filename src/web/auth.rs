@@ -57,6 +57,7 @@ const fn rule(method: &'static str, path: &'static str, access: Access) -> Route
 }
 
 const VIEWER: Access = Access::Role(Role::Viewer);
+const OPERATOR: Access = Access::Role(Role::Operator);
 const ADMIN: Access = Access::Role(Role::Admin);
 
 /// Every route of the router with the access it needs. A route missing here answers 500,
@@ -83,6 +84,15 @@ pub const ROUTES: &[RouteRule] = &[
     rule("POST", "/users/{name}/remove", ADMIN),
     rule("POST", "/users/{name}/password", ADMIN),
     rule("GET", "/audit", ADMIN),
+    rule("POST", "/instances/{instance}/run", OPERATOR),
+    rule(
+        "POST",
+        "/instances/{instance}/databases/{database}/run",
+        OPERATOR,
+    ),
+    rule("POST", "/backups/{id}/verify", OPERATOR),
+    // Operators only, because a backup file holds the whole database.
+    rule("GET", "/backups/{id}/download", OPERATOR),
 ];
 
 /// How the site treats sessions and the proxy in front of it.

@@ -33,6 +33,13 @@ pub enum WebError {
     /// A request body over the site's limit: 413.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// An action that conflicts with the state of the fleet, such as a backup whose job
+    /// could not start: 409 with `message` shown.
+    #[error("{0}")]
+    Conflict(String),
+    /// An action this process cannot perform, such as a run without a job runner: 503.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// The error a handler returned, carried in the response to the middleware.
@@ -65,6 +72,16 @@ impl IntoResponse for WebError {
             },
             WebError::PayloadTooLarge(message) => ErrorDetail {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
+                message: message.clone(),
+                internal: None,
+            },
+            WebError::Conflict(message) => ErrorDetail {
+                status: StatusCode::CONFLICT,
+                message: message.clone(),
+                internal: None,
+            },
+            WebError::Unavailable(message) => ErrorDetail {
+                status: StatusCode::SERVICE_UNAVAILABLE,
                 message: message.clone(),
                 internal: None,
             },

@@ -1,8 +1,10 @@
 //! The admin site: pages over the catalogue behind logins with roles, served by axum and
 //! rendered with minijinja templates embedded in the binary.
 
+mod actions;
 mod audit;
 mod auth;
+mod download;
 mod error;
 mod freshness;
 mod login;
@@ -24,6 +26,7 @@ use time::OffsetDateTime;
 
 use crate::catalog::Catalog;
 
+pub use actions::{run_requested_backups, RunRequest, RunSender, RunStart};
 pub use auth::{Access, RouteRule, SessionSettings, BODY_LIMIT, ROUTES};
 pub use error::WebError;
 pub use freshness::Freshness;
@@ -41,6 +44,12 @@ pub struct WebState {
     pub limits: Option<Arc<crate::job::Limits>>,
     /// Session lifetimes and whether the reverse proxy's headers are trusted.
     pub sessions: SessionSettings,
+    /// The backup store, for downloads, "verify now" and absolute paths in restore
+    /// scripts; `None` for a site that serves the catalogue alone.
+    pub store: Option<Arc<crate::store::Store>>,
+    /// Where "run now" hands its backups to the job runner; `None` for a process that
+    /// runs no jobs.
+    pub run_requests: Option<RunSender>,
 }
 
 /// State shared by handlers: the caller's state and the compiled templates.
@@ -79,6 +88,13 @@ pub fn router(state: WebState) -> Router {
         .route("/users/{name}/remove", post(users::remove_user))
         .route("/users/{name}/password", post(users::reset_password))
         .route("/audit", get(audit::audit_page))
+        .route("/instances/{instance}/run", post(actions::run_instance))
+        .route(
+            "/instances/{instance}/databases/{database}/run",
+            post(actions::run_database),
+        )
+        .route("/backups/{id}/verify", post(actions::verify_backup))
+        .route("/backups/{id}/download", get(download::download))
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(
             site.clone(),

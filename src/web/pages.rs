@@ -110,9 +110,15 @@ pub(super) async fn backup(
         .await?
         .contains(&backup_id);
 
+    let verification = site
+        .state
+        .catalog
+        .latest_audit("verify", &super::actions::backup_target(backup_id))
+        .await?;
+
     site.render(
         "backup.html",
-        minijinja::context! { backup, drills, pruned },
+        minijinja::context! { backup, drills, pruned, verification },
     )
 }
 
