@@ -108,7 +108,7 @@ async fn sample_catalog(catalog: &Catalog) -> Sample {
     }
 }
 
-/// The site with every request logged in as a viewer.
+/// Builds the site with every request logged in as a viewer.
 async fn site(catalog: Catalog) -> Router {
     let session = web_session::session_for(&catalog, Role::Viewer).await;
     let router = router(WebState {
