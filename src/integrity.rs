@@ -214,6 +214,14 @@ pub async fn check(
     Ok(report)
 }
 
+/// Checks one catalogued backup's file at `depth`, returning what is wrong with it or
+/// `None` when it matches the catalogue. The admin site's "verify now" calls it.
+pub async fn check_one(store: &Store, backup: &BackupRow, depth: Depth) -> Option<Finding> {
+    let path = file_of(store, backup);
+    let mut bytes = 0;
+    check_backup(backup, &path, depth, &mut bytes).await
+}
+
 /// Returns the file of a backup. Store paths are relative to the store root, except that
 /// `bakfleet import` without `--copy` catalogues absolute paths.
 fn file_of(store: &Store, backup: &BackupRow) -> PathBuf {

@@ -5,6 +5,7 @@
 //! through its stages, using `mssql` (TDS), `transfer` (SMB, SFTP, local), `store` (the
 //! central repository) and `catalog` (SQLite). `web` serves the admin site.
 
+pub mod account;
 pub mod backup;
 pub mod catalog;
 pub mod chain;

@@ -2,15 +2,17 @@
 //! backups, a failed run and a database name that needs escaping and percent-encoding.
 
 mod catalog_fixture;
+mod web_session;
 
 use std::net::SocketAddr;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
+use bakfleet::account::Role;
 use bakfleet::backup::BackupType;
 use bakfleet::catalog::{Catalog, DatabaseFacts, InstanceFacts};
-use bakfleet::web::{router, serve, WebState};
+use bakfleet::web::{check_public_address, router, serve, SessionSettings, WebState};
 use catalog_fixture::{add_backup, new_run, record, T0};
 use http_body_util::BodyExt;
 use time::{Duration, OffsetDateTime};
@@ -106,14 +108,20 @@ async fn sample_catalog(catalog: &Catalog) -> Sample {
     }
 }
 
-fn site(catalog: Catalog) -> Router {
-    router(WebState {
+/// Builds the site with every request logged in as a viewer.
+async fn site(catalog: Catalog) -> Router {
+    let session = web_session::session_for(&catalog, Role::Viewer).await;
+    let router = router(WebState {
         catalog,
         fleet_name: "/etc/bakfleet/fleet.toml".to_string(),
         started_at: T0,
         limits: None,
         fleet_status: None,
-    })
+        sessions: SessionSettings::default(),
+        store: None,
+        run_requests: None,
+    });
+    web_session::with_session(router, &session)
 }
 
 /// Escapes text as minijinja's HTML auto-escaping does, which includes `/`.
@@ -138,7 +146,7 @@ async fn get(site: &Router, uri: &str) -> (StatusCode, String) {
 async fn overview_shows_databases_and_ages() {
     let catalog = Catalog::open_in_memory().await.unwrap();
     let sample = sample_catalog(&catalog).await;
-    let site = site(catalog);
+    let site = site(catalog).await;
 
     let (status, page) = get(&site, "/").await;
 
@@ -191,7 +199,7 @@ async fn overview_shows_databases_and_ages() {
 async fn pages_escape_html_in_catalogue_text() {
     let catalog = Catalog::open_in_memory().await.unwrap();
     let sample = sample_catalog(&catalog).await;
-    let site = site(catalog);
+    let site = site(catalog).await;
 
     for uri in [
         "/".to_string(),
@@ -215,7 +223,7 @@ async fn pages_escape_html_in_catalogue_text() {
 async fn database_page_decodes_weird_name() {
     let catalog = Catalog::open_in_memory().await.unwrap();
     let sample = sample_catalog(&catalog).await;
-    let site = site(catalog);
+    let site = site(catalog).await;
 
     let uri = format!("/instances/sales-prod/databases/{WEIRD_SEGMENT}");
     let (status, page) = get(&site, &uri).await;
@@ -233,7 +241,7 @@ async fn database_page_decodes_weird_name() {
 async fn database_page_lists_backups_and_runs() {
     let catalog = Catalog::open_in_memory().await.unwrap();
     let sample = sample_catalog(&catalog).await;
-    let site = site(catalog);
+    let site = site(catalog).await;
 
     let (status, page) = get(&site, "/instances/sales-prod/databases/orders").await;
 
@@ -255,7 +263,7 @@ async fn backup_page_shows_lsns_and_hash() {
     let catalog = Catalog::open_in_memory().await.unwrap();
     let sample = sample_catalog(&catalog).await;
     let backup = catalog.backup(sample.full_id).await.unwrap().unwrap();
-    let site = site(catalog);
+    let site = site(catalog).await;
 
     let (status, page) = get(&site, &format!("/backups/{}", sample.full_id)).await;
 
@@ -294,7 +302,7 @@ async fn backup_page_shows_lsns_and_hash() {
 async fn runs_pages_show_errors_and_phase() {
     let catalog = Catalog::open_in_memory().await.unwrap();
     let sample = sample_catalog(&catalog).await;
-    let site = site(catalog);
+    let site = site(catalog).await;
 
     let (status, list) = get(&site, "/runs").await;
     assert_eq!(status, StatusCode::OK);
@@ -323,7 +331,7 @@ async fn runs_pages_show_errors_and_phase() {
 async fn unknown_ids_return_not_found() {
     let catalog = Catalog::open_in_memory().await.unwrap();
     sample_catalog(&catalog).await;
-    let site = site(catalog);
+    let site = site(catalog).await;
 
     for uri in [
         "/backups/9999",
@@ -345,7 +353,7 @@ async fn unknown_ids_return_not_found() {
 
 #[tokio::test]
 async fn healthz_and_stylesheet_respond() {
-    let site = site(Catalog::open_in_memory().await.unwrap());
+    let site = site(Catalog::open_in_memory().await.unwrap()).await;
 
     let (status, body) = get(&site, "/healthz").await;
     assert_eq!(status, StatusCode::OK);
@@ -369,7 +377,7 @@ async fn catalogue_failure_shows_plain_500() {
     let path = dir.path().join("catalog.db");
     let catalog = Catalog::open(&path).await.unwrap();
     sample_catalog(&catalog).await;
-    let site = site(catalog);
+    let site = site(catalog).await;
     // A second connection breaks the schema under the running site.
     let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
     let saboteur = sqlx::SqlitePool::connect_with(options).await.unwrap();
@@ -403,6 +411,9 @@ async fn serve_rejects_non_loopback_address() {
         started_at: T0,
         limits: None,
         fleet_status: None,
+        sessions: SessionSettings::default(),
+        store: None,
+        run_requests: None,
     };
     let listen: SocketAddr = "0.0.0.0:0".parse().unwrap();
 
@@ -413,6 +424,21 @@ async fn serve_rejects_non_loopback_address() {
     let message = error.to_string();
     assert!(message.contains("0.0.0.0:0"), "{message}");
     assert!(message.contains("loopback"), "{message}");
+}
+
+#[tokio::test]
+async fn public_address_needs_admin_user() {
+    // Checked without binding: the tests listen on loopback only.
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    let listen: SocketAddr = "192.0.2.10:8080".parse().unwrap();
+    let error = check_public_address(listen, &catalog).await.unwrap_err();
+    assert!(error.to_string().contains("no admin user"), "{error}");
+
+    web_session::ensure_user(&catalog, "operator", Role::Operator).await;
+    assert!(check_public_address(listen, &catalog).await.is_err());
+
+    web_session::ensure_user(&catalog, "root", Role::Admin).await;
+    assert!(check_public_address(listen, &catalog).await.is_ok());
 }
 
 #[tokio::test]
@@ -428,6 +454,9 @@ async fn serve_answers_healthz_on_loopback() {
         started_at: T0,
         limits: None,
         fleet_status: None,
+        sessions: SessionSettings::default(),
+        store: None,
+        run_requests: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(listen, state, async move {
@@ -486,13 +515,18 @@ async fn queue_page_lists_running_and_waiting() {
         }
     });
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let session = web_session::session_for(&catalog, Role::Viewer).await;
     let busy = router(WebState {
         catalog,
         fleet_name: "fleet.toml".to_string(),
         started_at: T0,
         limits: Some(limits),
         fleet_status: None,
+        sessions: SessionSettings::default(),
+        store: None,
+        run_requests: None,
     });
+    let busy = web_session::with_session(busy, &session);
 
     let (status, body) = get(&busy, "/queue").await;
 
@@ -503,7 +537,7 @@ async fn queue_page_lists_running_and_waiting() {
     assert!(body.contains("1 per instance"), "{body}");
     waiter.abort();
 
-    let without_jobs = site(Catalog::open_in_memory().await.unwrap());
+    let without_jobs = site(Catalog::open_in_memory().await.unwrap()).await;
     let (status, body) = get(&without_jobs, "/queue").await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("runs no jobs"), "{body}");
@@ -513,7 +547,7 @@ async fn queue_page_lists_running_and_waiting() {
 async fn restore_page_shows_script() {
     let catalog = Catalog::open_in_memory().await.unwrap();
     let sample = sample_catalog(&catalog).await;
-    let site = site(catalog);
+    let site = site(catalog).await;
 
     let (status, body) = get(&site, "/instances/sales-prod/databases/orders/restore").await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -546,7 +580,7 @@ async fn restore_page_shows_script() {
 async fn restore_page_explains_rejected_time() {
     let catalog = Catalog::open_in_memory().await.unwrap();
     sample_catalog(&catalog).await;
-    let site = site(catalog);
+    let site = site(catalog).await;
 
     let (status, body) = get(
         &site,

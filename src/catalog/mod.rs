@@ -3,6 +3,7 @@
 //! Times are stored as UTC RFC 3339 text with milliseconds, so text order is time order.
 
 mod backup_families;
+mod accounts;
 mod backup_files;
 mod backups;
 mod decode;
@@ -26,6 +27,9 @@ use sqlx::sqlite::{
 
 use crate::backup::BackupType;
 
+pub use accounts::{
+    AuditOutcome, AuditRow, FailureCount, NewAuditEntry, NewSession, SessionRow, UserRow,
+};
 pub use backups::BackupRow;
 pub use drills::{DrillEnd, DrillRow, NewDrill};
 pub use inventory::{DatabaseFacts, InstanceFacts, InstanceRow};
@@ -90,6 +94,8 @@ pub enum CatalogError {
         backup_type: BackupType,
         slot: String,
     },
+    #[error("user {name:?} already exists; choose another name, or change its password with `bakfleet user passwd {name}`")]
+    UserExists { name: String },
     #[error("value {value} of {field} does not fit in a 64-bit signed integer column")]
     OutOfRange { field: &'static str, value: u64 },
 }

@@ -26,6 +26,9 @@ const DEMO_FLEET: &str = include_str!("../../fleet.toml");
 /// The environment variable the demo fleet names for its SQL login's password.
 const PASSWORD_VARIABLE: &str = "BAKFLEET_DEMO_PASSWORD";
 
+/// The admin site user the demo adds, with the demo password.
+const DEMO_USER: &str = "demo";
+
 /// How the simulator plays each instance of the demo fleet.
 struct DemoInstance {
     name: &'static str,
@@ -102,19 +105,41 @@ pub(crate) async fn execute(
     }
 
     let scheduler = Scheduler::start(ctx.clone()).await?;
+    let (run_requests, run_receiver) = tokio::sync::mpsc::channel(16);
+    let requested_runs = tokio::spawn(web::run_requested_backups(tokio::sync::watch::channel(ctx.clone()).1, run_receiver));
     let state = WebState {
         catalog: ctx.catalog.clone(),
         fleet_name: "demo fleet".to_string(),
         started_at: OffsetDateTime::now_utc(),
         limits: Some(ctx.limits.clone()),
         fleet_status: None,
+        sessions: web::SessionSettings::default(),
+        store: Some(ctx.store.clone()),
+        run_requests: Some(run_requests),
     };
+    add_demo_admin(&ctx.catalog, &password).await?;
     let listener = web::bind(listen).await?;
     println!("admin site: http://{listen}/  (Ctrl-C stops the demo)");
+    println!("log in as user {DEMO_USER} with the demo password: {password}");
     web::serve_on(listener, state, serve::stop_signal()).await?;
     scheduler.shutdown().await;
+    requested_runs.abort();
     simulator.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Adds the demo's admin user, whose password is the demo's SQL password, unless an
+/// earlier demo run in the same folder added it.
+async fn add_demo_admin(catalog: &crate::catalog::Catalog, password: &str) -> anyhow::Result<()> {
+    if catalog.user_with_hash(DEMO_USER).await?.is_some() {
+        return Ok(());
+    }
+    let hash = crate::account::hash_password(password)?;
+    let role = crate::account::Role::Admin;
+    catalog
+        .add_user(DEMO_USER, role, &hash, OffsetDateTime::now_utc())
+        .await?;
+    Ok(())
 }
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {

@@ -16,6 +16,7 @@ pub mod prune;
 pub mod restore_plan;
 mod run;
 mod serve;
+pub mod user;
 mod verify;
 
 #[cfg(feature = "demo")]
@@ -190,6 +191,9 @@ pub enum Command {
         #[command(subcommand)]
         output: config::ConfigOutput,
     },
+    /// Manage the admin site's users: add, list, remove, passwd.
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Start a simulated fleet, back it up, and serve the admin site.
     #[cfg(feature = "demo")]
     Demo {
@@ -322,6 +326,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Prune { dry_run } => prune::execute(&cli.fleet, dry_run).await,
         Command::Config { output } => config::execute(output),
+        Command::User(command) => user::execute(&cli.fleet, command).await,
         #[cfg(feature = "demo")]
         Command::Demo {
             once,

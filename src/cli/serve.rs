@@ -52,13 +52,20 @@ pub(crate) async fn execute(fleet_path: &Path, grace: Duration) -> anyhow::Resul
         ctx.catalog.clone(),
         std::sync::Arc::new(crate::schedule::SystemClock),
     ));
-    let daily_prune = tokio::spawn(super::prune::run_daily(contexts));
+    let daily_prune = tokio::spawn(super::prune::run_daily(contexts.clone()));
+    // "Run now" on the site hands its backups to this task, which runs them with the
+    // scheduler's limits and stop handling.
+    let (run_requests, run_receiver) = tokio::sync::mpsc::channel(16);
+    let requested_runs = tokio::spawn(web::run_requested_backups(contexts.clone(), run_receiver));
     let state = WebState {
         catalog: ctx.catalog.clone(),
         fleet_name: ctx.fleet.source.display().to_string(),
         started_at: OffsetDateTime::now_utc(),
         limits: Some(ctx.limits.clone()),
         fleet_status: Some(fleet_status),
+        sessions: web::SessionSettings::from_service(&ctx.fleet.service),
+        store: Some(ctx.store.clone()),
+        run_requests: Some(run_requests),
     };
     let listen = ctx.fleet.service.listen;
     tracing::info!(%listen, fleet = %ctx.fleet.source.display(), grace_secs = grace.as_secs(), "bakfleet serving");
@@ -77,6 +84,8 @@ pub(crate) async fn execute(fleet_path: &Path, grace: Duration) -> anyhow::Resul
     scheduler.shutdown().await;
     reloads.abort();
     daily_prune.abort();
+    // Jobs it already started hold stop tokens, so the drain below still waits for them.
+    requested_runs.abort();
     // A drill cut off here is marked interrupted at the next start; its copy may remain
     // on the sandbox, as the drill's record states.
     drills.abort();

@@ -107,6 +107,19 @@ pub(crate) struct RawService {
     /// check off. Default: `1073741824` (1 GiB).
     #[schemars(with = "Option<i64>")]
     pub min_store_free_bytes: Option<Spanned<i64>>,
+    /// Whether the admin site trusts `X-Forwarded-Proto` and `X-Forwarded-For` from the
+    /// reverse proxy in front of it: it then marks session cookies `Secure` when the proxy
+    /// served HTTPS, and logs the forwarded client address. Set it only when every request
+    /// reaches the site through a proxy that replaces those headers. Default: `false`.
+    pub trusted_proxy: Option<bool>,
+    /// Minutes without a request after which an admin site session ends, 1 or more.
+    /// Default: `30`.
+    #[schemars(with = "Option<i64>")]
+    pub session_idle_minutes: Option<Spanned<i64>>,
+    /// Hours after login at which an admin site session ends, however active, 1 or more.
+    /// Default: `12`.
+    #[schemars(with = "Option<i64>")]
+    pub session_max_hours: Option<Spanned<i64>>,
 }
 
 /// Keys that `[defaults]` sets and each instance may override. The policy keys repeat

@@ -17,8 +17,8 @@ pub struct Service {
     pub store_dir: PathBuf,
     /// SQLite catalogue file; default `bakfleet-data/catalog.db` beside fleet.toml.
     pub catalog: PathBuf,
-    /// Address of the admin site; default 127.0.0.1:8080. Only loopback addresses are
-    /// accepted because the site has no accounts yet.
+    /// Address of the admin site; default 127.0.0.1:8080. `serve` binds another address
+    /// only once the catalogue has an admin user.
     pub listen: SocketAddr,
     /// File of `name = "value"` lines that `password_secret` keys refer to.
     pub secrets_file: Option<PathBuf>,
@@ -39,6 +39,13 @@ pub struct Service {
     /// Free bytes the store's file system needs for `/healthz` to report ready; default
     /// [`DEFAULT_MIN_STORE_FREE_BYTES`], 0 turns the check off.
     pub min_store_free_bytes: u64,
+    /// Whether the admin site trusts the reverse proxy's `X-Forwarded-Proto` and
+    /// `X-Forwarded-For` headers; default false.
+    pub trusted_proxy: bool,
+    /// Idle time after which an admin site session ends; default 30 minutes.
+    pub session_idle: Duration,
+    /// Time after login at which an admin site session ends; default 12 hours.
+    pub session_max: Duration,
 }
 
 /// Default of `service.min_store_free_bytes`: 1 GiB. A store with less free space cannot
@@ -63,6 +70,9 @@ impl Service {
             max_jobs_per_staging: 2,
             staged_max_age: Some(Duration::from_secs(7 * 86_400)),
             min_store_free_bytes: DEFAULT_MIN_STORE_FREE_BYTES,
+            trusted_proxy: false,
+            session_idle: Duration::from_secs(30 * 60),
+            session_max: Duration::from_secs(12 * 3600),
         };
         let Some(raw) = raw else {
             return service;
@@ -103,6 +113,21 @@ impl Service {
                 service.staged_max_age = (days > 0).then(|| Duration::from_secs(days * 86_400));
             }
         }
+        if let Some(trusted) = raw.trusted_proxy {
+            service.trusted_proxy = trusted;
+        }
+        if let Some(minutes) = &raw.session_idle_minutes {
+            let minutes = value::count(diagnostics, "service.session_idle_minutes", minutes, 1);
+            if let Some(minutes) = minutes {
+                service.session_idle = Duration::from_secs(minutes.saturating_mul(60));
+            }
+        }
+        if let Some(hours) = &raw.session_max_hours {
+            let hours = value::count(diagnostics, "service.session_max_hours", hours, 1);
+            if let Some(hours) = hours {
+                service.session_max = Duration::from_secs(hours.saturating_mul(3600));
+            }
+        }
         if let Some(jobs) = &raw.max_jobs_per_staging {
             let jobs = value::count(diagnostics, "service.max_jobs_per_staging", jobs, 1);
             let jobs = jobs.and_then(|jobs| usize::try_from(jobs).ok());
@@ -129,14 +154,6 @@ fn listen_address(
         diagnostics.report(offset, key, message, hint);
         return None;
     };
-    if !address.ip().is_loopback() {
-        let message = format!("listen address {address} is not a loopback address");
-        let hint = "use 127.0.0.1 or [::1]; the admin site has no accounts yet, so it \
-                    must not be reachable from other hosts (put a reverse proxy with \
-                    authentication in front of it if needed)";
-        diagnostics.report(offset, key, message, hint);
-        return None;
-    }
     Some(address)
 }
 

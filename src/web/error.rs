@@ -21,6 +21,25 @@ pub enum WebError {
     /// A template that failed to render: 500, as for a catalogue failure.
     #[error("cannot render page template: {0:#}")]
     Template(#[from] minijinja::Error),
+    /// Another internal failure: 500, with the detail in the log only.
+    #[error("{0}")]
+    Internal(String),
+    /// A request the site rejects as malformed: 400 with `message` shown to the user.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A missing role, CSRF token or same-origin proof: 403 with `message` shown.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A request body over the site's limit: 413.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// An action that conflicts with the state of the fleet, such as a backup whose job
+    /// could not start: 409 with `message` shown.
+    #[error("{0}")]
+    Conflict(String),
+    /// An action this process cannot perform, such as a run without a job runner: 503.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// The error a handler returned, carried in the response to the middleware.
@@ -41,7 +60,32 @@ impl IntoResponse for WebError {
                 message: message.clone(),
                 internal: None,
             },
-            WebError::Catalog(_) | WebError::Template(_) => ErrorDetail {
+            WebError::BadRequest(message) => ErrorDetail {
+                status: StatusCode::BAD_REQUEST,
+                message: message.clone(),
+                internal: None,
+            },
+            WebError::Forbidden(message) => ErrorDetail {
+                status: StatusCode::FORBIDDEN,
+                message: message.clone(),
+                internal: None,
+            },
+            WebError::PayloadTooLarge(message) => ErrorDetail {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                message: message.clone(),
+                internal: None,
+            },
+            WebError::Conflict(message) => ErrorDetail {
+                status: StatusCode::CONFLICT,
+                message: message.clone(),
+                internal: None,
+            },
+            WebError::Unavailable(message) => ErrorDetail {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: message.clone(),
+                internal: None,
+            },
+            WebError::Catalog(_) | WebError::Template(_) | WebError::Internal(_) => ErrorDetail {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 message: "The page could not be built because of an internal error. \
                           The server log has the detail."

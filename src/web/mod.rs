@@ -1,25 +1,34 @@
-//! The admin site: read-only pages over the catalogue, served by axum and rendered with
-//! minijinja templates embedded in the binary.
+//! The admin site: pages over the catalogue behind logins with roles, served by axum and
+//! rendered with minijinja templates embedded in the binary.
 
+mod actions;
+mod audit;
+mod auth;
+mod download;
 mod error;
 mod freshness;
 mod health;
+mod login;
 mod pages;
 mod restore;
 mod templates;
+mod users;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
 use axum::Router;
 use minijinja::Environment;
 use time::OffsetDateTime;
 
 use crate::catalog::Catalog;
 
+pub use actions::{run_requested_backups, RunRequest, RunSender, RunStart};
+pub use auth::{Access, RouteRule, SessionSettings, BODY_LIMIT, ROUTES};
 pub use error::WebError;
 pub use freshness::Freshness;
 
@@ -37,6 +46,14 @@ pub struct WebState {
     /// The fleet file in force and the last reload error, which every page header and
     /// `/healthz` show; `None` for a process that does not reload its fleet file.
     pub fleet_status: Option<tokio::sync::watch::Receiver<crate::reload::FleetStatus>>,
+    /// Session lifetimes and whether the reverse proxy's headers are trusted.
+    pub sessions: SessionSettings,
+    /// The backup store, for downloads, "verify now" and absolute paths in restore
+    /// scripts; `None` for a site that serves the catalogue alone.
+    pub store: Option<Arc<crate::store::Store>>,
+    /// Channel over which "run now" hands its backups to the job runner; `None` for a
+    /// process that runs no jobs.
+    pub run_requests: Option<RunSender>,
 }
 
 /// State shared by handlers: the caller's state and the compiled templates.
@@ -69,7 +86,25 @@ pub fn router(state: WebState) -> Router {
         .route("/queue", get(pages::queue))
         .route("/healthz", get(health::healthz))
         .route("/static/site.css", get(pages::stylesheet))
+        .route("/login", get(login::login_page).post(login::login))
+        .route("/logout", post(login::logout))
+        .route("/users", get(users::users_page).post(users::add_user))
+        .route("/users/{name}/remove", post(users::remove_user))
+        .route("/users/{name}/password", post(users::reset_password))
+        .route("/audit", get(audit::audit_page))
+        .route("/instances/{instance}/run", post(actions::run_instance))
+        .route(
+            "/instances/{instance}/databases/{database}/run",
+            post(actions::run_database),
+        )
+        .route("/backups/{id}/verify", post(actions::verify_backup))
+        .route("/backups/{id}/download", get(download::download))
         .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            site.clone(),
+            auth::enforce_access,
+        ))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             site.clone(),
             error::render_error_page,
@@ -80,29 +115,60 @@ pub fn router(state: WebState) -> Router {
 /// Serves the site on `listen` until `shutdown` completes.
 ///
 /// # Errors
-/// Rejects an address that is not loopback, because the site has no accounts yet and
-/// anyone who can reach it can read the catalogue. Fails when the address cannot be bound.
+/// Rejects an address that is not loopback while the catalogue has no admin user, because
+/// nobody could then log in to manage the site. Fails when the address cannot be bound.
 pub async fn serve(
     listen: SocketAddr,
     state: WebState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let listener = bind(listen).await?;
+    let listener = if listen.ip().is_loopback() {
+        bind(listen).await?
+    } else {
+        check_public_address(listen, &state.catalog).await?;
+        tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen} for the admin site"))?
+    };
     serve_on(listener, state, shutdown).await
 }
 
-/// Binds the admin site's address, refusing any address but loopback: the site has no
-/// login yet. Binding apart from serving lets a caller announce the address only once it
-/// accepts connections.
+/// Checks that the site may listen on the non-loopback address `listen`: only once an
+/// admin user exists. Warns that the site itself serves plain HTTP there.
 ///
 /// # Errors
-/// A non-loopback address, or an address that cannot be bound.
+/// No admin user, or the catalogue cannot count them.
+pub async fn check_public_address(listen: SocketAddr, catalog: &Catalog) -> anyhow::Result<()> {
+    let admins = catalog
+        .admin_count()
+        .await
+        .context("cannot count the admin users before binding the admin site")?;
+    if admins == 0 {
+        anyhow::bail!(
+            "listen address {listen} is not a loopback address, and the catalogue has no \
+             admin user yet: add one with `bakfleet user add NAME --role admin`, or listen \
+             on loopback, such as 127.0.0.1:8080"
+        );
+    }
+    tracing::warn!(
+        %listen,
+        "the admin site serves plain HTTP on a non-loopback address: passwords and session \
+         cookies cross the network unencrypted unless a TLS proxy is the only client"
+    );
+    Ok(())
+}
+
+/// Binds a loopback address for the admin site. Binding apart from serving lets a caller
+/// announce the address only once it accepts connections.
+///
+/// # Errors
+/// A non-loopback address, which only [`serve`] binds after checking for an admin user,
+/// or an address that cannot be bound.
 pub async fn bind(listen: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     if !listen.ip().is_loopback() {
         anyhow::bail!(
-            "listen address {listen} is not a loopback address: the admin site has no login \
-             yet, so it serves only on loopback, such as 127.0.0.1:8080; to reach it from \
-             other hosts, put a reverse proxy with authentication in front of it"
+            "listen address {listen} is not a loopback address; use 127.0.0.1 or [::1] here, \
+             or `bakfleet serve`, which binds other addresses once an admin user exists"
         );
     }
     tokio::net::TcpListener::bind(listen)
@@ -124,7 +190,8 @@ pub async fn serve_on(
         .context("cannot read the admin site's address")?;
     tracing::info!(address = %local, "admin site listening");
 
-    axum::serve(listener, router(state))
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .context("admin site server failed")?;

@@ -110,9 +110,15 @@ pub(super) async fn backup(
         .await?
         .contains(&backup_id);
 
+    let verification = site
+        .state
+        .catalog
+        .latest_audit("verify", &super::actions::backup_target(backup_id))
+        .await?;
+
     site.render(
         "backup.html",
-        minijinja::context! { backup, drills, pruned },
+        minijinja::context! { backup, drills, pruned, verification },
     )
 }
 
@@ -167,10 +173,22 @@ impl Site {
     /// Renders template `name` with `context` and the values every page shows.
     pub(super) fn render(&self, name: &str, context: Value) -> Result<Html<String>, WebError> {
         let template = self.templates.get_template(name)?;
+        let user = super::auth::CURRENT_USER
+            .try_with(|user| {
+                minijinja::context! {
+                    name => user.name,
+                    role => user.role,
+                    csrf_token => user.csrf_token,
+                    can_operate => user.role >= crate::account::Role::Operator,
+                    is_admin => user.role >= crate::account::Role::Admin,
+                }
+            })
+            .ok();
         let page = template.render(minijinja::context! {
             fleet_name => self.state.fleet_name,
             fleet_status => self.state.fleet_status.as_ref().map(|status| status.borrow().clone()),
             started_at => rfc3339(self.state.started_at),
+            user,
             ..context
         })?;
         Ok(Html(page))

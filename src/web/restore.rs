@@ -46,10 +46,11 @@ pub(super) async fn restore_plan(
         Some(Ok(at)) => Ok(Target::At(at)),
         Some(Err(message)) => Err(message),
     };
-    // The site does not know the store root, so FROM DISK names store paths relative to
-    // it; `bakfleet restore-plan` prints absolute ones.
-    // TODO: pass the store root to the site so the page can print absolute paths.
-    let store_root = std::path::Path::new("");
+    // Without the store, FROM DISK names store paths relative to its root.
+    let store_root = match &site.state.store {
+        Some(store) => store.root(),
+        None => std::path::Path::new(""),
+    };
     let (plan, error) = match target {
         Err(message) => (None, Some(message)),
         Ok(target) => {

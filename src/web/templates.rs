@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 /// Template names and sources. Names end in `.html`, which turns on minijinja's HTML
 /// auto-escaping for them.
-const TEMPLATES: [(&str, &str); 10] = [
+const TEMPLATES: [(&str, &str); 13] = [
     ("base.html", include_str!("../../templates/base.html")),
     (
         "overview.html",
@@ -28,6 +28,9 @@ const TEMPLATES: [(&str, &str); 10] = [
     ("error.html", include_str!("../../templates/error.html")),
     ("queue.html", include_str!("../../templates/queue.html")),
     ("restore.html", include_str!("../../templates/restore.html")),
+    ("login.html", include_str!("../../templates/login.html")),
+    ("users.html", include_str!("../../templates/users.html")),
+    ("audit.html", include_str!("../../templates/audit.html")),
 ];
 
 /// The stylesheet served at `/static/site.css`.
