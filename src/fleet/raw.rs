@@ -65,6 +65,9 @@ pub(crate) struct RawDefaults {
     pub rpo: Option<RawRpo>,
     pub connect_timeout_secs: Option<Spanned<i64>>,
     pub transfer_timeout_secs: Option<Spanned<i64>>,
+    /// TLS settings every instance starts from, with the same keys as an instance's
+    /// `tls`; an instance's own `tls` keys replace these one by one. Default: none set.
+    pub tls: Option<RawTls>,
 }
 
 /// One `[policy.NAME]` table; unset keys come from `[defaults]`.
@@ -169,12 +172,28 @@ pub(crate) struct RawAuth {
     pub password_secret: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// `tls`: how bakfleet encrypts the TDS connection and checks the server's certificate.
+/// The names follow the `Encrypt`, `TrustServerCertificate` and `HostNameInCertificate`
+/// keywords of Microsoft ODBC Driver 18 for SQL Server.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTls {
+    /// Encryption mode. `"strict"`: TDS 8, TLS 1.3 before any TDS packet (SQL Server
+    /// 2022 and later). `"mandatory"`: TLS for the whole session after PRELOGIN.
+    /// `"optional"`: TLS for the login packet, and for the whole session only when the
+    /// server forces encryption. `"not_supported"`: no TLS at all, for the simulator
+    /// without a certificate; it sends the password in plain text. Default `"mandatory"`.
     pub encrypt: Option<Spanned<String>>,
+    /// PEM file of the CA certificates that the server's certificate must chain to.
+    /// Relative paths start at fleet.toml's folder. Default: the system's trusted CAs.
     pub ca_file: Option<Spanned<String>>,
+    /// `true` accepts any server certificate without checking it, so another host can
+    /// pose as the server; `bakfleet check` warns about it. Cannot be combined with
+    /// `ca_file` in the same table. Default `false`.
     pub trust_server_certificate: Option<Spanned<bool>>,
+    /// Host name the server's certificate must carry, when it differs from `host`
+    /// (for example when `host` is an IP address or an alias). Default: `host`.
+    pub host_name_in_certificate: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::error::Diagnostics;
+use super::instance::{tls, Tls};
 use super::policy::Policy;
 use super::raw::{RawDefaults, RawPolicy, RawRetention, RawService};
 use super::value;
@@ -180,16 +181,23 @@ pub struct Defaults {
     pub connect_timeout: Duration,
     /// A fetch fails when no bytes arrive for this long; default 120 s.
     pub transfer_timeout: Duration,
+    /// `defaults.tls`: the TLS settings instances start from.
+    pub tls: Tls,
 }
 
 impl Defaults {
     /// Reads `[defaults]` over the built-in values.
-    pub(crate) fn from_raw(raw: Option<&RawDefaults>, diagnostics: &mut Diagnostics) -> Defaults {
+    pub(crate) fn from_raw(
+        raw: Option<&RawDefaults>,
+        base_dir: &Path,
+        diagnostics: &mut Diagnostics,
+    ) -> Defaults {
         let built_in = Defaults {
             policy: Policy::built_in(),
             policy_name: None,
             connect_timeout: Duration::from_secs(15),
             transfer_timeout: Duration::from_secs(120),
+            tls: Tls::default(),
         };
         let Some(raw) = raw else {
             return built_in;
@@ -214,6 +222,14 @@ impl Defaults {
             policy_name: raw.policy.as_ref().map(|name| name.get_ref().clone()),
             connect_timeout: timeouts.0,
             transfer_timeout: timeouts.1,
+            tls: tls(
+                raw.tls.as_ref(),
+                &built_in.tls,
+                base_dir,
+                diagnostics,
+                "defaults.",
+            )
+            .unwrap_or_default(),
         }
     }
 

@@ -67,12 +67,13 @@ pub fn connect_settings(
         password: password.expose().to_string(),
         encryption: match instance.tls.encrypt {
             Encrypt::Strict => Encryption::Strict,
-            Encrypt::Required => Encryption::Required,
-            Encrypt::Off => Encryption::Off,
+            Encrypt::Mandatory => Encryption::Mandatory,
+            Encrypt::Optional => Encryption::Optional,
             Encrypt::NotSupported => Encryption::NotSupported,
         },
         ca_file: instance.tls.ca_file.clone(),
         trust_server_certificate: instance.tls.trust_server_certificate,
+        host_name_in_certificate: instance.tls.host_name_in_certificate.clone(),
         connect_timeout: instance.connect_timeout,
         command_timeout,
     })
