@@ -44,6 +44,22 @@ pub(crate) struct RawService {
     pub max_jobs_per_instance: Option<Spanned<i64>>,
     pub max_jobs_per_staging: Option<Spanned<i64>>,
     pub staged_max_age_days: Option<Spanned<i64>>,
+    /// How connect, RESTORE VERIFYONLY and fetch are retried after a transient fault
+    /// (a refused or reset connection, a dropped session, an unreachable share).
+    pub retry: Option<RawRetry>,
+}
+
+/// `service.retry`: exponential backoff with full jitter. The delay before retry n is
+/// drawn from zero to `base_delay_ms * 2^(n-1)`, capped at `max_delay_ms`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRetry {
+    /// Attempts in all, the first included; 1 turns retries off. Default 3, at least 1.
+    pub attempts: Option<Spanned<i64>>,
+    /// Ceiling of the first delay, in milliseconds. Default 2000, at least 1.
+    pub base_delay_ms: Option<Spanned<i64>>,
+    /// Largest delay ceiling, in milliseconds. Default 60000, at least `base_delay_ms`.
+    pub max_delay_ms: Option<Spanned<i64>>,
 }
 
 /// Keys that `[defaults]` sets and each instance may override. The policy keys repeat

@@ -8,8 +8,9 @@ use std::time::Duration;
 use super::error::Diagnostics;
 use super::instance::{tls, Tls};
 use super::policy::Policy;
-use super::raw::{RawDefaults, RawPolicy, RawRetention, RawService};
+use super::raw::{RawDefaults, RawPolicy, RawRetention, RawRetry, RawService};
 use super::value;
+use crate::retry::RetryPolicy;
 
 /// Settings of the bakfleet process itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +38,9 @@ pub struct Service {
     /// deleted by `prune` (and the daily prune of `serve`); default 7 days, `None` when
     /// `staged_max_age_days = 0` turns the clean-up off.
     pub staged_max_age: Option<Duration>,
+    /// `service.retry`: how connect, VERIFYONLY and fetch are retried after a transient
+    /// fault.
+    pub retry: RetryPolicy,
 }
 
 impl Service {
@@ -56,6 +60,7 @@ impl Service {
             max_jobs_per_instance: 2,
             max_jobs_per_staging: 2,
             staged_max_age: Some(Duration::from_secs(7 * 86_400)),
+            retry: RetryPolicy::default(),
         };
         let Some(raw) = raw else {
             return service;
@@ -101,8 +106,56 @@ impl Service {
             let jobs = jobs.and_then(|jobs| usize::try_from(jobs).ok());
             service.max_jobs_per_staging = jobs.unwrap_or(service.max_jobs_per_staging);
         }
+        if let Some(retry) = &raw.retry {
+            service.retry = retry_policy(retry, diagnostics);
+        }
         service
     }
+}
+
+/// Reads `service.retry` over the default policy.
+fn retry_policy(raw: &RawRetry, diagnostics: &mut Diagnostics) -> RetryPolicy {
+    let mut policy = RetryPolicy::default();
+    if let Some(attempts) = &raw.attempts {
+        let attempts = value::count(diagnostics, "service.retry.attempts", attempts, 1);
+        let attempts = attempts.and_then(|attempts| u32::try_from(attempts).ok());
+        policy.attempts = attempts.unwrap_or(policy.attempts);
+    }
+    let mut milliseconds = |key: &str, value: &Option<toml::Spanned<i64>>, fallback| {
+        let Some(value) = value else {
+            return fallback;
+        };
+        let number = value::count(diagnostics, key, value, 1);
+        number.map_or(fallback, Duration::from_millis)
+    };
+    policy.base_delay = milliseconds(
+        "service.retry.base_delay_ms",
+        &raw.base_delay_ms,
+        policy.base_delay,
+    );
+    policy.max_delay = milliseconds(
+        "service.retry.max_delay_ms",
+        &raw.max_delay_ms,
+        policy.max_delay,
+    );
+    if policy.max_delay < policy.base_delay {
+        if let Some(value) = &raw.max_delay_ms {
+            let message = format!(
+                "max_delay_ms {} is below base_delay_ms {}",
+                policy.max_delay.as_millis(),
+                policy.base_delay.as_millis()
+            );
+            let hint = "raise max_delay_ms to at least base_delay_ms";
+            diagnostics.report(
+                value.span().start,
+                "service.retry.max_delay_ms",
+                message,
+                hint,
+            );
+        }
+        policy.max_delay = policy.base_delay;
+    }
+    policy
 }
 
 fn listen_address(

@@ -8,8 +8,9 @@ use time::OffsetDateTime;
 use super::backup::StagedFile;
 use super::{AtPhase, JobContext, JobEventKind, JobRequest, Phase, StageError};
 use crate::fleet::{Fleet, Instance, Secrets, Staging};
+use crate::retry::{Classify, Retry, RetryScope, Transience};
 use crate::store::{self, PendingFile, StoredFile};
-use crate::transfer::{SftpSettings, SmbSettings, Source};
+use crate::transfer::{SftpSettings, SmbSettings, Source, TransferError};
 
 /// A file that is complete and fsynced in the store, with where it came from.
 pub(crate) struct Fetched {
@@ -84,17 +85,83 @@ struct Transferred {
 }
 
 /// Opens the staging location and streams the staged file into a new temp file in the
-/// store, hashing it on the way.
+/// store, hashing it on the way. A transient transfer fault (an unreachable host, a cut
+/// connection) starts the transfer again under `service.retry`.
 async fn transfer(
     ctx: &JobContext,
     request: &JobRequest,
     run_id: i64,
     staged: &StagedFile,
 ) -> Result<Transferred, StageError> {
+    let scope = RetryScope {
+        instance: &request.instance.name,
+        database: &request.database,
+        phase: Phase::Fetch.as_str(),
+    };
+    let mut retry = Retry::new(&ctx.fleet.service.retry, scope);
+    let result = loop {
+        let result = transfer_once(ctx, request, run_id, staged).await;
+        if let Some(result) = retry.next(result).await {
+            break result;
+        }
+    };
+    if retry.attempts() > 1 {
+        let note = format!("fetch took {} attempts", retry.attempts());
+        ctx.catalog.add_run_note(run_id, &note).await.ok();
+    }
+    result.map_err(|error| match error {
+        AttemptError::Open(_) | AttemptError::Transfer(_) => StageError {
+            phase: Phase::Fetch,
+            cause: error.to_string(),
+        },
+        AttemptError::Store(stage) => stage,
+    })
+}
+
+/// Why one transfer attempt failed: the staging side, which may be retried, or the
+/// store, which is not.
+enum AttemptError {
+    /// Opening the staging location failed; transient when the cause is.
+    Open(anyhow::Error),
+    Transfer(TransferError),
+    Store(StageError),
+}
+
+impl Classify for AttemptError {
+    fn transience(&self) -> Transience {
+        match self {
+            AttemptError::Open(error) => error
+                .downcast_ref::<TransferError>()
+                .map_or(Transience::Permanent, Classify::transience),
+            AttemptError::Transfer(error) => error.transience(),
+            AttemptError::Store(_) => Transience::Permanent,
+        }
+    }
+}
+
+impl std::fmt::Display for AttemptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AttemptError::Open(error) => write!(f, "{error:#}"),
+            AttemptError::Transfer(error) => error.fmt(f),
+            AttemptError::Store(error) => f.write_str(&error.cause),
+        }
+    }
+}
+
+async fn transfer_once(
+    ctx: &JobContext,
+    request: &JobRequest,
+    run_id: i64,
+    staged: &StagedFile,
+) -> Result<Transferred, AttemptError> {
     let source = open_source(&ctx.fleet, &ctx.secrets, &request.instance)
         .await
-        .at(Phase::Fetch)?;
-    let total = source.size(&staged.fetch_path).await.at(Phase::Fetch)?;
+        .map_err(AttemptError::Open)?;
+    let total = source
+        .size(&staged.fetch_path)
+        .await
+        .map_err(AttemptError::Transfer)?;
 
     let rel_path = store::backup_rel_path(
         &request.instance.name,
@@ -102,7 +169,12 @@ async fn transfer(
         request.backup_type,
         &staged.file_name,
     );
-    let mut pending = ctx.store.begin(&rel_path).await.at(Phase::Store)?;
+    let mut pending = ctx
+        .store
+        .begin(&rel_path)
+        .await
+        .at(Phase::Store)
+        .map_err(AttemptError::Store)?;
     let mut progress = |bytes: u64| {
         ctx.emit(
             request,
@@ -116,7 +188,7 @@ async fn transfer(
     let bytes = source
         .fetch(&staged.fetch_path, &mut pending, &mut progress)
         .await
-        .at(Phase::Fetch)?;
+        .map_err(AttemptError::Transfer)?;
     Ok(Transferred {
         source,
         pending,

@@ -2,18 +2,42 @@
 
 use super::backup::StagedFile;
 use super::connect::Session;
-use super::{AtPhase, Phase, StageError};
-use crate::mssql::tsql;
+use super::{AtPhase, JobContext, JobRequest, Phase, StageError};
+use crate::mssql::{tsql, Connection};
+use crate::retry::{Retry, RetryScope};
 
 /// Verifies the staged file. `WITH CHECKSUM` is used exactly when the backup was taken
-/// with checksums, because SQL Server rejects it otherwise (error 3187).
-pub(crate) async fn run(session: &mut Session, staged: &StagedFile) -> Result<(), StageError> {
+/// with checksums, because SQL Server rejects it otherwise (error 3187). A transient
+/// fault (a dropped session) reopens the session and verifies again under
+/// `service.retry`; VERIFYONLY only reads the file, so running it twice is harmless.
+pub(crate) async fn run(
+    ctx: &JobContext,
+    session: &mut Session,
+    request: &JobRequest,
+    staged: &StagedFile,
+) -> Result<(), StageError> {
     let sql = tsql::verify_statement(&staged.server_path, staged.has_checksums);
-    session
-        .connection
-        .execute("RESTORE VERIFYONLY", &sql)
-        .await
-        .at(Phase::Verify)?;
+    let scope = RetryScope {
+        instance: &request.instance.name,
+        database: &request.database,
+        phase: Phase::Verify.as_str(),
+    };
+    let mut retry = Retry::new(&ctx.fleet.service.retry, scope);
+    let mut reconnect = false;
+    let result = loop {
+        let result = async {
+            if reconnect {
+                session.connection = Connection::open(&session.settings).await?;
+            }
+            session.connection.execute("RESTORE VERIFYONLY", &sql).await
+        }
+        .await;
+        reconnect = result.is_err();
+        if let Some(result) = retry.next(result).await {
+            break result;
+        }
+    };
+    result.at(Phase::Verify)?;
     tracing::info!(path = %staged.server_path, checksum = staged.has_checksums, "backup verified");
     Ok(())
 }

@@ -172,6 +172,11 @@ async fn accept_loop(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    if backend.instance.take_connection_drop() {
+                        tracing::info!(instance = backend.name(), %peer, "fault: closing the connection at once");
+                        drop(stream);
+                        continue;
+                    }
                     tracing::debug!(instance = backend.name(), %peer, "connection accepted");
                     let backend = Arc::clone(&backend);
                     let tls = tls.clone();
