@@ -64,9 +64,9 @@ pub trait Classify {
     fn transience(&self) -> Transience;
 }
 
-/// SQL Server errors worth another try ("Database Engine events and errors"): 1205 the
-/// session was chosen as deadlock victim, 3023 a backup or file operation on the same
-/// database was running and the statement must be serialized with it.
+/// SQL Server errors worth another try: 1205, the session was chosen as deadlock
+/// victim, and 3023, a backup or file operation on the same database was running and
+/// the statement must be serialized with it.
 const TRANSIENT_SERVER_ERRORS: &[u32] = &[1205, 3023];
 
 impl Classify for MssqlError {
