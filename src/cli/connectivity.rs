@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use futures_util::stream::{self, StreamExt};
 
 use crate::catalog::Catalog;
-use crate::fleet::{Encrypt, Fleet, Instance, Secrets};
+use crate::fleet::{Fleet, Instance, Secrets};
 use crate::job::{connect_settings, open_source};
 use crate::mssql::Connection;
 use crate::store::Store;
@@ -255,24 +255,11 @@ fn selection_warnings(instance: &Instance, databases: &[String]) -> Vec<Line> {
 /// forged server.
 fn tls_warning(instance: &Instance) -> Option<Line> {
     let subject = format!("instance {} TLS", instance.name);
-    if instance.tls.trust_server_certificate {
-        return Some(Line::new(
-            Status::Warning,
-            subject,
-            "trust_server_certificate is set: the server's certificate is not verified, so \
-             another host can pose as it; set tls.ca_file instead",
-        ));
+    let warnings = instance.tls_warnings();
+    if warnings.is_empty() {
+        return None;
     }
-    let exposed = match instance.tls.encrypt {
-        Encrypt::NotSupported => "the login and every query cross the network unencrypted",
-        Encrypt::Off => {
-            "only the login is encrypted; queries and results cross the network \
-                         unencrypted"
-        }
-        Encrypt::Required | Encrypt::Strict => return None,
-    };
-    let detail = format!("tls.encrypt = {}: {exposed}", instance.tls.encrypt.as_str());
-    Some(Line::new(Status::Warning, subject, detail))
+    Some(Line::new(Status::Warning, subject, warnings.join(". ")))
 }
 
 async fn check_staging(fleet: &Fleet, secrets: &Secrets, instance: &Instance) -> Line {

@@ -87,17 +87,18 @@ pub enum Auth {
     Sql { user: String, password: SecretRef },
 }
 
-/// The TDS encryption mode, named as in the `Encrypt` connection-string keyword
-/// ("Connection encryption" in the SQL Server client documentation).
+/// The TDS encryption mode, named as the `Encrypt` keyword of Microsoft ODBC Driver 18
+/// for SQL Server names it (Strict, Mandatory, Optional).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encrypt {
-    /// TDS 8: TLS before any TDS traffic.
+    /// TDS 8: TLS 1.3 before any TDS packet.
     Strict,
-    /// TLS for the whole connection after the pre-login exchange; the default.
-    Required,
-    /// TLS for the login packet only.
-    Off,
-    /// No TLS at all, not even for the login packet.
+    /// TLS for the whole connection after the PRELOGIN exchange; the default.
+    Mandatory,
+    /// TLS for the login packet, and for the whole session only when the server forces
+    /// encryption.
+    Optional,
+    /// No TLS at all, not even for the login packet; for servers without a certificate.
     NotSupported,
 }
 
@@ -106,8 +107,8 @@ impl Encrypt {
     pub fn as_str(self) -> &'static str {
         match self {
             Encrypt::Strict => "strict",
-            Encrypt::Required => "required",
-            Encrypt::Off => "off",
+            Encrypt::Mandatory => "mandatory",
+            Encrypt::Optional => "optional",
             Encrypt::NotSupported => "not_supported",
         }
     }
@@ -120,18 +121,53 @@ pub struct Tls {
     /// CA certificate (PEM) that the server certificate must chain to; the system roots
     /// when unset.
     pub ca_file: Option<PathBuf>,
-    /// Accept any server certificate. Only true when set explicitly, and `Fleet::warnings`
-    /// reports it.
+    /// Accept any server certificate. Only true when set explicitly, and
+    /// [`Instance::tls_warnings`] reports it.
     pub trust_server_certificate: bool,
+    /// The name the certificate is checked against instead of `host`.
+    pub host_name_in_certificate: Option<String>,
 }
 
 impl Default for Tls {
     fn default() -> Self {
         Tls {
-            encrypt: Encrypt::Required,
+            encrypt: Encrypt::Mandatory,
             ca_file: None,
             trust_server_certificate: false,
+            host_name_in_certificate: None,
         }
+    }
+}
+
+impl Instance {
+    /// Lists why this instance's TLS settings are weak, empty when the connection is
+    /// encrypted and the certificate is checked. `bakfleet check`, `check --connect` and
+    /// the admin site show these.
+    pub fn tls_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.tls.trust_server_certificate {
+            warnings.push(
+                "tls.trust_server_certificate = true accepts any server certificate, so \
+                 another host can pose as the server and read the login; set tls.ca_file \
+                 instead"
+                    .to_string(),
+            );
+        }
+        match self.tls.encrypt {
+            Encrypt::Optional => warnings.push(
+                "tls.encrypt = \"optional\" encrypts only the login packet unless the \
+                 server forces encryption, so queries and backup paths may travel in plain \
+                 text"
+                    .to_string(),
+            ),
+            Encrypt::NotSupported => warnings.push(
+                "tls.encrypt = \"not_supported\" sends the login, including the password, \
+                 in plain text"
+                    .to_string(),
+            ),
+            Encrypt::Strict | Encrypt::Mandatory => {}
+        }
+        warnings
     }
 }
 
@@ -217,7 +253,13 @@ impl Instance {
             None => Some(1433),
         };
         let auth = auth(&raw.auth, context.has_secrets_file, diagnostics);
-        let tls = tls(raw.tls.as_ref(), context.base_dir, diagnostics);
+        let tls = tls(
+            raw.tls.as_ref(),
+            &context.defaults.tls,
+            context.base_dir,
+            diagnostics,
+            "",
+        );
         let databases = DatabaseSelection::from_raw(raw.databases.as_ref(), diagnostics);
         let staging = Staging::from_raw(
             &raw.staging,
@@ -388,53 +430,70 @@ fn auth(
     })
 }
 
-fn tls(raw: Option<&RawTls>, base_dir: &Path, diagnostics: &mut Diagnostics) -> Option<Tls> {
-    let mut tls = Tls::default();
+/// Reads a `tls` table over `inherited` (the `[defaults]` values, or the built-in ones
+/// for `defaults.tls`); `key_prefix` is `defaults.` there and empty on an instance.
+pub(crate) fn tls(
+    raw: Option<&RawTls>,
+    inherited: &Tls,
+    base_dir: &Path,
+    diagnostics: &mut Diagnostics,
+    key_prefix: &str,
+) -> Option<Tls> {
+    let mut tls = inherited.clone();
     let Some(raw) = raw else {
         return Some(tls);
     };
     let mut valid = true;
     if let Some(encrypt) = &raw.encrypt {
         match parse_encrypt(encrypt.get_ref()) {
-            Some(mode) => tls.encrypt = mode,
-            None => {
+            Ok(mode) => tls.encrypt = mode,
+            Err(hint) => {
                 let message = format!("invalid encrypt mode {:?}", encrypt.get_ref());
-                let hint = "use strict, required, off or not_supported";
-                diagnostics.report(encrypt.span().start, "tls.encrypt", message, hint);
+                let key = format!("{key_prefix}tls.encrypt");
+                diagnostics.report(encrypt.span().start, &key, message, hint);
                 valid = false;
             }
         }
     }
     if let Some(ca_file) = &raw.ca_file {
         // TODO: check that ca_file, key_file and known_hosts exist and are readable.
-        tls.ca_file = value::local_path(diagnostics, "tls.ca_file", ca_file, base_dir);
+        let key = format!("{key_prefix}tls.ca_file");
+        tls.ca_file = value::local_path(diagnostics, &key, ca_file, base_dir);
         valid &= tls.ca_file.is_some();
+    }
+    if let Some(name) = &raw.host_name_in_certificate {
+        let key = format!("{key_prefix}tls.host_name_in_certificate");
+        tls.host_name_in_certificate = value::text(diagnostics, &key, name);
+        valid &= tls.host_name_in_certificate.is_some();
     }
     if let Some(trust) = &raw.trust_server_certificate {
         tls.trust_server_certificate = *trust.get_ref();
-        if tls.trust_server_certificate && tls.ca_file.is_some() {
+        if tls.trust_server_certificate && raw.ca_file.is_some() {
             let message = "trust_server_certificate = true conflicts with ca_file".to_string();
             let hint = "remove one: ca_file checks the certificate against that CA, \
                         trust_server_certificate accepts any certificate";
-            diagnostics.report(
-                trust.span().start,
-                "tls.trust_server_certificate",
-                message,
-                hint,
-            );
+            let key = format!("{key_prefix}tls.trust_server_certificate");
+            diagnostics.report(trust.span().start, &key, message, hint);
             valid = false;
+        } else if tls.trust_server_certificate {
+            // A ca_file inherited from [defaults] no longer applies to this instance.
+            tls.ca_file = None;
         }
     }
     valid.then_some(tls)
 }
 
-fn parse_encrypt(text: &str) -> Option<Encrypt> {
+/// Parses an encrypt mode; the error is the hint, which names the new spelling of the
+/// values older versions of bakfleet accepted.
+fn parse_encrypt(text: &str) -> Result<Encrypt, &'static str> {
     match text {
-        "strict" => Some(Encrypt::Strict),
-        "required" => Some(Encrypt::Required),
-        "off" => Some(Encrypt::Off),
-        "not_supported" => Some(Encrypt::NotSupported),
-        _ => None,
+        "strict" => Ok(Encrypt::Strict),
+        "mandatory" => Ok(Encrypt::Mandatory),
+        "optional" => Ok(Encrypt::Optional),
+        "not_supported" => Ok(Encrypt::NotSupported),
+        "required" => Err("use \"mandatory\", the ODBC Driver 18 name of this mode"),
+        "off" => Err("use \"optional\", the ODBC Driver 18 name of this mode"),
+        _ => Err("use strict, mandatory, optional or not_supported"),
     }
 }
 

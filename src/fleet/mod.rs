@@ -84,7 +84,7 @@ impl Fleet {
 
         let service = Service::from_raw(raw.service.as_ref(), &base_dir, &mut diagnostics);
         let has_secrets_file = service.secrets_file.is_some();
-        let defaults = Defaults::from_raw(raw.defaults.as_ref(), &mut diagnostics);
+        let defaults = Defaults::from_raw(raw.defaults.as_ref(), &base_dir, &mut diagnostics);
         let policies = read_policies(&raw.policies, &defaults.policy, &mut diagnostics);
         let default_policy = match raw.defaults.as_ref().and_then(|d| d.policy.as_ref()) {
             Some(name) => {
@@ -160,22 +160,8 @@ impl Fleet {
 fn instance_warnings(instance: &Instance) -> Vec<String> {
     let mut warnings = Vec::new();
     let name = &instance.name;
-    if instance.tls.trust_server_certificate {
-        warnings.push(format!(
-            "instance {name:?}: tls.trust_server_certificate = true accepts any server \
-             certificate, so a machine in the middle can read the login; set tls.ca_file instead"
-        ));
-    }
-    match instance.tls.encrypt {
-        Encrypt::Off => warnings.push(format!(
-            "instance {name:?}: tls.encrypt = \"off\" encrypts only the login packet, so \
-             queries and backup paths travel in clear text"
-        )),
-        Encrypt::NotSupported => warnings.push(format!(
-            "instance {name:?}: tls.encrypt = \"not_supported\" sends the login, including \
-             the password, in clear text"
-        )),
-        Encrypt::Strict | Encrypt::Required => {}
+    for warning in instance.tls_warnings() {
+        warnings.push(format!("instance {name:?}: {warning}"));
     }
     let schedule = &instance.schedule;
     if schedule.full.is_none() && schedule.diff.is_none() && schedule.log.is_none() {

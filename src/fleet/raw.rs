@@ -120,6 +120,27 @@ pub(crate) struct RawService {
     /// Default: `12`.
     #[schemars(with = "Option<i64>")]
     pub session_max_hours: Option<Spanned<i64>>,
+    /// How connect, RESTORE VERIFYONLY and fetch are retried after a transient fault
+    /// (a refused or reset connection, a dropped session, an unreachable share): a table
+    /// with `attempts`, `base_delay_ms` and `max_delay_ms`. Default: 3 attempts, 2000 ms
+    /// and 60000 ms.
+    pub retry: Option<RawRetry>,
+}
+
+/// `service.retry`: exponential backoff with full jitter. The delay before retry n is
+/// drawn from zero to `base_delay_ms * 2^(n-1)`, capped at `max_delay_ms`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRetry {
+    /// Attempts in all, the first included, 1 or more; 1 turns retries off. Default: `3`.
+    #[schemars(with = "Option<i64>")]
+    pub attempts: Option<Spanned<i64>>,
+    /// Ceiling of the first delay in milliseconds, 1 or more. Default: `2000`.
+    #[schemars(with = "Option<i64>")]
+    pub base_delay_ms: Option<Spanned<i64>>,
+    /// Largest delay ceiling in milliseconds, at least `base_delay_ms`. Default: `60000`.
+    #[schemars(with = "Option<i64>")]
+    pub max_delay_ms: Option<Spanned<i64>>,
 }
 
 /// Keys that `[defaults]` sets and each instance may override. The policy keys repeat
@@ -184,6 +205,9 @@ pub(crate) struct RawDefaults {
     /// Seconds without received bytes after which a fetch fails, 1 or more. Default: `120`.
     #[schemars(with = "Option<i64>")]
     pub transfer_timeout_secs: Option<Spanned<i64>>,
+    /// TLS settings every instance starts from, with the same keys as an instance's
+    /// `tls`; an instance's own `tls` keys replace these one by one. Default: none set.
+    pub tls: Option<RawTls>,
 }
 
 /// One `[policy.NAME]` table; unset keys come from `[defaults]`.
@@ -459,23 +483,32 @@ pub(crate) struct RawAuth {
     pub password_secret: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+/// `tls`: how bakfleet encrypts the TDS connection and checks the server's certificate.
+/// The names follow the `Encrypt`, `TrustServerCertificate` and `HostNameInCertificate`
+/// keywords of Microsoft ODBC Driver 18 for SQL Server.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTls {
-    /// TDS encryption, named as the `Encrypt` connection-string keyword: `strict` (TLS
-    /// before any TDS traffic, TDS 8), `required` (TLS after the pre-login exchange), `off`
-    /// (TLS for the login packet only) or `not_supported` (no TLS at all). Default:
-    /// `required`.
-    #[schemars(with = "Option<String>", extend("enum" = ["strict", "required", "off", "not_supported"]))]
+    /// Encryption mode. `strict`: TDS 8, TLS 1.3 before any TDS packet (SQL Server 2022
+    /// and later). `mandatory`: TLS for the whole session after PRELOGIN. `optional`: TLS
+    /// for the login packet, and for the whole session only when the server forces
+    /// encryption. `not_supported`: no TLS at all, for the simulator without a
+    /// certificate; it sends the password in plain text. Default: `mandatory`.
+    #[schemars(with = "Option<String>", extend("enum" = ["strict", "mandatory", "optional", "not_supported"]))]
     pub encrypt: Option<Spanned<String>>,
-    /// CA certificate (PEM) that the server certificate must chain to. Default: the
-    /// system's root certificates.
+    /// PEM file of the CA certificates that the server's certificate must chain to.
+    /// Relative paths start at fleet.toml's folder. Default: the system's trusted CAs.
     #[schemars(with = "Option<String>")]
     pub ca_file: Option<Spanned<String>>,
-    /// Accept any server certificate, which lets a machine in the middle read the login;
-    /// `check` warns about it. Default: `false`.
+    /// Whether to accept any server certificate without checking it, so another host can
+    /// pose as the server; `bakfleet check` warns about it. Cannot be combined with
+    /// `ca_file` in the same table. Default: `false`.
     #[schemars(with = "Option<bool>")]
     pub trust_server_certificate: Option<Spanned<bool>>,
+    /// Host name the server's certificate must carry, when it differs from `host`
+    /// (for example when `host` is an IP address or an alias). Default: `host`.
+    #[schemars(with = "Option<String>")]
+    pub host_name_in_certificate: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::error::Diagnostics;
+use super::instance::{tls, Tls};
 use super::policy::Policy;
-use super::raw::{RawDefaults, RawPolicy, RawRetention, RawService};
+use super::raw::{RawDefaults, RawPolicy, RawRetention, RawRetry, RawService};
 use super::value;
+use crate::retry::RetryPolicy;
 
 /// Settings of the bakfleet process itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +48,9 @@ pub struct Service {
     pub session_idle: Duration,
     /// Time after login at which an admin site session ends; default 12 hours.
     pub session_max: Duration,
+    /// `service.retry`: how connect, VERIFYONLY and fetch are retried after a transient
+    /// fault.
+    pub retry: RetryPolicy,
 }
 
 /// Default of `service.min_store_free_bytes`: 1 GiB. A store with less free space cannot
@@ -73,6 +78,7 @@ impl Service {
             trusted_proxy: false,
             session_idle: Duration::from_secs(30 * 60),
             session_max: Duration::from_secs(12 * 3600),
+            retry: RetryPolicy::default(),
         };
         let Some(raw) = raw else {
             return service;
@@ -137,8 +143,56 @@ impl Service {
             let bytes = value::count(diagnostics, "service.min_store_free_bytes", bytes, 0);
             service.min_store_free_bytes = bytes.unwrap_or(service.min_store_free_bytes);
         }
+        if let Some(retry) = &raw.retry {
+            service.retry = retry_policy(retry, diagnostics);
+        }
         service
     }
+}
+
+/// Reads `service.retry` over the default policy.
+fn retry_policy(raw: &RawRetry, diagnostics: &mut Diagnostics) -> RetryPolicy {
+    let mut policy = RetryPolicy::default();
+    if let Some(attempts) = &raw.attempts {
+        let attempts = value::count(diagnostics, "service.retry.attempts", attempts, 1);
+        let attempts = attempts.and_then(|attempts| u32::try_from(attempts).ok());
+        policy.attempts = attempts.unwrap_or(policy.attempts);
+    }
+    let mut milliseconds = |key: &str, value: &Option<toml::Spanned<i64>>, fallback| {
+        let Some(value) = value else {
+            return fallback;
+        };
+        let number = value::count(diagnostics, key, value, 1);
+        number.map_or(fallback, Duration::from_millis)
+    };
+    policy.base_delay = milliseconds(
+        "service.retry.base_delay_ms",
+        &raw.base_delay_ms,
+        policy.base_delay,
+    );
+    policy.max_delay = milliseconds(
+        "service.retry.max_delay_ms",
+        &raw.max_delay_ms,
+        policy.max_delay,
+    );
+    if policy.max_delay < policy.base_delay {
+        if let Some(value) = &raw.max_delay_ms {
+            let message = format!(
+                "max_delay_ms {} is below base_delay_ms {}",
+                policy.max_delay.as_millis(),
+                policy.base_delay.as_millis()
+            );
+            let hint = "raise max_delay_ms to at least base_delay_ms";
+            diagnostics.report(
+                value.span().start,
+                "service.retry.max_delay_ms",
+                message,
+                hint,
+            );
+        }
+        policy.max_delay = policy.base_delay;
+    }
+    policy
 }
 
 fn listen_address(
@@ -209,16 +263,23 @@ pub struct Defaults {
     pub connect_timeout: Duration,
     /// A fetch fails when no bytes arrive for this long; default 120 s.
     pub transfer_timeout: Duration,
+    /// `defaults.tls`: the TLS settings instances start from.
+    pub tls: Tls,
 }
 
 impl Defaults {
     /// Reads `[defaults]` over the built-in values.
-    pub(crate) fn from_raw(raw: Option<&RawDefaults>, diagnostics: &mut Diagnostics) -> Defaults {
+    pub(crate) fn from_raw(
+        raw: Option<&RawDefaults>,
+        base_dir: &Path,
+        diagnostics: &mut Diagnostics,
+    ) -> Defaults {
         let built_in = Defaults {
             policy: Policy::built_in(),
             policy_name: None,
             connect_timeout: Duration::from_secs(15),
             transfer_timeout: Duration::from_secs(120),
+            tls: Tls::default(),
         };
         let Some(raw) = raw else {
             return built_in;
@@ -245,6 +306,14 @@ impl Defaults {
             policy_name: raw.policy.as_ref().map(|name| name.get_ref().clone()),
             connect_timeout: timeouts.0,
             transfer_timeout: timeouts.1,
+            tls: tls(
+                raw.tls.as_ref(),
+                &built_in.tls,
+                base_dir,
+                diagnostics,
+                "defaults.",
+            )
+            .unwrap_or_default(),
         }
     }
 

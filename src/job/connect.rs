@@ -6,6 +6,7 @@ use super::{AtPhase, JobContext, JobRequest, Phase, StageError};
 use crate::catalog::InstanceFacts;
 use crate::fleet::{Auth, Encrypt, Instance, Secrets};
 use crate::mssql::{ConnectSettings, Connection, Encryption, MssqlError, ServerFacts};
+use crate::retry;
 
 /// The job's session: one connection that runs BACKUP and RESTORE, the facts read on it,
 /// and the settings to open a second connection for progress.
@@ -15,10 +16,21 @@ pub(crate) struct Session {
     pub(crate) settings: ConnectSettings,
 }
 
-/// Connects and reads the server facts.
-pub(crate) async fn open(ctx: &JobContext, request: &JobRequest) -> Result<Session, StageError> {
+/// Connects, retrying transient faults under `service.retry`, and reads the server facts.
+pub(crate) async fn open(
+    ctx: &JobContext,
+    request: &JobRequest,
+    run_id: i64,
+) -> Result<Session, StageError> {
     let settings = connect_settings(&request.instance, &ctx.secrets, None).at(Phase::Connect)?;
-    let mut connection = Connection::open(&settings).await.at(Phase::Connect)?;
+    let policy = &ctx.fleet.service.retry;
+    let (mut connection, attempts) = retry::open_connection(&settings, policy, &request.database)
+        .await
+        .at(Phase::Connect)?;
+    if attempts > 1 {
+        let note = format!("connect took {attempts} attempts");
+        ctx.catalog.add_run_note(run_id, &note).await.ok();
+    }
     let facts = connection.server_facts().await.at(Phase::Connect)?;
     tracing::info!(
         version = %facts.product_version,
@@ -67,12 +79,13 @@ pub fn connect_settings(
         password: password.expose().to_string(),
         encryption: match instance.tls.encrypt {
             Encrypt::Strict => Encryption::Strict,
-            Encrypt::Required => Encryption::Required,
-            Encrypt::Off => Encryption::Off,
+            Encrypt::Mandatory => Encryption::Mandatory,
+            Encrypt::Optional => Encryption::Optional,
             Encrypt::NotSupported => Encryption::NotSupported,
         },
         ca_file: instance.tls.ca_file.clone(),
         trust_server_certificate: instance.tls.trust_server_certificate,
+        host_name_in_certificate: instance.tls.host_name_in_certificate.clone(),
         connect_timeout: instance.connect_timeout,
         command_timeout,
     })

@@ -8,8 +8,9 @@ use time::OffsetDateTime;
 use super::backup::StagedFile;
 use super::{AtPhase, JobContext, JobEventKind, JobRequest, Phase, StageError};
 use crate::fleet::{Fleet, Instance, Secrets, Staging};
+use crate::retry::{Classify, Retry, RetryScope, Transience};
 use crate::store::{self, PendingFile, StoredFile};
-use crate::transfer::{SftpSettings, SmbSettings, Source};
+use crate::transfer::{SftpSettings, SmbSettings, Source, TransferError};
 
 /// The files of one backup, complete and fsynced in the store, with where they came from.
 pub(crate) struct Fetched {
@@ -30,9 +31,7 @@ pub(crate) async fn pull(
     staged: &[StagedFile],
 ) -> Result<Fetched, StageError> {
     let started = Instant::now();
-    let source = open_source(&ctx.fleet, &ctx.secrets, &request.instance)
-        .await
-        .at(Phase::Fetch)?;
+    let source = open_with_retry(ctx, request).await?;
     let mut stored = Vec::with_capacity(staged.len());
     for file in staged {
         match pull_one(ctx, request, run_id, &source, file).await {
@@ -113,7 +112,9 @@ struct Transferred {
     total: u64,
 }
 
-/// Streams the staged file into a new temp file in the store, hashing it on the way.
+/// Streams the staged file into a new temp file in the store, hashing it on the way. A
+/// transient transfer fault (an unreachable host, a cut connection) starts the transfer
+/// again under `service.retry`, over a newly opened staging connection.
 async fn transfer(
     ctx: &JobContext,
     request: &JobRequest,
@@ -121,7 +122,106 @@ async fn transfer(
     source: &Source,
     staged: &StagedFile,
 ) -> Result<Transferred, StageError> {
-    let total = source.size(&staged.fetch_path).await.at(Phase::Fetch)?;
+    let mut retry = Retry::new(&ctx.fleet.service.retry, fetch_scope(request));
+    let mut first_attempt = true;
+    let result = loop {
+        let result = if first_attempt {
+            transfer_once(ctx, request, run_id, source, staged).await
+        } else {
+            // A cut connection leaves the source unusable, so a retry opens a new one.
+            match open_source(&ctx.fleet, &ctx.secrets, &request.instance).await {
+                Ok(fresh) => transfer_once(ctx, request, run_id, &fresh, staged).await,
+                Err(error) => Err(AttemptError::Open(error)),
+            }
+        };
+        first_attempt = false;
+        if let Some(result) = retry.next(result).await {
+            break result;
+        }
+    };
+    if retry.attempts() > 1 {
+        let note = format!(
+            "fetch of {} took {} attempts",
+            staged.file_name,
+            retry.attempts()
+        );
+        ctx.catalog.add_run_note(run_id, &note).await.ok();
+    }
+    result.map_err(|error| match error {
+        AttemptError::Open(_) | AttemptError::Transfer(_) => StageError {
+            phase: Phase::Fetch,
+            cause: error.to_string(),
+        },
+        AttemptError::Store(stage) => stage,
+    })
+}
+
+/// Opens the staging location, retrying transient faults under `service.retry`.
+async fn open_with_retry(ctx: &JobContext, request: &JobRequest) -> Result<Source, StageError> {
+    let mut retry = Retry::new(&ctx.fleet.service.retry, fetch_scope(request));
+    loop {
+        let result = open_source(&ctx.fleet, &ctx.secrets, &request.instance)
+            .await
+            .map_err(AttemptError::Open);
+        if let Some(result) = retry.next(result).await {
+            return result.map_err(|error| StageError {
+                phase: Phase::Fetch,
+                cause: error.to_string(),
+            });
+        }
+    }
+}
+
+fn fetch_scope(request: &JobRequest) -> RetryScope<'_> {
+    RetryScope {
+        instance: &request.instance.name,
+        database: &request.database,
+        phase: Phase::Fetch.as_str(),
+    }
+}
+
+/// Why one transfer attempt failed: the staging side, which may be retried, or the
+/// store, which is not.
+enum AttemptError {
+    /// Opening the staging location failed; transient when the cause is.
+    Open(anyhow::Error),
+    Transfer(TransferError),
+    Store(StageError),
+}
+
+impl Classify for AttemptError {
+    fn transience(&self) -> Transience {
+        match self {
+            AttemptError::Open(error) => error
+                .downcast_ref::<TransferError>()
+                .map_or(Transience::Permanent, Classify::transience),
+            AttemptError::Transfer(error) => error.transience(),
+            AttemptError::Store(_) => Transience::Permanent,
+        }
+    }
+}
+
+impl std::fmt::Display for AttemptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AttemptError::Open(error) => write!(f, "{error:#}"),
+            AttemptError::Transfer(error) => error.fmt(f),
+            AttemptError::Store(error) => f.write_str(&error.cause),
+        }
+    }
+}
+
+async fn transfer_once(
+    ctx: &JobContext,
+    request: &JobRequest,
+    run_id: i64,
+    source: &Source,
+    staged: &StagedFile,
+) -> Result<Transferred, AttemptError> {
+    let total = source
+        .size(&staged.fetch_path)
+        .await
+        .map_err(AttemptError::Transfer)?;
 
     let rel_path = store::backup_rel_path(
         &request.instance.name,
@@ -129,7 +229,12 @@ async fn transfer(
         request.backup_type,
         &staged.file_name,
     );
-    let mut pending = ctx.store.begin(&rel_path).await.at(Phase::Store)?;
+    let mut pending = ctx
+        .store
+        .begin(&rel_path)
+        .await
+        .at(Phase::Store)
+        .map_err(AttemptError::Store)?;
     let mut progress = |bytes: u64| {
         ctx.emit(
             request,
@@ -143,7 +248,7 @@ async fn transfer(
     let bytes = source
         .fetch(&staged.fetch_path, &mut pending, &mut progress)
         .await
-        .at(Phase::Fetch)?;
+        .map_err(AttemptError::Transfer)?;
     Ok(Transferred {
         pending,
         bytes,

@@ -294,7 +294,7 @@ async fn stages(
 
     interrupt::checkpoint(ctx, Phase::Connect)?;
     ctx.phase(request, run_id, Phase::Connect).await;
-    let mut session = connect::open(ctx, request).await?;
+    let mut session = connect::open(ctx, request, run_id).await?;
 
     interrupt::checkpoint(ctx, Phase::Preflight)?;
     ctx.phase(request, run_id, Phase::Preflight).await;
@@ -325,11 +325,13 @@ async fn stages(
     lease.ensure_held(Phase::Backup)?;
     preflight::confirm(ctx, &mut session, request, run_id, &mut plan).await?;
     ctx.phase(request, run_id, Phase::Backup).await;
+    // TODO: retry BACKUP when the session dropped before it started, as a new BACKUP
+    // with a new staged name; connect, VERIFYONLY and fetch retry already.
     let staged = backup::take(ctx, &mut session, request, run_id, &plan).await?;
 
     interrupt::checkpoint(ctx, Phase::Verify)?;
     ctx.phase(request, run_id, Phase::Verify).await;
-    verify::run(&mut session, &staged).await?;
+    verify::run(ctx, &mut session, request, &staged).await?;
 
     interrupt::checkpoint(ctx, Phase::History)?;
     ctx.phase(request, run_id, Phase::History).await;

@@ -2,21 +2,44 @@
 
 use super::backup::{server_paths, StagedFile};
 use super::connect::Session;
-use super::{AtPhase, Phase, StageError};
-use crate::mssql::tsql;
+use super::{AtPhase, JobContext, JobRequest, Phase, StageError};
+use crate::mssql::{tsql, Connection};
+use crate::retry::{Retry, RetryScope};
 
 /// Verifies the staged files as one media set: SQL Server verifies a striped backup only
 /// with every family named (error 3132 otherwise). `WITH CHECKSUM` is used exactly when
 /// the backup was taken with checksums, because SQL Server rejects it otherwise (error
-/// 3187).
-pub(crate) async fn run(session: &mut Session, staged: &[StagedFile]) -> Result<(), StageError> {
+/// 3187). A transient fault (a dropped session) reopens the session and verifies again
+/// under `service.retry`; VERIFYONLY only reads the files, so running it twice is harmless.
+pub(crate) async fn run(
+    ctx: &JobContext,
+    session: &mut Session,
+    request: &JobRequest,
+    staged: &[StagedFile],
+) -> Result<(), StageError> {
     let has_checksums = staged.iter().all(|file| file.has_checksums);
     let sql = tsql::verify_statement(&server_paths(staged), has_checksums);
-    session
-        .connection
-        .execute("RESTORE VERIFYONLY", &sql)
-        .await
-        .at(Phase::Verify)?;
+    let scope = RetryScope {
+        instance: &request.instance.name,
+        database: &request.database,
+        phase: Phase::Verify.as_str(),
+    };
+    let mut retry = Retry::new(&ctx.fleet.service.retry, scope);
+    let mut reconnect = false;
+    let result = loop {
+        let result = async {
+            if reconnect {
+                session.connection = Connection::open(&session.settings).await?;
+            }
+            session.connection.execute("RESTORE VERIFYONLY", &sql).await
+        }
+        .await;
+        reconnect = result.is_err();
+        if let Some(result) = retry.next(result).await {
+            break result;
+        }
+    };
+    result.at(Phase::Verify)?;
     tracing::info!(path = %staged[0].server_path, files = staged.len(), checksum = has_checksums, "backup verified");
     Ok(())
 }

@@ -10,16 +10,16 @@ use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 
 use super::{transcript, MssqlError};
 
-/// TLS negotiation with the instance. The names follow SQL Server's `Encrypt` connection
-/// keyword.
+/// TLS negotiation with the instance. The names follow the `Encrypt` keyword of
+/// Microsoft ODBC Driver 18 for SQL Server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encryption {
     /// TDS 8: TLS before any TDS packet.
     Strict,
     /// TLS for the whole session after the pre-login.
-    Required,
-    /// TLS for the login packet only, when the server offers it.
-    Off,
+    Mandatory,
+    /// TLS for the login packet, and for the whole session when the server forces it.
+    Optional,
     /// No TLS at all; only for servers without a certificate, such as the simulator.
     NotSupported,
 }
@@ -36,6 +36,8 @@ pub struct ConnectSettings {
     pub encryption: Encryption,
     pub ca_file: Option<PathBuf>,
     pub trust_server_certificate: bool,
+    /// Name the server certificate must carry; `host` when `None`.
+    pub host_name_in_certificate: Option<String>,
     /// Limit for the TCP connect and for the TDS login handshake, each.
     pub connect_timeout: Duration,
     /// Limit for each server round-trip of a query; `None` for BACKUP and RESTORE, which
@@ -87,11 +89,7 @@ impl Connection {
         tcp.set_nodelay(true).ok();
         let client = Client::connect(config, tcp.compat_write())
             .await
-            .map_err(|source| MssqlError::Connect {
-                instance: settings.instance.clone(),
-                address,
-                reason: describe_tiberius_error(&source),
-            })?;
+            .map_err(|source| connect_error(settings, address, &source))?;
         Ok(Connection {
             client,
             instance: settings.instance.clone(),
@@ -238,8 +236,8 @@ fn tiberius_config(settings: &ConnectSettings) -> Config {
     config.authentication(AuthMethod::sql_server(&settings.user, &settings.password));
     config.encryption(match settings.encryption {
         Encryption::Strict => EncryptionLevel::Strict,
-        Encryption::Required => EncryptionLevel::Required,
-        Encryption::Off => EncryptionLevel::Off,
+        Encryption::Mandatory => EncryptionLevel::Required,
+        Encryption::Optional => EncryptionLevel::Off,
         Encryption::NotSupported => EncryptionLevel::NotSupported,
     });
     if let Some(ca_file) = &settings.ca_file {
@@ -247,9 +245,74 @@ fn tiberius_config(settings: &ConnectSettings) -> Config {
     } else if settings.trust_server_certificate {
         config.trust_cert();
     }
+    if let Some(name) = &settings.host_name_in_certificate {
+        config.hostname_in_certificate(name);
+    }
     config.handshake_timeout(Some(settings.connect_timeout));
     config.command_timeout(settings.command_timeout);
     config
+}
+
+/// Turns a failed login handshake into an error; a TLS failure becomes
+/// [`MssqlError::Certificate`] with what to check.
+fn connect_error(
+    settings: &ConnectSettings,
+    address: String,
+    error: &tiberius::error::Error,
+) -> MssqlError {
+    let reason = describe_tiberius_error(error);
+    let tiberius::error::Error::Tls(text) = error else {
+        return MssqlError::Connect {
+            instance: settings.instance.clone(),
+            address,
+            reason,
+        };
+    };
+    MssqlError::Certificate {
+        instance: settings.instance.clone(),
+        problem: certificate_problem(settings, text),
+        reason,
+    }
+}
+
+/// Describes a TLS failure from tiberius's text, which carries the rustls error (for
+/// example `UnknownIssuer` or `certificate not valid for name ...`).
+fn certificate_problem(settings: &ConnectSettings, text: &str) -> String {
+    let instance = &settings.instance;
+    let ca = match &settings.ca_file {
+        Some(path) => format!("the CA in ca_file {}", path.display()),
+        None => "the system's trusted CAs".to_string(),
+    };
+    let name = settings
+        .host_name_in_certificate
+        .as_deref()
+        .unwrap_or(&settings.host);
+    if text.contains("UnknownIssuer") || text.contains("unable to get local issuer") {
+        format!(
+            "certificate of instance {instance} is not signed by {ca}; check ca_file or \
+             the server's certificate"
+        )
+    } else if text.contains("not valid for name") || text.contains("mismatch") {
+        format!(
+            "certificate of instance {instance} is not valid for the name {name}; connect \
+             by a name the certificate lists, or set tls.host_name_in_certificate to one"
+        )
+    } else if text.contains("Could not read certificate") {
+        format!(
+            "ca_file of instance {instance} cannot be read; check the path and that the \
+             bakfleet user may read it"
+        )
+    } else if text.contains("CaUsedAsEndEntity") || text.contains("self-signed") {
+        format!(
+            "certificate of instance {instance} is a self-signed CA certificate; give the \
+             server a certificate that a CA issued, or put this one in ca_file"
+        )
+    } else {
+        format!(
+            "TLS with instance {instance} failed; check tls.encrypt (the server may not \
+             support this mode), ca_file and the server's certificate"
+        )
+    }
 }
 
 /// Turns a tiberius error into one line; a server error keeps its number, so that a

@@ -23,6 +23,14 @@ pub enum MssqlError {
         address: String,
         reason: String,
     },
+    /// The TLS handshake failed: the certificate was rejected, the CA file cannot be
+    /// read, or the server does not speak the requested mode.
+    #[error("{problem} ({reason})")]
+    Certificate {
+        instance: String,
+        problem: String,
+        reason: String,
+    },
     #[error("instance {instance}: {what} timed out after {after:?}")]
     Timeout {
         instance: String,

@@ -48,7 +48,7 @@ pub struct ServerSettings {
     pub port: u16,
     pub user: String,
     pub password: String,
-    /// The fleet's `tls.encrypt` value: strict, required, off or not_supported.
+    /// The fleet's `tls.encrypt` value: strict, mandatory, optional or not_supported.
     pub encrypt: String,
     pub trust_server_certificate: bool,
     pub ca_file: Option<String>,
@@ -56,7 +56,7 @@ pub struct ServerSettings {
 
 impl ServerSettings {
     /// Reads `BAKFLEET_TEST_MSSQL`, e.g.
-    /// `host=127.0.0.1;port=1433;user=sa;password=...;encrypt=required;trust_server_certificate=true`.
+    /// `host=127.0.0.1;port=1433;user=sa;password=...;encrypt=mandatory;trust_server_certificate=true`.
     pub fn from_env() -> Option<ServerSettings> {
         let text = std::env::var(SERVER_VARIABLE).ok()?;
         let pairs = parse_pairs(SERVER_VARIABLE, &text);
@@ -76,7 +76,7 @@ impl ServerSettings {
             encrypt: pairs
                 .get("encrypt")
                 .cloned()
-                .unwrap_or_else(|| "required".to_string()),
+                .unwrap_or_else(|| "mandatory".to_string()),
             trust_server_certificate: pairs
                 .get("trust_server_certificate")
                 .is_some_and(|value| value == "true"),
@@ -91,7 +91,7 @@ impl ServerSettings {
         config.authentication(AuthMethod::sql_server(&self.user, &self.password));
         config.encryption(match self.encrypt.as_str() {
             "strict" => EncryptionLevel::Strict,
-            "off" => EncryptionLevel::Off,
+            "optional" => EncryptionLevel::Off,
             "not_supported" => EncryptionLevel::NotSupported,
             _ => EncryptionLevel::Required,
         });

@@ -63,6 +63,25 @@ pub struct InstanceConfig {
     /// Asymmetric keys in master for ENCRYPTION (SERVER ASYMMETRIC KEY = name).
     #[serde(default)]
     pub asymmetric_keys: Vec<String>,
+    /// The instance's TLS certificate; without it the instance offers no encryption and
+    /// closes connections whose client requires it.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[instance.tls]`: the certificate an instance presents and whether it forces
+/// encryption, as SQL Server Configuration Manager sets them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the server certificate first, then any intermediate certificates.
+    pub certificate: PathBuf,
+    /// PEM file with the certificate's private key.
+    pub private_key: PathBuf,
+    /// "Force Encryption": answer every TDS 7.x PRELOGIN with ENCRYPT_REQ, so the whole
+    /// session is encrypted whatever the client asked for.
+    #[serde(default)]
+    pub force_encryption: bool,
 }
 
 impl InstanceConfig {
@@ -84,6 +103,7 @@ impl InstanceConfig {
             faults: Vec::new(),
             certificates: Vec::new(),
             asymmetric_keys: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -447,6 +467,11 @@ local = "/tmp/x/share"
 [[instance.fault]]
 kind = "slow_backup"
 bytes_per_sec = 1000
+
+[instance.tls]
+certificate = "/tmp/x/server.pem"
+private_key = "/tmp/x/server.key"
+force_encryption = true
 "#;
 
     #[test]
@@ -469,6 +494,10 @@ bytes_per_sec = 1000
                 bytes_per_sec: 1000
             }]
         );
+        let tls = instance.tls.as_ref().expect("[instance.tls] is read");
+        assert_eq!(tls.certificate, Path::new("/tmp/x/server.pem"));
+        assert_eq!(tls.private_key, Path::new("/tmp/x/server.key"));
+        assert!(tls.force_encryption);
     }
 
     #[test]

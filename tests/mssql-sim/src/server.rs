@@ -17,7 +17,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::config::SimConfig;
 use crate::engine::{self, Engine, Instance, LoginRequest, Session};
 use crate::reply::{Message, ReplyEvent};
-use crate::tds::{self, Backend, Login7};
+use crate::tds::{self, Backend, Login7, ServerTls};
 
 /// How long [`Simulator::shutdown`] waits for sessions to end before aborting them; a
 /// session blocked on a client that stopped reading would otherwise hold it forever.
@@ -62,6 +62,7 @@ pub async fn start_with(config: SimConfig, options: StartOptions) -> anyhow::Res
     let mut instances = Vec::new();
     let mut listeners = Vec::new();
     for instance in engine.instances() {
+        let tls = load_tls(&config, instance.name())?;
         let listener = TcpListener::bind(instance.listen())
             .await
             .with_context(|| {
@@ -82,6 +83,7 @@ pub async fn start_with(config: SimConfig, options: StartOptions) -> anyhow::Res
         listeners.push(tokio::spawn(accept_loop(
             listener,
             backend,
+            tls,
             watcher.clone(),
         )));
     }
@@ -139,10 +141,30 @@ impl Simulator {
     }
 }
 
+/// Loads the certificate of the instance named `name`, when its configuration has one.
+fn load_tls(config: &SimConfig, name: &str) -> anyhow::Result<Option<Arc<ServerTls>>> {
+    let Some(settings) = config
+        .instances
+        .iter()
+        .find(|instance| instance.name == name)
+        .and_then(|instance| instance.tls.as_ref())
+    else {
+        return Ok(None);
+    };
+    let tls = ServerTls::load(
+        &settings.certificate,
+        &settings.private_key,
+        settings.force_encryption,
+    )
+    .with_context(|| format!("instance {name}: loading its TLS certificate failed"))?;
+    Ok(Some(Arc::new(tls)))
+}
+
 /// Accepts connections until shutdown, then waits for the sessions to end.
 async fn accept_loop(
     listener: TcpListener,
     backend: Arc<InstanceBackend>,
+    tls: Option<Arc<ServerTls>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut sessions = JoinSet::new();
@@ -150,11 +172,17 @@ async fn accept_loop(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    if backend.instance.take_connection_drop() {
+                        tracing::info!(instance = backend.name(), %peer, "fault: closing the connection at once");
+                        drop(stream);
+                        continue;
+                    }
                     tracing::debug!(instance = backend.name(), %peer, "connection accepted");
                     let backend = Arc::clone(&backend);
+                    let tls = tls.clone();
                     let watcher = shutdown.clone();
                     sessions.spawn(async move {
-                        if let Err(error) = tds::serve_connection(stream, Arc::clone(&backend), watcher).await {
+                        if let Err(error) = tds::serve_connection(stream, Arc::clone(&backend), tls, watcher).await {
                             tracing::warn!(instance = backend.name(), %peer, %error, "connection closed after an error");
                         }
                     });

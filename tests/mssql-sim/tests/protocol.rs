@@ -231,7 +231,7 @@ async fn start_canned() -> CannedServer {
             let backend = Arc::clone(&backend);
             let watcher = watcher.clone();
             tokio::spawn(async move {
-                if let Err(error) = tds::serve_connection(stream, backend, watcher).await {
+                if let Err(error) = tds::serve_connection(stream, backend, None, watcher).await {
                     eprintln!("canned session ended with an error: {error}");
                 }
             });

@@ -53,6 +53,10 @@ pub enum Fault {
     /// part in this; the fault lets a test change a file between verification and fetch.
     /// Used once.
     CorruptAfterVerify { what: Corruption },
+    /// Closes the next `count` client connections right after they are accepted, before
+    /// any TDS packet, as a restarting listener or a failover would. Counts down, then
+    /// disappears.
+    DropConnections { count: u32 },
     /// Marks `pages` data pages of `database` as damaged, so DBCC CHECKDB reports
     /// consistency errors 8928 and 8939 for each. Stays until cleared.
     CorruptPages {

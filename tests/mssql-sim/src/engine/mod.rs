@@ -267,6 +267,26 @@ impl Instance {
         }
     }
 
+    /// Returns true when a [`Fault::DropConnections`] is armed, counting it down; the
+    /// server then closes the new connection at once.
+    pub fn take_connection_drop(&self) -> bool {
+        let mut state = self.lock();
+        let Some(index) = state
+            .faults
+            .iter()
+            .position(|fault| matches!(fault, Fault::DropConnections { .. }))
+        else {
+            return false;
+        };
+        if let Fault::DropConnections { count } = &mut state.faults[index] {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                state.faults.remove(index);
+            }
+        }
+        true
+    }
+
     pub fn clear_faults(&self) {
         self.lock().faults.clear();
     }

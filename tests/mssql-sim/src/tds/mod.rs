@@ -1,20 +1,24 @@
-//! The TDS 7.x protocol layer: packets, pre-login, login, token encoding, SQL batches,
-//! RPC, transaction manager requests and attention, without TLS.
+//! The TDS protocol layer: packets, pre-login, TLS (in PRELOGIN for TDS 7.x, first for
+//! TDS 8 strict), login, token encoding, SQL batches, RPC, transaction manager requests
+//! and attention.
 //!
 //! [`serve_connection`] runs one client connection against a [`Backend`], which plays
 //! the SQL Server instance; the server module implements it for the engine.
 
+mod encryption;
 pub mod login;
 pub mod packet;
 pub mod prelogin;
 pub mod rpc;
 mod session;
+pub mod tls;
 pub mod token;
 
 use std::sync::atomic::AtomicBool;
 
 pub use login::{Login7, TdsVersion};
 pub use session::{serve_connection, SessionError};
+pub use tls::{ServerTls, TlsSetupError};
 
 use crate::reply::{Message, ReplyEvent};
 

@@ -83,7 +83,7 @@ pub enum PacketError {
     TooLong,
     #[error("a packet of type 0x{got:02X} arrived inside a message of type 0x{expected:02X}")]
     MixedTypes { expected: u8, got: u8 },
-    #[error("connection starts with byte 0x{0:02X}, which looks like TLS (TDS 8 strict); the simulator speaks TDS 7.x without TLS")]
+    #[error("connection starts with byte 0x{0:02X}, a TLS record (TDS 8 strict), but this instance has no certificate; set [instance.tls] in the simulator configuration")]
     TlsFirst(u8),
 }
 

@@ -11,11 +11,10 @@ const OPTION_MARS: u8 = 0x04;
 const OPTION_TERMINATOR: u8 = 0xFF;
 
 /// ENCRYPTION values (MS-TDS 2.2.6.5).
-#[cfg(test)]
-const ENCRYPT_OFF: u8 = 0x00;
-const ENCRYPT_ON: u8 = 0x01;
-const ENCRYPT_NOT_SUP: u8 = 0x02;
-const ENCRYPT_REQ: u8 = 0x03;
+pub const ENCRYPT_OFF: u8 = 0x00;
+pub const ENCRYPT_ON: u8 = 0x01;
+pub const ENCRYPT_NOT_SUP: u8 = 0x02;
+pub const ENCRYPT_REQ: u8 = 0x03;
 
 /// What the simulator needs from a client's PRELOGIN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +36,50 @@ impl ClientPreLogin {
             Some(ENCRYPT_ON) | Some(ENCRYPT_REQ)
         )
     }
+}
+
+/// What the server does after its PRELOGIN reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// No TLS: LOGIN7 and everything after it travel in plain text.
+    Plain,
+    /// TLS for the LOGIN7 packet only, then plain text again.
+    LoginOnly,
+    /// TLS for the rest of the session.
+    Full,
+    /// The client and server cannot agree; the server closes the connection.
+    Terminate,
+}
+
+/// The server's ENCRYPTION answer and what follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Negotiation {
+    pub answer: u8,
+    pub outcome: Outcome,
+}
+
+/// Decides the server's ENCRYPTION answer from the client's byte, whether the server
+/// has a certificate, and whether it forces encryption.
+///
+/// The pairs follow the table in MS-TDS 2.2.6.5 "PRELOGIN": a server that allows
+/// encryption answers ENCRYPT_OFF to ENCRYPT_OFF (login-only TLS) and ENCRYPT_ON to
+/// ENCRYPT_ON or ENCRYPT_REQ; a server that forces it answers ENCRYPT_REQ, and a client
+/// that then said ENCRYPT_NOT_SUP is disconnected. A missing option counts as
+/// ENCRYPT_NOT_SUP.
+pub fn negotiate(client: &ClientPreLogin, has_certificate: bool, force: bool) -> Negotiation {
+    let client_byte = client
+        .encryption
+        .map_or(ENCRYPT_NOT_SUP, |byte| byte & 0x7F);
+    let (answer, outcome) = match (has_certificate, force, client_byte) {
+        (false, _, ENCRYPT_ON | ENCRYPT_REQ) => (ENCRYPT_NOT_SUP, Outcome::Terminate),
+        (false, _, _) => (ENCRYPT_NOT_SUP, Outcome::Plain),
+        (true, true, ENCRYPT_NOT_SUP) => (ENCRYPT_REQ, Outcome::Terminate),
+        (true, true, _) => (ENCRYPT_REQ, Outcome::Full),
+        (true, false, ENCRYPT_OFF) => (ENCRYPT_OFF, Outcome::LoginOnly),
+        (true, false, ENCRYPT_ON | ENCRYPT_REQ) => (ENCRYPT_ON, Outcome::Full),
+        (true, false, _) => (ENCRYPT_NOT_SUP, Outcome::Plain),
+    };
+    Negotiation { answer, outcome }
 }
 
 /// Errors in a client's PRELOGIN message.
@@ -84,10 +127,10 @@ pub fn parse(payload: &[u8]) -> Result<ClientPreLogin, PreLoginError> {
     Ok(ClientPreLogin { encryption })
 }
 
-/// Builds the server's PRELOGIN reply: VERSION, ENCRYPTION = ENCRYPT_NOT_SUP (no TLS in
-/// this simulator), INSTOPT = 0 (instance name accepted), an empty THREADID as SQL
-/// Server sends it, and MARS = 0 (MARS is not supported).
-pub fn reply(product_version: (u8, u8, u16)) -> BytesMut {
+/// Builds the server's PRELOGIN reply: VERSION, ENCRYPTION = `encryption`, INSTOPT = 0
+/// (instance name accepted), an empty THREADID as SQL Server sends it, and MARS = 0
+/// (MARS is not supported).
+pub fn reply(product_version: (u8, u8, u16), encryption: u8) -> BytesMut {
     let (major, minor, build) = product_version;
     let mut version = Vec::with_capacity(6);
     version.push(major);
@@ -97,7 +140,7 @@ pub fn reply(product_version: (u8, u8, u16)) -> BytesMut {
 
     let options: [(u8, Vec<u8>); 5] = [
         (OPTION_VERSION, version),
-        (OPTION_ENCRYPTION, vec![ENCRYPT_NOT_SUP]),
+        (OPTION_ENCRYPTION, vec![encryption]),
         (OPTION_INSTOPT, vec![0]),
         (OPTION_THREADID, Vec::new()),
         (OPTION_MARS, vec![0]),
@@ -164,8 +207,52 @@ mod tests {
     }
 
     #[test]
+    fn negotiate_follows_mstds_table() {
+        let cases = [
+            // (client byte, certificate, force, answer, outcome)
+            (ENCRYPT_OFF, false, false, ENCRYPT_NOT_SUP, Outcome::Plain),
+            (
+                ENCRYPT_ON,
+                false,
+                false,
+                ENCRYPT_NOT_SUP,
+                Outcome::Terminate,
+            ),
+            (
+                ENCRYPT_NOT_SUP,
+                true,
+                false,
+                ENCRYPT_NOT_SUP,
+                Outcome::Plain,
+            ),
+            (ENCRYPT_OFF, true, false, ENCRYPT_OFF, Outcome::LoginOnly),
+            (ENCRYPT_ON, true, false, ENCRYPT_ON, Outcome::Full),
+            (ENCRYPT_REQ, true, false, ENCRYPT_ON, Outcome::Full),
+            (
+                ENCRYPT_OFF | 0x80,
+                true,
+                false,
+                ENCRYPT_OFF,
+                Outcome::LoginOnly,
+            ),
+            (ENCRYPT_OFF, true, true, ENCRYPT_REQ, Outcome::Full),
+            (ENCRYPT_ON, true, true, ENCRYPT_REQ, Outcome::Full),
+            (ENCRYPT_NOT_SUP, true, true, ENCRYPT_REQ, Outcome::Terminate),
+        ];
+        for (client, certificate, force, answer, outcome) in cases {
+            let prelogin = ClientPreLogin {
+                encryption: Some(client),
+            };
+            let negotiation = negotiate(&prelogin, certificate, force);
+            let case = format!("client {client:#04x}, certificate {certificate}, force {force}");
+            assert_eq!(negotiation.answer, answer, "{case}");
+            assert_eq!(negotiation.outcome, outcome, "{case}");
+        }
+    }
+
+    #[test]
     fn reply_announces_no_encryption() {
-        let reply = reply((16, 0, 4135));
+        let reply = reply((16, 0, 4135), ENCRYPT_NOT_SUP);
         let parsed = parse(&reply).unwrap();
         assert_eq!(parsed.encryption, Some(ENCRYPT_NOT_SUP));
         // VERSION data starts right after the 26-byte option table.

@@ -9,11 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::encryption::{self, Transport};
 use super::login::{self, decode_utf16, Login7, TdsVersion};
 use super::packet::{
     self, Message as ClientMessage, PacketError, PacketType, PacketWriter, DEFAULT_PACKET_SIZE,
@@ -21,6 +22,7 @@ use super::packet::{
 };
 use super::prelogin;
 use super::rpc;
+use super::tls::ServerTls;
 use super::token::{
     DoneKind, EnvChange, TokenEncoder, DONE_ATTN, DONE_COUNT, DONE_ERROR, DONE_MORE,
 };
@@ -39,6 +41,8 @@ pub enum SessionError {
     Write(#[from] std::io::Error),
     #[error("invalid PRELOGIN: {0}")]
     PreLogin(#[from] prelogin::PreLoginError),
+    #[error("TLS handshake with the client failed: {0}")]
+    Tls(std::io::Error),
     #[error("invalid LOGIN7: {0}")]
     Login(#[from] login::LoginError),
     #[error("expected {expected} but the client sent packet type 0x{got:02X}")]
@@ -52,18 +56,23 @@ pub enum SessionError {
 }
 
 /// Serves one client connection until it closes, it breaks the protocol, or `shutdown`
-/// turns true. A batch still running when the connection ends is cancelled.
+/// turns true. A batch still running when the connection ends is cancelled. With `tls`
+/// the instance offers encryption in PRELOGIN and accepts TDS 8 strict connections.
 ///
 /// # Errors
-/// Reading or writing fails, or the client sends something the protocol does not allow
-/// at that point; a clean close by the client is `Ok`.
+/// Reading or writing fails, the TLS handshake fails, or the client sends something the
+/// protocol does not allow at that point; a clean close by the client is `Ok`.
 pub async fn serve_connection<B: Backend>(
     stream: TcpStream,
     backend: Arc<B>,
+    tls: Option<Arc<ServerTls>>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), SessionError> {
     let _ = stream.set_nodelay(true);
-    let (reader, writer) = stream.into_split();
+    let Some(opened) = encryption::open(stream, &*backend, tls.as_deref()).await? else {
+        return Ok(());
+    };
+    let (reader, writer) = tokio::io::split(opened.stream);
     let (message_tx, messages) = mpsc::channel(16);
     let reader_task = tokio::spawn(read_messages(reader, message_tx));
 
@@ -80,14 +89,14 @@ pub async fn serve_connection<B: Backend>(
         transaction: None,
         next_transaction: 1,
     };
-    let result = connection.serve().await;
+    let result = connection.serve(opened.first_message).await;
     reader_task.abort();
     result
 }
 
 /// Forwards complete client messages; the channel closes when the client does.
 async fn read_messages(
-    mut reader: tokio::net::tcp::OwnedReadHalf,
+    mut reader: ReadHalf<Box<dyn Transport>>,
     messages: mpsc::Sender<Result<ClientMessage, PacketError>>,
 ) {
     loop {
@@ -125,7 +134,7 @@ struct Connection<B: Backend> {
     messages: mpsc::Receiver<Result<ClientMessage, PacketError>>,
     /// Requests that arrived while a batch ran; served after it, in order.
     pending: VecDeque<ClientMessage>,
-    writer: OwnedWriteHalf,
+    writer: WriteHalf<Box<dyn Transport>>,
     packets: PacketWriter,
     encoder: TokenEncoder,
     shutdown: watch::Receiver<bool>,
@@ -135,10 +144,14 @@ struct Connection<B: Backend> {
 }
 
 impl<B: Backend> Connection<B> {
-    async fn serve(&mut self) -> Result<(), SessionError> {
-        let Some(login) = self.pre_login().await? else {
-            return Ok(());
-        };
+    async fn serve(&mut self, first_message: ClientMessage) -> Result<(), SessionError> {
+        if first_message.packet_type != PacketType::Login7 {
+            return Err(SessionError::Unexpected {
+                expected: "LOGIN7",
+                got: first_message.packet_type.to_byte(),
+            });
+        }
+        let login = login::parse(&first_message.payload)?;
         let Some(session) = self.login(&login).await? else {
             return Ok(());
         };
@@ -178,42 +191,6 @@ impl<B: Backend> Connection<B> {
             },
             _ = self.shutdown.changed() => Ok(None),
         }
-    }
-
-    /// Handles PRELOGIN, which clients may leave out, and returns the LOGIN7; `None`
-    /// when the connection ends first.
-    async fn pre_login(&mut self) -> Result<Option<Login7>, SessionError> {
-        let Some(mut message) = self.next_message().await? else {
-            return Ok(None);
-        };
-        if message.packet_type == PacketType::PreLogin {
-            let client = prelogin::parse(&message.payload)?;
-            let reply = prelogin::reply(self.backend.product_version());
-            self.packets.buffer().extend_from_slice(&reply);
-            self.packets.finish(&mut self.writer).await?;
-            if client.requires_encryption() {
-                // SQL Server always has a certificate, so it never faces this case. The
-                // MS-TDS PRELOGIN encryption table prescribes "connection terminated" for
-                // a client that requires encryption and a server that does not support it.
-                tracing::warn!(
-                    instance = self.backend.name(),
-                    encryption = ?client.encryption,
-                    "client requires encryption, which the simulator does not offer; closing the connection"
-                );
-                return Ok(None);
-            }
-            let Some(next) = self.next_message().await? else {
-                return Ok(None);
-            };
-            message = next;
-        }
-        if message.packet_type != PacketType::Login7 {
-            return Err(SessionError::Unexpected {
-                expected: "LOGIN7",
-                got: message.packet_type.to_byte(),
-            });
-        }
-        Ok(Some(login::parse(&message.payload)?))
     }
 
     /// Negotiates the version and packet size and checks the login; `None` after a

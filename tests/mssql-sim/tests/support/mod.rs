@@ -2,6 +2,8 @@
 //! FreeTDS `tsql` runs, and line assertions on their output.
 #![allow(dead_code)] // Each test file uses a different subset.
 
+pub mod test_ca;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -107,7 +109,8 @@ pub async fn run_tsql(
     version: &str,
     input: &str,
 ) -> TsqlOutput {
-    let spawned = Command::new("tsql")
+    let mut command = Command::new("tsql");
+    command
         .args([
             "-H",
             "127.0.0.1",
@@ -118,8 +121,29 @@ pub async fn run_tsql(
             "-P",
             password,
         ])
+        .env("TDSVER", version);
+    run_tsql_command(command, input).await
+}
+
+/// Runs `tsql -S server` with the FreeTDS configuration file `config`, whose section
+/// `server` holds the host, port and encryption settings. Panics as [`run_tsql`] does.
+pub async fn run_tsql_configured(
+    config: &std::path::Path,
+    server: &str,
+    user: &str,
+    password: &str,
+    input: &str,
+) -> TsqlOutput {
+    let mut command = Command::new("tsql");
+    command
+        .args(["-S", server, "-U", user, "-P", password])
+        .env("FREETDSCONF", config);
+    run_tsql_command(command, input).await
+}
+
+async fn run_tsql_command(mut command: Command, input: &str) -> TsqlOutput {
+    let spawned = command
         .args(["-o", "q"])
-        .env("TDSVER", version)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
