@@ -8,6 +8,9 @@
 #
 #   scripts/bench.sh [--sizes-mib 1024,4096] [--repeats 3] [--keep-page-cache]
 #
+# The arguments go to the transfer benchmark. BAKFLEET_BENCH_CATALOGUE_ARGS holds the
+# catalogue benchmark's (default: 1,000,000 backups, 20 callers, 3 requests each).
+#
 # BAKFLEET_BENCH_PROFILE picks the cargo profile (default `release`; `ci` reuses the test
 # build and is what a shared machine can afford).
 set -euo pipefail
@@ -33,12 +36,18 @@ profile="${BAKFLEET_BENCH_PROFILE:-release}"
 work_dir="${BAKFLEET_BENCH_DIR:-target/bench}"
 mkdir -p "$work_dir"
 figures="$(mktemp)"
-trap 'rm -f "$figures"' EXIT
+catalogue_figures="$(mktemp)"
+trap 'rm -f "$figures" "$catalogue_figures"' EXIT
+catalogue_args="${BAKFLEET_BENCH_CATALOGUE_ARGS:---backups 1000000 --clients 20 --requests 3}"
 
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 cargo bench --profile "$profile" --bench transfer -- \
     --work-dir "$work_dir" --output "$figures" "$@"
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
+# shellcheck disable=SC2086 # the variable holds several arguments
+cargo bench --profile "$profile" --bench catalogue -- \
+    --work-dir "$work_dir" --output "$catalogue_figures" $catalogue_args
+load_after_catalogue="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 cpu_model="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 cpu_flags="$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'sha_ni|aes|avx2|avx512f|pclmulqdq' | sort | tr '\n' ' ')"
@@ -55,7 +64,8 @@ section="$(mktemp)"
     echo "## Transfer and hashing figures"
     echo
     echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') with"
-    echo "\`BAKFLEET_BENCH_PROFILE=$profile scripts/bench.sh $*\`, git $(git rev-parse --short HEAD)."
+    echo "\`BAKFLEET_BENCH_PROFILE=$profile BAKFLEET_BENCH_CATALOGUE_ARGS='$catalogue_args' scripts/bench.sh $*\`,"
+    echo "git $(git rev-parse --short HEAD)."
     echo
     echo "| machine | |"
     echo "| --- | --- |"
@@ -64,11 +74,19 @@ section="$(mktemp)"
     echo "| memory | $memory |"
     echo "| kernel | $(uname -r) |"
     echo "| disk (source, type, size, free) | $disk |"
-    echo "| load average before / after | $load_before / $load_after |"
+    echo "| load average before / after transfers / after catalogue | $load_before / $load_after / $load_after_catalogue |"
     echo "| peers | $samba_version, $ssh_version |"
     echo "| tools | $openssl_version, $coreutils_version |"
     echo
     cat "$figures"
+    echo
+    echo "### Catalogue"
+    echo
+    echo "Latencies of the catalogue calls each page makes (\`instances\` and"
+    echo "\`fleet_overview\` for the fleet page; \`fleet_overview\`, \`backups_of_database\` and"
+    echo "\`runs_of_database\` for a database page; \`build_plan\` for \`restore-plan\`),"
+    echo "without HTTP and template rendering."
+    cat "$catalogue_figures"
     echo "<!-- figures:end -->"
 } > "$section"
 
