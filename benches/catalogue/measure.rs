@@ -14,7 +14,7 @@ use sqlx::{Connection, Executor};
 use time::macros::datetime;
 use time::OffsetDateTime;
 
-/// Rows the web pages list, as `src/web/pages.rs` asks for.
+/// Rows a database page lists, the limit `src/web/pages.rs` passes.
 const LIST_LIMIT: i64 = 200;
 
 /// Rows inserted per transaction while the catalogue is filled.
@@ -60,7 +60,7 @@ impl Latencies {
     }
 }
 
-/// What the generator wrote.
+/// Counts and timing of the generated catalogue.
 #[derive(Debug, Clone)]
 pub struct FillSummary {
     pub backups: u64,
@@ -74,9 +74,9 @@ pub struct FillSummary {
 pub const CHAIN_INSTANCE: &str = "sql-chain";
 pub const CHAIN_DATABASE: &str = "Ledger";
 
-/// Creates the catalogue at `path` with bakfleet's migrations and fills it: every
+/// Creates the catalogue at `path` with bakfleet's migrations and fills it. Every
 /// database gets weekly fulls, daily diffs and 15-minute logs with consistent LSNs, one
-/// run per backup, until `options.backups` are written; then one more database gets a
+/// run per backup, until `options.backups` are written. Then one more database gets a
 /// full followed by `options.chain_logs` logs.
 pub async fn fill(path: &Path, options: &Options) -> FillSummary {
     let started = Instant::now();
@@ -303,6 +303,7 @@ impl<'a> RowWriter<'a> {
             "diff" => 200 << 20,
             _ => 8 << 20,
         };
+
         sqlx::query(INSERT_RUN)
             .bind(id)
             .bind(&history.instance)
@@ -349,6 +350,7 @@ impl<'a> RowWriter<'a> {
             .execute(&mut *self.connection)
             .await
             .expect("insert backup");
+
         self.runs += 1;
         self.pending += 2;
         if self.pending >= ROWS_PER_TRANSACTION {
