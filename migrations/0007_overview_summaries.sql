@@ -99,3 +99,7 @@ BEGIN
            OR (excluded.finished_at = latest_backups.finished_at
                AND excluded.backup_id > latest_backups.backup_id);
 END;
+
+-- Run listings look up each run's backup by run_id. Without this index every run row
+-- scanned the whole backups table, and a database page timed out at a million backups.
+CREATE INDEX backups_by_run ON backups (run_id);
