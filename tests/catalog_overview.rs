@@ -239,3 +239,35 @@ async fn backups_list_newest_first() {
     );
     assert_eq!(catalog.backup(9999).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn overview_skips_pruned_newest_backup() {
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    let older = record(
+        "sales-prod",
+        "orders",
+        BackupType::Full,
+        T0 - Duration::days(8),
+        200,
+    );
+    let newer = record(
+        "sales-prod",
+        "orders",
+        BackupType::Full,
+        T0 - Duration::days(1),
+        300,
+    );
+    let (_, older_id) = add_backup(&catalog, &older).await;
+    let (_, newer_id) = add_backup(&catalog, &newer).await;
+
+    catalog.mark_pruned(newer_id, "test", T0).await.unwrap();
+    let after_newest_pruned = catalog.fleet_overview().await.unwrap();
+    catalog.mark_pruned(older_id, "test", T0).await.unwrap();
+    let after_all_pruned = catalog.fleet_overview().await.unwrap();
+
+    let full = after_newest_pruned[0].last_full.as_ref().unwrap();
+    assert_eq!(full.id, older_id);
+    assert_eq!(full.size_bytes, 200);
+    assert!(after_all_pruned[0].last_full.is_none());
+    assert!(after_all_pruned[0].last_run.is_some());
+}

@@ -93,13 +93,11 @@ impl Catalog {
         databases: &mut BTreeMap<DatabaseKey, DatabaseOverview>,
     ) -> Result<(), CatalogError> {
         let rows = sqlx::query(
-            "SELECT id, instance, database, backup_type,
-                    COALESCE(requested_type, backup_type) AS requested_type, reason, status,
-                    skip_kind, phase, error, started_at, finished_at
-             FROM (SELECT r.*, ROW_NUMBER() OVER (PARTITION BY instance, database
-                                                  ORDER BY started_at DESC, id DESC) AS rank
-                   FROM runs r)
-             WHERE rank = 1",
+            // latest_runs names each database's newest run; triggers keep it current.
+            "SELECT r.id, r.instance, r.database, r.backup_type,
+                    COALESCE(r.requested_type, r.backup_type) AS requested_type, r.reason,
+                    r.status, r.skip_kind, r.phase, r.error, r.started_at, r.finished_at
+             FROM latest_runs l JOIN runs r ON r.id = l.run_id",
         )
         .fetch_all(&self.pool)
         .await
@@ -133,12 +131,10 @@ impl Catalog {
         databases: &mut BTreeMap<DatabaseKey, DatabaseOverview>,
     ) -> Result<(), CatalogError> {
         let rows = sqlx::query(
-            "SELECT id, instance, database, backup_type, finished_at, size_bytes
-             FROM (SELECT b.*, ROW_NUMBER() OVER (PARTITION BY instance, database, backup_type
-                                                  ORDER BY finished_at DESC, id DESC) AS rank
-                   FROM backups b
-                   WHERE b.id NOT IN (SELECT backup_id FROM pruned_backups))
-             WHERE rank = 1",
+            // latest_backups names the newest unpruned backup of each database and type;
+            // triggers keep it current.
+            "SELECT b.id, b.instance, b.database, b.backup_type, b.finished_at, b.size_bytes
+             FROM latest_backups l JOIN backups b ON b.id = l.backup_id",
         )
         .fetch_all(&self.pool)
         .await

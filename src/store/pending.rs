@@ -40,7 +40,8 @@ pub struct PendingFile {
 struct Writer {
     file: std::fs::File,
     hasher: Sha256,
-    /// Copy of the chunk being written, reused so that each write allocates nothing.
+    /// The chunk being written. [`PendingFile::write`] copies into it and reuses its
+    /// allocation, and [`PendingFile::write_buffer`] swaps it with the caller's buffer.
     chunk: Vec<u8>,
 }
 
@@ -116,6 +117,31 @@ impl PendingFile {
         let mut writer = self.finish_write().await?;
         writer.chunk.clear();
         writer.chunk.extend_from_slice(chunk);
+        self.start_write(writer);
+        Ok(())
+    }
+
+    /// Appends the bytes of `buffer` like [`PendingFile::write`], but without copying
+    /// them: the buffer moves to the background writer, and `buffer` receives the
+    /// writer's previous one, emptied, for the caller to fill next. A copy loop that
+    /// alternates two buffers this way moves each byte once less.
+    ///
+    /// # Errors
+    /// As for [`PendingFile::write`].
+    pub async fn write_buffer(&mut self, buffer: &mut Vec<u8>) -> Result<(), StoreError> {
+        if buffer.is_empty() {
+            return Ok(());
+        }
+        let mut writer = self.finish_write().await?;
+        std::mem::swap(&mut writer.chunk, buffer);
+        buffer.clear();
+        self.start_write(writer);
+        Ok(())
+    }
+
+    /// Writes and hashes `writer.chunk` on the blocking pool.
+    fn start_write(&mut self, mut writer: Box<Writer>) {
+        let len = writer.chunk.len();
         let task = tokio::task::spawn_blocking(move || {
             use std::io::Write;
 
@@ -124,8 +150,7 @@ impl PendingFile {
             Ok(writer)
         });
         self.writer = WriterSlot::Busy(task);
-        self.bytes_written += chunk.len() as u64;
-        Ok(())
+        self.bytes_written += len as u64;
     }
 
     /// Waits for the chunk in flight, if any, and takes the writer back.

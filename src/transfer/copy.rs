@@ -24,6 +24,8 @@ pub(super) enum CopyFailure {
 /// A copy from a stream into the store, with its running byte count and the first and last
 /// bytes of the stream.
 pub(super) struct ChunkCopy {
+    /// The chunk being filled. Full chunks move to the store without a copy, and the store
+    /// hands back its previous one (see [`PendingFile::write_buffer`]).
     buffer: Vec<u8>,
     /// Bytes written to the store so far.
     pub(super) streamed: u64,
@@ -36,14 +38,14 @@ pub(super) struct ChunkCopy {
 impl ChunkCopy {
     pub(super) fn new() -> ChunkCopy {
         ChunkCopy {
-            buffer: vec![0u8; FETCH_CHUNK_BYTES],
+            buffer: Vec::with_capacity(FETCH_CHUNK_BYTES),
             streamed: 0,
             head: Vec::new(),
             tail: Vec::new(),
         }
     }
 
-    /// Reads `reader` to its end, writing each full buffer of [`FETCH_CHUNK_BYTES`] (and
+    /// Reads `reader` to its end, writing each full chunk of [`FETCH_CHUNK_BYTES`] (and
     /// the rest at the end) to `sink` and then calling `progress` with the running total.
     /// With a `stall_timeout`, every read must return within it.
     pub(super) async fn run(
@@ -53,15 +55,17 @@ impl ChunkCopy {
         progress: &mut (dyn FnMut(u64) + Send),
         stall_timeout: Option<Duration>,
     ) -> Result<(), CopyFailure> {
-        let mut filled = 0;
         loop {
-            let count = read_within(reader, &mut self.buffer[filled..], stall_timeout).await?;
-            filled += count;
+            // The store returns an empty buffer whose capacity may be smaller the first
+            // time, and reads must never grow it past one chunk.
+            self.buffer
+                .reserve_exact(FETCH_CHUNK_BYTES.saturating_sub(self.buffer.len()));
+            let count = read_within(reader, &mut self.buffer, stall_timeout).await?;
             let at_end = count == 0;
-            if filled == self.buffer.len() || (at_end && filled > 0) {
-                self.flush(filled, sink).await?;
+            let filled = self.buffer.len();
+            if filled >= FETCH_CHUNK_BYTES || (at_end && filled > 0) {
+                self.flush(sink).await?;
                 progress(self.streamed);
-                filled = 0;
             }
             if at_end {
                 return Ok(());
@@ -69,11 +73,8 @@ impl ChunkCopy {
         }
     }
 
-    async fn flush(&mut self, filled: usize, sink: &mut PendingFile) -> Result<(), CopyFailure> {
-        let chunk = &self.buffer[..filled];
-        sink.write(chunk).await.map_err(CopyFailure::Store)?;
-        self.streamed += filled as u64;
-
+    async fn flush(&mut self, sink: &mut PendingFile) -> Result<(), CopyFailure> {
+        let chunk = &self.buffer[..];
         if self.head.len() < STREAM_EDGE_BYTES {
             let missing = (STREAM_EDGE_BYTES - self.head.len()).min(chunk.len());
             self.head.extend_from_slice(&chunk[..missing]);
@@ -82,16 +83,25 @@ impl ChunkCopy {
         self.tail.extend_from_slice(chunk_tail);
         let excess = self.tail.len().saturating_sub(STREAM_EDGE_BYTES);
         self.tail.drain(..excess);
+
+        let filled = chunk.len();
+        sink.write_buffer(&mut self.buffer)
+            .await
+            .map_err(CopyFailure::Store)?;
+        self.streamed += filled as u64;
         Ok(())
     }
 }
 
+/// Appends one read's bytes to `buffer`, into its spare capacity, so the memory is never
+/// zeroed first. `buffer` must have spare capacity, or the read would grow it.
 async fn read_within(
     reader: &mut (impl AsyncRead + Unpin),
-    buffer: &mut [u8],
+    buffer: &mut Vec<u8>,
     stall_timeout: Option<Duration>,
 ) -> Result<usize, CopyFailure> {
-    let read = reader.read(buffer);
+    debug_assert!(buffer.capacity() > buffer.len());
+    let read = reader.read_buf(buffer);
     let result = match stall_timeout {
         Some(timeout) => tokio::time::timeout(timeout, read)
             .await
