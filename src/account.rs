@@ -23,7 +23,7 @@ const MAX_NAME_CHARS: usize = 64;
 /// Salt length in bytes: 16 bytes is the length RFC 9106 recommends for argon2.
 const SALT_BYTES: usize = 16;
 
-/// What a user may do on the admin site. Each role includes the ones before it.
+/// Role of an admin site user. Each role includes the permissions of the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {

@@ -8,23 +8,64 @@ use std::time::Duration;
 
 /// Sends a GET request and returns the status line and the body.
 fn http_get(port: u16, path: &str) -> (String, String) {
+    let (status, _, body) = http_request(port, "GET", path, "", "");
+    (status, body)
+}
+
+/// Sends a request with `cookie` (may be empty) and a form `body`, and returns the status
+/// line, the header block and the body.
+fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    body: &str,
+) -> (String, String, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the site");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("read timeout");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send request");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    if !cookie.is_empty() {
+        head.push_str(&format!("Cookie: {cookie}\r\n"));
+    }
+    if method == "POST" {
+        head.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    write!(stream, "{head}\r\n{body}").expect("send request");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("read response");
-    let status = response.lines().next().unwrap_or_default().to_string();
-    let body = response
+    let (headers, body) = response
         .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
+        .map(|(headers, body)| (headers.to_string(), body.to_string()))
         .unwrap_or_default();
-    (status, body)
+    let status = headers.lines().next().unwrap_or_default().to_string();
+    (status, headers, body)
+}
+
+/// Returns the `name=value` part of the `Set-Cookie` header for cookie `name`.
+fn set_cookie(headers: &str, name: &str) -> String {
+    headers
+        .lines()
+        .filter_map(|line| line.strip_prefix("set-cookie: "))
+        .find(|cookie| cookie.starts_with(&format!("{name}=")))
+        .and_then(|cookie| cookie.split(';').next())
+        .unwrap_or_else(|| panic!("no cookie {name} in:\n{headers}"))
+        .to_string()
+}
+
+/// Logs in through the form and returns the session cookie.
+fn log_in(port: u16, user: &str, password: &str) -> String {
+    let (_, headers, page) = http_request(port, "GET", "/login", "", "");
+    let login_cookie = set_cookie(&headers, "bakfleet_login");
+    let marker = "name=\"login_token\" value=\"";
+    let start = page.find(marker).expect("login form token") + marker.len();
+    let token = &page[start..start + 64];
+    let form = format!("user={user}&password={password}&login_token={token}");
+    let (status, headers, _) = http_request(port, "POST", "/login", &login_cookie, &form);
+    assert!(status.contains("303"), "login: {status}");
+    set_cookie(&headers, "bakfleet_session")
 }
 
 /// Runs `bakfleet demo` without `--once` until it prints the site's address, checks two
@@ -54,8 +95,20 @@ fn check_demo_site(data_dir: &Path) {
         .map_while(Result::ok)
         .any(|line| line.starts_with("admin site: http://127.0.0.1:"));
     assert!(announced, "the demo prints the site's address");
+    let login_line = lines
+        .next()
+        .and_then(Result::ok)
+        .expect("the demo prints its login");
+    let password = login_line
+        .rsplit(": ")
+        .next()
+        .expect("the login line ends with the password")
+        .to_string();
 
-    let (status, body) = http_get(port, "/");
+    let (status, _) = http_get(port, "/");
+    assert!(status.contains("401"), "the site needs a login: {status}");
+    let session = log_in(port, "demo", &password);
+    let (status, _, body) = http_request(port, "GET", "/", &session, "");
     assert!(status.contains("200"), "{status}");
     assert!(body.contains("sales-prod"), "overview lists the instance");
     assert!(body.contains("Sales"), "overview lists the database");

@@ -194,7 +194,8 @@ fn serve_runs_scheduled_drill() {
             break;
         }
     }
-    let page = http_get(drilled.site_port, "/backups/1");
+    let cookie = viewer_session(&drilled);
+    let page = http_get(drilled.site_port, "/backups/1", &cookie);
 
     // SAFETY: signalling our own child by its PID.
     unsafe { libc::kill(serve.id() as libc::pid_t, libc::SIGTERM) };
@@ -213,15 +214,36 @@ fn serve_runs_scheduled_drill() {
     );
 }
 
-/// Fetches a page of the admin site with a plain HTTP/1.1 request.
-fn http_get(port: u16, path: &str) -> String {
+/// Stores a viewer and a session straight in the catalogue, as the site stores them
+/// (the SHA-256 of the cookie value), and returns the session's cookie.
+fn viewer_session(drilled: &Drilled) -> String {
+    use sha2::{Digest, Sha256};
+
+    let token = "drill-test-session-token";
+    let id_hash = hex::encode(Sha256::digest(token.as_bytes()));
+    let now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+    catalogue(
+        drilled,
+        &format!(
+            "INSERT INTO users (name, role, password_hash, created_at, password_changed_at) \
+             VALUES ('tester', 'viewer', 'not-a-hash', {now}, {now}); \
+             INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, last_seen_at, client) \
+             SELECT '{id_hash}', id, 'unused', {now}, {now}, '127.0.0.1' FROM users \
+             WHERE name = 'tester';"
+        ),
+    );
+    format!("bakfleet_session={token}")
+}
+
+/// Fetches a page of the admin site with a plain HTTP/1.1 request and a session cookie.
+fn http_get(port: u16, path: &str, cookie: &str) -> String {
     use std::io::{Read, Write};
 
     let mut stream =
         std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the site");
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut page = String::new();

@@ -128,7 +128,7 @@ fn location(response: &Response) -> &str {
         .unwrap_or("")
 }
 
-/// The `.route(...)` calls of the router's source, as (method, path) pairs.
+/// Lists the `.route(...)` calls of the router's source as (method, path) pairs.
 fn routes_in_router_source() -> Vec<(String, String)> {
     let source = include_str!("../src/web/mod.rs");
     let mut routes = Vec::new();
@@ -319,7 +319,7 @@ async fn oversized_body_gets_413() {
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
 
-/// The login form's token and the cookie that carries it.
+/// Fetches the login form and returns its login cookie and token.
 async fn login_form(site: &Router) -> (String, String) {
     let response = send(site, request("GET", "/login", "", None, None)).await;
     let cookie = response
@@ -617,8 +617,8 @@ async fn forms_carry_csrf_token() {
     assert!(body.matches(&field).count() >= 2, "{body}");
 }
 
-/// A catalogue with one full backup of sales/orders whose stored file holds `content`,
-/// in a store under `store_root`. Returns the backup id.
+/// Stores a full backup of sales/orders whose file contains `content` in the store at
+/// `store_root`, catalogues it and returns its id.
 async fn stored_backup(catalog: &Catalog, store_root: &std::path::Path, content: &[u8]) -> i64 {
     use sha2::{Digest, Sha256};
     let mut record = catalog_fixture::record(
@@ -636,7 +636,7 @@ async fn stored_backup(catalog: &Catalog, store_root: &std::path::Path, content:
     backup_id
 }
 
-/// A site with a store and, when `runner` is given, a job runner channel.
+/// Builds a site with a store and, when `runner` is given, a job runner channel.
 async fn site_with_store(
     runner: Option<bakfleet::web::RunSender>,
 ) -> (Router, Catalog, tempfile::TempDir) {

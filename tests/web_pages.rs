@@ -12,7 +12,7 @@ use axum::Router;
 use bakfleet::account::Role;
 use bakfleet::backup::BackupType;
 use bakfleet::catalog::{Catalog, DatabaseFacts, InstanceFacts};
-use bakfleet::web::{router, serve, SessionSettings, WebState};
+use bakfleet::web::{check_public_address, router, serve, SessionSettings, WebState};
 use catalog_fixture::{add_backup, new_run, record, T0};
 use http_body_util::BodyExt;
 use time::{Duration, OffsetDateTime};
@@ -108,7 +108,7 @@ async fn sample_catalog(catalog: &Catalog) -> Sample {
     }
 }
 
-/// The site with every request logged in as a viewer.
+/// Builds the site with every request logged in as a viewer.
 async fn site(catalog: Catalog) -> Router {
     let session = web_session::session_for(&catalog, Role::Viewer).await;
     let router = router(WebState {
@@ -422,6 +422,21 @@ async fn serve_rejects_non_loopback_address() {
     let message = error.to_string();
     assert!(message.contains("0.0.0.0:0"), "{message}");
     assert!(message.contains("loopback"), "{message}");
+}
+
+#[tokio::test]
+async fn public_address_needs_admin_user() {
+    // Checked without binding: the tests listen on loopback only.
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    let listen: SocketAddr = "192.0.2.10:8080".parse().unwrap();
+    let error = check_public_address(listen, &catalog).await.unwrap_err();
+    assert!(error.to_string().contains("no admin user"), "{error}");
+
+    web_session::ensure_user(&catalog, "operator", Role::Operator).await;
+    assert!(check_public_address(listen, &catalog).await.is_err());
+
+    web_session::ensure_user(&catalog, "root", Role::Admin).await;
+    assert!(check_public_address(listen, &catalog).await.is_ok());
 }
 
 #[tokio::test]

@@ -74,10 +74,10 @@ impl AuditOutcome {
 pub struct NewAuditEntry {
     /// The user name, or the name typed at a failed login.
     pub actor: String,
-    /// What was done: `login`, `login_failed`, `logout`, `run`, `verify`, `download`,
+    /// Action name: `login`, `login_failed`, `logout`, `run`, `verify`, `download`,
     /// `user_add`, `user_remove`, `user_password`.
     pub action: String,
-    /// What it was done to: `instance/database`, a backup id or a user name.
+    /// Target of the action: `instance/database`, a backup id or a user name.
     pub target: Option<String>,
     pub outcome: AuditOutcome,
     pub client: Option<String>,
@@ -181,7 +181,7 @@ impl Catalog {
     }
 
     /// Replaces a user's password hash and ends its sessions, so that a reset password
-    /// logs out whoever used the old one. Returns false when no such user exists.
+    /// logs out every session that used the old one. Returns false when no such user exists.
     pub async fn set_password(
         &self,
         name: &str,

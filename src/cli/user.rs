@@ -12,14 +12,14 @@ use crate::account::{self, Role};
 use crate::catalog::{AuditOutcome, Catalog, NewAuditEntry};
 use crate::fleet::Fleet;
 
-/// What `bakfleet user` does.
+/// Subcommands of `bakfleet user`.
 #[derive(Debug, clap::Subcommand)]
 pub enum UserCommand {
     /// Adds a user; the password comes from a prompt, or from stdin when it is not a
     /// terminal.
     Add {
         name: String,
-        /// What the user may do: viewer reads, operator also runs and verifies backups,
+        /// Role of the user: viewer reads, operator also runs and verifies backups,
         /// admin also manages users.
         #[arg(long)]
         role: Role,

@@ -23,7 +23,7 @@ use crate::job::{self, JobContext, JobEvent, JobRequest, Trigger};
 /// instead of the run's page: a job may wait for a slot far longer.
 const START_WAIT: Duration = Duration::from_secs(10);
 
-/// A backup that the site asks the serve process to run now.
+/// A backup that the site requests the serve process to run now.
 #[derive(Debug)]
 pub struct RunRequest {
     pub instance: String,
@@ -36,7 +36,7 @@ pub struct RunRequest {
     pub started: oneshot::Sender<RunStart>,
 }
 
-/// What became of a [`RunRequest`] when it was handed over.
+/// Outcome of a [`RunRequest`] at handover.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunStart {
     /// The job started run `0`.
@@ -100,8 +100,8 @@ async fn run_requested(mut ctx: JobContext, request: RunRequest) {
         return;
     };
 
-    // The job reports its run id in its first event, which this context's own channel
-    // receives; other watchers of the process do not see these events.
+    // The job sends its run id with its first event to this context's own channel. Other
+    // watchers of the process do not see these events.
     let (events, mut received) = mpsc::unbounded_channel::<JobEvent>();
     ctx.events = Some(events);
     let job = JobRequest {
@@ -284,7 +284,7 @@ pub(super) async fn verify_backup(
     Ok(Redirect::to(&format!("/backups/{backup_id}")).into_response())
 }
 
-/// The audit log target of a backup.
+/// Returns the audit log target of a backup.
 pub(super) fn backup_target(backup_id: i64) -> String {
     format!("backup {backup_id}")
 }

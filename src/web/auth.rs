@@ -31,7 +31,7 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 /// requests does not write the catalogue on each one.
 const TOUCH_INTERVAL: time::Duration = time::Duration::seconds(60);
 
-/// Who may use a route.
+/// Access level a route requires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// Anyone, without a session: the login page, the stylesheet and `/healthz`.
@@ -60,7 +60,7 @@ const VIEWER: Access = Access::Role(Role::Viewer);
 const OPERATOR: Access = Access::Role(Role::Operator);
 const ADMIN: Access = Access::Role(Role::Admin);
 
-/// Every route of the router with the access it needs. A route missing here answers 500,
+/// Every route of the router with the access it needs. A route missing here returns 500,
 /// so a new route cannot be reached before it has a rule.
 pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/", VIEWER),
@@ -91,11 +91,11 @@ pub const ROUTES: &[RouteRule] = &[
         OPERATOR,
     ),
     rule("POST", "/backups/{id}/verify", OPERATOR),
-    // Operators only, because a backup file holds the whole database.
+    // Operators only, because a backup file contains the whole database.
     rule("GET", "/backups/{id}/download", OPERATOR),
 ];
 
-/// How the site treats sessions and the proxy in front of it.
+/// Session lifetimes and the trust placed in the reverse proxy in front of the site.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionSettings {
     /// A session ends after this long without a request.
@@ -152,9 +152,8 @@ pub(super) async fn enforce_access(
     request: Request,
     next: Next,
 ) -> Response {
-    let access = match route_access(&request) {
-        Ok(access) => access,
-        Err(response) => return response,
+    let Some(access) = route_access(&request) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     if access == Access::Public {
         return next.run(request).await;
@@ -213,11 +212,12 @@ pub(super) async fn enforce_access(
     CURRENT_USER.scope(user, next.run(request)).await
 }
 
-/// Finds the access rule of the matched route. Unmatched paths need a viewer, so that an
-/// unknown address does not answer 404 before login.
-fn route_access(request: &Request) -> Result<Access, Response> {
+/// Finds the access rule of the matched route, or `None` for a route without one.
+/// Unmatched paths need a viewer, so that an unknown address does not return 404 before
+/// login.
+fn route_access(request: &Request) -> Option<Access> {
     let Some(matched) = request.extensions().get::<MatchedPath>() else {
-        return Ok(VIEWER);
+        return Some(VIEWER);
     };
     let method = request.method().as_str();
     // HEAD requests reach GET handlers.
@@ -226,12 +226,12 @@ fn route_access(request: &Request) -> Result<Access, Response> {
         .iter()
         .find(|rule| rule.path == matched.as_str() && rule.method == method);
     match rule {
-        Some(rule) => Ok(rule.access),
-        // A method the route does not serve: the router answers 405 for it.
-        None if ROUTES.iter().any(|rule| rule.path == matched.as_str()) => Ok(VIEWER),
+        Some(rule) => Some(rule.access),
+        // A method the route does not serve: the router returns 405 for it.
+        None if ROUTES.iter().any(|rule| rule.path == matched.as_str()) => Some(VIEWER),
         None => {
             tracing::error!(path = matched.as_str(), method, "route has no access rule");
-            Err(StatusCode::INTERNAL_SERVER_ERROR.into_response())
+            None
         }
     }
 }
@@ -263,7 +263,7 @@ async fn current_session(site: &Site, headers: &HeaderMap) -> Result<Option<Sess
     Ok(Some(session))
 }
 
-/// Redirects a browser to the login page and answers 401 to other clients.
+/// Redirects a browser to the login page and returns 401 to other clients.
 fn login_required(request: &Request) -> Response {
     if !wants_html(request.headers()) {
         return (

@@ -29,7 +29,7 @@ struct ByteRange {
     last: u64,
 }
 
-/// What the `Range` header asks for, read against the file's length.
+/// The part of the file that the `Range` header requests, read against its length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RangeRequest {
     /// No header, or one this site serves as a whole file: several ranges or another
@@ -148,7 +148,7 @@ pub(super) async fn download(
 
 /// Resolves a catalogued store path to a file inside the store root. Paths that leave
 /// the root (`..`, links out of it) and files `bakfleet import` catalogued where they
-/// were found answer 404, so a download never reads a file outside the store.
+/// were found get 404, so a download never reads a file outside the store.
 async fn stored_file(site: &Site, store_path: &str) -> Result<PathBuf, WebError> {
     let Some(store) = &site.state.store else {
         return Err(WebError::Unavailable(

@@ -47,8 +47,8 @@ pub struct WebState {
     /// The backup store, for downloads, "verify now" and absolute paths in restore
     /// scripts; `None` for a site that serves the catalogue alone.
     pub store: Option<Arc<crate::store::Store>>,
-    /// Where "run now" hands its backups to the job runner; `None` for a process that
-    /// runs no jobs.
+    /// Channel over which "run now" hands its backups to the job runner; `None` for a
+    /// process that runs no jobs.
     pub run_requests: Option<RunSender>,
 }
 
@@ -121,19 +121,21 @@ pub async fn serve(
     let listener = if listen.ip().is_loopback() {
         bind(listen).await?
     } else {
-        bind_public(listen, &state).await?
+        check_public_address(listen, &state.catalog).await?;
+        tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen} for the admin site"))?
     };
     serve_on(listener, state, shutdown).await
 }
 
-/// Binds a non-loopback address once an admin user exists, and warns that the site
-/// itself serves plain HTTP there.
-async fn bind_public(
-    listen: SocketAddr,
-    state: &WebState,
-) -> anyhow::Result<tokio::net::TcpListener> {
-    let admins = state
-        .catalog
+/// Checks that the site may listen on the non-loopback address `listen`: only once an
+/// admin user exists. Warns that the site itself serves plain HTTP there.
+///
+/// # Errors
+/// No admin user, or the catalogue cannot count them.
+pub async fn check_public_address(listen: SocketAddr, catalog: &Catalog) -> anyhow::Result<()> {
+    let admins = catalog
         .admin_count()
         .await
         .context("cannot count the admin users before binding the admin site")?;
@@ -149,9 +151,7 @@ async fn bind_public(
         "the admin site serves plain HTTP on a non-loopback address: passwords and session \
          cookies cross the network unencrypted unless a TLS proxy is the only client"
     );
-    tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen} for the admin site"))
+    Ok(())
 }
 
 /// Binds a loopback address for the admin site. Binding apart from serving lets a caller

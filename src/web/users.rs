@@ -58,6 +58,7 @@ pub(super) async fn add_user(
         Ok(role) => role,
         Err(error) => return rejected(&site, error.to_string()).await,
     };
+
     let hash = account::hash_password(&form.password)
         .map_err(|error| WebError::Internal(error.to_string()))?;
     let now = OffsetDateTime::now_utc();
@@ -73,6 +74,7 @@ pub(super) async fn add_user(
         }
         Err(error) => return Err(error.into()),
     }
+
     audit::record(
         &site,
         &admin.name,
