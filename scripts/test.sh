@@ -15,6 +15,8 @@ fi
 # systemd provides systemd-analyze and caddy the proxy example's parser, for tests/deploy.rs;
 # sqlite3 is the shell the crash test reads the catalogue with.
 packages=(samba smbclient openssh-server freetds-bin python3-venv procps systemd caddy sqlite3)
+# tests/browser.rs drives headless Chromium through chromedriver.
+packages+=(chromium chromium-driver)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
