@@ -9,7 +9,7 @@ use axum::http::{Request, StatusCode};
 use axum::Router;
 use bakfleet::catalog::Catalog;
 use bakfleet::reload::{FleetStatus, ReloadFailure};
-use bakfleet::web::{router, WebState};
+use bakfleet::web::{router, SessionSettings, WebState};
 use http_body_util::BodyExt;
 use time::macros::datetime;
 use tokio::sync::watch;
@@ -60,6 +60,9 @@ fn site(catalog: Catalog, status: FleetStatus) -> (Router, watch::Sender<FleetSt
         started_at: datetime!(2026-06-01 10:00 UTC),
         limits: None,
         fleet_status: Some(receiver),
+        sessions: SessionSettings::default(),
+        store: None,
+        run_requests: None,
     });
     (site, sender)
 }

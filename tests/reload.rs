@@ -4,6 +4,7 @@
 //! as child processes, as in production.
 
 mod support;
+mod web_session;
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bakfleet::account::Role;
 use bakfleet::catalog::{Catalog, RunStatus};
 use support::{
     free_port, simulator_binary, start_simulated_instance, start_simulator_process,
@@ -161,7 +163,13 @@ impl Served {
     }
 
     fn get(&self, path: &str) -> (String, String) {
-        http_get(self.site_port, path)
+        http_get(self.site_port, path, None)
+    }
+
+    /// Fetches a page with a viewer's session, as every page but `/healthz` needs one.
+    async fn get_signed_in(&self, catalog: &Catalog, path: &str) -> (String, String) {
+        let session = web_session::session_for(catalog, Role::Viewer).await;
+        http_get(self.site_port, path, Some(&session.cookie))
     }
 
     fn wait_for_site(&self) {
@@ -244,16 +252,17 @@ fn start_slow_simulator(
     start_simulator_process(&simulator, &path)
 }
 
-fn http_get(port: u16, path: &str) -> (String, String) {
+fn http_get(port: u16, path: &str, cookie: Option<&str>) -> (String, String) {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return (String::new(), String::new());
     };
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("read timeout");
+    let cookie = cookie.map_or(String::new(), |cookie| format!("Cookie: {cookie}\r\n"));
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{cookie}\r\n"
     )
     .expect("send request");
     let mut response = String::new();
@@ -336,7 +345,7 @@ async fn reload_applies_valid_rejects_invalid() {
     let log = served.log();
     assert!(log.contains("fleet file rejected"), "{log}");
     assert!(log.contains("bogus_key"), "{log}");
-    let (status, page) = served.get("/");
+    let (status, page) = served.get_signed_in(&catalog, "/").await;
     assert!(status.contains("200"), "{status}");
     assert!(page.contains("The fleet file was rejected"), "{page}");
     assert!(page.contains("bogus_key"), "{page}");

@@ -74,6 +74,7 @@ fn state(catalog: Catalog, sessions: SessionSettings) -> WebState {
         fleet_name: "fleet.toml".to_string(),
         started_at: T0,
         limits: None,
+        fleet_status: None,
         sessions,
         store: None,
         run_requests: None,

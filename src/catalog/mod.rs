@@ -2,8 +2,8 @@
 //!
 //! Times are stored as UTC RFC 3339 text with milliseconds, so text order is time order.
 
-mod backup_families;
 mod accounts;
+mod backup_families;
 mod backup_files;
 mod backups;
 mod decode;

@@ -106,7 +106,10 @@ pub(crate) async fn execute(
 
     let scheduler = Scheduler::start(ctx.clone()).await?;
     let (run_requests, run_receiver) = tokio::sync::mpsc::channel(16);
-    let requested_runs = tokio::spawn(web::run_requested_backups(tokio::sync::watch::channel(ctx.clone()).1, run_receiver));
+    let requested_runs = tokio::spawn(web::run_requested_backups(
+        tokio::sync::watch::channel(ctx.clone()).1,
+        run_receiver,
+    ));
     let state = WebState {
         catalog: ctx.catalog.clone(),
         fleet_name: "demo fleet".to_string(),
