@@ -3,11 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-/// Tests that the table names but another branch adds.
-// TODO: drop "reload" here once the reload test of the service work is merged and
-// the table names it exactly.
-const FROM_OTHER_BRANCHES: &[&str] = &["reload"];
-
 /// Prefix of the fault tests, which the table must list.
 const FAULT_PREFIX: &str = "fault_";
 
@@ -101,9 +96,6 @@ fn table_names_existing_tests() {
         .flat_map(|(_, text)| function_names(text))
         .collect();
     for test in &table.tests {
-        if FROM_OTHER_BRANCHES.contains(&test.as_str()) {
-            continue;
-        }
         assert!(
             defined.contains(test),
             "docs/faults.md names test {test}, but no `fn {test}(` exists under tests/"

@@ -331,7 +331,7 @@ async fn stages(
 
     interrupt::checkpoint(ctx, Phase::Verify)?;
     ctx.phase(request, run_id, Phase::Verify).await;
-    verify::run(ctx, &mut session, request, &staged).await?;
+    verify::run(ctx, &mut session, request, run_id, &staged).await?;
 
     interrupt::checkpoint(ctx, Phase::History)?;
     ctx.phase(request, run_id, Phase::History).await;

@@ -15,6 +15,7 @@ pub(crate) async fn run(
     ctx: &JobContext,
     session: &mut Session,
     request: &JobRequest,
+    run_id: i64,
     staged: &[StagedFile],
 ) -> Result<(), StageError> {
     let has_checksums = staged.iter().all(|file| file.has_checksums);
@@ -39,6 +40,10 @@ pub(crate) async fn run(
             break result;
         }
     };
+    if retry.attempts() > 1 {
+        let note = format!("RESTORE VERIFYONLY took {} attempts", retry.attempts());
+        ctx.catalog.add_run_note(run_id, &note).await.ok();
+    }
     result.at(Phase::Verify)?;
     tracing::info!(path = %staged[0].server_path, files = staged.len(), checksum = has_checksums, "backup verified");
     Ok(())
