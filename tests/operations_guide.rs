@@ -120,6 +120,11 @@ fn guide_commands_are_known() {
         while arguments.first().is_some_and(|word| word.contains('=')) {
             arguments.remove(0);
         }
+        // `sudo -u USER` runs the rest as the service user.
+        if arguments.first().is_some_and(|word| word == "sudo") {
+            let user_option = arguments.get(1).is_some_and(|word| word == "-u");
+            arguments.drain(..if user_option { 3 } else { 1 });
+        }
         // Output redirections are the shell's.
         if let Some(position) = arguments.iter().position(|word| word.starts_with('>')) {
             arguments.truncate(position);

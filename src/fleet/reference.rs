@@ -392,9 +392,9 @@ mod tests {
             .expect("tls.encrypt");
         assert_eq!(
             encrypt.allowed,
-            ["strict", "required", "off", "not_supported"]
+            ["strict", "mandatory", "optional", "not_supported"]
         );
-        assert_eq!(encrypt.default.as_deref(), Some("`required`"));
+        assert_eq!(encrypt.default.as_deref(), Some("`mandatory`"));
         let name = instance.keys.iter().find(|key| key.key == "name").unwrap();
         assert_eq!(name.default, None, "name is required");
     }
