@@ -152,8 +152,7 @@ async fn run_now(browser: &Client, screenshots: &Screenshots) -> i64 {
     let submit = wait_for(browser, "#run-now-submit").await;
     submit.click().await.expect("submit run now");
 
-    // TODO: read `#run-status` once run.html gives the status span that id.
-    wait_for(browser, "h1 > span.status").await;
+    wait_for(browser, "#run-status").await;
     let path = current_path(browser).await;
     let run_id = path
         .strip_prefix("/runs/")
@@ -178,7 +177,7 @@ async fn wait_for_run(
             .goto(&format!("{base}/runs/{run_id}"))
             .await
             .expect("reload the run page");
-        let status = wait_for(browser, "h1 > span.status").await;
+        let status = wait_for(browser, "#run-status").await;
         let status = status.text().await.expect("read the run status");
         if status != "running" {
             break status;
@@ -204,8 +203,12 @@ async fn wait_for_run(
     assert_eq!(row.trigger, "manual", "{row:?}");
     let backup_id = row.backup_id.expect("the succeeded run names its backup");
 
-    // TODO: find `#run-backup-link` once run.html gives the backup link that id.
-    let link = wait_for(browser, &format!("a[href=\"/backups/{backup_id}\"]")).await;
+    let link = wait_for(browser, "#run-backup-link").await;
+    let href = link.attr("href").await.expect("read the backup link");
+    assert_eq!(
+        href.as_deref(),
+        Some(format!("/backups/{backup_id}").as_str())
+    );
     link.click().await.expect("open the backup page");
     wait_for(browser, "#download-link").await;
     catalog
@@ -223,8 +226,7 @@ async fn check_backup_page(browser: &Client, backup: &BackupRow, screenshots: &S
         text.starts_with(&format!("Backup {} diff", backup.id)),
         "{text}"
     );
-    // TODO: read `#backup-sha256` once backup.html gives the SHA-256 field that id.
-    let hash = wait_for(browser, "dd.hash").await;
+    let hash = wait_for(browser, "#backup-sha256").await;
     assert_eq!(hash.text().await.expect("read SHA-256"), backup.sha256);
     screenshots.take(browser, "backup").await;
 }
