@@ -242,7 +242,7 @@ pub async fn run_scheduled(
 
 /// Lists the distinct drill schedules in use: the `[drill]` table's and those of the
 /// policies that instances and their databases use.
-fn drill_schedules(fleet: &Fleet, settings: &Drills) -> Vec<String> {
+pub(crate) fn drill_schedules(fleet: &Fleet, settings: &Drills) -> Vec<String> {
     let global = settings.schedule.as_deref();
     let policies = fleet.instances.iter().flat_map(|instance| {
         std::iter::once(&instance.policy)

@@ -301,9 +301,25 @@ fn log_changes(old: &Fleet, new: &Fleet, revision: &str) {
         removed = ?removed,
         "fleet file reloaded; new runs use it, running jobs finish under the previous one"
     );
+    if drill_plan(old) != drill_plan(new) {
+        tracing::warn!(
+            "the new fleet file changes the [drill] table or the drill schedules; the \
+             running drill schedules stay until the next restart"
+        );
+    }
     for warning in new.warnings() {
         tracing::warn!("{warning}");
     }
+}
+
+/// The drill settings and the distinct drill schedules of a fleet, which the drill loop
+/// of `serve` reads once at start.
+fn drill_plan(fleet: &Fleet) -> Option<(crate::fleet::Drills, Vec<String>)> {
+    let settings = fleet.drills.as_ref()?;
+    Some((
+        settings.clone(),
+        crate::drill::drill_schedules(fleet, settings),
+    ))
 }
 
 /// Waits until no change arrives for [`DEBOUNCE`], dropping the changes seen meanwhile.

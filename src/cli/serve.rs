@@ -45,7 +45,8 @@ pub(crate) async fn execute(fleet_path: &Path, grace: Duration) -> anyhow::Resul
     });
     let scheduler =
         Scheduler::start_reloading(contexts.clone(), Arc::new(SystemClock), true).await?;
-    // TODO: restart the drill schedule when a reload changes `[drill]`.
+    // TODO: restart the drill schedules when a reload changes them; until then a reload
+    // logs that they wait for the next restart.
     let drills = tokio::spawn(crate::drill::run_scheduled(
         ctx.fleet.clone(),
         ctx.secrets.clone(),
