@@ -493,13 +493,15 @@ pub fn due_slots(entries: &[Entry], after: OffsetDateTime, until: OffsetDateTime
             slot: *newest,
         });
     }
-    due.sort_by_key(|due| (due.slot, due.backup_type));
+    due.sort_by_key(|due| (due.backup_type, due.slot));
     due
 }
 
 /// Lists the slots to catch up at start: per entry, the newest slot before `now` when no
 /// run serves it and no run of that type on the instance started after it. So downtime
-/// costs one run per type, not one per missed slot.
+/// costs one run per type, not one per missed slot. The list runs full first, then diff,
+/// then log, whatever the slots' times, so that a caught-up diff or log follows the
+/// caught-up full instead of being promoted to a full of its own.
 pub async fn catch_up_slots(ctx: &JobContext, entries: &[Entry], now: OffsetDateTime) -> Vec<Due> {
     let mut due = Vec::new();
     for entry in entries {
@@ -532,7 +534,7 @@ pub async fn catch_up_slots(ctx: &JobContext, entries: &[Entry], now: OffsetDate
             slot,
         });
     }
-    due.sort_by_key(|due| (due.slot, due.backup_type));
+    due.sort_by_key(|due| (due.backup_type, due.slot));
     due
 }
 
