@@ -312,8 +312,8 @@ fn log_changes(old: &Fleet, new: &Fleet, revision: &str) {
     }
 }
 
-/// The drill settings and the distinct drill schedules of a fleet, which the drill loop
-/// of `serve` reads once at start.
+/// Returns the drill settings and the distinct drill schedules of a fleet, which the drill
+/// loop of `serve` reads once at start.
 fn drill_plan(fleet: &Fleet) -> Option<(crate::fleet::Drills, Vec<String>)> {
     let settings = fleet.drills.as_ref()?;
     Some((

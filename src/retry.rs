@@ -104,7 +104,7 @@ impl Classify for TransferError {
     }
 }
 
-/// What is being retried, for the log lines of each attempt.
+/// The instance, database and phase being retried, named in the log line of each attempt.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryScope<'a> {
     pub instance: &'a str,

@@ -1,5 +1,5 @@
-//! fleet.toml text of any shape: the loader must answer with a fleet or a diagnostic,
-//! never panic.
+//! fleet.toml text of any shape: the loader returns a fleet or a diagnostic, and a panic
+//! fails the target.
 #![no_main]
 
 use std::path::Path;

@@ -116,7 +116,7 @@ pub fn router(state: WebState) -> Router {
 ///
 /// # Errors
 /// Rejects an address that is not loopback while the catalogue has no admin user, because
-/// nobody could then log in to manage the site. Fails when the address cannot be bound.
+/// no user could then log in to manage the site. Fails when the address cannot be bound.
 pub async fn serve(
     listen: SocketAddr,
     state: WebState,

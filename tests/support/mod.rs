@@ -506,7 +506,7 @@ impl PeerProcess {
         };
         let pid = child.id();
         // Descendants are collected before the child dies, because they are re-parented
-        // once it has gone and could not be told apart from other processes any more.
+        // once it has gone and could no longer be distinguished from other processes.
         let mut victims = descendants(pid);
         victims.push(pid);
         for victim in victims {
