@@ -65,9 +65,16 @@ fn describe_revision(manifest_dir: &Path) -> Option<String> {
     let commit = git(manifest_dir, &["rev-parse", "--short", "HEAD"])?;
     // `--porcelain` lists changed and untracked files; untracked ones are left out, so a
     // stray build output does not mark the build dirty.
+    // `--no-optional-locks` keeps git from refreshing and rewriting the index, which this
+    // script watches: a rewrite would make the next build run it, and rebuild, again.
     let status = git(
         manifest_dir,
-        &["status", "--porcelain", "--untracked-files=no"],
+        &[
+            "--no-optional-locks",
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+        ],
     )?;
     Some(if status.is_empty() {
         commit
