@@ -124,6 +124,11 @@ pub(crate) async fn execute(
     let listener = web::bind(listen).await?;
     println!("admin site: http://{listen}/  (Ctrl-C stops the demo)");
     println!("log in as user {DEMO_USER} with the demo password: {password}");
+    println!(
+        "other commands reach this demo from a second terminal in this folder, for example:\n  \
+         {PASSWORD_VARIABLE}='{password}' {} list",
+        this_program()
+    );
     web::serve_on(listener, state, serve::stop_signal()).await?;
     scheduler.shutdown().await;
     requested_runs.abort();
@@ -131,18 +136,27 @@ pub(crate) async fn execute(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Adds the demo's admin user, whose password is the demo's SQL password, unless an
-/// earlier demo run in the same folder added it.
+/// Adds the demo's admin user, whose password is the demo's SQL password, or gives the
+/// user an earlier demo run added in the same folder this run's password.
 async fn add_demo_admin(catalog: &crate::catalog::Catalog, password: &str) -> anyhow::Result<()> {
+    let hash = crate::account::hash_password(password)?;
+    let now = OffsetDateTime::now_utc();
     if catalog.user_with_hash(DEMO_USER).await?.is_some() {
+        // A demo restarted with another password keeps the printed password valid.
+        catalog.set_password(DEMO_USER, &hash, now).await?;
         return Ok(());
     }
-    let hash = crate::account::hash_password(password)?;
-    let role = crate::account::Role::Admin;
     catalog
-        .add_user(DEMO_USER, role, &hash, OffsetDateTime::now_utc())
+        .add_user(DEMO_USER, crate::account::Role::Admin, &hash, now)
         .await?;
     Ok(())
+}
+
+/// The path of the running binary for the hint the demo prints, or `bakfleet`.
+fn this_program() -> String {
+    std::env::current_exe()
+        .map(|path| path.display().to_string())
+        .unwrap_or_else(|_| "bakfleet".to_string())
 }
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
@@ -239,4 +253,23 @@ async fn print_catalogued(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn demo_user_takes_new_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = crate::catalog::Catalog::open(&dir.path().join("catalog.db"))
+            .await
+            .unwrap();
+        add_demo_admin(&catalog, "Demo-first-password").await.unwrap();
+        add_demo_admin(&catalog, "Demo-second-password").await.unwrap();
+
+        let (_, hash) = catalog.user_with_hash(DEMO_USER).await.unwrap().unwrap();
+        assert!(crate::account::verify_password("Demo-second-password", &hash));
+        assert!(!crate::account::verify_password("Demo-first-password", &hash));
+    }
 }
