@@ -157,6 +157,30 @@ async fn verify_finds_missing_changed_and_orphan_files() {
 }
 
 #[tokio::test]
+async fn verify_rejects_unknown_instance_and_database() {
+    let Some(fixtures) = fixtures_bak::fixtures_dir() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = build_store(&fixtures, dir.path()).await;
+
+    let cases: [(&[&str], &str); 2] = [
+        (&["NOSUCH"], "no backup of instance NOSUCH"),
+        (
+            &["SQLHOST", "dbOrphanUser"],
+            "no backup of database [dbOrphanUser] on instance SQLHOST",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = verify(&fleet, args);
+        let text = stdout(&output);
+        assert_eq!(output.status.code(), Some(3), "{args:?}: {text}");
+        assert!(text.contains(expected), "{args:?}: {text}");
+        assert!(text.contains("bakfleet list"), "{args:?}: {text}");
+    }
+}
+
+#[tokio::test]
 async fn verify_reports_unknown_without_catalogue() {
     let dir = tempfile::tempdir().unwrap();
     let fleet = dir.path().join("fleet.toml");

@@ -33,14 +33,40 @@ pub(crate) async fn execute(fleet_path: &Path, scope: Scope, depth: Depth) -> Ex
 
 async fn check(fleet_path: &Path, scope: &Scope, depth: Depth) -> anyhow::Result<Report> {
     let fleet = Fleet::load(fleet_path)?;
-    if let Some(instance) = &scope.instance {
+    let catalog = Catalog::open_existing(&fleet.service.catalog).await?;
+    check_scope_exists(&fleet, &catalog, scope).await?;
+    let store = Store::open(&fleet.service.store_dir)?;
+    Ok(integrity::check(&catalog, &store, scope, depth).await?)
+}
+
+/// Refuses a scope that names an instance or database with no catalogued backup, so that a
+/// mistyped name is not reported as a clean store. An instance removed from the fleet file
+/// whose backups are still catalogued is checked, with a warning.
+async fn check_scope_exists(fleet: &Fleet, catalog: &Catalog, scope: &Scope) -> anyhow::Result<()> {
+    let Some(instance) = scope.instance.as_deref() else {
+        return Ok(());
+    };
+    let database = scope.database.as_deref();
+    let backups = catalog
+        .backups_in_scope_with_pruned(Some(instance), database)
+        .await?;
+    if !backups.is_empty() {
         if fleet.instance(instance).is_none() {
             tracing::warn!(%instance, "instance not found in the fleet file; checking its catalogued backups anyway");
         }
+        return Ok(());
     }
-    let catalog = Catalog::open_existing(&fleet.service.catalog).await?;
-    let store = Store::open(&fleet.service.store_dir)?;
-    Ok(integrity::check(&catalog, &store, scope, depth).await?)
+    match database {
+        Some(database) => anyhow::bail!(
+            "the catalogue holds no backup of database [{database}] on instance {instance}; \
+             check the spelling (names are case-sensitive here): `bakfleet list` shows every \
+             catalogued database"
+        ),
+        None => anyhow::bail!(
+            "the catalogue holds no backup of instance {instance}; check the spelling: \
+             `bakfleet list` shows every catalogued instance and database"
+        ),
+    }
 }
 
 fn print_report(report: &Report, depth: Depth) {
