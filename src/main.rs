@@ -17,6 +17,9 @@ const VERSION: &str = concat!(
 
 fn main() -> ExitCode {
     let cli = parse_arguments();
+    if only_reports(&cli.command) {
+        end_quietly_on_closed_pipe();
+    }
     if let Err(error) = init_logging(&cli) {
         eprintln!("error: {error}");
         return ExitCode::FAILURE;
@@ -43,10 +46,56 @@ fn main() -> ExitCode {
     }
 }
 
+/// Exit code of a command line that does not parse. clap's own code, 2, is what `check`
+/// and `verify` return for a failed check, so a monitoring system would report a typo in
+/// its command as damaged backups; 3 is the "unknown" those commands use for a check that
+/// could not run.
+const EXIT_USAGE: i32 = 3;
+
 /// Parses the command line; `--version` prints [`VERSION`].
 fn parse_arguments() -> Cli {
-    let matches = Cli::command().version(VERSION).get_matches();
-    Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+    let matches = Cli::command()
+        .version(VERSION)
+        .try_get_matches()
+        .unwrap_or_else(|error| exit_on_usage_error(error));
+    Cli::from_arg_matches(&matches).unwrap_or_else(|error| exit_on_usage_error(error))
+}
+
+/// Prints a parse error and exits with [`EXIT_USAGE`]; help and version exit with 0.
+fn exit_on_usage_error(error: clap::Error) -> ! {
+    if !error.use_stderr() {
+        error.exit();
+    }
+    // Printing fails only when stderr is closed, and there is nowhere left to report it.
+    let _ = error.print();
+    std::process::exit(EXIT_USAGE)
+}
+
+/// Whether a command only reads and prints, so that a reader closing its output early
+/// (`bakfleet list | head`) may end it at any point.
+fn only_reports(command: &cli::Command) -> bool {
+    matches!(
+        command,
+        cli::Command::List
+            | cli::Command::Check { .. }
+            | cli::Command::Verify { .. }
+            | cli::Command::Inspect { .. }
+            | cli::Command::RestorePlan { .. }
+            | cli::Command::Config { .. }
+            | cli::Command::TranscriptDiff { .. }
+            | cli::Command::Prune { dry_run: true }
+    )
+}
+
+/// Restores the default action of SIGPIPE, which the Rust runtime ignores, so that a
+/// write to a closed pipe ends the process as it ends `cat`, rather than as a panic of
+/// `println!`. Commands that change the store or the catalogue keep the ignored signal:
+/// they must not stop between two steps because their reader went away.
+fn end_quietly_on_closed_pipe() {
+    // SAFETY: called before any thread starts; SIG_DFL is a valid action for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// Installs the logger the flags ask for. Logs go to stderr, or to files with `--log-dir`,

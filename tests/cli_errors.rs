@@ -68,3 +68,37 @@ fn restore_plan_rejects_bad_options() {
         assert!(text.contains(expected), "{options:?}: {text}");
     }
 }
+
+#[test]
+fn usage_errors_exit_with_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = write_fleet(dir.path());
+    // 2 is the exit code of a failed check; a typo in the command must not look like one.
+    for args in [&["verify", "--quick", "--structure"][..], &["no-such-command"]] {
+        let output = bakfleet(&fleet, args);
+        assert_eq!(output.status.code(), Some(3), "{args:?}: {output:?}");
+        assert!(stderr(&output).contains("Usage:"), "{args:?}: {output:?}");
+    }
+    let help = bakfleet(&fleet, &["--help"]);
+    assert_eq!(help.status.code(), Some(0), "{help:?}");
+}
+
+#[test]
+fn closed_output_pipe_ends_without_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = write_fleet(dir.path());
+    // The reader end closes right after the spawn, well before the child has loaded and
+    // starts writing its reference.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bakfleet"))
+        .arg("--fleet")
+        .arg(&fleet)
+        .args(["config", "reference"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let text = stderr(&output);
+    assert!(!text.contains("panicked"), "{text}");
+}
