@@ -97,8 +97,35 @@ pub(crate) async fn execute(fleet_path: &Path, options: ImportOptions) -> anyhow
         report.imported.len(),
         report.skipped.len()
     );
-    Ok(ExitCode::SUCCESS)
+    // Files left out by design (other files, other databases, copies already catalogued)
+    // are no problem; a damaged, truncated or unreadable backup is one the DBA must see.
+    let problems = report
+        .skipped
+        .iter()
+        .filter(|skipped| {
+            PROBLEM_REASONS
+                .iter()
+                .any(|problem| skipped.reason.starts_with(problem))
+        })
+        .count();
+    Ok(if problems == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
+
+/// Start of the reason of a file skipped because the catalogue already holds its bytes.
+const ALREADY_CATALOGUED: &str = "already catalogued";
+
+/// Starts of the skip reasons that make `import` exit with 1.
+const PROBLEM_REASONS: [&str; 5] = [
+    "damaged",
+    "truncated",
+    "unreadable",
+    "copy into the store failed",
+    "the file changed",
+];
 
 /// Imports every backup file under `options.dir` into the catalogue, in path order.
 ///
@@ -183,7 +210,7 @@ async fn import_file(
     let existing = catalog.backups_with_sha256(&examined.sha256).await?;
     if let Some(backup) = existing.first() {
         return Ok(Err(format!(
-            "already catalogued as backup #{} ({}) with the same SHA-256",
+            "{ALREADY_CATALOGUED} as backup #{} ({}) with the same SHA-256",
             backup.id, backup.store_path
         )));
     }
