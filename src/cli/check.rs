@@ -11,7 +11,7 @@ use crate::fleet::{Auth, Fleet, Secrets};
 pub(crate) fn execute(fleet_path: &Path) -> anyhow::Result<ExitCode> {
     let fleet = Fleet::load(fleet_path)?;
     println!(
-        "{}: valid, {} instance(s)",
+        "{}: read, {} instance(s)",
         fleet.source.display(),
         fleet.instances.len()
     );

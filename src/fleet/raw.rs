@@ -74,8 +74,9 @@ pub(crate) struct RawService {
     /// effect at restart. Default: `bakfleet-data/catalog.db` beside the fleet file.
     #[schemars(with = "Option<String>")]
     pub catalog: Option<Spanned<String>>,
-    /// Address and port of the admin site; a loopback address only, because the site has no
-    /// accounts. Takes effect at restart. Default: `127.0.0.1:8080`.
+    /// Address and port of the admin site. `serve` binds an address other than loopback
+    /// only once an admin user exists, and the site speaks plain HTTP: put a TLS proxy in
+    /// front of it. Takes effect at restart. Default: `127.0.0.1:8080`.
     #[schemars(with = "Option<String>")]
     pub listen: Option<Spanned<String>>,
     /// File of `name = "value"` lines that `password_secret` keys name; it must have mode
@@ -120,7 +121,7 @@ pub(crate) struct RawService {
     /// Default: `12`.
     #[schemars(with = "Option<i64>")]
     pub session_max_hours: Option<Spanned<i64>>,
-    /// How connect, RESTORE VERIFYONLY and fetch are retried after a transient fault
+    /// Retries of connect, RESTORE VERIFYONLY and fetch after a transient fault
     /// (a refused or reset connection, a dropped session, an unreachable share): a table
     /// with `attempts`, `base_delay_ms` and `max_delay_ms`. Default: 3 attempts, 2000 ms
     /// and 60000 ms.

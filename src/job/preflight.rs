@@ -190,7 +190,8 @@ async fn read_facts(
             phase: Phase::Preflight,
             cause: format!(
                 "database [{}] does not exist on instance {} (not in sys.databases); check the \
-                 name in fleet.toml or whether the database was dropped",
+                 name given (fleet.toml, the command line or the site) or whether the \
+                 database was dropped",
                 request.database, request.instance.name
             ),
         });
