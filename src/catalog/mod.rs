@@ -6,6 +6,7 @@ mod accounts;
 mod backup_families;
 mod backup_files;
 mod backups;
+mod chain_backups;
 mod decode;
 mod drills;
 mod inventory;
