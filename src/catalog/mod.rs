@@ -7,6 +7,7 @@ mod backup_families;
 mod backup_files;
 mod backups;
 mod chain_backups;
+mod database_overview;
 mod decode;
 mod drills;
 mod inventory;
