@@ -303,8 +303,7 @@ impl<'a> LogIndex<'a> {
                 break;
             }
             let continues_here = log.first_lsn == current;
-            let covered =
-                log.last_lsn < current || (log.last_lsn == current && !continues_here);
+            let covered = log.last_lsn < current || (log.last_lsn == current && !continues_here);
             if covered {
                 continue;
             }
@@ -376,11 +375,7 @@ fn differentials_of<'a>(backups: &'a [ChainBackup], full: &ChainBackup) -> Vec<&
     differentials
 }
 
-fn latest_chain(
-    backups: &[ChainBackup],
-    log_index: &LogIndex,
-    full: &ChainBackup,
-) -> RestoreChain {
+fn latest_chain(backups: &[ChainBackup], log_index: &LogIndex, full: &ChainBackup) -> RestoreChain {
     let differential = differentials_of(backups, full).into_iter().next();
     let base = differential.unwrap_or(full);
     let (logs, broken) = log_index.walk(base, None);

@@ -11,9 +11,7 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 
 use crate::backup::BackupFamily;
 use crate::catalog::{BackupRow, Catalog, CatalogError};
-use crate::chain::{
-    self, format_time, Broken, ChainError, RestorableWindow, RestoreChain, Target,
-};
+use crate::chain::{self, format_time, Broken, ChainError, RestorableWindow, RestoreChain, Target};
 use crate::restore_script::{
     self, RestoreScript, ScriptError, ScriptOptions, ScriptSource, SourceFamily,
 };
@@ -100,9 +98,7 @@ pub async fn build_plan(
     target: Target,
     options: &ScriptOptions,
 ) -> Result<RestorePlan, PlanError> {
-    let backups = catalog
-        .restorable_chain_backups(instance, database)
-        .await?;
+    let backups = catalog.restorable_chain_backups(instance, database).await?;
     if backups.is_empty() {
         return Err(unknown_name_error(catalog, instance, database).await?);
     }
@@ -225,7 +221,9 @@ async fn chain_error(
             reason: source,
         });
     };
-    let rows = catalog.backups_with_ids(&[broken.after, broken.next]).await?;
+    let rows = catalog
+        .backups_with_ids(&[broken.after, broken.next])
+        .await?;
     let describe = |id: i64| {
         rows.iter()
             .find(|row| row.id == id)

@@ -71,7 +71,10 @@ impl Catalog {
         .bind(json_id_list(ids))
         .fetch_all(&self.pool)
         .await
-        .map_err(CatalogError::query(format!("read {} backups by id", ids.len())))?;
+        .map_err(CatalogError::query(format!(
+            "read {} backups by id",
+            ids.len()
+        )))?;
         rows.iter().map(backup_from_row).collect()
     }
 

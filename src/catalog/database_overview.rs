@@ -40,7 +40,10 @@ impl Catalog {
 
     /// Copies the recovery model and state of the last inventory; returns whether the
     /// inventory lists the database.
-    async fn add_inventory_of(&self, overview: &mut DatabaseOverview) -> Result<bool, CatalogError> {
+    async fn add_inventory_of(
+        &self,
+        overview: &mut DatabaseOverview,
+    ) -> Result<bool, CatalogError> {
         let row = sqlx::query(
             "SELECT d.id, d.recovery_model, d.state
              FROM databases d JOIN instances i ON i.id = d.instance_id
