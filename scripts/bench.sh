@@ -9,7 +9,9 @@
 #   scripts/bench.sh [--sizes-mib 1024,4096] [--repeats 3] [--keep-page-cache]
 #
 # The arguments go to the transfer benchmark. BAKFLEET_BENCH_CATALOGUE_ARGS holds the
-# catalogue benchmark's (default: 1,000,000 backups, 20 callers, 3 requests each).
+# catalogue benchmark's (default: 1,000,000 backups, 20 callers, 3 requests each), and
+# BAKFLEET_BENCH_FLEET_ARGS the fleet benchmark's (default: 1,000 instances with 10
+# databases each, a log slot every 15 minutes; `--small` runs in seconds).
 #
 # BAKFLEET_BENCH_PROFILE picks the cargo profile (default `release`; `ci` reuses the test
 # build and is what a shared machine can afford).
@@ -37,8 +39,10 @@ work_dir="${BAKFLEET_BENCH_DIR:-target/bench}"
 mkdir -p "$work_dir"
 figures="$(mktemp)"
 catalogue_figures="$(mktemp)"
-trap 'rm -f "$figures" "$catalogue_figures"' EXIT
+fleet_figures="$(mktemp)"
+trap 'rm -f "$figures" "$catalogue_figures" "$fleet_figures"' EXIT
 catalogue_args="${BAKFLEET_BENCH_CATALOGUE_ARGS:---backups 1000000 --clients 20 --requests 3}"
+fleet_args="${BAKFLEET_BENCH_FLEET_ARGS:-}"
 
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 cargo bench --profile "$profile" --bench transfer -- \
@@ -48,6 +52,11 @@ load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 cargo bench --profile "$profile" --bench catalogue -- \
     --work-dir "$work_dir" --output "$catalogue_figures" $catalogue_args
 load_after_catalogue="$(cut -d' ' -f1-3 /proc/loadavg)"
+# The fleet benchmark starts the simulator binary, which lives in another package.
+cargo build --profile "$profile" -p mssql-sim
+# shellcheck disable=SC2086 # the variable holds several arguments
+cargo bench --profile "$profile" --bench fleet -- \
+    --work-dir "$work_dir" --output "$fleet_figures" $fleet_args
 
 cpu_model="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 cpu_flags="$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'sha_ni|aes|avx2|avx512f|pclmulqdq' | sort | tr '\n' ' ')"
@@ -64,7 +73,7 @@ section="$(mktemp)"
     echo "## Transfer and hashing figures"
     echo
     echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') with"
-    echo "\`BAKFLEET_BENCH_PROFILE=$profile BAKFLEET_BENCH_CATALOGUE_ARGS='$catalogue_args' scripts/bench.sh $*\`,"
+    echo "\`BAKFLEET_BENCH_PROFILE=$profile BAKFLEET_BENCH_CATALOGUE_ARGS='$catalogue_args' BAKFLEET_BENCH_FLEET_ARGS='$fleet_args' scripts/bench.sh $*\`,"
     echo "git $(git rev-parse --short HEAD)."
     echo
     echo "| machine | |"
@@ -83,10 +92,13 @@ section="$(mktemp)"
     echo "### Catalogue"
     echo
     echo "Latencies of the catalogue calls each page makes (\`instances\` and"
-    echo "\`fleet_overview\` for the fleet page; \`fleet_overview\`, \`backups_of_database\` and"
+    echo "\`fleet_overview\` for the fleet page; \`database_overview\`, \`backups_of_database\` and"
     echo "\`runs_of_database\` for a database page; \`build_plan\` for \`restore-plan\`),"
     echo "without HTTP and template rendering."
     cat "$catalogue_figures"
+    echo
+    echo "### Fleet scale"
+    cat "$fleet_figures"
     echo "<!-- figures:end -->"
 } > "$section"
 

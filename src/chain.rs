@@ -180,14 +180,15 @@ pub fn plan(backups: &[ChainBackup], target: Target) -> Result<RestoreChain, Cha
         return Err(no_full_error(backups));
     }
 
+    let log_index = LogIndex::new(backups);
     let at = match target {
-        Target::Latest => return Ok(latest_chain(backups, fulls[0])),
+        Target::Latest => return Ok(latest_chain(backups, &log_index, fulls[0])),
         Target::At(at) => at,
     };
 
     let mut first_error = None;
     for full in fulls.iter().filter(|full| full.finished_at <= at) {
-        match plan_from_full(backups, full, at) {
+        match plan_from_full(backups, &log_index, full, at) {
             Ok(chain) => return Ok(chain),
             Err(error) => {
                 first_error.get_or_insert(error);
@@ -203,11 +204,12 @@ pub fn plan(backups: &[ChainBackup], target: Target) -> Result<RestoreChain, Cha
 /// Each full contributes the span from its own finish (and each of its differentials
 /// from theirs) to the finish of the last log that continues without a gap.
 pub fn restorable_windows(backups: &[ChainBackup]) -> Vec<RestorableWindow> {
+    let log_index = LogIndex::new(backups);
     let mut spans = Vec::new();
     for full in fulls_newest_first(backups) {
-        spans.push(span_from_base(backups, full, full));
+        spans.push(span_from_base(&log_index, full, full));
         for differential in differentials_of(backups, full) {
-            spans.push(span_from_base(backups, full, differential));
+            spans.push(span_from_base(&log_index, full, differential));
         }
     }
     spans.sort_by_key(|span| (span.from, span.to));
@@ -248,40 +250,79 @@ pub fn continuing_logs<'a>(
     base: &ChainBackup,
     until: Option<OffsetDateTime>,
 ) -> (Vec<&'a ChainBackup>, Option<Broken>) {
-    let mut logs: Vec<&ChainBackup> = backups
-        .iter()
-        .filter(|b| b.backup_type == BackupType::Log && !b.is_copy_only)
-        .filter(|b| same_line(b, base))
-        .collect();
-    logs.sort_by_key(|b| (b.first_lsn, b.last_lsn, b.finished_at, b.id));
+    LogIndex::new(backups).walk(base, until)
+}
 
-    let mut chain = Vec::new();
-    let mut current = base.last_lsn;
-    let mut previous = base;
-    for log in logs {
-        if until.is_some_and(|until| previous.finished_at >= until) && !chain.is_empty() {
-            break;
-        }
-        let continues_here = log.first_lsn == current;
-        let covered = log.last_lsn < current || (log.last_lsn == current && !continues_here);
-        if covered {
-            continue;
-        }
-        if log.first_lsn > current {
-            let broken = Broken {
-                after: previous.id,
-                next: log.id,
-                missing_from: current,
-                missing_to: log.first_lsn,
-                restorable_until: previous.finished_at,
-            };
-            return (chain, Some(broken));
-        }
-        chain.push(log);
-        current = log.last_lsn;
-        previous = log;
+/// The log backups of one database, sorted once so that the many walks of a plan or of
+/// the restorable windows do not sort and scan the whole history again.
+struct LogIndex<'a> {
+    /// Logs that are not copy-only, by first LSN, last LSN, finish time and id.
+    logs: Vec<&'a ChainBackup>,
+    /// `max_last_lsn[i]` is the highest `last_lsn` of `logs[..=i]`.
+    max_last_lsn: Vec<Lsn>,
+}
+
+impl<'a> LogIndex<'a> {
+    fn new(backups: &'a [ChainBackup]) -> LogIndex<'a> {
+        let mut logs: Vec<&ChainBackup> = backups
+            .iter()
+            .filter(|b| b.backup_type == BackupType::Log && !b.is_copy_only)
+            .collect();
+        logs.sort_by_key(|b| (b.first_lsn, b.last_lsn, b.finished_at, b.id));
+        let max_last_lsn = logs
+            .iter()
+            .scan(None, |max: &mut Option<Lsn>, log| {
+                let next = max.map_or(log.last_lsn, |max| max.max(log.last_lsn));
+                *max = Some(next);
+                Some(next)
+            })
+            .collect();
+        LogIndex { logs, max_last_lsn }
     }
-    (chain, None)
+
+    /// Walks the logs that continue from `base` under the rules of [`continuing_logs`].
+    fn walk(
+        &self,
+        base: &ChainBackup,
+        until: Option<OffsetDateTime>,
+    ) -> (Vec<&'a ChainBackup>, Option<Broken>) {
+        // Every log before `start` ends before the base does, so the walk would pass
+        // over it as covered; starting at `start` gives the same chain.
+        let start = self
+            .max_last_lsn
+            .partition_point(|max| *max < base.last_lsn);
+
+        let mut chain = Vec::new();
+        let mut current = base.last_lsn;
+        let mut previous = base;
+        for &log in &self.logs[start..] {
+            if !same_line(log, base) {
+                continue;
+            }
+            if until.is_some_and(|until| previous.finished_at >= until) && !chain.is_empty() {
+                break;
+            }
+            let continues_here = log.first_lsn == current;
+            let covered = log.last_lsn < current || (log.last_lsn == current && !continues_here);
+            if covered {
+                continue;
+            }
+            if log.first_lsn > current {
+                let broken = Broken {
+                    after: previous.id,
+                    next: log.id,
+                    missing_from: current,
+                    missing_to: log.first_lsn,
+                    restorable_until: previous.finished_at,
+                };
+                return (chain, Some(broken));
+            }
+            chain.push(log);
+            current = log.last_lsn;
+            previous = log;
+        }
+        (chain, None)
+    }
 }
 
 /// Tells whether `differential` is based on `full`.
@@ -334,10 +375,10 @@ fn differentials_of<'a>(backups: &'a [ChainBackup], full: &ChainBackup) -> Vec<&
     differentials
 }
 
-fn latest_chain(backups: &[ChainBackup], full: &ChainBackup) -> RestoreChain {
+fn latest_chain(backups: &[ChainBackup], log_index: &LogIndex, full: &ChainBackup) -> RestoreChain {
     let differential = differentials_of(backups, full).into_iter().next();
     let base = differential.unwrap_or(full);
-    let (logs, broken) = continuing_logs(backups, base, None);
+    let (logs, broken) = log_index.walk(base, None);
     RestoreChain {
         full: full.clone(),
         differential: differential.cloned(),
@@ -351,6 +392,7 @@ fn latest_chain(backups: &[ChainBackup], full: &ChainBackup) -> RestoreChain {
 /// then the full alone.
 fn plan_from_full(
     backups: &[ChainBackup],
+    log_index: &LogIndex,
     full: &ChainBackup,
     at: OffsetDateTime,
 ) -> Result<RestoreChain, ChainError> {
@@ -362,7 +404,7 @@ fn plan_from_full(
     let mut first_error = None;
     for differential in bases {
         let base = differential.unwrap_or(full);
-        match logs_to(backups, base, at) {
+        match logs_to(log_index, base, at) {
             Ok(logs) => {
                 return Ok(RestoreChain {
                     full: full.clone(),
@@ -383,14 +425,14 @@ fn plan_from_full(
 /// Returns the logs that bring `base` forward to `at`: none when `base` itself finished
 /// at `at`, else up to the first log that finished at or after `at`.
 fn logs_to(
-    backups: &[ChainBackup],
+    log_index: &LogIndex,
     base: &ChainBackup,
     at: OffsetDateTime,
 ) -> Result<Vec<ChainBackup>, ChainError> {
     if base.finished_at == at {
         return Ok(Vec::new());
     }
-    let (logs, broken) = continuing_logs(backups, base, Some(at));
+    let (logs, broken) = log_index.walk(base, Some(at));
     let reaches = logs.last().is_some_and(|log| log.finished_at >= at);
     if reaches {
         return Ok(logs.into_iter().cloned().collect());
@@ -403,11 +445,11 @@ fn logs_to(
 }
 
 fn span_from_base(
-    backups: &[ChainBackup],
+    log_index: &LogIndex,
     full: &ChainBackup,
     base: &ChainBackup,
 ) -> RestorableWindow {
-    let (logs, _) = continuing_logs(backups, base, None);
+    let (logs, _) = log_index.walk(base, None);
     let to = logs.last().map_or(base.finished_at, |log| log.finished_at);
     RestorableWindow {
         from: base.finished_at,

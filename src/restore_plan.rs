@@ -11,9 +11,7 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 
 use crate::backup::BackupFamily;
 use crate::catalog::{BackupRow, Catalog, CatalogError};
-use crate::chain::{
-    self, format_time, Broken, ChainBackup, ChainError, RestorableWindow, RestoreChain, Target,
-};
+use crate::chain::{self, format_time, Broken, ChainError, RestorableWindow, RestoreChain, Target};
 use crate::restore_script::{
     self, RestoreScript, ScriptError, ScriptOptions, ScriptSource, SourceFamily,
 };
@@ -100,29 +98,32 @@ pub async fn build_plan(
     target: Target,
     options: &ScriptOptions,
 ) -> Result<RestorePlan, PlanError> {
-    let rows = catalog.restorable_backups(instance, database).await?;
-    if rows.is_empty() {
+    let backups = catalog.restorable_chain_backups(instance, database).await?;
+    if backups.is_empty() {
         return Err(unknown_name_error(catalog, instance, database).await?);
     }
-    let backups: Vec<ChainBackup> = rows.iter().map(ChainBackup::from).collect();
     let windows = chain::restorable_windows(&backups);
 
-    let chain = chain::plan(&backups, target)
-        .map_err(|source| chain_error(&rows, instance, database, source))?;
+    let chain = match chain::plan(&backups, target) {
+        Ok(chain) => chain,
+        Err(source) => return Err(chain_error(catalog, instance, database, source).await?),
+    };
 
+    // Whole rows and media families only for the members, in two queries, because a
+    // chain can hold thousands of logs.
+    let member_ids: Vec<i64> = chain.members().map(|backup| backup.id).collect();
+    let rows = catalog.backups_with_ids(&member_ids).await?;
+    let mut families = catalog.backup_families_of(&rows).await?;
+    let mut full_files = catalog.backup_files(chain.full.id).await?;
     let mut sources = BTreeMap::new();
-    for backup in chain.members() {
-        let row = rows
-            .iter()
-            .find(|row| row.id == backup.id)
-            .expect("chain members come from rows");
-        let files = if backup.id == chain.full.id {
-            catalog.backup_files(backup.id).await?
+    for row in &rows {
+        let files = if row.id == chain.full.id {
+            full_files.take()
         } else {
             None
         };
-        let families = catalog.backup_families(row).await?;
-        sources.insert(backup.id, script_source(store_root, row, &families, files));
+        let row_families = families.remove(&row.id).unwrap_or_default();
+        sources.insert(row.id, script_source(store_root, row, &row_families, files));
     }
     let script =
         restore_script::write_script(database, &chain, &sources, options).map_err(|reason| {
@@ -205,12 +206,24 @@ fn script_source(
     }
 }
 
-fn chain_error(
-    rows: &[BackupRow],
+/// Turns a chain error into a plan error; for a gap it reads the two backups around it,
+/// so the message names their store paths and finish times.
+async fn chain_error(
+    catalog: &Catalog,
     instance: &str,
     database: &str,
     source: ChainError,
-) -> PlanError {
+) -> Result<PlanError, CatalogError> {
+    let ChainError::Broken { target, broken } = source else {
+        return Ok(PlanError::Chain {
+            instance: instance.to_string(),
+            database: database.to_string(),
+            reason: source,
+        });
+    };
+    let rows = catalog
+        .backups_with_ids(&[broken.after, broken.next])
+        .await?;
     let describe = |id: i64| {
         rows.iter()
             .find(|row| row.id == id)
@@ -222,21 +235,14 @@ fn chain_error(
             })
             .unwrap_or_else(|| "not in the catalogue".to_string())
     };
-    match source {
-        ChainError::Broken { target, broken } => PlanError::Gap {
-            instance: instance.to_string(),
-            database: database.to_string(),
-            target,
-            before: describe(broken.after),
-            after: describe(broken.next),
-            broken,
-        },
-        reason => PlanError::Chain {
-            instance: instance.to_string(),
-            database: database.to_string(),
-            reason,
-        },
-    }
+    Ok(PlanError::Gap {
+        instance: instance.to_string(),
+        database: database.to_string(),
+        target,
+        before: describe(broken.after),
+        after: describe(broken.next),
+        broken,
+    })
 }
 
 async fn unknown_name_error(

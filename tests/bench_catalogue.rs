@@ -33,10 +33,16 @@ async fn catalogue_bench_fills_and_measures() {
     let names: Vec<&str> = results.iter().map(|latencies| latencies.name).collect();
     assert_eq!(
         names,
-        ["fleet page", "database page", "restore-plan, latest"]
+        [
+            "fleet page",
+            "database page",
+            "restore-plan, latest",
+            "restore-plan, point in time"
+        ]
     );
     assert_eq!(results[0].samples.len(), 6);
     assert_eq!(results[2].samples.len(), 2);
+    assert_eq!(results[3].samples.len(), 2);
     let markdown = measure::render_markdown(&fill, &results);
     assert!(markdown.contains("| fleet page | 3 | 6 |"), "{markdown}");
 }

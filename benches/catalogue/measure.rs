@@ -398,7 +398,11 @@ pub async fn measure(catalog: &Catalog, store_root: &Path, options: &Options) ->
             move |catalog, request| async move {
                 let instance = format!("sql-{:04}", request % fleet_instances.max(1));
                 let database = "db_000";
-                catalog.fleet_overview().await.expect("fleet overview");
+                catalog
+                    .database_overview(&instance, database)
+                    .await
+                    .expect("database overview")
+                    .expect("the database is catalogued");
                 catalog
                     .backups_of_database(&instance, database, LIST_LIMIT)
                     .await
@@ -415,7 +419,8 @@ pub async fn measure(catalog: &Catalog, store_root: &Path, options: &Options) ->
         clients: 1,
         ..options.clone()
     };
-    let store_root = store_root.to_path_buf();
+    let temp_store_root = store_root.to_path_buf();
+    let store_root = temp_store_root.clone();
     // The plan restores the full and every log, so a broken generated chain shows here.
     let expected_files = options.chain_logs as usize + 1;
     results.push(
@@ -437,6 +442,35 @@ pub async fn measure(catalog: &Catalog, store_root: &Path, options: &Options) ->
                     .await
                     .expect("restore plan of the long chain");
                     assert_eq!(plan.script.files.len(), expected_files);
+                }
+            },
+        )
+        .await,
+    );
+    // A target inside the middle log: the plan reads the full and half of the logs.
+    let middle = (options.chain_logs / 2).max(1);
+    let target = datetime!(2026-01-05 00:00 UTC)
+        + time::Duration::minutes(middle as i64 * LOG_MINUTES - LOG_MINUTES / 2);
+    let store_root = temp_store_root.clone();
+    results.push(
+        run_clients(
+            "restore-plan, point in time",
+            catalog,
+            &single,
+            move |catalog, _| {
+                let store_root = store_root.clone();
+                async move {
+                    let plan = build_plan(
+                        &catalog,
+                        &store_root,
+                        CHAIN_INSTANCE,
+                        CHAIN_DATABASE,
+                        Target::At(target),
+                        &ScriptOptions::default(),
+                    )
+                    .await
+                    .expect("point-in-time restore plan of the long chain");
+                    assert_eq!(plan.chain.logs.len() as u64, middle);
                 }
             },
         )

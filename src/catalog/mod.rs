@@ -6,6 +6,8 @@ mod accounts;
 mod backup_families;
 mod backup_files;
 mod backups;
+mod chain_backups;
+mod database_overview;
 mod decode;
 mod drills;
 mod inventory;

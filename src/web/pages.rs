@@ -63,10 +63,8 @@ pub(super) async fn database(
     let now = OffsetDateTime::now_utc();
     let catalog = &site.state.catalog;
     let overview = catalog
-        .fleet_overview()
+        .database_overview(&instance, &database)
         .await?
-        .into_iter()
-        .find(|row| row.instance == instance && row.database == database)
         .ok_or_else(|| {
             WebError::NotFound(format!(
                 "No database {database:?} on instance {instance:?} is in the catalogue."
