@@ -8,7 +8,7 @@ use serde::{Serialize, Serializer};
 use time::{Duration, OffsetDateTime};
 
 use crate::backup::BackupType;
-use crate::catalog::{Catalog, CatalogError, DatabaseOverview};
+use crate::catalog::{Catalog, CatalogError, DatabaseOverview, LastBackup};
 use crate::fleet::{parse_cron, Fleet, Instance, Policy};
 use crate::schedule::slots;
 
@@ -78,6 +78,8 @@ pub struct TypeProtection {
     pub last_good: Option<OffsetDateTime>,
     /// The type of that backup: `full` when a full covers a `diff`.
     pub last_good_type: Option<BackupType>,
+    /// Catalogue id of that backup, for links.
+    pub last_good_id: Option<i64>,
     /// Maximum age of `last_good`; `None` only for a schedule without any slot in the
     /// last 400 days, which is then never late. Serialized as whole seconds.
     #[serde(serialize_with = "serialize_seconds")]
@@ -269,11 +271,13 @@ fn assess_database(
                 (derived, RpoSource::Schedule)
             }
         };
-        let (last_good, last_good_type) = last_good(backup_type, database);
+        let newest = newest_good(backup_type, database);
+        let last_good = newest.map(|backup| backup.finished_at);
         types.push(TypeProtection {
             backup_type,
             last_good,
-            last_good_type,
+            last_good_type: newest.map(|backup| backup.backup_type),
+            last_good_id: newest.map(|backup| backup.id),
             rpo,
             rpo_source,
             state: classify(last_good, rpo, now),
@@ -322,33 +326,34 @@ fn policy_rpo(policy: &Policy, backup_type: BackupType) -> Option<Duration> {
     Some(Duration::try_from(rpo).unwrap_or(Duration::MAX))
 }
 
-/// Returns the finish time and type of the newest good backup that covers `backup_type`.
-/// Catalogue rows exist only for verified backups, so every catalogued backup is good.
-fn last_good(
+/// The newest good backup that covers a type.
+#[derive(Clone, Copy)]
+struct GoodBackup {
+    id: i64,
+    finished_at: OffsetDateTime,
     backup_type: BackupType,
-    database: &DatabaseOverview,
-) -> (Option<OffsetDateTime>, Option<BackupType>) {
-    let full = database
-        .last_full
-        .as_ref()
-        .map(|backup| (backup.finished_at, BackupType::Full));
-    let newest = match backup_type {
+}
+
+/// Finds the newest good backup that covers `backup_type`. Catalogue rows exist only for
+/// verified backups, so every catalogued backup is good.
+fn newest_good(backup_type: BackupType, database: &DatabaseOverview) -> Option<GoodBackup> {
+    let good = |backup: &Option<LastBackup>, backup_type| {
+        backup.as_ref().map(|backup| GoodBackup {
+            id: backup.id,
+            finished_at: backup.finished_at,
+            backup_type,
+        })
+    };
+    let full = good(&database.last_full, BackupType::Full);
+    match backup_type {
         BackupType::Full => full,
         BackupType::Diff => {
-            let diff = database
-                .last_diff
-                .as_ref()
-                .map(|backup| (backup.finished_at, BackupType::Diff));
-            diff.into_iter().chain(full).max_by_key(|(at, _)| *at)
+            let diff = good(&database.last_diff, BackupType::Diff);
+            diff.into_iter()
+                .chain(full)
+                .max_by_key(|backup| backup.finished_at)
         }
-        BackupType::Log => database
-            .last_log
-            .as_ref()
-            .map(|backup| (backup.finished_at, BackupType::Log)),
-    };
-    match newest {
-        Some((at, found)) => (Some(at), Some(found)),
-        None => (None, None),
+        BackupType::Log => good(&database.last_log, BackupType::Log),
     }
 }
 
@@ -390,7 +395,7 @@ pub fn derived_rpo(
 }
 
 fn grace(gap: Duration) -> Duration {
-    (gap / 4).max(MIN_GRACE)
+    (gap / 4_i32).max(MIN_GRACE)
 }
 
 /// Walks the slots of the [`GAP_WINDOW`] before `now` a day at a time, so that a schedule

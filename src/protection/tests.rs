@@ -3,7 +3,6 @@ use std::path::Path;
 use time::macros::datetime;
 
 use super::*;
-use crate::catalog::LastBackup;
 
 /// A Wednesday, so the built-in schedule's last full was Sunday 01:00 and its last diff
 /// today at 01:00.
@@ -85,7 +84,7 @@ fn derived_rpo_spans_month_gap() {
     // The 1st of each month: the longest gap is 31 days.
     let rpo = derived_rpo("0 0 2 1 * *", Tz::UTC, NOW).expect("valid expression");
     let gap = Duration::days(31);
-    assert_eq!(rpo, Some(gap + gap / 4));
+    assert_eq!(rpo, Some(gap + gap / 4_i32));
 }
 
 #[test]
@@ -249,6 +248,7 @@ fn rpo_serializes_as_seconds() {
         backup_type: BackupType::Log,
         last_good: None,
         last_good_type: None,
+        last_good_id: None,
         rpo: Some(Duration::minutes(45)),
         rpo_source: RpoSource::Schedule,
         state: ProtectionState::Missing,
