@@ -61,6 +61,7 @@ async fn admin_site_in_headless_chromium() {
     let run_id = run_now(&browser, &screenshots).await;
     let backup = wait_for_run(&browser, &base, &catalog, run_id, &screenshots).await;
     check_backup_page(&browser, &backup, &screenshots).await;
+    check_storage_page(&browser, &base, &screenshots).await;
     let cookie = session_cookie(&browser).await;
     download_in_page(&browser, &backup).await;
     download_with_cookie(site.port, &cookie, &backup);
@@ -229,6 +230,21 @@ async fn check_backup_page(browser: &Client, backup: &BackupRow, screenshots: &S
     let hash = wait_for(browser, "#backup-sha256").await;
     assert_eq!(hash.text().await.expect("read SHA-256"), backup.sha256);
     screenshots.take(browser, "backup").await;
+}
+
+/// Opens the storage page and checks its heading and the stored bytes of the backup
+/// just taken.
+async fn check_storage_page(browser: &Client, base: &str, screenshots: &Screenshots) {
+    browser
+        .goto(&format!("{base}/storage"))
+        .await
+        .expect("open the storage page");
+    let heading = wait_for(browser, "main h1").await;
+    assert_eq!(heading.text().await.expect("read heading"), "Storage");
+    let table = wait_for(browser, "#storage-table").await;
+    let text = table.text().await.expect("read the storage table");
+    assert!(text.contains(DATABASE), "{text}");
+    screenshots.take(browser, "storage").await;
 }
 
 /// Returns the session cookie's value, which WebDriver reads although the page's

@@ -43,6 +43,7 @@ fn case_for(method: &str, path: &str) -> Option<Case> {
         ("GET", "/runs") => case("/runs", ""),
         ("GET", "/runs/{id}") => case("/runs/1", ""),
         ("GET", "/queue") => case("/queue", ""),
+        ("GET", "/storage") => case("/storage", ""),
         ("GET", "/healthz") => case("/healthz", ""),
         ("GET", "/static/site.css") => case("/static/site.css", ""),
         ("GET", "/login") => case("/login", ""),
@@ -78,6 +79,7 @@ fn state(catalog: Catalog, sessions: SessionSettings) -> WebState {
         sessions,
         store: None,
         run_requests: None,
+        fleet: None,
     }
 }
 

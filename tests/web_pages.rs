@@ -120,6 +120,7 @@ async fn site(catalog: Catalog) -> Router {
         sessions: SessionSettings::default(),
         store: None,
         run_requests: None,
+        fleet: None,
     });
     web_session::with_session(router, &session)
 }
@@ -172,12 +173,12 @@ async fn overview_shows_databases_and_ages() {
     );
     assert!(page.contains(&format!("href=\"/backups/{}\"", sample.full_id)));
     assert!(
-        page.contains("age fresh"),
-        "the 2-day-old full is not fresh: {page}"
+        page.contains("age ok"),
+        "the 2-day-old full is not within its RPO: {page}"
     );
     assert!(
-        page.contains("age stale"),
-        "the 20-day-old full is not stale: {page}"
+        page.contains("age late"),
+        "the 20-day-old full is not late: {page}"
     );
     assert!(
         page.contains("age missing"),
@@ -190,8 +191,8 @@ async fn overview_shows_databases_and_ages() {
     assert!(page.contains(&format!("href=\"/runs/{}\"", sample.failed_run_id)));
     assert!(page.contains("status failed"));
     assert!(
-        page.contains("Fresh means at most 8 d 0 h old for full, 1 d 2 h old for diff"),
-        "legend with the limits missing: {page}"
+        page.contains("RPO 8 d 18 h"),
+        "RPO derived from the built-in weekly full missing: {page}"
     );
 }
 
@@ -414,6 +415,7 @@ async fn serve_rejects_non_loopback_address() {
         sessions: SessionSettings::default(),
         store: None,
         run_requests: None,
+        fleet: None,
     };
     let listen: SocketAddr = "0.0.0.0:0".parse().unwrap();
 
@@ -457,6 +459,7 @@ async fn serve_answers_healthz_on_loopback() {
         sessions: SessionSettings::default(),
         store: None,
         run_requests: None,
+        fleet: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(listen, state, async move {
@@ -525,6 +528,7 @@ async fn queue_page_lists_running_and_waiting() {
         sessions: SessionSettings::default(),
         store: None,
         run_requests: None,
+        fleet: None,
     });
     let busy = web_session::with_session(busy, &session);
 

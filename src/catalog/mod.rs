@@ -16,6 +16,7 @@ mod overview;
 mod pruning;
 mod runs;
 mod slots;
+mod storage;
 mod store_history;
 mod timestamp;
 
@@ -36,9 +37,10 @@ pub use backups::BackupRow;
 pub use drills::{DrillEnd, DrillRow, NewDrill};
 pub use inventory::{DatabaseFacts, InstanceFacts, InstanceRow};
 pub use lease::{LeaseError, LeaseHolder};
-pub use overview::{DatabaseOverview, LastBackup, LastRun};
+pub use overview::{DatabaseOverview, LastBackup, LastRun, Reachability};
 pub use pruning::{CataloguedDatabase, StagedLeftover};
 pub use runs::{NewRun, RunRow, RunStats, RunStatus, SkipKind};
+pub use storage::{BackupPoint, DatabaseStorage, RunPoint};
 
 /// How long a statement waits for another connection's write lock before it fails.
 ///

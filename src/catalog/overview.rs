@@ -6,7 +6,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::decode::RowReader;
-use super::runs::{read_skip_kind, RunStatus, SkipKind};
+use super::runs::{read_skip_kind, run_from_row, RunRow, RunStatus, SkipKind, RUN_COLUMNS};
+use super::timestamp::format_utc;
 use super::{Catalog, CatalogError};
 use crate::backup::BackupType;
 
@@ -54,6 +55,20 @@ pub struct LastRun {
     pub finished_at: Option<OffsetDateTime>,
 }
 
+/// The outcome of the newest connection attempt to an instance, as its runs record it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reachability {
+    pub instance: String,
+    /// False when that run failed in its `connect` phase.
+    pub reachable: bool,
+    /// Start of the run that connected, or end of the run that failed to connect.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub run_id: i64,
+    /// The connect error when `reachable` is false.
+    pub error: Option<String>,
+}
+
 type DatabaseKey = (String, String);
 
 impl Catalog {
@@ -65,6 +80,73 @@ impl Catalog {
         self.add_last_runs(&mut databases).await?;
         self.add_last_backups(&mut databases).await?;
         Ok(databases.into_values().collect())
+    }
+
+    /// Finds, per instance, the newest run that shows whether bakfleet could connect: a
+    /// run past its `connect` phase did, a run that failed in it did not. Runs still in
+    /// `connect` show nothing yet. Only the newest run of each database is read, which
+    /// the `latest_runs` table names, so the query stays small on a large catalogue.
+    pub async fn instance_reachability(&self) -> Result<Vec<Reachability>, CatalogError> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.instance, r.status, r.phase, r.error, r.started_at, r.finished_at
+             FROM latest_runs l JOIN runs r ON r.id = l.run_id
+             WHERE r.phase <> 'connect' OR r.status = 'failed'
+             ORDER BY r.instance",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CatalogError::query(
+            "find the last connection outcome of each instance",
+        ))?;
+
+        let mut newest: BTreeMap<String, Reachability> = BTreeMap::new();
+        for row in &rows {
+            let row = RowReader::new(row, "runs", "id")?;
+            let phase: String = row.get("phase")?;
+            let status: String = row.get("status")?;
+            let reachable = !(phase == "connect" && status == "failed");
+            let at = if reachable {
+                row.utc("started_at")?
+            } else {
+                row.optional_utc("finished_at")?
+                    .map_or_else(|| row.utc("started_at"), Ok)?
+            };
+            let instance: String = row.get("instance")?;
+            let candidate = Reachability {
+                instance: instance.clone(),
+                reachable,
+                at,
+                run_id: row.id(),
+                error: if reachable { None } else { row.get("error")? },
+            };
+            match newest.get(&instance) {
+                Some(known) if known.at >= candidate.at => {}
+                _ => {
+                    newest.insert(instance, candidate);
+                }
+            }
+        }
+        Ok(newest.into_values().collect())
+    }
+
+    /// Lists the runs that failed and started at or after `since`, newest first, at most
+    /// `limit` of them.
+    pub async fn failed_runs_since(
+        &self,
+        since: OffsetDateTime,
+        limit: i64,
+    ) -> Result<Vec<RunRow>, CatalogError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RUN_COLUMNS} FROM runs r
+             WHERE r.started_at >= ? AND r.status = 'failed'
+             ORDER BY r.started_at DESC, r.id DESC LIMIT ?"
+        )))
+        .bind(format_utc(since))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CatalogError::query("list recently failed runs"))?;
+        rows.iter().map(run_from_row).collect()
     }
 
     async fn add_inventory(

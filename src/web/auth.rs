@@ -74,6 +74,7 @@ pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/runs", VIEWER),
     rule("GET", "/runs/{id}", VIEWER),
     rule("GET", "/queue", VIEWER),
+    rule("GET", "/storage", VIEWER),
     rule("GET", "/healthz", Access::Public),
     rule("GET", "/static/site.css", Access::Public),
     rule("GET", "/login", Access::Public),

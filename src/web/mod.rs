@@ -4,13 +4,16 @@
 mod actions;
 mod audit;
 mod auth;
+mod charts;
 mod download;
 mod error;
 mod freshness;
 mod health;
 mod login;
+mod overview;
 mod pages;
 mod restore;
+mod storage;
 mod templates;
 mod users;
 
@@ -30,7 +33,7 @@ use crate::catalog::Catalog;
 pub use actions::{run_requested_backups, RunRequest, RunSender, RunStart};
 pub use auth::{Access, RouteRule, SessionSettings, BODY_LIMIT, ROUTES};
 pub use error::WebError;
-pub use freshness::Freshness;
+pub use overview::FleetInForce;
 
 /// Inputs of the admin site: the catalogue and the facts shown around every page.
 #[derive(Debug, Clone)]
@@ -54,6 +57,10 @@ pub struct WebState {
     /// Channel over which "run now" hands its backups to the job runner; `None` for a
     /// process that runs no jobs.
     pub run_requests: Option<RunSender>,
+    /// The fleet file in force, whose selections and policies the overview assesses
+    /// against; `None` for a site that serves the catalogue alone, which then assesses
+    /// every catalogued database against the built-in policy.
+    pub fleet: Option<FleetInForce>,
 }
 
 /// State shared by handlers: the caller's state and the compiled templates.
@@ -71,7 +78,7 @@ pub fn router(state: WebState) -> Router {
     };
 
     Router::new()
-        .route("/", get(pages::overview))
+        .route("/", get(overview::overview))
         .route(
             "/instances/{instance}/databases/{database}",
             get(pages::database),
@@ -84,6 +91,7 @@ pub fn router(state: WebState) -> Router {
         .route("/runs", get(pages::runs))
         .route("/runs/{id}", get(pages::run))
         .route("/queue", get(pages::queue))
+        .route("/storage", get(storage::storage))
         .route("/healthz", get(health::healthz))
         .route("/static/site.css", get(pages::stylesheet))
         .route("/login", get(login::login_page).post(login::login))

@@ -7,53 +7,26 @@ use minijinja::Value;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use super::charts::{self, Point};
 use super::error::WebError;
-use super::freshness::{classify, format_age, fresh_limits, Freshness};
+use super::overview::{assess, database_row, FleetInForce};
 use super::templates::STYLESHEET;
 use super::Site;
-use crate::backup::BackupType;
-use crate::catalog::{DatabaseOverview, InstanceRow, LastBackup};
+use crate::protection::{DatabaseProtection, ProtectionState};
 
 /// Maximum rows on the run and backup listings. Older rows stay in the catalogue.
 // TODO: add paging so that older runs and backups can be browsed.
 const LIST_LIMIT: i64 = 200;
 
-/// One instance on the overview, with its databases.
+/// How far back the charts of the database page reach.
+const CHART_WINDOW: time::Duration = time::Duration::days(90);
+
+/// SVG charts of the database page.
 #[derive(Debug, Serialize)]
-struct InstanceView {
-    name: String,
-    /// Inventory facts; `None` for an instance known only from runs.
-    facts: Option<InstanceRow>,
-    databases: Vec<DatabaseView>,
-}
-
-/// One database on the overview or its own page, with a cell per backup type.
-#[derive(Debug, Serialize)]
-struct DatabaseView {
-    #[serde(flatten)]
-    overview: DatabaseOverview,
-    cells: Vec<BackupCell>,
-}
-
-/// The newest backup of one type, with its age and colour.
-#[derive(Debug, Serialize)]
-struct BackupCell {
-    backup_type: BackupType,
-    backup: Option<LastBackup>,
-    age: Option<String>,
-    freshness: Freshness,
-}
-
-pub(super) async fn overview(State(site): State<Site>) -> Result<Html<String>, WebError> {
-    let now = OffsetDateTime::now_utc();
-    let instances = site.state.catalog.instances().await?;
-    let databases = site.state.catalog.fleet_overview().await?;
-
-    let instances = group_by_instance(instances, databases, now);
-    site.render(
-        "overview.html",
-        minijinja::context! { instances, fresh_limits => fresh_limits() },
-    )
+struct DatabaseCharts {
+    size: String,
+    duration: String,
+    throughput: String,
 }
 
 pub(super) async fn database(
@@ -70,17 +43,29 @@ pub(super) async fn database(
                 "No database {database:?} on instance {instance:?} is in the catalogue."
             ))
         })?;
+    let fleet = site.state.fleet.as_ref().map(FleetInForce::current);
+    let assessed = assess(fleet.as_deref(), std::slice::from_ref(&overview), now)?;
+    let assessed = assessed
+        .into_iter()
+        .find(|entry| entry.instance == instance && entry.database == database);
+    // No assessment means the fleet in force no longer selects this database.
+    let in_fleet = assessed.is_some();
+    let protection = assessed.unwrap_or_else(|| unassessed(&overview));
     let backups = catalog
         .backups_of_database(&instance, &database, LIST_LIMIT)
         .await?;
     let runs = catalog
         .runs_of_database(&instance, &database, LIST_LIMIT)
         .await?;
+    let charts = database_charts(catalog, &instance, &database, now).await?;
 
     site.render(
         "database.html",
         minijinja::context! {
-            database => database_view(overview, now),
+            database => database_row(protection, overview.last_run, now),
+            in_fleet,
+            charts,
+            chart_days => CHART_WINDOW.whole_days(),
             backups,
             runs,
             list_limit => LIST_LIMIT,
@@ -193,58 +178,72 @@ impl Site {
     }
 }
 
-/// Puts each database under its instance, keeping instances without databases.
-fn group_by_instance(
-    instances: Vec<InstanceRow>,
-    databases: Vec<DatabaseOverview>,
+/// Renders the size, duration and throughput charts of one database over
+/// [`CHART_WINDOW`], with one catalogue query for the sizes and one for the runs.
+async fn database_charts(
+    catalog: &crate::catalog::Catalog,
+    instance: &str,
+    database: &str,
     now: OffsetDateTime,
-) -> Vec<InstanceView> {
-    let mut views: Vec<InstanceView> = instances
-        .into_iter()
-        .map(|facts| InstanceView {
-            name: facts.name.clone(),
-            facts: Some(facts),
-            databases: Vec::new(),
+) -> Result<DatabaseCharts, WebError> {
+    let from = now - CHART_WINDOW;
+    let backups = catalog.backup_points(instance, database, from).await?;
+    let runs = catalog.run_points(instance, database, from).await?;
+
+    let sizes: Vec<Point> = backups
+        .iter()
+        .map(|backup| Point {
+            at: backup.finished_at,
+            value: backup.size_bytes as f64,
+            backup_type: backup.backup_type,
         })
         .collect();
-
-    for database in databases {
-        let position = views.iter().position(|view| view.name == database.instance);
-        let index = position.unwrap_or_else(|| {
-            views.push(InstanceView {
-                name: database.instance.clone(),
-                facts: None,
-                databases: Vec::new(),
-            });
-            views.len() - 1
-        });
-        views[index].databases.push(database_view(database, now));
-    }
-
-    views.sort_by(|left, right| left.name.cmp(&right.name));
-    views
+    let durations: Vec<Point> = runs
+        .iter()
+        .filter_map(|run| {
+            Some(Point {
+                at: run.started_at,
+                value: run.duration_ms? as f64 / 1000.0,
+                backup_type: run.backup_type,
+            })
+        })
+        .collect();
+    let throughputs: Vec<Point> = runs
+        .iter()
+        .filter_map(|run| {
+            Some(Point {
+                at: run.started_at,
+                value: run.throughput_bps?,
+                backup_type: run.backup_type,
+            })
+        })
+        .collect();
+    let per_second = |bytes: f64| format!("{}/s", charts::format_bytes(bytes));
+    Ok(DatabaseCharts {
+        size: charts::time_series("Backup size", &sizes, from, now, charts::format_bytes),
+        duration: charts::time_series(
+            "Run duration",
+            &durations,
+            from,
+            now,
+            charts::format_seconds,
+        ),
+        throughput: charts::time_series("Fetch throughput", &throughputs, from, now, per_second),
+    })
 }
 
-fn database_view(overview: DatabaseOverview, now: OffsetDateTime) -> DatabaseView {
-    let cells = BackupType::ALL
-        .into_iter()
-        .map(|backup_type| {
-            let backup = match backup_type {
-                BackupType::Full => overview.last_full.clone(),
-                BackupType::Diff => overview.last_diff.clone(),
-                BackupType::Log => overview.last_log.clone(),
-            };
-            let finished_at = backup.as_ref().map(|backup| backup.finished_at);
-            BackupCell {
-                backup_type,
-                age: finished_at.map(|at| format_age(now - at)),
-                freshness: classify(backup_type, finished_at, now),
-                backup,
-            }
-        })
-        .collect();
-
-    DatabaseView { overview, cells }
+/// Describes a catalogued database that the fleet in force does not select: no type is
+/// scheduled for it, so no RPO applies.
+fn unassessed(overview: &crate::catalog::DatabaseOverview) -> DatabaseProtection {
+    DatabaseProtection {
+        instance: overview.instance.clone(),
+        database: overview.database.clone(),
+        policy: String::new(),
+        types: Vec::new(),
+        state: ProtectionState::Ok,
+        recovery_model: overview.recovery_model.clone(),
+        database_state: overview.state.clone(),
+    }
 }
 
 fn rfc3339(at: OffsetDateTime) -> String {

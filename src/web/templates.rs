@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 /// Template names and sources. Names end in `.html`, which turns on minijinja's HTML
 /// auto-escaping for them.
-const TEMPLATES: [(&str, &str); 13] = [
+const TEMPLATES: [(&str, &str); 15] = [
     ("base.html", include_str!("../../templates/base.html")),
     (
         "overview.html",
@@ -31,6 +31,11 @@ const TEMPLATES: [(&str, &str); 13] = [
     ("login.html", include_str!("../../templates/login.html")),
     ("users.html", include_str!("../../templates/users.html")),
     ("audit.html", include_str!("../../templates/audit.html")),
+    (
+        "protection_cell.html",
+        include_str!("../../templates/protection_cell.html"),
+    ),
+    ("storage.html", include_str!("../../templates/storage.html")),
 ];
 
 /// The stylesheet served at `/static/site.css`.
@@ -72,7 +77,7 @@ pub(super) fn path_segment(text: &str) -> String {
 }
 
 /// Formats a byte count in binary units with one decimal, such as `1.5 MiB`.
-fn format_bytes(value: Value) -> String {
+pub(super) fn format_bytes(value: Value) -> String {
     let Some(bytes) = value.as_i64().and_then(|bytes| u64::try_from(bytes).ok()) else {
         return value.to_string();
     };

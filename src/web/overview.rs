@@ -1,0 +1,402 @@
+//! The fleet overview: each database's protection against its RPO, filters, per-instance
+//! facts and the failures of the last 24 hours.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::response::Html;
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+use tokio::sync::watch;
+
+use super::error::WebError;
+use super::freshness::format_age;
+use super::Site;
+use crate::backup::BackupType;
+use crate::catalog::{DatabaseOverview, InstanceRow, LastRun, Reachability, RunRow};
+use crate::fleet::{Fleet, Policy};
+use crate::job::JobContext;
+use crate::protection::{
+    assess_overview, assess_with_policy, DatabaseProtection, ProtectionError, ProtectionState,
+    RpoSource,
+};
+
+/// Maximum failed runs listed at the top of the overview; the runs page lists more.
+const FAILURE_LIMIT: i64 = 50;
+
+/// How far back the overview lists failed runs.
+const FAILURE_WINDOW: Duration = Duration::DAY;
+
+/// The fleet file in force, from which the overview reads instances, selections and
+/// policies.
+#[derive(Clone)]
+pub enum FleetInForce {
+    /// A fleet that never changes, as `demo` and tests serve it.
+    Fixed(Arc<Fleet>),
+    /// The fleet of the newest job context, which `serve` replaces on each reload.
+    Reloading(watch::Receiver<JobContext>),
+}
+
+impl FleetInForce {
+    /// Returns the fleet in force now.
+    pub fn current(&self) -> Arc<Fleet> {
+        match self {
+            FleetInForce::Fixed(fleet) => fleet.clone(),
+            FleetInForce::Reloading(contexts) => contexts.borrow().fleet.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for FleetInForce {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            FleetInForce::Fixed(_) => "Fixed",
+            FleetInForce::Reloading(_) => "Reloading",
+        };
+        write!(
+            formatter,
+            "FleetInForce::{kind}({})",
+            self.current().source.display()
+        )
+    }
+}
+
+/// The query parameters of `/`; an empty value sets no filter.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct OverviewQuery {
+    instance: Option<String>,
+    state: Option<String>,
+    policy: Option<String>,
+}
+
+/// The filters of the overview, checked.
+#[derive(Debug, Default, Serialize)]
+struct Filter {
+    instance: Option<String>,
+    state: Option<ProtectionState>,
+    policy: Option<String>,
+}
+
+impl Filter {
+    fn parse(query: OverviewQuery) -> Result<Filter, WebError> {
+        let non_empty = |value: Option<String>| value.filter(|text| !text.trim().is_empty());
+        let state = match non_empty(query.state) {
+            None => None,
+            Some(text) => Some(ProtectionState::parse(&text).ok_or_else(|| {
+                WebError::BadRequest(format!(
+                    "Invalid state filter {text:?}: use ok, late or missing."
+                ))
+            })?),
+        };
+        Ok(Filter {
+            instance: non_empty(query.instance),
+            state,
+            policy: non_empty(query.policy),
+        })
+    }
+
+    fn is_set(&self) -> bool {
+        self.instance.is_some() || self.state.is_some() || self.policy.is_some()
+    }
+
+    /// Returns whether `database` passes. A state filter of `ok` keeps databases whose
+    /// every type is ok; `late` or `missing` keeps databases with at least one such type.
+    fn matches(&self, database: &DatabaseProtection) -> bool {
+        let instance_matches = self
+            .instance
+            .as_ref()
+            .is_none_or(|instance| *instance == database.instance);
+        let policy_matches = self
+            .policy
+            .as_ref()
+            .is_none_or(|policy| *policy == database.policy);
+        let state_matches = match self.state {
+            None => true,
+            Some(ProtectionState::Ok) => database.state == ProtectionState::Ok,
+            Some(state) => database.types.iter().any(|entry| entry.state == state),
+        };
+        instance_matches && policy_matches && state_matches
+    }
+}
+
+/// Number of databases in each state, over the whole fleet.
+#[derive(Debug, Default, Serialize)]
+struct Counts {
+    ok: usize,
+    late: usize,
+    missing: usize,
+}
+
+impl Counts {
+    fn of(databases: &[DatabaseProtection]) -> Counts {
+        let mut counts = Counts::default();
+        for database in databases {
+            match database.state {
+                ProtectionState::Ok => counts.ok += 1,
+                ProtectionState::Late => counts.late += 1,
+                ProtectionState::Missing => counts.missing += 1,
+            }
+        }
+        counts
+    }
+}
+
+/// One instance on the overview.
+#[derive(Debug, Serialize)]
+struct InstanceView {
+    name: String,
+    /// Staging location from the fleet file; `None` without a fleet file.
+    staging: Option<String>,
+    /// Server facts of the last inventory; `None` before the first connection.
+    facts: Option<InstanceRow>,
+    reachability: Option<Reachability>,
+    /// Databases assessed on this instance, before filters.
+    database_count: usize,
+    databases: Vec<DatabaseRow>,
+}
+
+/// One database row: its protection per backup type and its newest run.
+#[derive(Debug, Serialize)]
+pub(super) struct DatabaseRow {
+    instance: String,
+    database: String,
+    policy: String,
+    state: ProtectionState,
+    recovery_model: Option<String>,
+    database_state: Option<String>,
+    cells: Vec<ProtectionCell>,
+    last_run: Option<LastRun>,
+}
+
+/// Protection of one backup type, formatted for a table cell.
+#[derive(Debug, Serialize)]
+pub(super) struct ProtectionCell {
+    backup_type: BackupType,
+    /// `None` when the policy does not schedule this type or the database cannot take it.
+    state: Option<ProtectionState>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_good: Option<OffsetDateTime>,
+    last_good_id: Option<i64>,
+    last_good_type: Option<BackupType>,
+    age: Option<String>,
+    rpo: Option<String>,
+    rpo_source: Option<RpoSource>,
+}
+
+pub(super) async fn overview(
+    State(site): State<Site>,
+    Query(query): Query<OverviewQuery>,
+) -> Result<Html<String>, WebError> {
+    let filter = Filter::parse(query)?;
+    let now = OffsetDateTime::now_utc();
+    let catalog = &site.state.catalog;
+    let overview = catalog.fleet_overview().await?;
+    let facts = catalog.instances().await?;
+    let reachability = catalog.instance_reachability().await?;
+    let failures = catalog
+        .failed_runs_since(now - FAILURE_WINDOW, FAILURE_LIMIT)
+        .await?;
+    let failures: Vec<RunRow> = failures
+        .into_iter()
+        .filter(|run| {
+            filter
+                .instance
+                .as_ref()
+                .is_none_or(|name| *name == run.instance)
+        })
+        .collect();
+    let fleet = site.state.fleet.as_ref().map(FleetInForce::current);
+
+    let protections = assess(fleet.as_deref(), &overview, now)?;
+    let counts = Counts::of(&protections);
+    let instance_names = instance_names(fleet.as_deref(), &facts, &protections);
+    let policy_names = policy_names(&protections);
+    let mut database_counts: HashMap<String, usize> = HashMap::new();
+    for protection in &protections {
+        *database_counts
+            .entry(protection.instance.clone())
+            .or_default() += 1;
+    }
+    let mut instances = instance_views(
+        &instance_names,
+        fleet.as_deref(),
+        facts,
+        reachability,
+        rows(protections, overview, now, &filter),
+    );
+    for instance in &mut instances {
+        instance.database_count = database_counts.get(&instance.name).copied().unwrap_or(0);
+    }
+    if filter.is_set() {
+        instances.retain(|instance| !instance.databases.is_empty());
+    }
+    let filter_set = filter.is_set();
+    site.render(
+        "overview.html",
+        minijinja::context! {
+            instances,
+            counts,
+            failures,
+            filter,
+            filter_set,
+            instance_names,
+            policy_names,
+            states => ["ok", "late", "missing"],
+        },
+    )
+}
+
+/// Assesses the catalogue against `fleet`, or against the built-in policy for a site
+/// that serves a catalogue without a fleet file.
+pub(super) fn assess(
+    fleet: Option<&Fleet>,
+    overview: &[DatabaseOverview],
+    now: OffsetDateTime,
+) -> Result<Vec<DatabaseProtection>, WebError> {
+    let assessed = match fleet {
+        Some(fleet) => assess_overview(fleet, overview, now),
+        None => assess_with_policy(&Policy::built_in(), overview, now),
+    };
+    assessed.map_err(|error| match error {
+        ProtectionError::Catalog(error) => WebError::Catalog(error),
+        other => WebError::Internal(other.to_string()),
+    })
+}
+
+/// Builds a row per database that passes `filter`, with the newest run from `overview`.
+fn rows(
+    protections: Vec<DatabaseProtection>,
+    overview: Vec<DatabaseOverview>,
+    now: OffsetDateTime,
+    filter: &Filter,
+) -> Vec<DatabaseRow> {
+    let mut last_runs: HashMap<(String, String), LastRun> = overview
+        .into_iter()
+        .filter_map(|entry| Some(((entry.instance, entry.database), entry.last_run?)))
+        .collect();
+    protections
+        .into_iter()
+        .filter(|protection| filter.matches(protection))
+        .map(|protection| {
+            let key = (protection.instance.clone(), protection.database.clone());
+            database_row(protection, last_runs.remove(&key), now)
+        })
+        .collect()
+}
+
+pub(super) fn database_row(
+    protection: DatabaseProtection,
+    last_run: Option<LastRun>,
+    now: OffsetDateTime,
+) -> DatabaseRow {
+    DatabaseRow {
+        cells: protection_cells(&protection, now),
+        instance: protection.instance,
+        database: protection.database,
+        policy: protection.policy,
+        state: protection.state,
+        recovery_model: protection.recovery_model,
+        database_state: protection.database_state,
+        last_run,
+    }
+}
+
+/// Builds one cell per backup type, full, diff and log, whether scheduled or not.
+fn protection_cells(protection: &DatabaseProtection, now: OffsetDateTime) -> Vec<ProtectionCell> {
+    BackupType::ALL
+        .into_iter()
+        .map(
+            |backup_type| match protection.type_protection(backup_type) {
+                Some(entry) => ProtectionCell {
+                    backup_type,
+                    state: Some(entry.state),
+                    last_good: entry.last_good,
+                    last_good_id: entry.last_good_id,
+                    last_good_type: entry.last_good_type,
+                    age: entry.last_good.map(|at| format_age(now - at)),
+                    rpo: entry.rpo.map(format_age),
+                    rpo_source: Some(entry.rpo_source),
+                },
+                None => ProtectionCell {
+                    backup_type,
+                    state: None,
+                    last_good: None,
+                    last_good_id: None,
+                    last_good_type: None,
+                    age: None,
+                    rpo: None,
+                    rpo_source: None,
+                },
+            },
+        )
+        .collect()
+}
+
+/// Lists instance names: the fleet's in file order, else those of the catalogue and of
+/// the assessed databases in name order.
+fn instance_names(
+    fleet: Option<&Fleet>,
+    facts: &[InstanceRow],
+    protections: &[DatabaseProtection],
+) -> Vec<String> {
+    if let Some(fleet) = fleet {
+        return fleet
+            .instances
+            .iter()
+            .map(|instance| instance.name.clone())
+            .collect();
+    }
+    let mut names: Vec<String> = facts.iter().map(|row| row.name.clone()).collect();
+    names.extend(protections.iter().map(|entry| entry.instance.clone()));
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn policy_names(protections: &[DatabaseProtection]) -> Vec<String> {
+    let mut names: Vec<String> = protections
+        .iter()
+        .map(|entry| entry.policy.clone())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Groups rows under their instances, in the order of `names`.
+fn instance_views(
+    names: &[String],
+    fleet: Option<&Fleet>,
+    facts: Vec<InstanceRow>,
+    reachability: Vec<Reachability>,
+    rows: Vec<DatabaseRow>,
+) -> Vec<InstanceView> {
+    let mut facts: HashMap<String, InstanceRow> = facts
+        .into_iter()
+        .map(|row| (row.name.clone(), row))
+        .collect();
+    let mut reachability: HashMap<String, Reachability> = reachability
+        .into_iter()
+        .map(|entry| (entry.instance.clone(), entry))
+        .collect();
+    let mut views: Vec<InstanceView> = names
+        .iter()
+        .map(|name| InstanceView {
+            name: name.clone(),
+            staging: fleet
+                .and_then(|fleet| fleet.instance(name))
+                .map(|instance| instance.staging.describe()),
+            facts: facts.remove(name),
+            reachability: reachability.remove(name),
+            database_count: 0,
+            databases: Vec::new(),
+        })
+        .collect();
+    for row in rows {
+        if let Some(view) = views.iter_mut().find(|view| view.name == row.instance) {
+            view.databases.push(row);
+        }
+    }
+    views
+}
