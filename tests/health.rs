@@ -63,6 +63,8 @@ fn site(catalog: Catalog, status: FleetStatus) -> (Router, watch::Sender<FleetSt
         sessions: SessionSettings::default(),
         store: None,
         run_requests: None,
+        metrics: false,
+        contexts: None,
     });
     (site, sender)
 }

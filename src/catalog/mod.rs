@@ -11,11 +11,13 @@ mod drills;
 mod inventory;
 mod lease;
 mod overview;
+mod paging;
 mod pruning;
 mod runs;
 mod slots;
 mod store_history;
 mod timestamp;
+mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -37,6 +39,7 @@ pub use lease::{LeaseError, LeaseHolder};
 pub use overview::{DatabaseOverview, LastBackup, LastRun};
 pub use pruning::{CataloguedDatabase, StagedLeftover};
 pub use runs::{NewRun, RunRow, RunStats, RunStatus, SkipKind};
+pub use tokens::{NewToken, TokenRow};
 
 /// How long a statement waits for another connection's write lock before it fails.
 ///

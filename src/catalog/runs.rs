@@ -174,7 +174,7 @@ pub struct RunRow {
 
 /// Columns of [`RunRow`], with the backup the run produced. Queries splice in this
 /// constant with `format!`, never a value: values are bound.
-const RUN_COLUMNS: &str = "r.id, r.instance, r.database, r.backup_type,
+pub(super) const RUN_COLUMNS: &str = "r.id, r.instance, r.database, r.backup_type,
     COALESCE(r.requested_type, r.backup_type) AS requested_type, r.reason, r.slot,
     r.skip_kind, r.trigger, r.status,
     r.phase, r.error, r.note, r.started_at, r.finished_at, r.duration_ms, r.bytes,
@@ -573,7 +573,7 @@ pub(super) fn read_skip_kind(row: &RowReader<'_>) -> Result<Option<SkipKind>, Ca
     .transpose()
 }
 
-fn run_from_row(row: &SqliteRow) -> Result<RunRow, CatalogError> {
+pub(super) fn run_from_row(row: &SqliteRow) -> Result<RunRow, CatalogError> {
     let row = RowReader::new(row, "runs", "id")?;
     let status: String = row.get("status")?;
     let status = status

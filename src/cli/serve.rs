@@ -67,6 +67,8 @@ pub(crate) async fn execute(fleet_path: &Path, grace: Duration) -> anyhow::Resul
         sessions: web::SessionSettings::from_service(&ctx.fleet.service),
         store: Some(ctx.store.clone()),
         run_requests: Some(run_requests),
+        metrics: ctx.fleet.service.metrics,
+        contexts: Some(web::FleetContexts(contexts.clone())),
     };
     let listen = ctx.fleet.service.listen;
     tracing::info!(%listen, fleet = %ctx.fleet.source.display(), grace_secs = grace.as_secs(), "bakfleet serving");

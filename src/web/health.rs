@@ -118,7 +118,7 @@ fn write_probe(root: &Path) -> std::io::Result<()> {
 }
 
 /// Returns the bytes an unprivileged user may still write on the file system of `path`.
-fn free_bytes(path: &Path) -> std::io::Result<u64> {
+pub(super) fn free_bytes(path: &Path) -> std::io::Result<u64> {
     use std::os::unix::ffi::OsStrExt as _;
 
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())

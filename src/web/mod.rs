@@ -2,6 +2,7 @@
 //! rendered with minijinja templates embedded in the binary.
 
 mod actions;
+pub mod api;
 mod audit;
 mod auth;
 mod download;
@@ -9,6 +10,7 @@ mod error;
 mod freshness;
 mod health;
 mod login;
+mod metrics;
 mod pages;
 mod restore;
 mod templates;
@@ -54,6 +56,22 @@ pub struct WebState {
     /// Channel over which "run now" hands its backups to the job runner; `None` for a
     /// process that runs no jobs.
     pub run_requests: Option<RunSender>,
+    /// Whether `/metrics` is served, without a session; from `service.metrics`, default false.
+    pub metrics: bool,
+    /// The fleet file in force with its job context, whose policies the RPO assessment of
+    /// `/api/v1/health` and `/metrics` reads; `None` for a site without a fleet file.
+    pub contexts: Option<FleetContexts>,
+}
+
+/// The job contexts of a serving process, which carry the fleet file in force. A newtype,
+/// because [`crate::job::JobContext`] does not implement `Debug`.
+#[derive(Clone)]
+pub struct FleetContexts(pub tokio::sync::watch::Receiver<crate::job::JobContext>);
+
+impl std::fmt::Debug for FleetContexts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FleetContexts")
+    }
 }
 
 /// State shared by handlers: the caller's state and the compiled templates.
@@ -85,6 +103,7 @@ pub fn router(state: WebState) -> Router {
         .route("/runs/{id}", get(pages::run))
         .route("/queue", get(pages::queue))
         .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics::metrics))
         .route("/static/site.css", get(pages::stylesheet))
         .route("/login", get(login::login_page).post(login::login))
         .route("/logout", post(login::logout))
@@ -99,6 +118,7 @@ pub fn router(state: WebState) -> Router {
         )
         .route("/backups/{id}/verify", post(actions::verify_backup))
         .route("/backups/{id}/download", get(download::download))
+        .merge(api::routes())
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(
             site.clone(),
