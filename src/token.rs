@@ -162,7 +162,9 @@ mod tests {
     async fn issue_rejects_taken_name() {
         let catalog = Catalog::open_in_memory().await.unwrap();
         let now = OffsetDateTime::now_utc();
-        issue(&catalog, "ci", Role::Viewer, None, now).await.unwrap();
+        issue(&catalog, "ci", Role::Viewer, None, now)
+            .await
+            .unwrap();
         let again = issue(&catalog, "ci", Role::Admin, None, now).await;
         assert!(matches!(again, Err(TokenError::NameTaken { .. })));
     }

@@ -89,7 +89,13 @@ async fn site() -> Site {
     let catalog = Catalog::open_in_memory().await.unwrap();
     let store_dir = tempfile::tempdir().unwrap();
     let content = b"backup bytes";
-    let mut full = record("sales", "orders", BackupType::Full, T0, content.len() as u64);
+    let mut full = record(
+        "sales",
+        "orders",
+        BackupType::Full,
+        T0,
+        content.len() as u64,
+    );
     full.sha256 = sha256_hex(content);
     let path = store_dir.path().join(&full.store_path);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -183,7 +189,11 @@ fn every_api_route_has_rule_and_case() {
         let rest = &call[start + 1..];
         let path = &rest[..rest.find('"').unwrap()];
         let handlers = &rest[..rest.find(')').unwrap_or(rest.len())];
-        let method = if handlers.contains("post(") { "POST" } else { "GET" };
+        let method = if handlers.contains("post(") {
+            "POST"
+        } else {
+            "GET"
+        };
         let rule = ROUTES
             .iter()
             .find(|rule| rule.method == method && rule.path == path);
@@ -212,7 +222,11 @@ async fn each_role_allowed_or_forbidden() {
             };
             let (uri, body) = api_case(rule.method, rule.path).unwrap();
             let label = format!("{} {} as {role}", rule.method, rule.path);
-            let response = send(&site.router, bearer(rule.method, uri, body, Some(token.as_str()))).await;
+            let response = send(
+                &site.router,
+                bearer(rule.method, uri, body, Some(token.as_str())),
+            )
+            .await;
             let status = response.status();
             assert!(is_json(&response), "{label}: not JSON");
             if rule.path == "/api/v1/health" && role >= required {
@@ -238,7 +252,9 @@ async fn missing_token_gets_challenge() {
         let label = format!("{} {}", rule.method, rule.path);
         let response = send(&site.router, bearer(rule.method, uri, body, None)).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{label}");
-        let challenge = response.headers()[header::WWW_AUTHENTICATE].to_str().unwrap();
+        let challenge = response.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap();
         assert!(challenge.starts_with("Bearer"), "{label}: {challenge}");
         assert!(!challenge.contains("invalid_token"), "{label}: {challenge}");
         assert_eq!(json(response).await["status"], 401, "{label}");
@@ -263,7 +279,9 @@ async fn malformed_authorization_gets_401() {
             .unwrap();
         let response = send(&site.router, request).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{value}");
-        let challenge = response.headers()[header::WWW_AUTHENTICATE].to_str().unwrap();
+        let challenge = response.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap();
         assert!(challenge.contains("invalid_token"), "{value}: {challenge}");
     }
 }
@@ -504,7 +522,12 @@ async fn restore_plan_returns_steps_and_sql() {
 
     let response = send(
         &site.router,
-        bearer("GET", &format!("{uri}?at=yesterday"), "", Some(token.as_str())),
+        bearer(
+            "GET",
+            &format!("{uri}?at=yesterday"),
+            "",
+            Some(token.as_str()),
+        ),
     )
     .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
@@ -530,7 +553,11 @@ async fn run_now_answers_run_id() {
     assert_eq!(body["status"], "started");
     assert_eq!(body["run_id"], 42);
 
-    for bad in [r#"{"type":"incremental"}"#, r#"{"kind":"full"}"#, "not json"] {
+    for bad in [
+        r#"{"type":"incremental"}"#,
+        r#"{"kind":"full"}"#,
+        "not json",
+    ] {
         let response = send(&site.router, bearer("POST", uri, bad, Some(token.as_str()))).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
         assert!(is_json(&response), "{bad}");
@@ -550,7 +577,12 @@ async fn token_calls_are_audited() {
     let viewer = token_for(&site.catalog, Role::Viewer).await;
     send(
         &site.router,
-        bearer("POST", "/api/v1/backups/1/verify", "", Some(viewer.as_str())),
+        bearer(
+            "POST",
+            "/api/v1/backups/1/verify",
+            "",
+            Some(viewer.as_str()),
+        ),
     )
     .await;
 
@@ -599,7 +631,9 @@ fn openapi_lists_every_api_route() {
             rule.method,
             rule.path
         );
-        assert!(operation["responses"]["200"].is_object() || operation["responses"]["202"].is_object());
+        assert!(
+            operation["responses"]["200"].is_object() || operation["responses"]["202"].is_object()
+        );
     }
 }
 
@@ -648,12 +682,22 @@ async fn run_now_via_api_against_simulator() {
     assert_eq!(run["trigger"], "manual");
     let backup_id = run["backup_id"].as_i64().expect("the run's backup");
 
-    let backup = http(serve.port, "GET", &format!("/api/v1/backups/{backup_id}"), &viewer, "");
+    let backup = http(
+        serve.port,
+        "GET",
+        &format!("/api/v1/backups/{backup_id}"),
+        &viewer,
+        "",
+    );
     assert_eq!(backup.status, 200);
     let backup = backup.json();
     assert_eq!(backup["database"], DATABASE);
     assert_eq!(backup["backup_type"], "diff");
-    let stored = fleet.dir.path().join("store").join(backup["store_path"].as_str().unwrap());
+    let stored = fleet
+        .dir
+        .path()
+        .join("store")
+        .join(backup["store_path"].as_str().unwrap());
     let bytes = std::fs::read(&stored).expect("the stored backup file");
     assert_eq!(backup["sha256"], sha256_hex(&bytes));
 
@@ -692,7 +736,9 @@ async fn run_now_via_api_against_simulator() {
         "{text}"
     );
 
-    let catalog = Catalog::open(&fleet.dir.path().join("catalog.db")).await.unwrap();
+    let catalog = Catalog::open(&fleet.dir.path().join("catalog.db"))
+        .await
+        .unwrap();
     let entries = catalog.audit_entries(50).await.unwrap();
     assert!(entries
         .iter()
@@ -921,9 +967,13 @@ fn http(port: u16, method: &str, path: &str, token: &str, body: &str) -> HttpRes
         "Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     ));
-    stream.write_all(request.as_bytes()).expect("send the request");
+    stream
+        .write_all(request.as_bytes())
+        .expect("send the request");
     let mut response = Vec::new();
-    stream.read_to_end(&mut response).expect("read the response");
+    stream
+        .read_to_end(&mut response)
+        .expect("read the response");
 
     let split = response
         .windows(4)
@@ -936,7 +986,10 @@ fn http(port: u16, method: &str, path: &str, token: &str, body: &str) -> HttpRes
         .and_then(|code| code.parse().ok())
         .unwrap_or_else(|| panic!("{method} {path}: invalid status line in {head:?}"));
     let mut body = response[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = dechunk(&body);
     }
     HttpResponse { status, body }

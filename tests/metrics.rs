@@ -40,7 +40,9 @@ fn parse(text: &str) -> (BTreeMap<String, String>, Vec<Sample>) {
         }
         assert!(!line.starts_with('#'), "unknown comment line {line:?}");
         let (series, value) = line.rsplit_once(' ').expect("sample line has a value");
-        let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
         let (name, labels) = match series.split_once('{') {
             None => (series.to_string(), BTreeMap::new()),
             Some((name, rest)) => {
@@ -52,7 +54,10 @@ fn parse(text: &str) -> (BTreeMap<String, String>, Vec<Sample>) {
             name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
             "bad metric name {name:?}"
         );
-        assert!(types.contains_key(&name), "{name} has no TYPE line before it");
+        assert!(
+            types.contains_key(&name),
+            "{name} has no TYPE line before it"
+        );
         samples.push(Sample {
             name,
             labels,
@@ -81,7 +86,9 @@ fn parse_labels(body: &str) -> BTreeMap<String, String> {
             }
         };
         labels.insert(name.to_string(), value);
-        rest = after[end + 1..].strip_prefix(',').unwrap_or(&after[end + 1..]);
+        rest = after[end + 1..]
+            .strip_prefix(',')
+            .unwrap_or(&after[end + 1..]);
     }
     labels
 }
@@ -109,14 +116,23 @@ async fn site(metrics: bool) -> Site {
     .await;
     add_backup(
         &catalog,
-        &record("sales", "orders", BackupType::Log, T0 + time::Duration::hours(1), 10),
+        &record(
+            "sales",
+            "orders",
+            BackupType::Log,
+            T0 + time::Duration::hours(1),
+            10,
+        ),
     )
     .await;
     let failed = catalog
         .start_run(&new_run("sales", "orders", BackupType::Diff, T0))
         .await
         .unwrap();
-    catalog.fail_run(failed, "backup", "BACKUP failed").await.unwrap();
+    catalog
+        .fail_run(failed, "backup", "BACKUP failed")
+        .await
+        .unwrap();
     // A database name with a quote checks the label escaping.
     add_backup(
         &catalog,
@@ -165,7 +181,11 @@ async fn scrape(site: &Site) -> (StatusCode, String, String) {
         .map(|value| value.to_str().unwrap().to_string())
         .unwrap_or_default();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, content_type, String::from_utf8(bytes.to_vec()).unwrap())
+    (
+        status,
+        content_type,
+        String::from_utf8(bytes.to_vec()).unwrap(),
+    )
 }
 
 #[tokio::test]
@@ -180,7 +200,10 @@ async fn metrics_need_no_session() {
     let site = site(true).await;
     let (status, content_type, _) = scrape(&site).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
 }
 
 #[tokio::test]
@@ -199,16 +222,32 @@ async fn metrics_names_labels_values() {
     let failed = find(&samples, "bakfleet_runs_total", &[("status", "failed")]);
     assert_eq!(failed.map(|sample| sample.value), Some(1.0));
 
-    let full = [("instance", "sales"), ("database", "orders"), ("type", "full")];
+    let full = [
+        ("instance", "sales"),
+        ("database", "orders"),
+        ("type", "full"),
+    ];
     let finished = find(&samples, "bakfleet_last_backup_timestamp_seconds", &full).unwrap();
     assert_eq!(finished.value, T0.unix_timestamp() as f64);
     let age = find(&samples, "bakfleet_last_backup_age_seconds", &full).unwrap();
     let expected = (time::OffsetDateTime::now_utc() - T0).as_seconds_f64();
-    assert!((age.value - expected).abs() < 60.0, "{} vs {expected}", age.value);
-    let log = [("instance", "sales"), ("database", "orders"), ("type", "log")];
+    assert!(
+        (age.value - expected).abs() < 60.0,
+        "{} vs {expected}",
+        age.value
+    );
+    let log = [
+        ("instance", "sales"),
+        ("database", "orders"),
+        ("type", "log"),
+    ];
     let log_age = find(&samples, "bakfleet_last_backup_age_seconds", &log).unwrap();
     assert!(log_age.value < age.value);
-    let diff = [("instance", "sales"), ("database", "orders"), ("type", "diff")];
+    let diff = [
+        ("instance", "sales"),
+        ("database", "orders"),
+        ("type", "diff"),
+    ];
     assert!(find(&samples, "bakfleet_last_backup_age_seconds", &diff).is_none());
 
     let quoted = [("database", "pay\"roll")];

@@ -209,7 +209,10 @@ async fn routes_without_session_need_login() {
             // The API returns 401 with a bearer challenge to browsers too.
             let response = send(&site, request(rule.method, case.uri, case.form, None, None)).await;
             assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{label}");
-            assert!(response.headers().contains_key(header::WWW_AUTHENTICATE), "{label}");
+            assert!(
+                response.headers().contains_key(header::WWW_AUTHENTICATE),
+                "{label}"
+            );
             continue;
         }
 

@@ -121,7 +121,9 @@ pub(crate) async fn execute(
         run_requests: Some(run_requests),
         // The demo binds loopback only, so its metrics need no proxy.
         metrics: true,
-        contexts: Some(web::FleetContexts(tokio::sync::watch::channel(ctx.clone()).1)),
+        contexts: Some(web::FleetContexts(
+            tokio::sync::watch::channel(ctx.clone()).1,
+        )),
     };
     add_demo_admin(&ctx.catalog, &password).await?;
     let listener = web::bind(listen).await?;

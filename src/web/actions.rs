@@ -181,7 +181,9 @@ async fn request_run(
 /// Parses the backup type of a "run now" request.
 pub(super) fn parse_backup_type(text: &str) -> Result<BackupType, WebError> {
     text.parse().map_err(|_| {
-        WebError::BadRequest(format!("Invalid backup type {text:?}; use full, diff or log."))
+        WebError::BadRequest(format!(
+            "Invalid backup type {text:?}; use full, diff or log."
+        ))
     })
 }
 

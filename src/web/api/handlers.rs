@@ -7,14 +7,14 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use time::OffsetDateTime;
 
-use super::model::{
-    Backup, BackupSummary, Database, DatabaseHealth, ErrorBody, FleetHealth, Instance, Page,
-    PageQuery, Plan, PlanQuery, Run, RunAccepted, RunNow, RunQuery, Verification,
-};
 use super::super::actions::{check_database_known, parse_backup_type, start_run, verify_now};
 use super::super::auth::CurrentUser;
 use super::super::error::WebError;
 use super::super::Site;
+use super::model::{
+    Backup, BackupSummary, Database, DatabaseHealth, ErrorBody, FleetHealth, Instance, Page,
+    PageQuery, Plan, PlanQuery, Run, RunAccepted, RunNow, RunQuery, Verification,
+};
 use crate::catalog::RunStatus;
 use crate::chain::Target;
 use crate::protection::ProtectionState;
@@ -76,7 +76,11 @@ pub(in crate::web) async fn databases(
         .map(Database::from)
         .collect();
     if databases.is_empty() {
-        let known = catalog.instances().await?.iter().any(|row| row.name == instance);
+        let known = catalog
+            .instances()
+            .await?
+            .iter()
+            .any(|row| row.name == instance);
         if !known {
             return Err(WebError::NotFound(format!(
                 "No instance {instance:?} is in the catalogue."
@@ -161,10 +165,18 @@ pub(in crate::web) async fn runs(
 #[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs",
     params(("id" = i64, Path, description = "Run id")),
     responses((status = 200, body = Run), (status = 404, body = ErrorBody)))]
-pub(in crate::web) async fn run(State(site): State<Site>, Path(id): Path<String>) -> ApiResult<Run> {
+pub(in crate::web) async fn run(
+    State(site): State<Site>,
+    Path(id): Path<String>,
+) -> ApiResult<Run> {
     let not_found = || WebError::NotFound(format!("No run with id {id:?} is in the catalogue."));
     let run_id: i64 = id.parse().map_err(|_| not_found())?;
-    let row = site.state.catalog.run(run_id).await?.ok_or_else(not_found)?;
+    let row = site
+        .state
+        .catalog
+        .run(run_id)
+        .await?
+        .ok_or_else(not_found)?;
     Ok(Json(Run::from(row)))
 }
 
@@ -220,8 +232,7 @@ pub(in crate::web) async fn verify(
     Ok(Json(Verification {
         backup_id,
         ok: finding.is_none(),
-        detail: finding
-            .unwrap_or_else(|| "size and SHA-256 match the catalogue".to_string()),
+        detail: finding.unwrap_or_else(|| "size and SHA-256 match the catalogue".to_string()),
     }))
 }
 
@@ -235,7 +246,11 @@ pub(in crate::web) async fn restore_plan(
     query: Result<Query<PlanQuery>, QueryRejection>,
 ) -> ApiResult<Plan> {
     let query = read_query(query)?;
-    let at = query.at.as_deref().map(str::trim).filter(|at| !at.is_empty());
+    let at = query
+        .at
+        .as_deref()
+        .map(str::trim)
+        .filter(|at| !at.is_empty());
     let target = match at {
         None => Target::Latest,
         Some(at) => Target::At(parse_target_time(at).map_err(WebError::BadRequest)?),
@@ -284,9 +299,9 @@ fn read_json<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, WebError> {
 }
 
 fn read_query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, WebError> {
-    query
-        .map(|Query(query)| query)
-        .map_err(|rejection| WebError::BadRequest(format!("Invalid query: {}", rejection.body_text())))
+    query.map(|Query(query)| query).map_err(|rejection| {
+        WebError::BadRequest(format!("Invalid query: {}", rejection.body_text()))
+    })
 }
 
 fn accepted(outcome: RunStart) -> Result<(StatusCode, Json<RunAccepted>), WebError> {

@@ -45,7 +45,10 @@ pub(super) fn routes() -> Router<Site> {
             "/api/v1/instances/{instance}/databases/{database}/run",
             post(handlers::run_database),
         )
-        .route("/api/v1/instances/{instance}/run", post(handlers::run_instance))
+        .route(
+            "/api/v1/instances/{instance}/run",
+            post(handlers::run_instance),
+        )
         .route("/api/v1/backups/{id}", get(handlers::backup))
         .route("/api/v1/backups/{id}/verify", post(handlers::verify))
         .route("/api/v1/runs", get(handlers::runs))
