@@ -58,8 +58,8 @@ pub struct WebState {
     pub run_requests: Option<RunSender>,
     /// Whether `/metrics` is served, without a session; from `service.metrics`, default false.
     pub metrics: bool,
-    /// The fleet file in force with its job context, whose policies the RPO assessment of
-    /// `/api/v1/health` and `/metrics` reads; `None` for a site without a fleet file.
+    /// The fleet file in force with its job context. The RPO assessment of `/api/v1/health`
+    /// and `/metrics` reads its policies. `None` for a site without a fleet file.
     pub contexts: Option<FleetContexts>,
 }
 

@@ -1,6 +1,6 @@
 //! Response bodies of the JSON API. They copy catalogue rows into types of their own, so
-//! that field names stay stable when the catalogue changes, and LSNs travel as decimal
-//! strings because they need up to 25 digits, more than a JSON number holds exactly.
+//! that field names stay stable when the catalogue changes. LSNs travel as decimal strings
+//! because they need up to 25 digits, more than a JSON number represents exactly.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -12,12 +12,12 @@ use crate::chain::ChainBackup;
 use crate::protection::{DatabaseProtection, TypeProtection};
 use crate::restore_plan::RestorePlan;
 
-/// Error body of every 4xx and 5xx answer under `/api/v1`.
+/// Error body of every 4xx and 5xx response under `/api/v1`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// HTTP status code, repeated for clients that only keep the body.
     pub status: u16,
-    /// What failed and, where known, what to do next.
+    /// Message naming what failed and, where known, what to do next.
     pub error: String,
 }
 
@@ -318,8 +318,8 @@ pub struct RunNow {
     pub backup_type: String,
 }
 
-/// Answer to "run now": `started` with the run id, or `queued` when the job waits for a
-/// slot or covers several databases.
+/// Response to "run now": `started` with the run id, or `queued` when the job waits for
+/// a slot or covers several databases.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RunAccepted {
     /// `started` or `queued`.
@@ -327,13 +327,13 @@ pub struct RunAccepted {
     pub run_id: Option<i64>,
 }
 
-/// Answer to "verify now".
+/// Response to "verify now".
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Verification {
     pub backup_id: i64,
     /// Whether every file's size and SHA-256 match the catalogue.
     pub ok: bool,
-    /// What matched, or what did not.
+    /// Result of the comparison: what matched, or what did not.
     pub detail: String,
 }
 
@@ -389,8 +389,7 @@ pub struct Plan {
     pub stop_at: Option<OffsetDateTime>,
     pub steps: Vec<PlanStep>,
     pub windows: Vec<Window>,
-    /// The RESTORE statements, paths relative to the store root unless the server knows
-    /// the store.
+    /// The RESTORE statements, with paths under the store root of the serving process.
     pub sql: String,
 }
 
