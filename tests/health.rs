@@ -64,6 +64,7 @@ fn site(catalog: Catalog, status: FleetStatus) -> (Router, watch::Sender<FleetSt
         store: None,
         run_requests: None,
         fleet: None,
+        metrics: false,
     });
     (site, sender)
 }

@@ -65,6 +65,28 @@ fn case_for(method: &str, path: &str) -> Option<Case> {
         }
         ("POST", "/backups/{id}/verify") => case("/backups/999/verify", ""),
         ("GET", "/backups/{id}/download") => case("/backups/999/download", ""),
+        ("GET", "/metrics") => case("/metrics", ""),
+        ("GET", "/api/v1/health") => case("/api/v1/health", ""),
+        ("GET", "/api/v1/instances") => case("/api/v1/instances", ""),
+        ("GET", "/api/v1/instances/{instance}/databases") => {
+            case("/api/v1/instances/sales/databases", "")
+        }
+        ("GET", "/api/v1/instances/{instance}/databases/{database}/backups") => {
+            case("/api/v1/instances/sales/databases/orders/backups", "")
+        }
+        ("GET", "/api/v1/instances/{instance}/databases/{database}/restore-plan") => {
+            case("/api/v1/instances/sales/databases/orders/restore-plan", "")
+        }
+        ("POST", "/api/v1/instances/{instance}/databases/{database}/run") => {
+            case("/api/v1/instances/sales/databases/orders/run", "type=log")
+        }
+        ("POST", "/api/v1/instances/{instance}/run") => {
+            case("/api/v1/instances/sales/run", "type=full")
+        }
+        ("GET", "/api/v1/backups/{id}") => case("/api/v1/backups/1", ""),
+        ("POST", "/api/v1/backups/{id}/verify") => case("/api/v1/backups/999/verify", ""),
+        ("GET", "/api/v1/runs") => case("/api/v1/runs", ""),
+        ("GET", "/api/v1/runs/{id}") => case("/api/v1/runs/1", ""),
         _ => None,
     }
 }
@@ -80,6 +102,7 @@ fn state(catalog: Catalog, sessions: SessionSettings) -> WebState {
         store: None,
         run_requests: None,
         fleet: None,
+        metrics: false,
     }
 }
 
@@ -183,6 +206,16 @@ async fn routes_without_session_need_login() {
     for rule in ROUTES.iter().filter(|rule| rule.access != Access::Public) {
         let case = case_for(rule.method, rule.path).unwrap();
         let label = format!("{} {}", rule.method, rule.path);
+        if rule.path.starts_with("/api/") {
+            // The API returns 401 with a bearer challenge to browsers too.
+            let response = send(&site, request(rule.method, case.uri, case.form, None, None)).await;
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{label}");
+            assert!(
+                response.headers().contains_key(header::WWW_AUTHENTICATE),
+                "{label}"
+            );
+            continue;
+        }
 
         let mut browser = request(rule.method, case.uri, case.form, None, None);
         browser

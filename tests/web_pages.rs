@@ -121,6 +121,7 @@ async fn site(catalog: Catalog) -> Router {
         store: None,
         run_requests: None,
         fleet: None,
+        metrics: false,
     });
     web_session::with_session(router, &session)
 }
@@ -416,6 +417,7 @@ async fn serve_rejects_non_loopback_address() {
         store: None,
         run_requests: None,
         fleet: None,
+        metrics: false,
     };
     let listen: SocketAddr = "0.0.0.0:0".parse().unwrap();
 
@@ -460,6 +462,7 @@ async fn serve_answers_healthz_on_loopback() {
         store: None,
         run_requests: None,
         fleet: None,
+        metrics: false,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(listen, state, async move {
@@ -529,6 +532,7 @@ async fn queue_page_lists_running_and_waiting() {
         store: None,
         run_requests: None,
         fleet: None,
+        metrics: false,
     });
     let busy = web_session::with_session(busy, &session);
 

@@ -13,12 +13,14 @@ mod drills;
 mod inventory;
 mod lease;
 mod overview;
+mod paging;
 mod pruning;
 mod runs;
 mod slots;
 mod storage;
 mod store_history;
 mod timestamp;
+mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -41,6 +43,7 @@ pub use overview::{DatabaseOverview, LastBackup, LastRun, Reachability};
 pub use pruning::{CataloguedDatabase, StagedLeftover};
 pub use runs::{NewRun, RunRow, RunStats, RunStatus, SkipKind};
 pub use storage::{BackupPoint, DatabaseStorage, RunPoint};
+pub use tokens::{NewToken, TokenRow};
 
 /// How long a statement waits for another connection's write lock before it fails.
 ///

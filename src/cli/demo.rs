@@ -120,6 +120,8 @@ pub(crate) async fn execute(
         store: Some(ctx.store.clone()),
         run_requests: Some(run_requests),
         fleet: Some(web::FleetInForce::Fixed(ctx.fleet.clone())),
+        // The demo binds loopback only, so its metrics need no proxy.
+        metrics: true,
     };
     add_demo_admin(&ctx.catalog, &password).await?;
     let listener = web::bind(listen).await?;

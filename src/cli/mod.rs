@@ -1,5 +1,6 @@
 //! The command line: one file per command.
 
+mod api;
 mod check;
 mod config;
 mod connectivity;
@@ -16,6 +17,7 @@ pub mod prune;
 pub mod restore_plan;
 mod run;
 mod serve;
+pub mod token;
 pub mod user;
 mod verify;
 
@@ -194,6 +196,15 @@ pub enum Command {
     /// Manage the admin site's users: add, list, remove, passwd.
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Manage the JSON API's bearer tokens: add, list, remove.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// Print descriptions of the JSON API, such as its OpenAPI document.
+    #[command(hide = true)]
+    Api {
+        #[command(subcommand)]
+        output: api::ApiOutput,
+    },
     /// Start a simulated fleet, back it up, and serve the admin site.
     #[cfg(feature = "demo")]
     Demo {
@@ -327,6 +338,8 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Prune { dry_run } => prune::execute(&cli.fleet, dry_run).await,
         Command::Config { output } => config::execute(output),
         Command::User(command) => user::execute(&cli.fleet, command).await,
+        Command::Token(command) => token::execute(&cli.fleet, command).await,
+        Command::Api { output } => api::execute(output),
         #[cfg(feature = "demo")]
         Command::Demo {
             once,

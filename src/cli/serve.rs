@@ -68,6 +68,7 @@ pub(crate) async fn execute(fleet_path: &Path, grace: Duration) -> anyhow::Resul
         store: Some(ctx.store.clone()),
         run_requests: Some(run_requests),
         fleet: Some(web::FleetInForce::Reloading(contexts.clone())),
+        metrics: ctx.fleet.service.metrics,
     };
     let listen = ctx.fleet.service.listen;
     tracing::info!(%listen, fleet = %ctx.fleet.source.display(), grace_secs = grace.as_secs(), "bakfleet serving");

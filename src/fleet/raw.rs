@@ -113,6 +113,10 @@ pub(crate) struct RawService {
     /// served HTTPS, and logs the forwarded client address. Set it only when every request
     /// reaches the site through a proxy that replaces those headers. Default: `false`.
     pub trusted_proxy: Option<bool>,
+    /// Whether the admin site serves `/metrics` in the Prometheus text format. That
+    /// address needs no session, as `/healthz` does, so the reverse proxy in front of the
+    /// site must restrict who reaches it. Default: `false`.
+    pub metrics: Option<bool>,
     /// Minutes without a request after which an admin site session ends, 1 or more.
     /// Default: `30`.
     #[schemars(with = "Option<i64>")]

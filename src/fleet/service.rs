@@ -44,6 +44,8 @@ pub struct Service {
     /// Whether the admin site trusts the reverse proxy's `X-Forwarded-Proto` and
     /// `X-Forwarded-For` headers; default false.
     pub trusted_proxy: bool,
+    /// Whether the admin site serves `/metrics` without a session; default false.
+    pub metrics: bool,
     /// Idle time after which an admin site session ends; default 30 minutes.
     pub session_idle: Duration,
     /// Time after login at which an admin site session ends; default 12 hours.
@@ -76,6 +78,7 @@ impl Service {
             staged_max_age: Some(Duration::from_secs(7 * 86_400)),
             min_store_free_bytes: DEFAULT_MIN_STORE_FREE_BYTES,
             trusted_proxy: false,
+            metrics: false,
             session_idle: Duration::from_secs(30 * 60),
             session_max: Duration::from_secs(12 * 3600),
             retry: RetryPolicy::default(),
@@ -121,6 +124,9 @@ impl Service {
         }
         if let Some(trusted) = raw.trusted_proxy {
             service.trusted_proxy = trusted;
+        }
+        if let Some(metrics) = raw.metrics {
+            service.metrics = metrics;
         }
         if let Some(minutes) = &raw.session_idle_minutes {
             let minutes = value::count(diagnostics, "service.session_idle_minutes", minutes, 1);

@@ -149,18 +149,7 @@ pub(super) async fn run_database(
     Path((instance, database)): Path<(String, String)>,
     Form(form): Form<RunForm>,
 ) -> Result<Response, WebError> {
-    let known = site
-        .state
-        .catalog
-        .fleet_overview()
-        .await?
-        .iter()
-        .any(|row| row.instance == instance && row.database == database);
-    if !known {
-        return Err(WebError::NotFound(format!(
-            "No database {database:?} on instance {instance:?} is in the catalogue."
-        )));
-    }
+    check_database_known(&site, &instance, &database).await?;
     request_run(&site, &user, instance, Some(database), &form).await
 }
 
@@ -181,12 +170,33 @@ async fn request_run(
     database: Option<String>,
     form: &RunForm,
 ) -> Result<Response, WebError> {
-    let backup_type: BackupType = form.backup_type.parse().map_err(|_| {
+    let backup_type = parse_backup_type(&form.backup_type)?;
+    match start_run(site, user, instance, database, backup_type).await? {
+        RunStart::Started(run_id) => Ok(Redirect::to(&format!("/runs/{run_id}")).into_response()),
+        RunStart::Queued => Ok(Redirect::to("/queue").into_response()),
+        RunStart::Rejected(reason) => Err(WebError::Conflict(reason)),
+    }
+}
+
+/// Parses the backup type of a "run now" request.
+pub(super) fn parse_backup_type(text: &str) -> Result<BackupType, WebError> {
+    text.parse().map_err(|_| {
         WebError::BadRequest(format!(
-            "Invalid backup type {:?}; use full, diff or log.",
-            form.backup_type
+            "Invalid backup type {text:?}; use full, diff or log."
         ))
-    })?;
+    })
+}
+
+/// Hands a backup of one database, or of every selected database of `instance`, to the
+/// job runner, waits up to [`START_WAIT`] for its run to start, and audits the request.
+/// Returns [`RunStart::Rejected`] when the job did not start.
+pub(super) async fn start_run(
+    site: &Site,
+    user: &CurrentUser,
+    instance: String,
+    database: Option<String>,
+    backup_type: BackupType,
+) -> Result<RunStart, WebError> {
     let Some(sender) = &site.state.run_requests else {
         return Err(WebError::Unavailable(
             "This process runs no jobs; start backups from `bakfleet serve`.".to_string(),
@@ -216,32 +226,38 @@ async fn request_run(
         Err(_) => RunStart::Queued,
     };
 
-    let (outcome_code, detail, location) = match &outcome {
-        RunStart::Started(run_id) => (
-            AuditOutcome::Ok,
-            format!("{backup_type}, run {run_id}"),
-            format!("/runs/{run_id}"),
-        ),
-        RunStart::Queued => (
-            AuditOutcome::Ok,
-            format!("{backup_type}, queued"),
-            "/queue".to_string(),
-        ),
-        RunStart::Rejected(reason) => (
-            AuditOutcome::Failed,
-            format!("{backup_type}: {reason}"),
-            String::new(),
-        ),
+    let (outcome_code, detail) = match &outcome {
+        RunStart::Started(run_id) => (AuditOutcome::Ok, format!("{backup_type}, run {run_id}")),
+        RunStart::Queued => (AuditOutcome::Ok, format!("{backup_type}, queued")),
+        RunStart::Rejected(reason) => (AuditOutcome::Failed, format!("{backup_type}: {reason}")),
     };
     audit::record(site, &user.name, "run", Some(target), outcome_code)
         .client(&user.client)
         .detail(detail)
         .save()
         .await;
-    match outcome {
-        RunStart::Rejected(reason) => Err(WebError::Conflict(reason)),
-        _ => Ok(Redirect::to(&location).into_response()),
+    Ok(outcome)
+}
+
+/// Checks that the catalogue knows `database` on `instance`.
+pub(super) async fn check_database_known(
+    site: &Site,
+    instance: &str,
+    database: &str,
+) -> Result<(), WebError> {
+    let known = site
+        .state
+        .catalog
+        .fleet_overview()
+        .await?
+        .iter()
+        .any(|row| row.instance == instance && row.database == database);
+    if !known {
+        return Err(WebError::NotFound(format!(
+            "No database {database:?} on instance {instance:?} is in the catalogue."
+        )));
     }
+    Ok(())
 }
 
 /// Re-hashes a stored backup file against the catalogue, records the result in the
@@ -251,6 +267,17 @@ pub(super) async fn verify_backup(
     Extension(user): Extension<CurrentUser>,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
+    let (backup_id, _) = verify_now(&site, &user, &id).await?;
+    Ok(Redirect::to(&format!("/backups/{backup_id}")).into_response())
+}
+
+/// Re-hashes the files of backup `id` against the catalogue and audits the result.
+/// Returns the backup id and `None` when everything matched, else the finding.
+pub(super) async fn verify_now(
+    site: &Site,
+    user: &CurrentUser,
+    id: &str,
+) -> Result<(i64, Option<String>), WebError> {
     let not_found = || WebError::NotFound(format!("No backup with id {id:?} is in the catalogue."));
     let backup_id: i64 = id.parse().map_err(|_| not_found())?;
     let backup = site
@@ -266,16 +293,18 @@ pub(super) async fn verify_backup(
         ));
     };
 
-    let finding = integrity::check_one(store, &backup, Depth::Hash).await;
+    let finding = integrity::check_one(store, &backup, Depth::Hash)
+        .await
+        .map(|finding| finding.to_string());
     let (outcome, detail) = match &finding {
         None => (
             AuditOutcome::Ok,
             format!("size and SHA-256 match the catalogue ({})", backup.sha256),
         ),
-        Some(finding) => (AuditOutcome::Failed, finding.to_string()),
+        Some(finding) => (AuditOutcome::Failed, finding.clone()),
     };
     audit::record(
-        &site,
+        site,
         &user.name,
         "verify",
         Some(backup_target(backup_id)),
@@ -285,7 +314,7 @@ pub(super) async fn verify_backup(
     .detail(detail)
     .save()
     .await;
-    Ok(Redirect::to(&format!("/backups/{backup_id}")).into_response())
+    Ok((backup_id, finding))
 }
 
 /// Returns the audit log target of a backup.

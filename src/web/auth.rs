@@ -76,6 +76,8 @@ pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/queue", VIEWER),
     rule("GET", "/storage", VIEWER),
     rule("GET", "/healthz", Access::Public),
+    // Served only when `service.metrics` is true; the proxy restricts who reaches it.
+    rule("GET", "/metrics", Access::Public),
     rule("GET", "/static/site.css", Access::Public),
     rule("GET", "/login", Access::Public),
     rule("POST", "/login", Access::Public),
@@ -94,6 +96,29 @@ pub const ROUTES: &[RouteRule] = &[
     rule("POST", "/backups/{id}/verify", OPERATOR),
     // Operators only, because a backup file contains the whole database.
     rule("GET", "/backups/{id}/download", OPERATOR),
+    rule("GET", "/api/v1/health", VIEWER),
+    rule("GET", "/api/v1/instances", VIEWER),
+    rule("GET", "/api/v1/instances/{instance}/databases", VIEWER),
+    rule(
+        "GET",
+        "/api/v1/instances/{instance}/databases/{database}/backups",
+        VIEWER,
+    ),
+    rule(
+        "GET",
+        "/api/v1/instances/{instance}/databases/{database}/restore-plan",
+        VIEWER,
+    ),
+    rule(
+        "POST",
+        "/api/v1/instances/{instance}/databases/{database}/run",
+        OPERATOR,
+    ),
+    rule("POST", "/api/v1/instances/{instance}/run", OPERATOR),
+    rule("GET", "/api/v1/backups/{id}", VIEWER),
+    rule("POST", "/api/v1/backups/{id}/verify", OPERATOR),
+    rule("GET", "/api/v1/runs", VIEWER),
+    rule("GET", "/api/v1/runs/{id}", VIEWER),
 ];
 
 /// Session lifetimes and the trust placed in the reverse proxy in front of the site.
@@ -162,6 +187,11 @@ pub(super) async fn enforce_access(
     let Access::Role(required) = access else {
         unreachable!("public routes returned above");
     };
+    // Bearer tokens count on the API only; HTML pages need a session.
+    let is_api = super::api::is_api_path(request.uri().path());
+    if is_api && super::api::access::bearer_token(&request).is_some() {
+        return super::api::access::enforce_bearer(&site, required, request, next).await;
+    }
 
     let client = client_address(&site.state.sessions, &request);
     let user = match current_session(&site, request.headers()).await {
@@ -172,6 +202,13 @@ pub(super) async fn enforce_access(
             session_hash: session.id_hash,
             client,
         },
+        Ok(None) if is_api => {
+            return super::api::access::unauthorized(
+                "Send Authorization: Bearer with a token from `bakfleet token add`, or a \
+                 session cookie from /login.",
+                false,
+            )
+        }
         Ok(None) => return login_required(&request),
         Err(error) => return error.into_response(),
     };

@@ -118,6 +118,10 @@ pub(super) async fn render_error_page(
         tracing::error!(%method, %uri, status = detail.status.as_u16(), error = %internal, "admin page failed");
     }
 
+    if super::api::is_api_path(uri.path()) {
+        return super::api::error_response(detail.status, &detail.message);
+    }
+
     let context = minijinja::context! {
         fleet_name => site.state.fleet_name,
         status => detail.status.as_u16(),

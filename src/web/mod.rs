@@ -2,6 +2,7 @@
 //! rendered with minijinja templates embedded in the binary.
 
 mod actions;
+pub mod api;
 mod audit;
 mod auth;
 mod charts;
@@ -11,6 +12,7 @@ mod freshness;
 mod health;
 mod login;
 mod overview;
+mod metrics;
 mod pages;
 mod restore;
 mod storage;
@@ -61,6 +63,8 @@ pub struct WebState {
     /// against; `None` for a site that serves the catalogue alone, which then assesses
     /// every catalogued database against the built-in policy.
     pub fleet: Option<FleetInForce>,
+    /// Whether `/metrics` is served, without a session; from `service.metrics`, default false.
+    pub metrics: bool,
 }
 
 /// State shared by handlers: the caller's state and the compiled templates.
@@ -93,6 +97,7 @@ pub fn router(state: WebState) -> Router {
         .route("/queue", get(pages::queue))
         .route("/storage", get(storage::storage))
         .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics::metrics))
         .route("/static/site.css", get(pages::stylesheet))
         .route("/login", get(login::login_page).post(login::login))
         .route("/logout", post(login::logout))
@@ -107,6 +112,7 @@ pub fn router(state: WebState) -> Router {
         )
         .route("/backups/{id}/verify", post(actions::verify_backup))
         .route("/backups/{id}/download", get(download::download))
+        .merge(api::routes())
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(
             site.clone(),
