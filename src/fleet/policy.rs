@@ -105,8 +105,9 @@ pub enum Encryptor {
     ServerAsymmetricKey(String),
 }
 
-/// Recovery point objectives: the maximum age of the newest backup of each type. Parsed
-/// and checked; nothing reports on them yet.
+/// Recovery point objectives: the maximum age of the newest backup of each type, against
+/// which [`crate::protection`] reports each database. A type without one gets an RPO
+/// derived from its schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Rpo {
     pub full: Option<Duration>,

@@ -190,8 +190,10 @@ pub(crate) struct RawDefaults {
     /// 35 days and 4 full backups.
     pub retention: Option<RawRetention>,
     /// Recovery point objectives, the maximum age of the newest backup of each type: a
-    /// table with `full`, `diff` and `log` durations such as `8d` or `30m`. Parsed and
-    /// checked, but nothing reports on them yet. Default: none.
+    /// table with `full`, `diff` and `log` durations such as `8d` or `30m`. The overview,
+    /// the API, `/metrics` and alerts report each database as ok, late or missing against
+    /// them. Default: for each type, the longest gap of its schedule plus a quarter of it,
+    /// and at least 30 minutes.
     pub rpo: Option<RawRpo>,
     /// Number of files each backup is striped over: BACKUP writes one media family per
     /// file, and every file is needed to restore. Allowed: 1 to 64, the device limit of
@@ -252,8 +254,10 @@ pub(crate) struct RawPolicy {
     /// 35 days and 4 full backups.
     pub retention: Option<RawRetention>,
     /// Recovery point objectives, the maximum age of the newest backup of each type: a
-    /// table with `full`, `diff` and `log` durations such as `8d` or `30m`. Parsed and
-    /// checked, but nothing reports on them yet. Default: none.
+    /// table with `full`, `diff` and `log` durations such as `8d` or `30m`. The overview,
+    /// the API, `/metrics` and alerts report each database as ok, late or missing against
+    /// them. Default: for each type, the longest gap of its schedule plus a quarter of it,
+    /// and at least 30 minutes.
     pub rpo: Option<RawRpo>,
     /// Number of files each backup is striped over: BACKUP writes one media family per
     /// file, and every file is needed to restore. Allowed: 1 to 64, the device limit of
@@ -447,8 +451,10 @@ pub(crate) struct RawInstance {
     /// 35 days and 4 full backups.
     pub retention: Option<RawRetention>,
     /// Recovery point objectives, the maximum age of the newest backup of each type: a
-    /// table with `full`, `diff` and `log` durations such as `8d` or `30m`. Parsed and
-    /// checked, but nothing reports on them yet. Default: none.
+    /// table with `full`, `diff` and `log` durations such as `8d` or `30m`. The overview,
+    /// the API, `/metrics` and alerts report each database as ok, late or missing against
+    /// them. Default: for each type, the longest gap of its schedule plus a quarter of it,
+    /// and at least 30 minutes.
     pub rpo: Option<RawRpo>,
     /// Number of files each backup is striped over: BACKUP writes one media family per
     /// file, and every file is needed to restore. Allowed: 1 to 64, the device limit of
