@@ -97,7 +97,11 @@ fn sigterm_ends_connect_backoff() {
         elapsed < STOP_WITHIN,
         "the run took {elapsed:?} to stop; log: {rest:?}"
     );
-    assert_eq!(status.code(), Some(75), "exit code: {status:?}; log: {rest:?}");
+    assert_eq!(
+        status.code(),
+        Some(75),
+        "exit code: {status:?}; log: {rest:?}"
+    );
     let runs = runs(&dir.path().join("catalog.db"));
     assert_eq!(runs.len(), 1, "{runs:?}");
     assert!(

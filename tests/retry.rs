@@ -66,7 +66,8 @@ async fn connect_gives_up_at_limit() {
     let simulator = start_simulator().await;
     simulator.set_fault("flaky", Fault::DropConnections { count: 3 });
 
-    let result = retry::open_connection(&settings(&simulator, PASSWORD), &policy(), "Sales", None).await;
+    let result =
+        retry::open_connection(&settings(&simulator, PASSWORD), &policy(), "Sales", None).await;
 
     let error = result
         .err()

@@ -26,7 +26,8 @@ pub(crate) async fn open(
     let policy = &ctx.fleet.service.retry;
     let opened =
         retry::open_connection(&settings, policy, &request.database, Some(&ctx.shutdown)).await;
-    let (mut connection, attempts) = super::interrupt::unless_cancelled(ctx, Phase::Connect, opened)?;
+    let (mut connection, attempts) =
+        super::interrupt::unless_cancelled(ctx, Phase::Connect, opened)?;
     if attempts > 1 {
         let note = format!("connect took {attempts} attempts");
         ctx.catalog.add_run_note(run_id, &note).await.ok();

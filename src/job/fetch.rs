@@ -122,7 +122,8 @@ async fn transfer(
     source: &Source,
     staged: &StagedFile,
 ) -> Result<Transferred, StageError> {
-    let mut retry = Retry::new(&ctx.fleet.service.retry, fetch_scope(request)).stop_on(&ctx.shutdown);
+    let mut retry =
+        Retry::new(&ctx.fleet.service.retry, fetch_scope(request)).stop_on(&ctx.shutdown);
     let mut first_attempt = true;
     let result = loop {
         // TODO: resume from the fsynced prefix of the temp file (SFTP reads at an offset)
@@ -160,7 +161,8 @@ async fn transfer(
 
 /// Opens the staging location, retrying transient faults under `service.retry`.
 async fn open_with_retry(ctx: &JobContext, request: &JobRequest) -> Result<Source, StageError> {
-    let mut retry = Retry::new(&ctx.fleet.service.retry, fetch_scope(request)).stop_on(&ctx.shutdown);
+    let mut retry =
+        Retry::new(&ctx.fleet.service.retry, fetch_scope(request)).stop_on(&ctx.shutdown);
     loop {
         let result = open_source(&ctx.fleet, &ctx.secrets, &request.instance)
             .await
