@@ -7,6 +7,7 @@ use std::time::Duration;
 use rand::Rng;
 
 use crate::mssql::{ConnectSettings, Connection, MssqlError};
+use crate::shutdown::Shutdown;
 use crate::transfer::TransferError;
 
 /// How often and how patiently an operation is tried; `[service] retry` in fleet.toml.
@@ -128,6 +129,9 @@ pub struct Retry<'a> {
     policy: &'a RetryPolicy,
     scope: RetryScope<'a>,
     attempt: u32,
+    /// The process's stop state; its cancellation ends a backoff sleep at once.
+    stop: Option<&'a Shutdown>,
+    stopped: bool,
 }
 
 impl<'a> Retry<'a> {
@@ -137,7 +141,23 @@ impl<'a> Retry<'a> {
             policy,
             scope,
             attempt: 1,
+            stop: None,
+            stopped: false,
         }
+    }
+
+    /// Ends the retries when `shutdown` cancels running jobs: a backoff sleep in progress
+    /// stops at once and [`Retry::next`] returns the last error, so a stop signal does not
+    /// wait for a delay of up to `max_delay`.
+    pub fn stop_on(mut self, shutdown: &'a Shutdown) -> Retry<'a> {
+        self.stop = Some(shutdown);
+        self
+    }
+
+    /// Checks whether the retries ended because running jobs were cancelled, in which case
+    /// the last error is not the reason the operation gave up.
+    pub fn stopped(&self) -> bool {
+        self.stopped
     }
 
     /// Returns the number of the attempt that produced the last result passed to
@@ -146,9 +166,10 @@ impl<'a> Retry<'a> {
         self.attempt
     }
 
-    /// Decides what follows an attempt. A success, a permanent error or the last allowed
-    /// attempt ends the loop with `Some`. After a transient error it logs the attempt,
-    /// sleeps for the backoff delay and returns `None`.
+    /// Decides what follows an attempt. A success, a permanent error, the last allowed
+    /// attempt or a cancellation (see [`Retry::stop_on`]) ends the loop with `Some`. After
+    /// a transient error it logs the attempt, sleeps for the backoff delay and returns
+    /// `None`.
     pub async fn next<T, E>(&mut self, result: Result<T, E>) -> Option<Result<T, E>>
     where
         E: Classify + fmt::Display,
@@ -193,22 +214,47 @@ impl<'a> Retry<'a> {
             %error,
             "attempt failed with a transient error; retrying"
         );
-        tokio::time::sleep(delay).await;
+        if !self.sleep_unless_stopped(delay).await {
+            tracing::warn!(
+                instance = self.scope.instance,
+                database = self.scope.database,
+                phase = self.scope.phase,
+                attempt = self.attempt,
+                "retry abandoned: running jobs were cancelled"
+            );
+            self.stopped = true;
+            return Some(Err(error));
+        }
         self.attempt += 1;
         None
     }
+
+    /// Sleeps for `delay`; returns false, at once, when the stop state cancels running
+    /// jobs first.
+    async fn sleep_unless_stopped(&self, delay: Duration) -> bool {
+        let Some(stop) = self.stop else {
+            tokio::time::sleep(delay).await;
+            return true;
+        };
+        tokio::select! {
+            () = tokio::time::sleep(delay) => !stop.is_cancelled(),
+            () = stop.cancelled() => false,
+        }
+    }
 }
 
-/// Opens a session, retrying transient failures under `policy`. Returns the session and
-/// the number of attempts it took.
+/// Opens a session, retrying transient failures under `policy` until `stop`, when given,
+/// cancels running jobs. Returns the session and the number of attempts it took.
 ///
 /// # Errors
 /// The last attempt's error, or the first permanent one (a failed login, a rejected
-/// certificate).
+/// certificate). After a cancellation it is the last error seen, and the caller checks
+/// `stop` to tell the two apart.
 pub async fn open_connection(
     settings: &ConnectSettings,
     policy: &RetryPolicy,
     database: &str,
+    stop: Option<&Shutdown>,
 ) -> Result<(Connection, u32), MssqlError> {
     let scope = RetryScope {
         instance: &settings.instance,
@@ -216,6 +262,9 @@ pub async fn open_connection(
         phase: "connect",
     };
     let mut retry = Retry::new(policy, scope);
+    if let Some(stop) = stop {
+        retry = retry.stop_on(stop);
+    }
     loop {
         let result = Connection::open(settings).await;
         if let Some(result) = retry.next(result).await {
@@ -382,5 +431,37 @@ mod tests {
         let (result, calls) = run_flaky(&errors).await;
         assert!(result.is_err());
         assert_eq!(calls, 5);
+    }
+
+    #[tokio::test]
+    async fn retry_sleep_ends_on_cancel() {
+        let policy = &RetryPolicy {
+            attempts: 3,
+            base_delay: Duration::from_secs(600),
+            max_delay: Duration::from_secs(600),
+        };
+        let scope = RetryScope {
+            instance: "sql01",
+            database: "Sales",
+            phase: "connect",
+        };
+        let shutdown = Shutdown::new();
+        let canceller = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            canceller.cancel("stopped by SIGTERM".to_string());
+        });
+        let mut retry = Retry::new(policy, scope).stop_on(&shutdown);
+        let started = std::time::Instant::now();
+        // Each delay is drawn from up to 600 s, so the cancellation ends a sleep.
+        let result: Result<(), Flaky> = loop {
+            if let Some(result) = retry.next(Err(Flaky(Transience::Transient))).await {
+                break result;
+            }
+        };
+        let elapsed = started.elapsed();
+        assert!(result.is_err());
+        assert!(retry.stopped(), "the retry records the cancellation");
+        assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
     }
 }

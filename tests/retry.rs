@@ -53,7 +53,7 @@ async fn connect_retries_dropped_connections() {
     simulator.set_fault("flaky", Fault::DropConnections { count: 2 });
 
     let (_connection, attempts) =
-        retry::open_connection(&settings(&simulator, PASSWORD), &policy(), "Sales")
+        retry::open_connection(&settings(&simulator, PASSWORD), &policy(), "Sales", None)
             .await
             .unwrap();
 
@@ -66,7 +66,8 @@ async fn connect_gives_up_at_limit() {
     let simulator = start_simulator().await;
     simulator.set_fault("flaky", Fault::DropConnections { count: 3 });
 
-    let result = retry::open_connection(&settings(&simulator, PASSWORD), &policy(), "Sales").await;
+    let result =
+        retry::open_connection(&settings(&simulator, PASSWORD), &policy(), "Sales", None).await;
 
     let error = result
         .err()
@@ -74,7 +75,7 @@ async fn connect_gives_up_at_limit() {
     assert!(matches!(error, MssqlError::Connect { .. }), "{error}");
     // The fault is used up, so the attempts took exactly the three drops.
     let (_connection, attempts) =
-        retry::open_connection(&settings(&simulator, PASSWORD), &policy(), "Sales")
+        retry::open_connection(&settings(&simulator, PASSWORD), &policy(), "Sales", None)
             .await
             .unwrap();
     assert_eq!(attempts, 1);

@@ -24,9 +24,10 @@ pub(crate) async fn open(
 ) -> Result<Session, StageError> {
     let settings = connect_settings(&request.instance, &ctx.secrets, None).at(Phase::Connect)?;
     let policy = &ctx.fleet.service.retry;
-    let (mut connection, attempts) = retry::open_connection(&settings, policy, &request.database)
-        .await
-        .at(Phase::Connect)?;
+    let opened =
+        retry::open_connection(&settings, policy, &request.database, Some(&ctx.shutdown)).await;
+    let (mut connection, attempts) =
+        super::interrupt::unless_cancelled(ctx, Phase::Connect, opened)?;
     if attempts > 1 {
         let note = format!("connect took {attempts} attempts");
         ctx.catalog.add_run_note(run_id, &note).await.ok();

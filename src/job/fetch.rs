@@ -122,9 +122,12 @@ async fn transfer(
     source: &Source,
     staged: &StagedFile,
 ) -> Result<Transferred, StageError> {
-    let mut retry = Retry::new(&ctx.fleet.service.retry, fetch_scope(request));
+    let mut retry =
+        Retry::new(&ctx.fleet.service.retry, fetch_scope(request)).stop_on(&ctx.shutdown);
     let mut first_attempt = true;
     let result = loop {
+        // TODO: resume from the fsynced prefix of the temp file (SFTP reads at an offset)
+        // instead of from byte 0; each attempt now starts a new temp file.
         let result = if first_attempt {
             transfer_once(ctx, request, run_id, source, staged).await
         } else {
@@ -158,16 +161,14 @@ async fn transfer(
 
 /// Opens the staging location, retrying transient faults under `service.retry`.
 async fn open_with_retry(ctx: &JobContext, request: &JobRequest) -> Result<Source, StageError> {
-    let mut retry = Retry::new(&ctx.fleet.service.retry, fetch_scope(request));
+    let mut retry =
+        Retry::new(&ctx.fleet.service.retry, fetch_scope(request)).stop_on(&ctx.shutdown);
     loop {
         let result = open_source(&ctx.fleet, &ctx.secrets, &request.instance)
             .await
             .map_err(AttemptError::Open);
         if let Some(result) = retry.next(result).await {
-            return result.map_err(|error| StageError {
-                phase: Phase::Fetch,
-                cause: error.to_string(),
-            });
+            return super::interrupt::unless_cancelled(ctx, Phase::Fetch, result);
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The points where a cancelled job stops: stage boundaries and the fetch, never the
 //! middle of a catalogue write.
 
-use super::{JobContext, Phase, StageError};
+use std::fmt;
+
+use super::{AtPhase, JobContext, Phase, StageError};
 
 /// Returns an error that stops the job before `phase` when running jobs were cancelled.
 /// The run is then marked `interrupted`, and the staged file stays on the share.
@@ -27,5 +29,19 @@ pub(crate) fn is_interruption(ctx: &JobContext, error: &StageError) -> bool {
     match ctx.shutdown.reason() {
         Some(reason) => error.cause.starts_with(reason),
         None => false,
+    }
+}
+
+/// Attaches `phase` to the error of an operation that retries under `service.retry`. When
+/// running jobs were cancelled, which also ends a backoff sleep, the error is the
+/// interruption and not the last transient fault, so the run is marked `interrupted`.
+pub(crate) fn unless_cancelled<T, E: fmt::Display>(
+    ctx: &JobContext,
+    phase: Phase,
+    result: Result<T, E>,
+) -> Result<T, StageError> {
+    match result {
+        Err(_) if ctx.shutdown.is_cancelled() => Err(interrupted(ctx, phase)),
+        result => result.at(phase),
     }
 }

@@ -6,6 +6,7 @@
 //! Each stage lives in its own file, and [`run`] is the recipe.
 
 mod backup;
+mod backup_retry;
 mod batch;
 mod cleanup;
 mod connect;
@@ -325,9 +326,7 @@ async fn stages(
     lease.ensure_held(Phase::Backup)?;
     preflight::confirm(ctx, &mut session, request, run_id, &mut plan).await?;
     ctx.phase(request, run_id, Phase::Backup).await;
-    // TODO: retry BACKUP when the session dropped before it started, as a new BACKUP
-    // with a new staged name; connect, VERIFYONLY and fetch retry already.
-    let staged = backup::take(ctx, &mut session, request, run_id, &plan).await?;
+    let staged = backup_retry::take(ctx, &mut session, request, run_id, &plan).await?;
 
     interrupt::checkpoint(ctx, Phase::Verify)?;
     ctx.phase(request, run_id, Phase::Verify).await;

@@ -2,7 +2,7 @@
 
 use super::backup::{server_paths, StagedFile};
 use super::connect::Session;
-use super::{AtPhase, JobContext, JobRequest, Phase, StageError};
+use super::{JobContext, JobRequest, Phase, StageError};
 use crate::mssql::{tsql, Connection};
 use crate::retry::{Retry, RetryScope};
 
@@ -25,7 +25,7 @@ pub(crate) async fn run(
         database: &request.database,
         phase: Phase::Verify.as_str(),
     };
-    let mut retry = Retry::new(&ctx.fleet.service.retry, scope);
+    let mut retry = Retry::new(&ctx.fleet.service.retry, scope).stop_on(&ctx.shutdown);
     let mut reconnect = false;
     let result = loop {
         let result = async {
@@ -44,7 +44,7 @@ pub(crate) async fn run(
         let note = format!("RESTORE VERIFYONLY took {} attempts", retry.attempts());
         ctx.catalog.add_run_note(run_id, &note).await.ok();
     }
-    result.at(Phase::Verify)?;
+    super::interrupt::unless_cancelled(ctx, Phase::Verify, result)?;
     tracing::info!(path = %staged[0].server_path, files = staged.len(), checksum = has_checksums, "backup verified");
     Ok(())
 }

@@ -94,18 +94,80 @@ async fn check_next_run_succeeds(fleet: &TestFleet, staged_left: usize) {
     }
 }
 
+/// Reads the note of run `run_id`, where retries are recorded.
+async fn run_note(fleet: &TestFleet, run_id: i64) -> String {
+    let run = fleet
+        .ctx
+        .catalog
+        .run(run_id)
+        .await
+        .expect("read catalogue")
+        .expect("run row");
+    run.note.unwrap_or_default()
+}
+
+/// Checks that a BACKUP that failed with a server error was tried once: the same
+/// statement would fail the same way.
+async fn check_backup_not_retried(fleet: &TestFleet, failure: &JobFailure) {
+    let note = run_note(fleet, failure.run_id.expect("run id")).await;
+    assert!(!note.contains("BACKUP attempt"), "retried: {note}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fault_backup_connection_dropped_at_half() {
+async fn fault_backup_connection_dropped_is_retried() {
     let fleet = TestFleet::start(Transport::Smb, DATABASES).await;
-    if skip_unless_simulator(&fleet.target, "fault_backup_connection_dropped_at_half") {
+    if skip_unless_simulator(&fleet.target, "fault_backup_connection_dropped_is_retried") {
         return;
     }
     fleet
         .target
         .set_fault(Fault::DropConnection { at_percent: 50 });
+    // The simulator removes the file of a BACKUP that did not finish; this file stands
+    // for one that a server left behind. Its time stamp is later than the run's start,
+    // so it counts as the cut-off attempt's.
+    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let partial_name =
+        bakfleet::store::backup_file_name(fleet.db("Sales"), BackupType::Full, later);
+    let partial = fleet.staging_root().join(&partial_name);
+    std::fs::write(&partial, b"half a backup").expect("write partial file");
+
+    // A dropped session is transient: a new BACKUP on a new session, to a new file,
+    // and the same run succeeds, with both attempts in its notes.
+    check_next_run_succeeds(&fleet, 0).await;
+    assert!(
+        !partial.exists(),
+        "the partial file {partial_name} was removed"
+    );
+    let runs = fleet
+        .ctx
+        .catalog
+        .runs_of_database(INSTANCE, fleet.db("Sales"), 10)
+        .await
+        .expect("read catalogue");
+    assert_eq!(runs.len(), 1, "one run: {runs:?}");
+    let note = runs[0].note.clone().unwrap_or_default();
+    assert!(note.contains("BACKUP attempt 1 failed"), "{note}");
+    assert!(note.contains("BACKUP took 2 attempts"), "{note}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_backup_dropped_every_attempt_fails() {
+    let fleet = TestFleet::start(Transport::Smb, DATABASES).await;
+    if skip_unless_simulator(&fleet.target, "fault_backup_dropped_every_attempt_fails") {
+        return;
+    }
+    let attempts = fleet.ctx.fleet.service.retry.attempts;
+    for _ in 0..attempts {
+        fleet
+            .target
+            .set_fault(Fault::DropConnection { at_percent: 50 });
+    }
     let failure = expect_failure(&fleet, "Sales", Phase::Backup).await;
-    assert!(!failure.cause.is_empty(), "{failure}");
-    // The simulator removes the file of a BACKUP that did not finish.
+    let note = run_note(&fleet, failure.run_id.expect("run id")).await;
+    assert!(
+        note.contains(&format!("BACKUP attempt {attempts} failed")),
+        "every attempt noted: {note}"
+    );
     assert!(fleet.staged_files().is_empty(), "no staged file: {failure}");
     assert!(list_files(fleet.store_root()).is_empty(), "nothing stored");
     check_next_run_succeeds(&fleet, 0).await;
@@ -155,6 +217,7 @@ async fn fault_disk_full_fails_backup_3202() {
     assert!(failure.cause.contains("free space"), "{}", failure.cause);
     assert!(fleet.staged_files().is_empty(), "no partial staged file");
     check_next_run_succeeds(&fleet, 0).await;
+    check_backup_not_retried(&fleet, &failure).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,6 +239,7 @@ async fn fault_share_full_fails_backup_3271() {
     assert!(failure.cause.contains("112("), "{}", failure.cause);
     assert!(failure.cause.contains("free space"), "{}", failure.cause);
     assert!(fleet.staged_files().is_empty(), "no partial staged file");
+    check_backup_not_retried(&fleet, &failure).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,6 +260,7 @@ async fn fault_access_denied_fails_backup_3201() {
     );
     assert!(failure.cause.contains("write access"), "{}", failure.cause);
     assert!(fleet.staged_files().is_empty(), "no staged file");
+    check_backup_not_retried(&fleet, &failure).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -49,19 +49,50 @@ async fn name_in_other_case_rejected() {
     );
 }
 
-/// Names that break naive quoting or file naming: Windows device names in any case, a
-/// statement separator, an emoji, a leading space, and 128 characters (SQL Server's
-/// limit) that encode to over 255 bytes.
+/// Names that break naive quoting or file naming: Windows device names in either case,
+/// brackets and quotes, a statement separator, an emoji, leading and trailing spaces,
+/// and 128 characters (SQL Server's limit) that encode to over 255 bytes.
 fn hostile_names() -> Vec<String> {
     vec![
         "CON".to_string(),
         "nul".to_string(),
-        "Com1".to_string(),
+        "COM1".to_string(),
         "x; DROP DATABASE Sales; --".to_string(),
+        "a]b".to_string(),
+        "O'Brien's ]]; data".to_string(),
         "Éléphant 🐘".to_string(),
         " leading space".to_string(),
+        "trailing space ".to_string(),
+        "  both  ".to_string(),
         "ü".repeat(128),
+        "Z".repeat(128),
     ]
+}
+
+/// Checks that a file or folder name is one path component that Windows and Linux
+/// accept: not a device name, at most 255 bytes, no separator or reserved character,
+/// and no leading or trailing space or trailing dot.
+fn assert_safe_component(component: &str) {
+    let stem = component
+        .split('.')
+        .next()
+        .unwrap_or(component)
+        .to_ascii_lowercase();
+    assert!(
+        !["con", "nul", "com1", "prn", "aux"].contains(&stem.as_str()),
+        "{component:?} is a Windows device name"
+    );
+    assert!(
+        component.len() <= 255,
+        "{component:?} fits a path component"
+    );
+    assert!(
+        component
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"\\/:*?\"<>|".contains(&b)),
+        "{component:?} has only characters valid on Windows and Linux"
+    );
+    assert!(!component.ends_with('.'), "{component:?} ends with a dot");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,6 +102,7 @@ async fn hostile_names_backed_up_apart() {
         return;
     }
     let mut folders = Vec::new();
+    let mut file_names = Vec::new();
     for name in hostile_names() {
         fleet.add_database_exact(&name, "FULL").await;
         let exact = fleet.db(&name).to_string();
@@ -81,17 +113,16 @@ async fn hostile_names_backed_up_apart() {
         assert_eq!(row.database, exact, "catalogue keeps the exact name");
 
         let folder = row.store_path.split('/').nth(1).expect("database folder");
-        let stem = folder
-            .split('.')
-            .next()
-            .unwrap_or(folder)
-            .to_ascii_lowercase();
-        assert!(
-            !["con", "nul", "com1", "prn", "aux"].contains(&stem.as_str()),
-            "{folder:?} is a Windows device name"
-        );
-        assert!(folder.len() <= 255, "{folder:?} fits a path component");
+        assert_safe_component(folder);
         folders.push(folder.to_string());
+        let file_name = row.store_path.rsplit('/').next().expect("file name");
+        assert_safe_component(file_name);
+        file_names.push(file_name.to_string());
+        assert!(
+            !fleet.staged_file_exists(&row.staged_path).await,
+            "the run for {name:?} deleted its staged file {}",
+            row.staged_path
+        );
     }
     let mut unique = folders.clone();
     unique.sort();
@@ -100,5 +131,13 @@ async fn hostile_names_backed_up_apart() {
         unique.len(),
         folders.len(),
         "one folder per name: {folders:?}"
+    );
+    let mut unique_files = file_names.clone();
+    unique_files.sort();
+    unique_files.dedup();
+    assert_eq!(
+        unique_files.len(),
+        file_names.len(),
+        "one file name per backup: {file_names:?}"
     );
 }
