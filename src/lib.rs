@@ -18,6 +18,7 @@ pub mod leftovers;
 pub mod logging;
 pub mod mssql;
 pub mod policy;
+pub mod protection;
 pub mod reload;
 pub mod restore_plan;
 pub mod restore_script;
