@@ -390,7 +390,7 @@ pub fn derived_rpo(
 }
 
 fn grace(gap: Duration) -> Duration {
-    (gap / 4).max(MIN_GRACE)
+    (gap / 4_i32).max(MIN_GRACE)
 }
 
 /// Walks the slots of the [`GAP_WINDOW`] before `now` a day at a time, so that a schedule
