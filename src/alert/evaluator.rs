@@ -108,10 +108,10 @@ impl Evaluator<'_> {
                 .recover(&key, Some(run.id), message, now, summary)
                 .await;
         }
-        let error = run.error.as_deref().map_or_else(
-            || "no error was recorded".to_string(),
-            short_error,
-        );
+        let error = run
+            .error
+            .as_deref()
+            .map_or_else(|| "no error was recorded".to_string(), short_error);
         let message = format!(
             "{} backup of database {} on instance {} failed (run {}): {error}",
             run.backup_type, run.database, run.instance, run.id
@@ -143,7 +143,8 @@ impl Evaluator<'_> {
             RpoState::Late => "is late against its RPO",
             RpoState::Missing => "has no backup within its RPO",
         };
-        if status.state == RpoState::Missing && !self.missing_long_enough(&key, status, now).await? {
+        if status.state == RpoState::Missing && !self.missing_long_enough(&key, status, now).await?
+        {
             return Ok(());
         }
         let mut message = format!(
@@ -198,8 +199,8 @@ impl Evaluator<'_> {
             return Ok(());
         }
         let state = self.catalog.alert_state(key).await?;
-        let min_interval = time::Duration::try_from(self.alerts.min_interval)
-            .unwrap_or(time::Duration::MAX);
+        let min_interval =
+            time::Duration::try_from(self.alerts.min_interval).unwrap_or(time::Duration::MAX);
         let recent = state.is_some_and(|state| {
             let last_sent = state.last_sent_at.unwrap_or(OffsetDateTime::UNIX_EPOCH);
             state.open && now - last_sent < min_interval

@@ -155,7 +155,9 @@ pub fn email_body(alert: &AlertRow, site_url: Option<&str>) -> String {
     if let Some(link) = link(site_url, alert) {
         body.push_str(&format!("\n{link}\n"));
     }
-    body.push_str("\n-- \nSent by bakfleet serve; alerts.min_interval sets how often it repeats.\n");
+    body.push_str(
+        "\n-- \nSent by bakfleet serve; alerts.min_interval sets how often it repeats.\n",
+    );
     body
 }
 

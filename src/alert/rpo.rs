@@ -94,7 +94,10 @@ mod tests {
 
     #[test]
     fn human_duration_keeps_two_units() {
-        assert_eq!(human_duration(Duration::seconds(3 * 86_400 + 4 * 3_600 + 59)), "3d 4h");
+        assert_eq!(
+            human_duration(Duration::seconds(3 * 86_400 + 4 * 3_600 + 59)),
+            "3d 4h"
+        );
         assert_eq!(human_duration(Duration::minutes(12)), "12m");
         assert_eq!(human_duration(Duration::seconds(0)), "0s");
     }

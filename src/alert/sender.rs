@@ -233,10 +233,13 @@ pub async fn send_email(
 /// the session, for `bakfleet check --connect`.
 pub async fn test_smtp(email: &Email, secrets: &Secrets) -> Result<(), AlertError> {
     let transport = smtp_transport(email, secrets)?;
-    let connected = transport.test_connection().await.map_err(|error| AlertError::Email {
-        server: format!("{}:{}", email.host, email.port),
-        reason: error.to_string(),
-    })?;
+    let connected = transport
+        .test_connection()
+        .await
+        .map_err(|error| AlertError::Email {
+            server: format!("{}:{}", email.host, email.port),
+            reason: error.to_string(),
+        })?;
     if !connected {
         return Err(AlertError::Email {
             server: format!("{}:{}", email.host, email.port),
@@ -261,7 +264,10 @@ fn smtp_transport(
             tls_failed(format!("cannot read ca_file {}: {error}", path.display()))
         })?;
         let certificates = Certificate::from_pem(&pem).map_err(|error| {
-            tls_failed(format!("invalid PEM in ca_file {}: {error}", path.display()))
+            tls_failed(format!(
+                "invalid PEM in ca_file {}: {error}",
+                path.display()
+            ))
         })?;
         parameters = parameters
             .certificate_store(CertificateStore::None)

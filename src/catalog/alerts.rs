@@ -168,7 +168,9 @@ impl Catalog {
         .bind(format_utc(until))
         .fetch_all(&self.pool)
         .await
-        .map_err(CatalogError::query("list runs finished since the last alert pass"))?;
+        .map_err(CatalogError::query(
+            "list runs finished since the last alert pass",
+        ))?;
         rows.iter().map(finished_run_from_row).collect()
     }
 

@@ -87,7 +87,11 @@ fn print_alerts(fleet: &Fleet, secrets: &Secrets) -> usize {
     let events: Vec<&str> = alerts.events.iter().map(|event| event.as_str()).collect();
     println!(
         "  alerts: events {}, at most one per database and event every {}s, checked every {}s",
-        if events.is_empty() { "none".to_string() } else { events.join(", ") },
+        if events.is_empty() {
+            "none".to_string()
+        } else {
+            events.join(", ")
+        },
         alerts.min_interval.as_secs(),
         alerts.check_interval.as_secs()
     );

@@ -174,7 +174,8 @@ impl Alerts {
         }
         if let Some(interval) = &raw.min_interval {
             let key = "alerts.min_interval";
-            alerts.min_interval = duration(diagnostics, key, interval).unwrap_or(DEFAULT_MIN_INTERVAL);
+            alerts.min_interval =
+                duration(diagnostics, key, interval).unwrap_or(DEFAULT_MIN_INTERVAL);
         }
         if let Some(seconds) = &raw.check_interval_secs {
             let key = "alerts.check_interval_secs";
@@ -201,7 +202,8 @@ impl Alerts {
             alerts.email = read_email(email.get_ref(), &context, diagnostics);
         }
         if alerts.webhooks.is_empty() && raw.email.is_none() {
-            let message = "[alerts] names no webhook and no e-mail, so no alert is sent".to_string();
+            let message =
+                "[alerts] names no webhook and no e-mail, so no alert is sent".to_string();
             let hint = "add an [[alerts.webhook]] or an [alerts.email] table, or remove [alerts]";
             diagnostics.report(table_offset, "alerts", message, hint);
         }
@@ -297,7 +299,11 @@ struct EmailContext<'a> {
     offset: usize,
 }
 
-fn read_email(raw: &RawEmail, context: &EmailContext<'_>, diagnostics: &mut Diagnostics) -> Option<Email> {
+fn read_email(
+    raw: &RawEmail,
+    context: &EmailContext<'_>,
+    diagnostics: &mut Diagnostics,
+) -> Option<Email> {
     let prefix = "alerts.email.";
     let host = value::text(diagnostics, "alerts.email.host", &raw.host);
     let tls = match &raw.tls {
@@ -337,7 +343,12 @@ fn read_email(raw: &RawEmail, context: &EmailContext<'_>, diagnostics: &mut Diag
     }
 
     let ca_file = raw.ca_file.as_ref().and_then(|path| {
-        value::local_path(diagnostics, &format!("{prefix}ca_file"), path, context.base_dir)
+        value::local_path(
+            diagnostics,
+            &format!("{prefix}ca_file"),
+            path,
+            context.base_dir,
+        )
     });
     Some(Email {
         host: host?,
@@ -383,7 +394,8 @@ fn mailbox(diagnostics: &mut Diagnostics, key: &str, text: &Spanned<String>) -> 
         Ok(_) => Some(text.get_ref().clone()),
         Err(error) => {
             let message = format!("invalid e-mail address {:?}: {error}", text.get_ref());
-            let hint = "write an address such as \"dba@corp.example\" or \"DBA <dba@corp.example>\"";
+            let hint =
+                "write an address such as \"dba@corp.example\" or \"DBA <dba@corp.example>\"";
             diagnostics.report(text.span().start, key, message, hint);
             None
         }

@@ -124,9 +124,10 @@ impl Fleet {
             .drill
             .as_ref()
             .and_then(|drill| Drills::from_raw(drill, &instances, &mut diagnostics));
-        let alerts = raw.alerts.as_ref().map(|alerts| {
-            Alerts::from_raw(alerts, &base_dir, has_secrets_file, &mut diagnostics)
-        });
+        let alerts = raw
+            .alerts
+            .as_ref()
+            .map(|alerts| Alerts::from_raw(alerts, &base_dir, has_secrets_file, &mut diagnostics));
 
         let fleet = Fleet {
             source: source.to_path_buf(),
