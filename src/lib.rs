@@ -6,6 +6,7 @@
 //! central repository) and `catalog` (SQLite). `web` serves the admin site.
 
 pub mod account;
+pub mod alert;
 pub mod backup;
 pub mod catalog;
 pub mod chain;

@@ -3,6 +3,7 @@
 //! Times are stored as UTC RFC 3339 text with milliseconds, so text order is time order.
 
 mod accounts;
+mod alerts;
 mod backup_families;
 mod backup_files;
 mod backups;
@@ -34,6 +35,10 @@ use crate::backup::BackupType;
 
 pub use accounts::{
     AuditOutcome, AuditRow, FailureCount, NewAuditEntry, NewSession, SessionRow, UserRow,
+};
+pub use alerts::{
+    AlertKey, AlertProblem, AlertRow, AlertState, FinishedRun, NewAlert, PendingDelivery,
+    StateChange,
 };
 pub use backups::BackupRow;
 pub use drills::{DrillEnd, DrillRow, NewDrill};

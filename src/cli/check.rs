@@ -67,6 +67,7 @@ pub(crate) fn execute(fleet_path: &Path) -> anyhow::Result<ExitCode> {
             missing += 1;
         }
     }
+    missing += print_alerts(&fleet, &secrets);
     if missing == 0 {
         println!("{}: valid", fleet.source.display());
         Ok(ExitCode::SUCCESS)
@@ -74,4 +75,52 @@ pub(crate) fn execute(fleet_path: &Path) -> anyhow::Result<ExitCode> {
         println!("{}: {missing} secret(s) missing", fleet.source.display());
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// Prints the alert targets and events, and returns the number of secrets that do not
+/// resolve. Webhooks are named by scheme and host, because their URLs may carry a token.
+fn print_alerts(fleet: &Fleet, secrets: &Secrets) -> usize {
+    let Some(alerts) = &fleet.alerts else {
+        println!("  alerts: none");
+        return 0;
+    };
+    let events: Vec<&str> = alerts.events.iter().map(|event| event.as_str()).collect();
+    println!(
+        "  alerts: events {}, at most one per database and event every {}s, checked every {}s",
+        if events.is_empty() {
+            "none".to_string()
+        } else {
+            events.join(", ")
+        },
+        alerts.min_interval.as_secs(),
+        alerts.check_interval.as_secs()
+    );
+    let mut missing = 0;
+    for webhook in &alerts.webhooks {
+        println!("    webhook {} ({:?})", webhook.describe(), webhook.format);
+        for (name, source) in &webhook.headers {
+            let context = format!("alert webhook header {name}");
+            if let Err(error) = secrets.resolve(source, &context) {
+                println!("  error: {error}");
+                missing += 1;
+            }
+        }
+    }
+    if let Some(email) = &alerts.email {
+        println!(
+            "    e-mail via {}:{} ({:?}) from {} to {}",
+            email.host,
+            email.port,
+            email.tls,
+            email.from,
+            email.to.join(", ")
+        );
+        if let Some((_, source)) = &email.login {
+            if let Err(error) = secrets.resolve(source, "alerts.email password") {
+                println!("  error: {error}");
+                missing += 1;
+            }
+        }
+    }
+    missing
 }

@@ -81,6 +81,7 @@ pub(crate) async fn execute(fleet_path: &Path) -> ExitCode {
         .collect()
         .await;
     lines.extend(instance_lines.into_iter().flatten());
+    lines.extend(check_alert_email(&fleet, &secrets).await);
 
     for line in &lines {
         println!("{:<8} {}: {}", line.status, line.subject, line.detail);
@@ -285,4 +286,20 @@ async fn check_staging(fleet: &Fleet, secrets: &Secrets, instance: &Instance) ->
         ),
         Err(error) => Line::new(Status::Critical, subject, error.to_string()),
     }
+}
+
+/// Opens an SMTP session to the alert e-mail server with its TLS mode and login, when
+/// `[alerts.email]` is set. Webhooks are not called, because a test POST would reach
+/// the people subscribed to them.
+async fn check_alert_email(fleet: &Fleet, secrets: &Secrets) -> Option<Line> {
+    let email = fleet.alerts.as_ref()?.email.as_ref()?;
+    let subject = format!("alert e-mail {}:{}", email.host, email.port);
+    let accepted = match email.login {
+        Some(_) => "TLS session and login accepted",
+        None => "TLS session accepted",
+    };
+    Some(match crate::alert::test_smtp(email, secrets).await {
+        Ok(()) => Line::new(Status::Ok, subject, accepted),
+        Err(error) => Line::new(Status::Critical, subject, error.to_string()),
+    })
 }

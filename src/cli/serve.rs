@@ -54,6 +54,7 @@ pub(crate) async fn execute(fleet_path: &Path, grace: Duration) -> anyhow::Resul
         std::sync::Arc::new(crate::schedule::SystemClock),
     ));
     let daily_prune = tokio::spawn(super::prune::run_daily(contexts.clone()));
+    let alerts = tokio::spawn(crate::alert::run_periodic(contexts.clone()));
     // "Run now" on the site hands its backups to this task, which runs them with the
     // scheduler's limits and stop handling.
     let (run_requests, run_receiver) = tokio::sync::mpsc::channel(16);
@@ -87,6 +88,8 @@ pub(crate) async fn execute(fleet_path: &Path, grace: Duration) -> anyhow::Resul
     scheduler.shutdown().await;
     reloads.abort();
     daily_prune.abort();
+    // A pass cut off here leaves its unsent deliveries pending for the next start.
+    alerts.abort();
     // Jobs it already started hold stop tokens, so the drain below still waits for them.
     requested_runs.abort();
     // A drill cut off here is marked interrupted at the next start; its copy may remain

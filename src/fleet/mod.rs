@@ -1,6 +1,7 @@
 //! The fleet inventory, `fleet.toml`: service settings, defaults, SMB credentials and
 //! SQL Server instances, checked on load with errors that name file, line, column and key.
 
+mod alerts;
 mod databases;
 mod drills;
 mod error;
@@ -17,6 +18,10 @@ mod value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use alerts::{
+    AlertEvent, Alerts, Email, SmtpTls, Webhook, WebhookFormat, DEFAULT_CHECK_INTERVAL,
+    DEFAULT_MIN_INTERVAL,
+};
 pub use databases::{is_system_database, DatabaseSelection, SYSTEM_DATABASES};
 pub use drills::Drills;
 pub use error::{Diagnostic, FleetError, Position};
@@ -51,6 +56,8 @@ pub struct Fleet {
     pub instances: Vec<Instance>,
     /// Restore drills; `None` when the file has no `[drill]` table.
     pub drills: Option<Drills>,
+    /// Alert targets and events; `None` when the file has no `[alerts]` table.
+    pub alerts: Option<Alerts>,
 }
 
 impl Fleet {
@@ -117,6 +124,10 @@ impl Fleet {
             .drill
             .as_ref()
             .and_then(|drill| Drills::from_raw(drill, &instances, &mut diagnostics));
+        let alerts = raw
+            .alerts
+            .as_ref()
+            .map(|alerts| Alerts::from_raw(alerts, &base_dir, has_secrets_file, &mut diagnostics));
 
         let fleet = Fleet {
             source: source.to_path_buf(),
@@ -126,6 +137,7 @@ impl Fleet {
             credentials,
             instances,
             drills,
+            alerts,
         };
         diagnostics.finish(fleet)
     }

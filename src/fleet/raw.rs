@@ -32,6 +32,10 @@ pub(crate) struct RawFleet {
     #[serde(default, rename = "policy")]
     #[schemars(with = "BTreeMap<String, RawPolicy>")]
     pub policies: BTreeMap<Spanned<String>, Spanned<RawPolicy>>,
+    /// Alerts on failed backups, breached RPOs and recoveries, sent by webhook and e-mail.
+    /// Default: no alerts.
+    #[schemars(with = "Option<RawAlerts>")]
+    pub alerts: Option<Spanned<RawAlerts>>,
 }
 
 /// `[drill]`: restore drills on a sandbox instance.
@@ -599,4 +603,96 @@ pub(crate) struct RawLocal {
     /// folder.
     #[schemars(with = "String")]
     pub dir: Spanned<String>,
+}
+
+/// `[alerts]`: where `serve` sends alerts, which events it sends, and how often.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAlerts {
+    /// Events that send an alert: any of `failure` (a finished run failed), `rpo` (a
+    /// database's newest backup is older than its policy's RPO, or it has none) and
+    /// `recovery` (a good backup or state after a failure or RPO alert). Default: all three.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub events: Option<Vec<Spanned<String>>>,
+    /// Minimum time between two alerts of the same kind for one database, such as `1h`;
+    /// units `s`, `m`, `h`, `d` and `w`. A recovery alert is never held back. Default: `1h`.
+    #[schemars(with = "Option<String>")]
+    pub min_interval: Option<Spanned<String>>,
+    /// Seconds between two passes of the alert evaluator in `serve`, 5 or more. Default:
+    /// `30`.
+    #[schemars(with = "Option<i64>")]
+    pub check_interval_secs: Option<Spanned<i64>>,
+    /// Address of the admin site as operators open it, such as
+    /// `https://backup01.corp.example`; alerts then link to the run. Default: no link.
+    #[schemars(with = "Option<String>")]
+    pub site_url: Option<Spanned<String>>,
+    /// Webhooks that receive each alert as an HTTP POST of JSON: a list of tables with
+    /// `url`, `format` and `headers_env`. Default: none.
+    #[serde(default)]
+    #[schemars(with = "Vec<RawWebhook>")]
+    pub webhook: Vec<Spanned<RawWebhook>>,
+    /// SMTP server and addresses of alert e-mail: a table with `host`, `port`, `tls`,
+    /// `user`, `password_env` or `password_secret`, `from`, `to` and `ca_file`. Default:
+    /// no e-mail.
+    #[schemars(with = "Option<RawEmail>")]
+    pub email: Option<Spanned<RawEmail>>,
+}
+
+/// One `[[alerts.webhook]]`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWebhook {
+    /// `http` or `https` URL that receives the POST.
+    #[schemars(with = "String")]
+    pub url: Spanned<String>,
+    /// Body of the POST: `slack` (`{"text": ...}`), `teams` (an Office 365 connector
+    /// MessageCard) or `json` (an object with `event`, `instance`, `database`,
+    /// `backup_type`, `message`, `run_id`, `link` and `at`). Default: `json`.
+    #[schemars(with = "Option<String>", extend("enum" = ["slack", "teams", "json"]))]
+    pub format: Option<Spanned<String>>,
+    /// Extra request headers, each a header name mapped to the environment variable of
+    /// the bakfleet process that contains its value, such as `{ Authorization =
+    /// "BAKFLEET_HOOK_TOKEN" }`. Default: none.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub headers_env: BTreeMap<Spanned<String>, Spanned<String>>,
+}
+
+/// `[alerts.email]`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEmail {
+    /// Host name of the SMTP server; its certificate must carry this name.
+    #[schemars(with = "String")]
+    pub host: Spanned<String>,
+    /// TCP port of the SMTP server. Default: `587` with `tls = "starttls"`, `465` with
+    /// `tls = "implicit"`.
+    #[schemars(with = "Option<i64>")]
+    pub port: Option<Spanned<i64>>,
+    /// `starttls`: plain SMTP upgraded by STARTTLS, which must succeed. `implicit`: TLS
+    /// from the first byte (SMTPS). Default: `starttls`.
+    #[schemars(with = "Option<String>", extend("enum" = ["starttls", "implicit"]))]
+    pub tls: Option<Spanned<String>>,
+    /// SMTP login; needs `password_env` or `password_secret`. Default: no login.
+    #[schemars(with = "Option<String>")]
+    pub user: Option<Spanned<String>>,
+    /// Environment variable of the bakfleet process that contains the SMTP password; set
+    /// this or `password_secret` with `user`. Default: none.
+    #[schemars(with = "Option<String>")]
+    pub password_env: Option<Spanned<String>>,
+    /// Key in `service.secrets_file` that contains the SMTP password; set this or
+    /// `password_env` with `user`. Default: none.
+    #[schemars(with = "Option<String>")]
+    pub password_secret: Option<Spanned<String>>,
+    /// Sender address, such as `bakfleet@corp.example`.
+    #[schemars(with = "String")]
+    pub from: Spanned<String>,
+    /// Recipient addresses, one or more.
+    #[schemars(with = "Vec<String>")]
+    pub to: Spanned<Vec<Spanned<String>>>,
+    /// PEM file of the CA certificates that the SMTP server's certificate must chain to;
+    /// relative paths are read from the fleet file's folder. Default: the system's trusted
+    /// CAs.
+    #[schemars(with = "Option<String>")]
+    pub ca_file: Option<Spanned<String>>,
 }

@@ -323,13 +323,14 @@ fn cell(text: &str) -> String {
 
 /// Orders the sections as a fleet file is usually written.
 fn section_rank(heading: &str) -> usize {
-    const ORDER: [&str; 6] = [
+    const ORDER: [&str; 7] = [
         "[service]",
         "[defaults]",
         "[policy.NAME]",
         "[credentials.NAME]",
         "[[instance]]",
         "[drill]",
+        "[alerts]",
     ];
     ORDER
         .iter()
@@ -363,7 +364,8 @@ mod tests {
                 "[policy.NAME]",
                 "[credentials.NAME]",
                 "[[instance]]",
-                "[drill]"
+                "[drill]",
+                "[alerts]"
             ]
         );
     }
