@@ -63,6 +63,7 @@ fn site(catalog: Catalog, status: FleetStatus) -> (Router, watch::Sender<FleetSt
         sessions: SessionSettings::default(),
         store: None,
         run_requests: None,
+        live: None,
     });
     (site, sender)
 }

@@ -120,6 +120,7 @@ async fn site(catalog: Catalog) -> Router {
         sessions: SessionSettings::default(),
         store: None,
         run_requests: None,
+        live: None,
     });
     web_session::with_session(router, &session)
 }
@@ -414,6 +415,7 @@ async fn serve_rejects_non_loopback_address() {
         sessions: SessionSettings::default(),
         store: None,
         run_requests: None,
+        live: None,
     };
     let listen: SocketAddr = "0.0.0.0:0".parse().unwrap();
 
@@ -457,6 +459,7 @@ async fn serve_answers_healthz_on_loopback() {
         sessions: SessionSettings::default(),
         store: None,
         run_requests: None,
+        live: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(listen, state, async move {
@@ -525,6 +528,7 @@ async fn queue_page_lists_running_and_waiting() {
         sessions: SessionSettings::default(),
         store: None,
         run_requests: None,
+        live: None,
     });
     let busy = web_session::with_session(busy, &session);
 

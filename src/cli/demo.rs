@@ -119,6 +119,7 @@ pub(crate) async fn execute(
         sessions: web::SessionSettings::default(),
         store: Some(ctx.store.clone()),
         run_requests: Some(run_requests),
+        live: None,
     };
     add_demo_admin(&ctx.catalog, &password).await?;
     let listener = web::bind(listen).await?;

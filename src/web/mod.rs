@@ -8,6 +8,7 @@ mod download;
 mod error;
 mod freshness;
 mod health;
+mod live;
 mod login;
 mod pages;
 mod restore;
@@ -31,6 +32,7 @@ pub use actions::{run_requested_backups, RunRequest, RunSender, RunStart};
 pub use auth::{Access, RouteRule, SessionSettings, BODY_LIMIT, ROUTES};
 pub use error::WebError;
 pub use freshness::Freshness;
+pub use live::{collect_events, LiveRun, LiveRuns};
 
 /// Inputs of the admin site: the catalogue and the facts shown around every page.
 #[derive(Debug, Clone)]
@@ -54,6 +56,9 @@ pub struct WebState {
     /// Channel over which "run now" hands its backups to the job runner; `None` for a
     /// process that runs no jobs.
     pub run_requests: Option<RunSender>,
+    /// The running jobs that `/runs/live` shows and streams; `None` for a process that
+    /// runs no jobs.
+    pub live: Option<LiveRuns>,
 }
 
 /// State shared by handlers: the caller's state and the compiled templates.
@@ -83,6 +88,9 @@ pub fn router(state: WebState) -> Router {
         .route("/backups/{id}", get(pages::backup))
         .route("/runs", get(pages::runs))
         .route("/runs/{id}", get(pages::run))
+        .route("/runs/live", get(live::live_page))
+        .route("/runs/live/events", get(live::live_events))
+        .route("/static/live.js", get(live::script))
         .route("/queue", get(pages::queue))
         .route("/healthz", get(health::healthz))
         .route("/static/site.css", get(pages::stylesheet))
