@@ -73,6 +73,7 @@ fn state(catalog: Catalog) -> WebState {
         store: None,
         run_requests: None,
         fleet: None,
+        live: None,
         metrics: false,
     }
 }

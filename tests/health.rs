@@ -65,6 +65,7 @@ fn site(catalog: Catalog, status: FleetStatus) -> (Router, watch::Sender<FleetSt
         run_requests: None,
         fleet: None,
         metrics: false,
+        live: None,
     });
     (site, sender)
 }

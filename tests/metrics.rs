@@ -160,6 +160,7 @@ async fn site(metrics: bool) -> Site {
         )),
         run_requests: None,
         fleet: None,
+        live: None,
         metrics,
     };
     Site {

@@ -42,6 +42,9 @@ fn case_for(method: &str, path: &str) -> Option<Case> {
         ("GET", "/backups/{id}") => case("/backups/1", ""),
         ("GET", "/runs") => case("/runs", ""),
         ("GET", "/runs/{id}") => case("/runs/1", ""),
+        ("GET", "/runs/live") => case("/runs/live", ""),
+        ("GET", "/runs/live/events") => case("/runs/live/events", ""),
+        ("GET", "/static/live.js") => case("/static/live.js", ""),
         ("GET", "/queue") => case("/queue", ""),
         ("GET", "/storage") => case("/storage", ""),
         ("GET", "/healthz") => case("/healthz", ""),
@@ -103,6 +106,7 @@ fn state(catalog: Catalog, sessions: SessionSettings) -> WebState {
         run_requests: None,
         fleet: None,
         metrics: false,
+        live: None,
     }
 }
 
@@ -241,7 +245,7 @@ async fn unknown_path_needs_login() {
 #[tokio::test]
 async fn public_routes_need_no_session() {
     let (site, _catalog) = site().await;
-    for path in ["/healthz", "/static/site.css", "/login"] {
+    for path in ["/healthz", "/static/site.css", "/static/live.js", "/login"] {
         let response = send(&site, request("GET", path, "", None, None)).await;
         assert_eq!(response.status(), StatusCode::OK, "{path}");
     }
@@ -932,4 +936,62 @@ async fn download_refuses_path_outside_store() {
     )
     .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn live_events_stream_running_jobs() {
+    use bakfleet::job::{JobEvent, JobEventKind, Phase};
+
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    let live = bakfleet::web::LiveRuns::new();
+    let mut state = state(catalog.clone(), SessionSettings::default());
+    state.live = Some(live.clone());
+    let site = router(state);
+    let event = |kind| JobEvent {
+        run_id: 41,
+        instance: "sales-prod".to_string(),
+        database: "Sales".to_string(),
+        kind,
+    };
+    live.apply(
+        &event(JobEventKind::Phase(Phase::Backup)),
+        Some("full".into()),
+    );
+    let session = session_for(&catalog, Role::Viewer).await;
+
+    let page = send(
+        &site,
+        request("GET", "/runs/live", "", Some(&session), None),
+    )
+    .await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = body_text(page).await;
+    assert!(html.contains("data-run=\"41\""), "{html}");
+    assert!(html.contains("/static/live.js"), "{html}");
+
+    let response = send(
+        &site,
+        request("GET", "/runs/live/events", "", Some(&session), None),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response.headers()[header::CONTENT_TYPE].to_str().unwrap();
+    assert_eq!(content_type, "text/event-stream");
+    let mut body = response.into_body();
+    live.apply(&event(JobEventKind::BackupPercent(37.5)), None);
+    let mut text = String::new();
+    while !text.contains("37.5") {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(10), body.frame())
+            .await
+            .expect("an event within 10 s")
+            .expect("the stream stays open")
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            text.push_str(&String::from_utf8_lossy(&data));
+        }
+    }
+    assert!(text.contains("event: run"), "{text}");
+    assert!(text.contains("\"phase\":\"backup\""), "{text}");
+    assert!(text.contains("\"percent\":37.5"), "{text}");
+    live.close();
 }

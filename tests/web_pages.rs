@@ -122,6 +122,7 @@ async fn site(catalog: Catalog) -> Router {
         run_requests: None,
         fleet: None,
         metrics: false,
+        live: None,
     });
     web_session::with_session(router, &session)
 }
@@ -418,6 +419,7 @@ async fn serve_rejects_non_loopback_address() {
         run_requests: None,
         fleet: None,
         metrics: false,
+        live: None,
     };
     let listen: SocketAddr = "0.0.0.0:0".parse().unwrap();
 
@@ -463,6 +465,7 @@ async fn serve_answers_healthz_on_loopback() {
         run_requests: None,
         fleet: None,
         metrics: false,
+        live: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(listen, state, async move {
@@ -533,6 +536,7 @@ async fn queue_page_lists_running_and_waiting() {
         run_requests: None,
         fleet: None,
         metrics: false,
+        live: None,
     });
     let busy = web_session::with_session(busy, &session);
 

@@ -122,6 +122,7 @@ pub(crate) async fn execute(
         fleet: Some(web::FleetInForce::Fixed(ctx.fleet.clone())),
         // The demo binds loopback only, so its metrics need no proxy.
         metrics: true,
+        live: None,
     };
     add_demo_admin(&ctx.catalog, &password).await?;
     let listener = web::bind(listen).await?;

@@ -32,7 +32,15 @@ pub(crate) async fn execute(fleet_path: &Path, grace: Duration) -> anyhow::Resul
         cause,
     })?;
     let fleet = Fleet::parse(&text, fleet_path)?;
-    let ctx = service::open_fleet(fleet, None).await?;
+    // Job events feed the live progress of `/runs/live`.
+    let (events, event_receiver) = tokio::sync::mpsc::unbounded_channel();
+    let ctx = service::open_fleet(fleet, Some(events)).await?;
+    let live = web::LiveRuns::new();
+    let live_events = tokio::spawn(web::collect_events(
+        live.clone(),
+        ctx.catalog.clone(),
+        event_receiver,
+    ));
     let status = FleetStatus::loaded(&ctx, &text).await;
     tracing::info!(fleet = %fleet_path.display(), revision = %status.revision, "fleet file loaded");
     let reloader = Reloader::new(ctx.clone(), status);
@@ -70,6 +78,7 @@ pub(crate) async fn execute(fleet_path: &Path, grace: Duration) -> anyhow::Resul
         run_requests: Some(run_requests),
         fleet: Some(web::FleetInForce::Reloading(contexts.clone())),
         metrics: ctx.fleet.service.metrics,
+        live: Some(live.clone()),
     };
     let listen = ctx.fleet.service.listen;
     tracing::info!(%listen, fleet = %ctx.fleet.source.display(), grace_secs = grace.as_secs(), "bakfleet serving");
@@ -81,6 +90,8 @@ pub(crate) async fn execute(fleet_path: &Path, grace: Duration) -> anyhow::Resul
         async move {
             let signal = shutdown::wait_for_stop_signal().await;
             shutdown.begin(signal);
+            // Open event streams would hold the site's graceful shutdown forever.
+            live.close();
             let _ = stopped.send(signal);
         }
     };
@@ -95,6 +106,7 @@ pub(crate) async fn execute(fleet_path: &Path, grace: Duration) -> anyhow::Resul
     // A drill cut off here is marked interrupted at the next start; its copy may remain
     // on the sandbox, as the drill's record states.
     drills.abort();
+    live_events.abort();
 
     // The site ends only through the stop future, so a signal was received.
     let signal = signal_received.await.unwrap_or(StopSignal::Terminate);

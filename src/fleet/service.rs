@@ -53,7 +53,15 @@ pub struct Service {
     /// `service.retry`: how connect, VERIFYONLY and fetch are retried after a transient
     /// fault.
     pub retry: RetryPolicy,
+    /// Time a BACKUP may go without progress before its session is killed and the run
+    /// fails as stalled; default 10 minutes, `None` when `stall_timeout_seconds = 0`
+    /// turns stall detection off.
+    pub stall_timeout: Option<Duration>,
 }
+
+/// Default of `service.stall_timeout_seconds`. A BACKUP of a healthy database moves
+/// `percent_complete` within minutes; ten of them leave room for a slow share.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Default of `service.min_store_free_bytes`: 1 GiB. A store with less free space cannot
 /// take the next full backup of most production databases.
@@ -82,6 +90,7 @@ impl Service {
             session_idle: Duration::from_secs(30 * 60),
             session_max: Duration::from_secs(12 * 3600),
             retry: RetryPolicy::default(),
+            stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
         };
         let Some(raw) = raw else {
             return service;
@@ -151,6 +160,12 @@ impl Service {
         }
         if let Some(retry) = &raw.retry {
             service.retry = retry_policy(retry, diagnostics);
+        }
+        if let Some(seconds) = &raw.stall_timeout_seconds {
+            let seconds = value::count(diagnostics, "service.stall_timeout_seconds", seconds, 0);
+            if let Some(seconds) = seconds {
+                service.stall_timeout = (seconds > 0).then(|| Duration::from_secs(seconds));
+            }
         }
         service
     }

@@ -1,4 +1,5 @@
-//! Stage 3: run BACKUP on the job's session, with progress read on a second connection.
+//! Stage 3: run BACKUP on the job's session, with progress read on a second connection
+//! that also kills the session when the BACKUP stalls.
 
 use std::time::{Duration, Instant};
 
@@ -7,7 +8,7 @@ use time::OffsetDateTime;
 use super::connect::{open_query_connection, Session};
 use super::preflight::Plan;
 use super::{AtPhase, JobContext, JobEventKind, JobRequest, Phase, StageError};
-use crate::mssql::{tsql, ConnectSettings};
+use crate::mssql::{tsql, ConnectSettings, Connection, MssqlError};
 use crate::store;
 
 /// One file BACKUP wrote, named as the instance writes it and as bakfleet reads it. A
@@ -71,9 +72,18 @@ pub(crate) async fn take(
     let settings = session.settings.clone();
     let statement = session.connection.execute("BACKUP", &sql);
     tokio::pin!(statement);
-    tokio::select! {
-        result = &mut statement => result.at(Phase::Backup)?,
-        _ = watch_progress(ctx, request, run_id, &settings, spid) => {}
+    let stall = tokio::select! {
+        result = &mut statement => {
+            result.at(Phase::Backup)?;
+            None
+        }
+        stall = watch_progress(ctx, request, run_id, &settings, spid, Phase::Backup) => Some(stall),
+    };
+    if let Some(stall) = stall {
+        // The caller drops the session with this error, so the killed connection is
+        // never used again.
+        let ended = wait_for_statement_end(statement).await;
+        return Err(stall_error(request, Phase::Backup, &stall, ended));
     }
     tracing::info!(
         path = %staged[0].server_path,
@@ -84,16 +94,22 @@ pub(crate) async fn take(
     Ok(staged)
 }
 
-/// Polls `sys.dm_exec_requests` for the BACKUP's session until cancelled by the caller's
-/// `select!`. tiberius does not hand the 3211 progress messages to its caller, so this is
-/// the only source of progress. A failed poll is logged and retried, and does not fail the backup.
-async fn watch_progress(
+/// Polls `sys.dm_exec_requests` for the statement running on session `spid` and emits its
+/// percent. tiberius does not hand the 3211 progress messages to its caller, so this is
+/// the only source of progress. A failed poll is logged and retried, and does not fail
+/// the statement. Returns only after `percent_complete` has not moved for
+/// `service.stall_timeout` and KILL was sent for the session. Without a stall timeout it
+/// runs until the caller's `select!` drops it.
+pub(crate) async fn watch_progress(
     ctx: &JobContext,
     request: &JobRequest,
     run_id: i64,
     settings: &ConnectSettings,
     spid: i16,
-) {
+    phase: Phase,
+) -> Stall {
+    let stall_timeout = ctx.fleet.service.stall_timeout;
+    let mut tracker = StallTracker::new(Instant::now());
     let mut connection = None;
     loop {
         tokio::time::sleep(ctx.progress_interval).await;
@@ -112,12 +128,29 @@ async fn watch_progress(
         };
         match open.progress(spid).await {
             Ok(Some(progress)) => {
-                tracing::debug!(percent = progress.percent_complete, "backup progress");
-                ctx.emit(
-                    request,
-                    run_id,
-                    JobEventKind::BackupPercent(progress.percent_complete),
+                let percent = progress.percent_complete;
+                tracing::debug!(percent, %phase, "statement progress");
+                ctx.emit(request, run_id, JobEventKind::BackupPercent(percent));
+                let Some(timeout) = stall_timeout else {
+                    continue;
+                };
+                if tracker.observe(percent, Instant::now()) < timeout {
+                    continue;
+                }
+                tracing::warn!(
+                    percent,
+                    %phase,
+                    spid,
+                    timeout_secs = timeout.as_secs(),
+                    "no progress within the stall timeout; killing the session"
                 );
+                let killed = kill_session(open, settings, spid).await;
+                return Stall {
+                    timeout,
+                    percent,
+                    spid,
+                    killed,
+                };
             }
             Ok(None) => {}
             Err(error) => {
@@ -126,5 +159,153 @@ async fn watch_progress(
                 connection = None;
             }
         }
+    }
+}
+
+/// A stall the progress watcher found, and the outcome of the KILL it sent.
+#[derive(Debug)]
+pub(crate) struct Stall {
+    pub(crate) timeout: Duration,
+    /// `percent_complete` at which the statement stopped moving.
+    pub(crate) percent: f32,
+    pub(crate) spid: i16,
+    /// The outcome of `KILL spid`.
+    pub(crate) killed: Result<(), MssqlError>,
+}
+
+/// The time since `percent_complete` last moved.
+#[derive(Debug)]
+struct StallTracker {
+    last_percent: Option<f32>,
+    since: Instant,
+}
+
+impl StallTracker {
+    fn new(now: Instant) -> StallTracker {
+        StallTracker {
+            last_percent: None,
+            since: now,
+        }
+    }
+
+    /// Records one reading and returns how long the percent has not moved. The first
+    /// reading counts as a move, because the statement got that far since it started.
+    fn observe(&mut self, percent: f32, now: Instant) -> Duration {
+        if self.last_percent != Some(percent) {
+            self.last_percent = Some(percent);
+            self.since = now;
+        }
+        now.saturating_duration_since(self.since)
+    }
+}
+
+/// Sends `KILL spid` on the progress connection; when that connection fails, once more on
+/// a new one.
+async fn kill_session(
+    open: &mut Connection,
+    settings: &ConnectSettings,
+    spid: i16,
+) -> Result<(), MssqlError> {
+    if let Err(error) = open.kill(spid).await {
+        tracing::warn!(%error, spid, "KILL failed on the progress connection; retrying on a new one");
+        let mut fresh = open_query_connection(settings).await?;
+        return fresh.kill(spid).await;
+    }
+    Ok(())
+}
+
+/// How long a killed statement gets to end. SQL Server ends a killed BACKUP after it
+/// stops its I/O (KILL (Transact-SQL): a killed session may take time to roll back), and
+/// a hung share may delay that.
+const STATEMENT_END_WAIT: Duration = Duration::from_secs(60);
+
+/// Waits up to [`STATEMENT_END_WAIT`] for a killed statement to return; returns false when
+/// it still runs.
+pub(crate) async fn wait_for_statement_end<F>(statement: std::pin::Pin<&mut F>) -> bool
+where
+    F: std::future::Future<Output = Result<(), MssqlError>>,
+{
+    match tokio::time::timeout(STATEMENT_END_WAIT, statement).await {
+        Ok(result) => {
+            tracing::info!(ended_with_error = result.is_err(), "killed statement ended");
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// The failure of a stalled statement, naming the instance, database, phase, timeout and
+/// the killed session, for the run's cause.
+pub(crate) fn stall_error(
+    request: &JobRequest,
+    phase: Phase,
+    stall: &Stall,
+    ended: bool,
+) -> StageError {
+    let mut cause = format!(
+        "stalled on instance {}, database [{}], phase {phase}: no progress for {} at {:.1}%",
+        request.instance.name,
+        request.database,
+        format_timeout(stall.timeout),
+        stall.percent,
+    );
+    match &stall.killed {
+        Ok(()) => cause.push_str(&format!("; killed session {}", stall.spid)),
+        Err(error) => cause.push_str(&format!(
+            "; KILL of session {} failed ({error}), so the statement may still run on the server",
+            stall.spid
+        )),
+    }
+    if stall.killed.is_ok() && !ended {
+        cause.push_str(&format!(
+            "; the statement did not end within {} after the KILL",
+            format_timeout(STATEMENT_END_WAIT)
+        ));
+    }
+    StageError { phase, cause }
+}
+
+/// Formats a timeout in the largest whole unit: `10m`, `90s`, `2h`.
+fn format_timeout(timeout: Duration) -> String {
+    let seconds = timeout.as_secs();
+    if seconds >= 3600 && seconds % 3600 == 0 {
+        format!("{}h", seconds / 3600)
+    } else if seconds >= 60 && seconds % 60 == 0 {
+        format!("{}m", seconds / 60)
+    } else {
+        format!("{seconds}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracker_counts_time_without_progress() {
+        let start = Instant::now();
+        let mut tracker = StallTracker::new(start);
+        assert_eq!(tracker.observe(10.0, start), Duration::ZERO);
+        let later = start + Duration::from_secs(30);
+        assert_eq!(tracker.observe(10.0, later), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn tracker_resets_when_percent_moves() {
+        let start = Instant::now();
+        let mut tracker = StallTracker::new(start);
+        tracker.observe(10.0, start);
+        let moved = start + Duration::from_secs(30);
+        assert_eq!(tracker.observe(10.5, moved), Duration::ZERO);
+        let later = moved + Duration::from_secs(5);
+        assert_eq!(tracker.observe(10.5, later), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn timeout_uses_largest_whole_unit() {
+        assert_eq!(format_timeout(Duration::from_secs(600)), "10m");
+        assert_eq!(format_timeout(Duration::from_secs(90)), "90s");
+        assert_eq!(format_timeout(Duration::from_secs(7200)), "2h");
+        assert_eq!(format_timeout(Duration::from_secs(5)), "5s");
     }
 }

@@ -27,6 +27,8 @@ pub(crate) async fn run(
     };
     let mut retry = Retry::new(&ctx.fleet.service.retry, scope).stop_on(&ctx.shutdown);
     let mut reconnect = false;
+    // TODO: watch VERIFYONLY's progress for stalls as BACKUP does; a reconnect changes
+    // the session id that the watcher would have to follow.
     let result = loop {
         let result = async {
             if reconnect {

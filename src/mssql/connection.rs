@@ -58,11 +58,32 @@ impl std::fmt::Debug for ConnectSettings {
     }
 }
 
+/// Idle time before the first TCP keep-alive probe. NAT gateways and firewalls commonly
+/// drop idle TCP flows after a few minutes, and a BACKUP sends nothing to the client
+/// between its progress messages, so probes start well before that.
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+
+/// Time between two keep-alive probes once they started.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Keep-alive settings of a session's socket, as `getsockopt` returned them after they
+/// were set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// `SO_KEEPALIVE`.
+    pub enabled: bool,
+    /// `TCP_KEEPIDLE`.
+    pub idle: Duration,
+    /// `TCP_KEEPINTVL`.
+    pub interval: Duration,
+}
+
 /// One open session. It is dropped, never reused, after a timeout or a cancel, because
 /// tiberius leaves such a connection in the middle of a response.
 pub struct Connection {
     client: Client<Compat<TcpStream>>,
     instance: String,
+    keepalive: Option<Keepalive>,
 }
 
 impl Connection {
@@ -87,18 +108,33 @@ impl Connection {
                 reason: source.to_string(),
             })?;
         tcp.set_nodelay(true).ok();
+        let keepalive = match enable_keepalive(&tcp) {
+            Ok(keepalive) => Some(keepalive),
+            Err(error) => {
+                // The session still works; only a long quiet BACKUP through a NAT may lose it.
+                tracing::warn!(instance = %settings.instance, %address, %error, "setting TCP keep-alive failed");
+                None
+            }
+        };
         let client = Client::connect(config, tcp.compat_write())
             .await
             .map_err(|source| connect_error(settings, address, &source))?;
         Ok(Connection {
             client,
             instance: settings.instance.clone(),
+            keepalive,
         })
     }
 
     /// Returns the fleet name of the instance this session belongs to.
     pub fn instance(&self) -> &str {
         &self.instance
+    }
+
+    /// Returns the keep-alive settings read back from the socket, or `None` when setting
+    /// them failed.
+    pub fn keepalive(&self) -> Option<Keepalive> {
+        self.keepalive
     }
 
     /// Runs a batch and returns the rows of every result set. `label` names the
@@ -124,6 +160,21 @@ impl Connection {
     pub async fn execute(&mut self, label: &str, sql: &str) -> Result<(), MssqlError> {
         self.query(label, sql).await.map(|_| ())
     }
+}
+
+/// Turns on TCP keep-alive with [`KEEPALIVE_IDLE`] and [`KEEPALIVE_INTERVAL`] and reads
+/// the settings back.
+fn enable_keepalive(tcp: &TcpStream) -> std::io::Result<Keepalive> {
+    let socket = socket2::SockRef::from(tcp);
+    let params = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL);
+    socket.set_tcp_keepalive(&params)?;
+    Ok(Keepalive {
+        enabled: socket.keepalive()?,
+        idle: socket.tcp_keepalive_time()?,
+        interval: socket.tcp_keepalive_interval()?,
+    })
 }
 
 /// Keeps a server error's number, state and class; anything else means the session broke.
@@ -323,5 +374,21 @@ fn describe_tiberius_error(error: &tiberius::error::Error) -> String {
             format!("error {}: {}", token.code(), token.message())
         }
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn keepalive_is_set_on_socket() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let tcp = TcpStream::connect(address).await.unwrap();
+        let keepalive = enable_keepalive(&tcp).unwrap();
+        assert!(keepalive.enabled);
+        assert_eq!(keepalive.idle, KEEPALIVE_IDLE);
+        assert_eq!(keepalive.interval, KEEPALIVE_INTERVAL);
     }
 }

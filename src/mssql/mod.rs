@@ -9,6 +9,7 @@ pub mod tsql;
 use std::time::Duration;
 
 pub use connection::{ConnectSettings, Connection, Encryption};
+pub use connection::{Keepalive, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL};
 pub use server::{BackupSetRow, DatabaseInfo, RequestProgress, ServerFacts};
 
 /// A failure talking to an instance. Every variant names the instance.

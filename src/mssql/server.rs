@@ -240,6 +240,15 @@ impl Connection {
         .transpose()
     }
 
+    /// Kills session `spid`, which ends its running statement and closes its connection.
+    ///
+    /// # Errors
+    /// [`MssqlError::Server`] with 6102 (no permission), 6104 (own session) or 6106 (no
+    /// such session), or any other [`MssqlError`] of the statement.
+    pub async fn kill(&mut self, spid: i16) -> Result<(), MssqlError> {
+        self.execute("KILL", &tsql::kill_statement(spid)).await
+    }
+
     fn single_row(&self, label: &str, rows: Vec<Vec<Row>>) -> Result<Row, MssqlError> {
         rows.into_iter()
             .flatten()

@@ -284,6 +284,13 @@ FROM sys.dm_exec_requests WHERE session_id = {spid};"
     )
 }
 
+/// Ends session `spid` and the statement it runs (KILL (Transact-SQL)). The caller needs
+/// ALTER ANY CONNECTION, which sysadmin and processadmin hold; SQL Server rejects a KILL
+/// of the caller's own session with error 6104 and of an unknown one with 6106.
+pub fn kill_statement(spid: i16) -> String {
+    format!("KILL {spid};")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,6 +303,11 @@ mod tests {
         max_transfer_size: None,
         encryption: None,
     };
+
+    #[test]
+    fn kill_statement_names_session() {
+        assert_eq!(kill_statement(57), "KILL 57;");
+    }
 
     #[test]
     fn quote_ident_doubles_closing_bracket() {

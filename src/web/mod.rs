@@ -10,6 +10,7 @@ mod download;
 mod error;
 mod freshness;
 mod health;
+mod live;
 mod login;
 mod overview;
 mod metrics;
@@ -36,6 +37,7 @@ pub use actions::{run_requested_backups, RunRequest, RunSender, RunStart};
 pub use auth::{Access, RouteRule, SessionSettings, BODY_LIMIT, ROUTES};
 pub use error::WebError;
 pub use overview::FleetInForce;
+pub use live::{collect_events, LiveRun, LiveRuns};
 
 /// Inputs of the admin site: the catalogue and the facts shown around every page.
 #[derive(Debug, Clone)]
@@ -65,6 +67,9 @@ pub struct WebState {
     pub fleet: Option<FleetInForce>,
     /// Whether `/metrics` is served, without a session; from `service.metrics`, default false.
     pub metrics: bool,
+    /// The running jobs that `/runs/live` shows and streams; `None` for a process that
+    /// runs no jobs.
+    pub live: Option<LiveRuns>,
 }
 
 /// State shared by handlers: the caller's state and the compiled templates.
@@ -94,6 +99,9 @@ pub fn router(state: WebState) -> Router {
         .route("/backups/{id}", get(pages::backup))
         .route("/runs", get(pages::runs))
         .route("/runs/{id}", get(pages::run))
+        .route("/runs/live", get(live::live_page))
+        .route("/runs/live/events", get(live::live_events))
+        .route("/static/live.js", get(live::script))
         .route("/queue", get(pages::queue))
         .route("/storage", get(storage::storage))
         .route("/healthz", get(health::healthz))

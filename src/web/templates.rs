@@ -49,6 +49,9 @@ pub(super) fn environment() -> Environment<'static> {
             .add_template(name, source)
             .unwrap_or_else(|error| panic!("embedded template {name} is invalid: {error:#}"));
     }
+    environment
+        .add_template("runs_live.html", super::live::TEMPLATE)
+        .unwrap_or_else(|error| panic!("embedded template runs_live.html is invalid: {error:#}"));
 
     environment.add_filter("path_segment", path_segment);
     environment.add_filter("bytes", format_bytes);

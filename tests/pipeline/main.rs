@@ -19,5 +19,6 @@ mod schedule;
 mod sftp;
 mod shutdown;
 mod smb;
+mod stall;
 mod stripes;
 mod target;

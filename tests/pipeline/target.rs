@@ -244,6 +244,16 @@ impl Target {
         simulator.set_fault(&self.instance, fault);
     }
 
+    /// Clears every armed fault, standing ones included. Simulator-only.
+    pub fn clear_faults(&self) {
+        let instance = self
+            .simulator
+            .as_ref()
+            .and_then(|simulator| simulator.instance(&self.instance))
+            .expect("clear_faults() is simulator-only");
+        instance.clear_faults();
+    }
+
     /// Sets the data size of a database in MiB. Simulator-only.
     pub fn resize_database(&self, name: &str, size_mb: u64) {
         let instance = self

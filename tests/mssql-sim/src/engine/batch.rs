@@ -2,6 +2,7 @@
 //! one DONE each, stopping where SQL Server stops a batch.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::messages::{self, Msg};
@@ -9,7 +10,7 @@ use super::select::{self, QueryContext, SelectError};
 use super::sql::ast::{BackupKind, RestoreKind, SetOption, Statement, StatementKind};
 use super::sql::{parse_batch, ParseError};
 use super::state::Request;
-use super::{backup, checkdb, ddl, header_lists, restore, verify, Instance, Session};
+use super::{backup, checkdb, ddl, header_lists, kill, restore, verify, Instance, Session};
 use crate::reply::{Done, Message, ReplyEvent};
 
 /// How one statement ended.
@@ -30,6 +31,8 @@ pub enum Outcome {
 pub struct Out<'a> {
     emit: &'a mut dyn FnMut(ReplyEvent),
     cancel: &'a AtomicBool,
+    /// The session's kill flag; a killed batch stops like a cancelled one.
+    killed: Arc<AtomicBool>,
     server: String,
     /// Line of the running statement within the batch.
     pub line: i32,
@@ -38,7 +41,7 @@ pub struct Out<'a> {
 
 impl Out<'_> {
     pub fn cancelled(&self) -> bool {
-        self.silenced || self.cancel.load(Ordering::Relaxed)
+        self.silenced || self.cancel.load(Ordering::Relaxed) || self.killed.load(Ordering::Relaxed)
     }
 
     /// Stops all further events, for a connection that is about to be dropped.
@@ -84,9 +87,15 @@ pub fn execute(
     emit: &mut dyn FnMut(ReplyEvent),
 ) {
     instance.lock().statements.push(sql.to_string());
+    if session.is_killed() {
+        // The kill reached the session between batches: close without a reply.
+        session.drop_connection = true;
+        return;
+    }
     let mut out = Out {
         emit,
         cancel,
+        killed: Arc::clone(&session.killed),
         server: instance.server_name(),
         line: 1,
         silenced: false,
@@ -113,6 +122,10 @@ pub fn execute(
     }
     run_statements(instance, session, &statements, &mut out);
     instance.lock().requests.remove(&session.spid);
+    if session.is_killed() {
+        tracing::info!(instance = %instance.name(), spid = session.spid, "session killed; closing its connection");
+        session.drop_connection = true;
+    }
 }
 
 fn run_statements(
@@ -245,6 +258,7 @@ fn start_request(instance: &Instance, session: &Session, kind: &StatementKind) {
         StatementKind::Commit => "COMMIT TRANSACTION",
         StatementKind::Rollback => "ROLLBACK TRANSACTION",
         StatementKind::Execute { .. } => "EXECUTE",
+        StatementKind::Kill { .. } => "KILL",
     };
     let mut state = instance.lock();
     let database_id = state
@@ -311,6 +325,7 @@ fn run_statement(
             out.error(messages::unknown_procedure(procedure));
             Outcome::Failed
         }
+        StatementKind::Kill { session_id } => kill::run(instance, session, *session_id, out),
     }
 }
 

@@ -57,6 +57,13 @@ pub enum Fault {
     /// any TDS packet, as a restarting listener or a failover would. Counts down, then
     /// disappears.
     DropConnections { count: u32 },
+    /// Freezes the progress of every BACKUP that reaches `at_percent`: the statement
+    /// neither writes nor ends until its session is killed (or the client cancels or
+    /// leaves), as a BACKUP stuck on a hung share would. Stays until cleared.
+    StallBackup {
+        #[serde(default = "half")]
+        at_percent: u8,
+    },
     /// Marks `pages` data pages of `database` as damaged, so DBCC CHECKDB reports
     /// consistency errors 8928 and 8939 for each. Stays until cleared.
     CorruptPages {

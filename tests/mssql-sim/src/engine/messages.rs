@@ -290,6 +290,43 @@ pub fn login_database_unavailable(name: &str) -> Msg {
     )
 }
 
+// ---- KILL ----
+// Numbers and texts as KILL (Transact-SQL) and sys.messages give them.
+
+/// 6102: the login lacks ALTER ANY CONNECTION, which sysadmin and processadmin hold.
+/// NOTE: state 1 and severity 14 are assumed; no doc page lists them.
+pub fn kill_permission_denied() -> Msg {
+    error(
+        6102,
+        1,
+        14,
+        "User does not have permission to use the KILL statement.".into(),
+    )
+}
+
+pub fn kill_own_session() -> Msg {
+    error(
+        6104,
+        1,
+        16,
+        "Cannot use KILL to kill your own process.".into(),
+    )
+}
+
+pub fn kill_inactive_session(session_id: u64) -> Msg {
+    error(
+        6106,
+        2,
+        16,
+        format!("Process ID {session_id} is not an active process ID."),
+    )
+}
+
+/// 6107: session ids up to 50 belong to SQL Server's own background tasks.
+pub fn kill_system_session() -> Msg {
+    error(6107, 1, 14, "Only user processes can be killed.".into())
+}
+
 // ---- BACKUP and RESTORE ----
 
 /// 3013: the statement names are "BACKUP DATABASE", "BACKUP LOG" and, for RESTORE

@@ -18,6 +18,7 @@ mod fault;
 mod file_tables;
 mod header_lists;
 mod history;
+mod kill;
 mod media;
 pub mod messages;
 mod paths;
@@ -33,7 +34,7 @@ mod tables;
 mod verify;
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use time::{Duration, OffsetDateTime, PrimitiveDateTime};
@@ -118,6 +119,16 @@ pub struct Session {
     pub nocount: bool,
     /// SET IMPLICIT_TRANSACTIONS: a SELECT from a table opens a transaction.
     pub implicit_transactions: bool,
+    /// Set by KILL from another session: the running batch stops and the server closes
+    /// the connection.
+    pub killed: Arc<AtomicBool>,
+}
+
+impl Session {
+    /// Returns true once another session ran KILL on this one.
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::SeqCst)
+    }
 }
 
 impl Instance {
@@ -215,6 +226,8 @@ impl Instance {
             .find(|spid| !state.sessions.contains_key(spid))
             .unwrap_or(u16::MAX);
         state.sessions.insert(spid, login.user.clone());
+        let killed = Arc::new(AtomicBool::new(false));
+        state.kill_flags.insert(spid, Arc::clone(&killed));
         Ok(Session {
             spid,
             login: login.user.clone(),
@@ -223,6 +236,7 @@ impl Instance {
             transaction_depth: 0,
             nocount: false,
             implicit_transactions: false,
+            killed,
         })
     }
 
@@ -242,12 +256,21 @@ impl Instance {
     pub fn end_session(&self, session: &Session) {
         let mut state = self.lock();
         state.sessions.remove(&session.spid);
+        state.kill_flags.remove(&session.spid);
         state.requests.remove(&session.spid);
     }
 
     /// Every batch text received, in order.
     pub fn statements(&self) -> Vec<String> {
         self.lock().statements.clone()
+    }
+
+    /// Returns true when the login `name` is a member of sysadmin.
+    fn is_sysadmin(&self, name: &str) -> bool {
+        self.config
+            .logins
+            .iter()
+            .any(|login| login.name.eq_ignore_ascii_case(name) && login.sysadmin)
     }
 
     /// Arms a fault; one-shot faults fire once, [`Fault::SlowBackup`] stays.

@@ -2,6 +2,8 @@
 //! running requests, the statement log and armed faults.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Instant;
 
 use time::PrimitiveDateTime;
@@ -18,6 +20,9 @@ pub struct InstanceState {
     pub requests: BTreeMap<u16, Request>,
     /// Session ids in use.
     pub sessions: BTreeMap<u16, String>,
+    /// The kill flag of each session in use, shared with its [`super::Session`], so that
+    /// KILL from another session reaches a batch that runs on its own thread.
+    pub kill_flags: BTreeMap<u16, Arc<AtomicBool>>,
     /// Every batch text received, in order.
     pub statements: Vec<String>,
     pub faults: Vec<Fault>,
@@ -71,7 +76,7 @@ impl InstanceState {
     pub fn take_fault(&mut self, matches: impl Fn(&Fault) -> bool) -> Option<Fault> {
         let index = self.faults.iter().position(matches)?;
         match &self.faults[index] {
-            Fault::SlowBackup { .. } | Fault::CorruptPages { .. } => {
+            Fault::SlowBackup { .. } | Fault::CorruptPages { .. } | Fault::StallBackup { .. } => {
                 Some(self.faults[index].clone())
             }
             _ => Some(self.faults.remove(index)),

@@ -167,6 +167,7 @@ struct WriteFaults {
     disk_full_at: Option<u64>,
     nonrecoverable_at: Option<u64>,
     drop_at: Option<u64>,
+    stall_at: Option<u64>,
     bytes_per_sec: Option<u64>,
 }
 
@@ -185,6 +186,10 @@ fn take_write_faults(instance: &Instance) -> WriteFaults {
         Some(Fault::DropConnection { at_percent }) => Some(u64::from(at_percent)),
         _ => None,
     };
+    let stall_at = match state.take_fault(|fault| matches!(fault, Fault::StallBackup { .. })) {
+        Some(Fault::StallBackup { at_percent }) => Some(u64::from(at_percent)),
+        _ => None,
+    };
     let bytes_per_sec = match state.take_fault(|fault| matches!(fault, Fault::SlowBackup { .. })) {
         Some(Fault::SlowBackup { bytes_per_sec }) => Some(bytes_per_sec),
         _ => None,
@@ -193,6 +198,7 @@ fn take_write_faults(instance: &Instance) -> WriteFaults {
         disk_full_at,
         nonrecoverable_at,
         drop_at,
+        stall_at,
         bytes_per_sec,
     }
 }
@@ -216,7 +222,20 @@ impl WriteFaults {
             out.silence();
             return Err(Stop::Stopped);
         }
+        if self.stall_at.is_some_and(|at| percent >= at) {
+            stall_until_cancelled(out);
+            return Err(Stop::Stopped);
+        }
         Ok(())
+    }
+}
+
+/// Blocks the backup without progress until the client cancels, leaves, or the session
+/// is killed; checks every 50 ms.
+fn stall_until_cancelled(out: &Out) {
+    tracing::info!("fault: backup stalled; waiting for a cancel or KILL");
+    while !out.cancelled() {
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 

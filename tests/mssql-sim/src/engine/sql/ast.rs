@@ -41,6 +41,10 @@ pub enum StatementKind {
     Execute {
         procedure: String,
     },
+    /// `KILL session_id`; the UOW form and WITH STATUSONLY are not parsed.
+    Kill {
+        session_id: u64,
+    },
 }
 
 /// SET options the engine keeps; the rest are accepted and have no effect here.

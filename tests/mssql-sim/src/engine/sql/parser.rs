@@ -77,6 +77,7 @@ const RESERVED: &[&str] = &[
     "INTO",
     "IS",
     "JOIN",
+    "KILL",
     "LEFT",
     "LIKE",
     "NOT",
@@ -364,6 +365,12 @@ impl Parser {
             "EXEC" | "EXECUTE" => {
                 self.pos += 1;
                 self.execute()?
+            }
+            "KILL" => {
+                self.pos += 1;
+                let session_id = self.unsigned()?;
+                self.end_statement()?;
+                StatementKind::Kill { session_id }
             }
             // A batch may start with a bare procedure name (EXECUTE (Transact-SQL)).
             _ if first_in_batch && !is_reserved(&word) => self.execute()?,
@@ -1332,7 +1339,7 @@ fn starts_statement(word: &str) -> bool {
     const STARTS: &[&str] = &[
         "SELECT", "BACKUP", "RESTORE", "CREATE", "ALTER", "DROP", "USE", "SET", "BEGIN", "COMMIT",
         "DBCC", "ROLLBACK", "EXEC", "EXECUTE", "INSERT", "UPDATE", "DELETE", "DECLARE", "PRINT",
-        "IF", "WHILE", "RETURN", "WITH",
+        "IF", "WHILE", "RETURN", "WITH", "KILL",
     ];
     STARTS.iter().any(|start| start.eq_ignore_ascii_case(word))
 }
