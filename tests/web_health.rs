@@ -246,6 +246,8 @@ async fn site(catalog: Catalog, store: Option<Arc<Store>>) -> Router {
         store,
         run_requests: None,
         fleet: Some(FleetInForce::Fixed(Arc::new(fleet))),
+        metrics: false,
+        live: None,
     });
     web_session::with_session(router, &session)
 }

@@ -87,7 +87,15 @@ pub(crate) async fn execute(
             .join(", ")
     );
 
-    let ctx = service::open_fleet(fleet, None).await?;
+    // Job events feed the live progress of `/runs/live`.
+    let (events, event_receiver) = tokio::sync::mpsc::unbounded_channel();
+    let ctx = service::open_fleet(fleet, Some(events)).await?;
+    let live = web::LiveRuns::new();
+    let live_events = tokio::spawn(web::collect_events(
+        live.clone(),
+        ctx.catalog.clone(),
+        event_receiver,
+    ));
     println!("backing up every demo database (full)...");
     let (requests, unreachable) =
         run::plan(&ctx, None, None, BackupType::Full, Trigger::Demo).await?;
@@ -122,7 +130,7 @@ pub(crate) async fn execute(
         fleet: Some(web::FleetInForce::Fixed(ctx.fleet.clone())),
         // The demo binds loopback only, so its metrics need no proxy.
         metrics: true,
-        live: None,
+        live: Some(live.clone()),
     };
     add_demo_admin(&ctx.catalog, &password).await?;
     let listener = web::bind(listen).await?;
@@ -133,9 +141,15 @@ pub(crate) async fn execute(
          {PASSWORD_VARIABLE}='{password}' {} list",
         this_program()
     );
-    web::serve_on(listener, state, serve::stop_signal()).await?;
+    // Open event streams end with the stop, so the site's graceful stop need not wait.
+    let stop = async move {
+        serve::stop_signal().await;
+        live.close();
+    };
+    web::serve_on(listener, state, stop).await?;
     scheduler.shutdown().await;
     requested_runs.abort();
+    live_events.abort();
     simulator.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
