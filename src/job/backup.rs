@@ -234,6 +234,16 @@ where
     }
 }
 
+/// Start of the cause of every stalled statement's failure.
+const STALLED: &str = "stalled on instance";
+
+/// Whether a stage failed because its statement stalled and was killed. Such a failure is
+/// final for the run: its session was dropped on purpose, and a new attempt would most
+/// likely stall in the same place.
+pub(crate) fn is_stall(error: &StageError) -> bool {
+    error.cause.starts_with(STALLED)
+}
+
 /// The failure of a stalled statement, naming the instance, database, phase, timeout and
 /// the killed session, for the run's cause.
 pub(crate) fn stall_error(
@@ -243,7 +253,7 @@ pub(crate) fn stall_error(
     ended: bool,
 ) -> StageError {
     let mut cause = format!(
-        "stalled on instance {}, database [{}], phase {phase}: no progress for {} at {:.1}%",
+        "{STALLED} {}, database [{}], phase {phase}: no progress for {} at {:.1}%",
         request.instance.name,
         request.database,
         format_timeout(stall.timeout),

@@ -19,7 +19,8 @@ use crate::store;
 /// Runs BACKUP, and again on a new session when the session dropped during it, up to
 /// `service.retry.attempts` attempts in all. A BACKUP that failed with a server error on a
 /// live session (3201 access denied, 3202 or 3271 disk full, 4208 LOG under SIMPLE) is not
-/// retried, because the same statement fails the same way. Each retry is noted on the run.
+/// retried, because the same statement fails the same way, and neither is a BACKUP that
+/// stalled and was killed. Each retry is noted on the run.
 pub(crate) async fn take(
     ctx: &JobContext,
     session: &mut Session,
@@ -121,6 +122,7 @@ async fn attempt(
     };
     if error.phase != Phase::Backup
         || interrupt::is_interruption(ctx, &error)
+        || backup::is_stall(&error)
         || session_alive(session).await
     {
         return Err(AttemptError::Failed(error));
