@@ -61,10 +61,10 @@ async fn admin_site_in_headless_chromium() {
     let run_id = run_now(&browser, &screenshots).await;
     let backup = wait_for_run(&browser, &base, &catalog, run_id, &screenshots).await;
     check_backup_page(&browser, &backup, &screenshots).await;
-    check_storage_page(&browser, &base, &screenshots).await;
     let cookie = session_cookie(&browser).await;
     download_in_page(&browser, &backup).await;
     download_with_cookie(site.port, &cookie, &backup);
+    check_storage_page(&browser, &base, &screenshots).await;
     log_out(&browser).await;
     check_refused_after_logout(&browser, &base, site.port, &cookie, run_id, &backup).await;
 
