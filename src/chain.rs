@@ -151,7 +151,7 @@ pub enum ChainError {
         target: OffsetDateTime,
         broken: Broken,
     },
-    #[error("cannot restore to {}: the newest catalogued backup that continues the chain ends at {}; take a log backup or choose an earlier time", format_time(target), format_time(latest))]
+    #[error("cannot restore to {}: the newest catalogued backup that continues the chain ends at {}; choose that time or an earlier one, or take a log backup first (a database in the SIMPLE recovery model has no log backups: it restores only to the end of a full or differential backup)", format_time(target), format_time(latest))]
     AfterLastLog {
         target: OffsetDateTime,
         latest: OffsetDateTime,

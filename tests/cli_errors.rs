@@ -74,7 +74,10 @@ fn usage_errors_exit_with_unknown() {
     let dir = tempfile::tempdir().unwrap();
     let fleet = write_fleet(dir.path());
     // 2 is the exit code of a failed check; a typo in the command must not look like one.
-    for args in [&["verify", "--quick", "--structure"][..], &["no-such-command"]] {
+    for args in [
+        &["verify", "--quick", "--structure"][..],
+        &["no-such-command"],
+    ] {
         let output = bakfleet(&fleet, args);
         assert_eq!(output.status.code(), Some(3), "{args:?}: {output:?}");
         assert!(stderr(&output).contains("Usage:"), "{args:?}: {output:?}");

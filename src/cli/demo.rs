@@ -283,11 +283,21 @@ mod tests {
         let catalog = crate::catalog::Catalog::open(&dir.path().join("catalog.db"))
             .await
             .unwrap();
-        add_demo_admin(&catalog, "Demo-first-password").await.unwrap();
-        add_demo_admin(&catalog, "Demo-second-password").await.unwrap();
+        add_demo_admin(&catalog, "Demo-first-password")
+            .await
+            .unwrap();
+        add_demo_admin(&catalog, "Demo-second-password")
+            .await
+            .unwrap();
 
         let (_, hash) = catalog.user_with_hash(DEMO_USER).await.unwrap().unwrap();
-        assert!(crate::account::verify_password("Demo-second-password", &hash));
-        assert!(!crate::account::verify_password("Demo-first-password", &hash));
+        assert!(crate::account::verify_password(
+            "Demo-second-password",
+            &hash
+        ));
+        assert!(!crate::account::verify_password(
+            "Demo-first-password",
+            &hash
+        ));
     }
 }

@@ -39,7 +39,7 @@ async fn check(fleet_path: &Path, scope: &Scope, depth: Depth) -> anyhow::Result
     Ok(integrity::check(&catalog, &store, scope, depth).await?)
 }
 
-/// Refuses a scope that names an instance or database with no catalogued backup, so that a
+/// Rejects a scope that names an instance or database with no catalogued backup, so that a
 /// mistyped name is not reported as a clean store. An instance removed from the fleet file
 /// whose backups are still catalogued is checked, with a warning.
 async fn check_scope_exists(fleet: &Fleet, catalog: &Catalog, scope: &Scope) -> anyhow::Result<()> {
@@ -58,12 +58,12 @@ async fn check_scope_exists(fleet: &Fleet, catalog: &Catalog, scope: &Scope) -> 
     }
     match database {
         Some(database) => anyhow::bail!(
-            "the catalogue holds no backup of database [{database}] on instance {instance}; \
+            "the catalogue contains no backup of database [{database}] on instance {instance}; \
              check the spelling (names are case-sensitive here): `bakfleet list` shows every \
              catalogued database"
         ),
         None => anyhow::bail!(
-            "the catalogue holds no backup of instance {instance}; check the spelling: \
+            "the catalogue contains no backup of instance {instance}; check the spelling: \
              `bakfleet list` shows every catalogued instance and database"
         ),
     }

@@ -12,8 +12,8 @@ mod freshness;
 mod health;
 mod live;
 mod login;
-mod overview;
 mod metrics;
+mod overview;
 mod pages;
 mod restore;
 mod storage;
@@ -36,8 +36,8 @@ use crate::catalog::Catalog;
 pub use actions::{run_requested_backups, RunRequest, RunSender, RunStart};
 pub use auth::{Access, RouteRule, SessionSettings, BODY_LIMIT, ROUTES};
 pub use error::WebError;
-pub use overview::FleetInForce;
 pub use live::{collect_events, LiveRun, LiveRuns};
+pub use overview::FleetInForce;
 
 /// Inputs of the admin site: the catalogue and the facts shown around every page.
 #[derive(Debug, Clone)]
