@@ -249,9 +249,8 @@ async fn kill_closes_idle_session() {
         next.is_err(),
         "a killed session's connection is closed: {next:?}"
     );
-    assert_eq!(
+    assert!(
         spid_of(&mut admin).await > 0,
-        true,
         "the killing session still works"
     );
 }
