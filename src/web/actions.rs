@@ -104,10 +104,16 @@ async fn run_requested(mut ctx: JobContext, request: RunRequest) {
         return;
     };
 
-    // The job sends its run id with its first event to this context's own channel. Other
-    // watchers of the process do not see these events.
+    // The job sends its run id with its first event to this context's own channel, which
+    // passes every event on to the process's channel, so `/runs/live` shows the run too.
     let (events, mut received) = mpsc::unbounded_channel::<JobEvent>();
-    ctx.events = Some(events);
+    let process_events = ctx.events.replace(events);
+    let forward = |event: JobEvent| {
+        if let Some(process_events) = &process_events {
+            // A closed receiver means the process stopped watching; the job goes on.
+            let _ = process_events.send(event);
+        }
+    };
     let job = JobRequest {
         instance,
         database,
@@ -125,9 +131,14 @@ async fn run_requested(mut ctx: JobContext, request: RunRequest) {
                 if let Some(started) = started.take() {
                     let _ = started.send(RunStart::Started(event.run_id));
                 }
+                forward(event);
             }
         }
     };
+    // The last events may still wait in the channel when the batch ends first.
+    while let Ok(event) = received.try_recv() {
+        forward(event);
+    }
     if let Some(started) = started.take() {
         let reason = match results.into_iter().next() {
             Some((_, Err(failure))) => failure.to_string(),

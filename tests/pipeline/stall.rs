@@ -184,3 +184,49 @@ async fn live_runs_follow_slowed_backup() {
     assert_eq!(last_state, "succeeded");
     assert!(live.snapshot().is_empty(), "an ended run leaves the table");
 }
+
+/// A backup started with "run now" reports to its own channel for the run id, and every
+/// event also reaches the process's channel that `/runs/live` reads.
+#[tokio::test]
+async fn run_now_events_reach_live_runs() {
+    let fleet = TestFleet::start(Transport::Smb, DATABASES).await;
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+    let mut ctx = fleet.ctx.clone();
+    ctx.events = Some(sender);
+    let (requests, request_receiver) = tokio::sync::mpsc::channel(1);
+    let runner = tokio::spawn(bakfleet::web::run_requested_backups(
+        tokio::sync::watch::channel(ctx).1,
+        request_receiver,
+    ));
+
+    let (started, start) = tokio::sync::oneshot::channel();
+    let request = bakfleet::web::RunRequest {
+        instance: INSTANCE.to_string(),
+        database: Some(fleet.db("Sales").to_string()),
+        backup_type: BackupType::Full,
+        requested_by: "operator".to_string(),
+        started,
+    };
+    requests
+        .send(request)
+        .await
+        .expect("the runner takes requests");
+    let bakfleet::web::RunStart::Started(run_id) = start.await.expect("the runner answers") else {
+        panic!("the run did not start");
+    };
+
+    let mut succeeded = false;
+    while !succeeded {
+        let event = tokio::time::timeout(STALL_WAIT_LIMIT, receiver.recv())
+            .await
+            .expect("events keep coming until the run ends")
+            .expect("the process channel stays open");
+        assert_eq!(event.run_id, run_id, "{event:?}");
+        match event.kind {
+            job::JobEventKind::Failed(cause) => panic!("run {run_id} failed: {cause}"),
+            job::JobEventKind::Succeeded { .. } => succeeded = true,
+            _ => {}
+        }
+    }
+    runner.abort();
+}
