@@ -46,10 +46,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Exit code of a command line that does not parse. clap's own code, 2, is what `check`
-/// and `verify` return for a failed check, so a monitoring system would report a typo in
-/// its command as damaged backups; 3 is the "unknown" those commands use for a check that
-/// could not run.
+/// Exit code of a command line that does not parse. `check` and `verify` return clap's
+/// own code, 2, for a failed check, so a monitoring system would read a typo as damaged
+/// backups. 3 is the "unknown" those commands return for a check that could not run.
 const EXIT_USAGE: i32 = 3;
 
 /// Parses the command line; `--version` prints [`VERSION`].
@@ -66,13 +65,13 @@ fn exit_on_usage_error(error: clap::Error) -> ! {
     if !error.use_stderr() {
         error.exit();
     }
-    // Printing fails only when stderr is closed, and there is nowhere left to report it.
+    // A failed print means stderr is closed, so no channel is left for that error.
     let _ = error.print();
     std::process::exit(EXIT_USAGE)
 }
 
-/// Whether a command only reads and prints, so that a reader closing its output early
-/// (`bakfleet list | head`) may end it at any point.
+/// Returns whether a command only reads and prints, so that a reader that closes its
+/// output early (`bakfleet list | head`) may end it at any point.
 fn only_reports(command: &cli::Command) -> bool {
     matches!(
         command,

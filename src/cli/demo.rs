@@ -177,8 +177,8 @@ async fn add_demo_admin(catalog: &crate::catalog::Catalog, password: &str) -> an
 /// shows a database without backups for the user to find and back up.
 const HELD_BACK: (&str, &str) = ("hr-linux", "Payroll");
 
-/// Removes [`HELD_BACK`] from the first cycle and says so. Its schedule backs it up later
-/// if the user does not.
+/// Removes [`HELD_BACK`] from the first cycle and prints a line about it. Its schedule
+/// backs it up later if the user does not.
 fn hold_back_for_the_user(requests: &mut Vec<job::JobRequest>) {
     let (instance, database) = HELD_BACK;
     requests.retain(|request| !(request.instance.name == instance && request.database == database));
@@ -188,7 +188,7 @@ fn hold_back_for_the_user(requests: &mut Vec<job::JobRequest>) {
     );
 }
 
-/// The path of the running binary for the hint the demo prints, or `bakfleet`.
+/// Returns the path of the running binary for the demo's hint, or `bakfleet`.
 fn this_program() -> String {
     std::env::current_exe()
         .map(|path| path.display().to_string())

@@ -98,7 +98,7 @@ pub(crate) async fn execute(fleet_path: &Path, options: ImportOptions) -> anyhow
         report.skipped.len()
     );
     // Files left out by design (other files, other databases, copies already catalogued)
-    // are no problem; a damaged, truncated or unreadable backup is one the DBA must see.
+    // are no problem. A damaged, truncated or unreadable backup is one the DBA must see.
     let problems = report
         .skipped
         .iter()
@@ -115,7 +115,7 @@ pub(crate) async fn execute(fleet_path: &Path, options: ImportOptions) -> anyhow
     })
 }
 
-/// Start of the reason of a file skipped because the catalogue already holds its bytes.
+/// Start of the reason of a file skipped because the catalogue already contains its bytes.
 const ALREADY_CATALOGUED: &str = "already catalogued";
 
 /// Starts of the skip reasons that make `import` exit with 1.

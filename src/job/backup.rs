@@ -237,15 +237,15 @@ where
 /// Start of the cause of every stalled statement's failure.
 const STALLED: &str = "stalled on instance";
 
-/// Whether a stage failed because its statement stalled and was killed. Such a failure is
-/// final for the run: its session was dropped on purpose, and a new attempt would most
-/// likely stall in the same place.
+/// Returns whether a stage failed because its statement stalled and was killed. Such a
+/// failure ends the run, because its session was dropped on purpose and a new attempt
+/// would likely stall in the same place.
 pub(crate) fn is_stall(error: &StageError) -> bool {
     error.cause.starts_with(STALLED)
 }
 
-/// The failure of a stalled statement, naming the instance, database, phase, timeout and
-/// the killed session, for the run's cause.
+/// Builds the failure of a stalled statement for the run's cause, naming the instance,
+/// database, phase, timeout and the killed session.
 pub(crate) fn stall_error(
     request: &JobRequest,
     phase: Phase,

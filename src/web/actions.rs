@@ -250,7 +250,7 @@ pub(super) async fn start_run(
     Ok(outcome)
 }
 
-/// Checks that the catalogue knows `database` on `instance`.
+/// Checks that the catalogue contains `database` on `instance`.
 pub(super) async fn check_database_known(
     site: &Site,
     instance: &str,
