@@ -31,11 +31,18 @@ pub(crate) async fn pull(
     staged: &[StagedFile],
 ) -> Result<Fetched, StageError> {
     let started = Instant::now();
-    let source = open_with_retry(ctx, request).await?;
+    let mut source = open_with_retry(ctx, request).await?;
     let mut stored = Vec::with_capacity(staged.len());
     for file in staged {
         match pull_one(ctx, request, run_id, &source, file).await {
-            Ok(one) => stored.push(one),
+            Ok((one, reopened)) => {
+                stored.push(one);
+                // A retry's connection replaces the one that was cut, for the next
+                // files and for deleting the staged files afterwards.
+                if let Some(reopened) = reopened {
+                    source = reopened;
+                }
+            }
             Err(error) => {
                 for done in &stored {
                     remove_stored(ctx, &done.rel_path).await;
@@ -52,14 +59,15 @@ pub(crate) async fn pull(
     })
 }
 
-/// Fetches one staged file, commits it and checks the stored copy.
+/// Fetches one staged file, commits it and checks the stored copy. Returns the stored
+/// file and, when a retry opened a new connection, that connection.
 async fn pull_one(
     ctx: &JobContext,
     request: &JobRequest,
     run_id: i64,
     source: &Source,
     staged: &StagedFile,
-) -> Result<StoredFile, StageError> {
+) -> Result<(StoredFile, Option<Source>), StageError> {
     let started = Instant::now();
     // Cancelling drops the transfer, which removes the store's temp file and kills any
     // smbclient child. The staged file stays on the share for the next run.
@@ -73,6 +81,7 @@ async fn pull_one(
         pending,
         bytes,
         total,
+        reopened,
     } = transferred;
     if bytes != total {
         return Err(StageError {
@@ -102,7 +111,7 @@ async fn pull_one(
         mb_per_sec = throughput_mb(stored.size, elapsed),
         "backup fetched and stored"
     );
-    Ok(stored)
+    Ok((stored, reopened))
 }
 
 /// A staged file streamed into the store's temp file, not yet committed.
@@ -110,11 +119,14 @@ struct Transferred {
     pending: PendingFile,
     bytes: u64,
     total: u64,
+    /// The connection a retry opened, which replaces the one that was cut.
+    reopened: Option<Source>,
 }
 
 /// Streams the staged file into a new temp file in the store, hashing it on the way. A
 /// transient transfer fault (an unreachable host, a cut connection) starts the transfer
-/// again under `service.retry`, over a newly opened staging connection.
+/// again under `service.retry`, over a newly opened staging connection, and the new
+/// attempt resumes after the bytes the temp file holds, once they are durable.
 async fn transfer(
     ctx: &JobContext,
     request: &JobRequest,
@@ -122,18 +134,37 @@ async fn transfer(
     source: &Source,
     staged: &StagedFile,
 ) -> Result<Transferred, StageError> {
+    let rel_path = store::backup_rel_path(
+        &request.instance.name,
+        &request.database,
+        request.backup_type,
+        &staged.file_name,
+    );
+    let mut pending = ctx.store.begin(&rel_path).await.at(Phase::Store)?;
     let mut retry =
         Retry::new(&ctx.fleet.service.retry, fetch_scope(request)).stop_on(&ctx.shutdown);
+    let mut resumed_at = None;
+    let mut reopened = None;
     let mut first_attempt = true;
     let result = loop {
-        // TODO: resume from the fsynced prefix of the temp file (SFTP reads at an offset)
-        // instead of from byte 0; each attempt now starts a new temp file.
         let result = if first_attempt {
-            transfer_once(ctx, request, run_id, source, staged).await
+            transfer_once(ctx, request, run_id, source, staged, &mut pending).await
         } else {
             // A cut connection leaves the source unusable, so a retry opens a new one.
             match open_source(&ctx.fleet, &ctx.secrets, &request.instance).await {
-                Ok(fresh) => transfer_once(ctx, request, run_id, &fresh, staged).await,
+                Ok(fresh) => {
+                    let fresh = reopened.insert(fresh);
+                    resume(
+                        ctx,
+                        request,
+                        run_id,
+                        fresh,
+                        staged,
+                        &mut pending,
+                        &mut resumed_at,
+                    )
+                    .await
+                }
                 Err(error) => Err(AttemptError::Open(error)),
             }
         };
@@ -143,22 +174,58 @@ async fn transfer(
         }
     };
     if retry.attempts() > 1 {
-        let note = format!(
+        let mut note = format!(
             "fetch of {} took {} attempts",
             staged.file_name,
             retry.attempts()
         );
+        if let Some(offset) = resumed_at {
+            note.push_str(&format!("; resumed at byte {offset}"));
+        }
         ctx.catalog.add_run_note(run_id, &note).await.ok();
     }
-    result.map_err(|error| match error {
+    let (bytes, total) = result.map_err(|error| match error {
         AttemptError::Open(_) | AttemptError::Transfer(_) => StageError {
             phase: Phase::Fetch,
             cause: error.to_string(),
         },
         AttemptError::Store(stage) => stage,
+    })?;
+    Ok(Transferred {
+        pending,
+        bytes,
+        total,
+        reopened,
     })
 }
 
+/// Makes the bytes an earlier attempt stored durable, cut to what `source` vouches for,
+/// and fetches the rest. `resumed_at` keeps the last offset resumed from.
+async fn resume(
+    ctx: &JobContext,
+    request: &JobRequest,
+    run_id: i64,
+    source: &Source,
+    staged: &StagedFile,
+    pending: &mut PendingFile,
+    resumed_at: &mut Option<u64>,
+) -> Result<(u64, u64), AttemptError> {
+    let keep = source.resume_offset(pending.bytes_written());
+    let offset = pending
+        .resume_point(keep)
+        .await
+        .at(Phase::Store)
+        .map_err(AttemptError::Store)?;
+    if offset > 0 {
+        tracing::info!(
+            file = %staged.file_name,
+            offset,
+            "resuming the fetch after the bytes already stored"
+        );
+        *resumed_at = Some(offset);
+    }
+    transfer_once(ctx, request, run_id, source, staged, pending).await
+}
 /// Opens the staging location, retrying transient faults under `service.retry`.
 async fn open_with_retry(ctx: &JobContext, request: &JobRequest) -> Result<Source, StageError> {
     let mut retry =
@@ -212,30 +279,29 @@ impl std::fmt::Display for AttemptError {
     }
 }
 
+/// Fetches the staged file into `pending`, after the bytes it already contains, and
+/// returns the byte count it then contains and the staged file's size.
 async fn transfer_once(
     ctx: &JobContext,
     request: &JobRequest,
     run_id: i64,
     source: &Source,
     staged: &StagedFile,
-) -> Result<Transferred, AttemptError> {
+    pending: &mut PendingFile,
+) -> Result<(u64, u64), AttemptError> {
     let total = source
         .size(&staged.fetch_path)
         .await
         .map_err(AttemptError::Transfer)?;
-
-    let rel_path = store::backup_rel_path(
-        &request.instance.name,
-        &request.database,
-        request.backup_type,
-        &staged.file_name,
-    );
-    let mut pending = ctx
-        .store
-        .begin(&rel_path)
-        .await
-        .at(Phase::Store)
-        .map_err(AttemptError::Store)?;
+    if pending.bytes_written() > total {
+        // The staged file shrank since the last attempt, so what is stored is not its
+        // start. The fetch begins again, and the checks after it reject a changed file.
+        pending
+            .resume_point(0)
+            .await
+            .at(Phase::Store)
+            .map_err(AttemptError::Store)?;
+    }
     let mut progress = |bytes: u64| {
         ctx.emit(
             request,
@@ -247,14 +313,10 @@ async fn transfer_once(
         );
     };
     let bytes = source
-        .fetch(&staged.fetch_path, &mut pending, &mut progress)
+        .fetch(&staged.fetch_path, pending, &mut progress)
         .await
         .map_err(AttemptError::Transfer)?;
-    Ok(Transferred {
-        pending,
-        bytes,
-        total,
-    })
+    Ok((bytes, total))
 }
 
 /// Removes the stored files of a backup that will not be catalogued, so the store never

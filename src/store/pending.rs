@@ -177,10 +177,67 @@ impl PendingFile {
         self.bytes_written
     }
 
-    /// Returns the temp file's path, for tests that look at the directory while a write runs.
-    #[cfg(test)]
-    pub(super) fn temp_path(&self) -> &Path {
+    /// Returns the temp file's path. A transfer tool that resumes by appending to a local
+    /// file (`smbclient reget`) writes there, and [`PendingFile::absorb_appended`] then
+    /// takes its bytes in.
+    pub fn temp_path(&self) -> &Path {
         &self.temp_path
+    }
+
+    /// Prepares the file for a transfer that resumes after a failed one, and returns the
+    /// offset to resume from.
+    ///
+    /// Steps: wait for the chunk in flight, cut the file to `keep` bytes when it holds more,
+    /// and `fdatasync` it, so the resumed transfer continues from a durable prefix. When
+    /// the file is cut, the hasher restarts over the kept prefix read back from disk,
+    /// because a SHA-256 state cannot be rewound. `keep` lets a source drop bytes it cannot
+    /// vouch for, such as the end of a stream that may hold a tool's error text.
+    ///
+    /// # Errors
+    /// [`StoreError::Write`] when an earlier write failed (the file cannot be trusted) or
+    /// the cut fails, [`StoreError::Read`] when the prefix cannot be read back, and
+    /// [`StoreError::Sync`].
+    pub async fn resume_point(&mut self, keep: u64) -> Result<u64, StoreError> {
+        let mut writer = self.finish_write().await?;
+        let keep = keep.min(self.bytes_written);
+        let cut = keep < self.bytes_written;
+        let temp_path = self.temp_path.clone();
+        let writer = sync::run_blocking(move || {
+            if cut {
+                rewind_writer(&mut writer, &temp_path, keep)?;
+            }
+            writer.file.sync_data().map_err(|source| StoreError::Sync {
+                path: temp_path,
+                source,
+            })?;
+            Ok(writer)
+        })
+        .await?;
+        self.writer = WriterSlot::Idle(writer);
+        self.bytes_written = keep;
+        Ok(keep)
+    }
+
+    /// Hashes the bytes another process appended to the temp file since the last write,
+    /// counts them as written, and returns how many there were. The next write goes after
+    /// them.
+    ///
+    /// # Errors
+    /// [`StoreError::Write`] when an earlier write failed, [`StoreError::Read`] when the
+    /// appended bytes cannot be read.
+    pub async fn absorb_appended(&mut self) -> Result<u64, StoreError> {
+        let mut writer = self.finish_write().await?;
+        let temp_path = self.temp_path.clone();
+        let from = self.bytes_written;
+        let (writer, appended) = sync::run_blocking(move || {
+            let appended = hash_range(&mut writer.hasher, &temp_path, from, u64::MAX)?;
+            seek_writer(&mut writer, &temp_path, from + appended)?;
+            Ok((writer, appended))
+        })
+        .await?;
+        self.writer = WriterSlot::Idle(writer);
+        self.bytes_written += appended;
+        Ok(appended)
     }
 
     /// Returns the `/`-separated path the file gets on commit.
@@ -254,6 +311,69 @@ impl Drop for PendingFile {
             ),
         }
     }
+}
+
+/// Cuts the temp file to `keep` bytes and restarts the hasher over them, read back from
+/// the file.
+fn rewind_writer(writer: &mut Writer, temp_path: &Path, keep: u64) -> Result<(), StoreError> {
+    writer
+        .file
+        .set_len(keep)
+        .map_err(|source| StoreError::Write {
+            path: temp_path.to_path_buf(),
+            source,
+        })?;
+    writer.hasher = Sha256::new();
+    let hashed = hash_range(&mut writer.hasher, temp_path, 0, keep)?;
+    if hashed != keep {
+        return Err(StoreError::Read {
+            path: temp_path.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("read back {hashed} bytes of the {keep} kept"),
+            ),
+        });
+    }
+    seek_writer(writer, temp_path, keep)
+}
+
+/// Feeds up to `limit` bytes of the file at `path`, from offset `from`, to `hasher`, and
+/// returns how many it read. A file opened for reading of its own leaves the writer's
+/// position alone.
+fn hash_range(hasher: &mut Sha256, path: &Path, from: u64, limit: u64) -> Result<u64, StoreError> {
+    use std::io::{Read, Seek, SeekFrom};
+
+    let read_error = |source| StoreError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(read_error)?;
+    file.seek(SeekFrom::Start(from)).map_err(read_error)?;
+    let mut reader = file.take(limit);
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let count = reader.read(&mut buffer).map_err(read_error)?;
+        if count == 0 {
+            return Ok(total);
+        }
+        hasher.update(&buffer[..count]);
+        total += count as u64;
+    }
+}
+
+/// Moves the writer's position to `offset`, where the next chunk goes.
+fn seek_writer(writer: &mut Writer, temp_path: &Path, offset: u64) -> Result<(), StoreError> {
+    use std::io::{Seek, SeekFrom};
+
+    writer
+        .file
+        .seek(SeekFrom::Start(offset))
+        .map(drop)
+        .map_err(|source| StoreError::Write {
+            path: temp_path.to_path_buf(),
+            source,
+        })
 }
 
 /// Builds the temp name for `file_name`: `.{file_name}.{uuid}.partial`, with the file name

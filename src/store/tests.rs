@@ -357,3 +357,66 @@ fn backup_file_name_parses_back() {
         assert_eq!(parse_backup_file_name(other), None, "{other}");
     }
 }
+
+#[tokio::test]
+async fn resume_point_keeps_written_bytes_and_hash() {
+    let (_dir, store) = open_temp_store();
+    let mut pending = store.begin("i/d/full/r.bak").await.unwrap();
+    pending.write(b"first part ").await.unwrap();
+
+    let offset = pending.resume_point(u64::MAX).await.unwrap();
+    pending.write(b"second part").await.unwrap();
+    let stored = pending.commit().await.unwrap();
+
+    assert_eq!(offset, 11);
+    assert_eq!(stored.size, 22);
+    assert_eq!(stored.sha256, sha256_hex(b"first part second part"));
+}
+
+#[tokio::test]
+async fn resume_point_cuts_untrusted_tail_and_rehashes() {
+    let (_dir, store) = open_temp_store();
+    let mut pending = store.begin("i/d/full/c.bak").await.unwrap();
+    pending.write(b"good bytes").await.unwrap();
+    pending.write(b"NT_STATUS_CONNECTION_RESET").await.unwrap();
+
+    let offset = pending.resume_point(4).await.unwrap();
+    pending.write(b" bytes, resumed").await.unwrap();
+    let stored = pending.commit().await.unwrap();
+
+    assert_eq!(offset, 4);
+    let on_disk = std::fs::read(store.absolute("i/d/full/c.bak")).unwrap();
+    assert_eq!(on_disk, b"good bytes, resumed");
+    assert_eq!(stored.sha256, sha256_hex(b"good bytes, resumed"));
+    assert_eq!(stored.size, 19);
+}
+
+#[tokio::test]
+async fn absorb_appended_hashes_bytes_another_writer_added() {
+    use std::io::Write;
+
+    let (_dir, store) = open_temp_store();
+    let mut pending = store.begin("i/d/full/a.bak").await.unwrap();
+    pending.write(b"from the stream, ").await.unwrap();
+    let offset = pending.resume_point(u64::MAX).await.unwrap();
+    let mut other = std::fs::OpenOptions::new()
+        .append(true)
+        .open(pending.temp_path())
+        .unwrap();
+    other.write_all(b"appended by a tool").unwrap();
+    drop(other);
+
+    let appended = pending.absorb_appended().await.unwrap();
+    pending.write(b", then more").await.unwrap();
+    let stored = pending.commit().await.unwrap();
+
+    assert_eq!(offset, 17);
+    assert_eq!(appended, 18);
+    let expected = b"from the stream, appended by a tool, then more";
+    assert_eq!(
+        std::fs::read(store.absolute("i/d/full/a.bak")).unwrap(),
+        expected
+    );
+    assert_eq!(stored.sha256, sha256_hex(expected));
+    assert_eq!(stored.size, expected.len() as u64);
+}

@@ -27,7 +27,7 @@ pub(super) struct ChunkCopy {
     /// The chunk being filled. Full chunks move to the store without a copy, and the store
     /// hands back its previous one (see [`PendingFile::write_buffer`]).
     buffer: Vec<u8>,
-    /// Bytes written to the store so far.
+    /// Bytes in the store file so far, counting those it held before this copy began.
     pub(super) streamed: u64,
     /// Up to [`STREAM_EDGE_BYTES`] from the start of the stream.
     pub(super) head: Vec<u8>,
@@ -37,9 +37,15 @@ pub(super) struct ChunkCopy {
 
 impl ChunkCopy {
     pub(super) fn new() -> ChunkCopy {
+        ChunkCopy::resuming_at(0)
+    }
+
+    /// A copy that appends to a store file already holding `offset` bytes, so that the
+    /// running total and progress count the whole file.
+    pub(super) fn resuming_at(offset: u64) -> ChunkCopy {
         ChunkCopy {
             buffer: Vec::with_capacity(FETCH_CHUNK_BYTES),
-            streamed: 0,
+            streamed: offset,
             head: Vec::new(),
             tail: Vec::new(),
         }

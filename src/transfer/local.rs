@@ -79,7 +79,15 @@ impl LocalSource {
         {
             return Err(not_a_file(path, "fetch"));
         }
-        let mut copy = ChunkCopy::new();
+        let offset = sink.bytes_written();
+        if offset > 0 {
+            use tokio::io::AsyncSeekExt;
+
+            file.seek(std::io::SeekFrom::Start(offset))
+                .await
+                .map_err(|error| io_error(path, "fetch", error))?;
+        }
+        let mut copy = ChunkCopy::resuming_at(offset);
         let copied = copy
             .run(&mut file, sink, progress, Some(LOCAL_STALL_TIMEOUT))
             .await;

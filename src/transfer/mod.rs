@@ -18,6 +18,10 @@ use crate::store::{PendingFile, StoreError};
 /// callbacks rare next to the cost of SHA-256 (about 1.3 GB/s on one core).
 pub const FETCH_CHUNK_BYTES: usize = 4 << 20;
 
+/// Bytes at the end of a failed SMB fetch that a resumed fetch reads again, because they
+/// may hold smbclient's error text rather than file content. Its messages are a few lines.
+pub const SMB_UNTRUSTED_TAIL_BYTES: u64 = 64 * 1024;
+
 /// Source of staged backups. Each SMB operation runs its own `smbclient`
 /// process and each SFTP source has its own connection, so one slow host cannot block
 /// transfers from another.
@@ -106,11 +110,13 @@ impl Source {
         }
     }
 
-    /// Streams the file at `path` into `sink` and returns the byte count.
+    /// Streams the file at `path` into `sink` and returns the file's byte count.
     ///
+    /// When `sink` already holds bytes, from an earlier attempt cut to
+    /// [`Source::resume_offset`], the fetch reads on from there instead of from byte 0.
     /// Bytes arrive in chunks of up to [`FETCH_CHUNK_BYTES`], and `progress` receives the
     /// running total after each one, so memory use stays bounded whatever the file size.
-    /// On error `sink` contains a partial file: drop it without committing.
+    /// On error `sink` contains a partial file: resume into it or drop it uncommitted.
     pub async fn fetch(
         &self,
         path: &str,
@@ -135,6 +141,18 @@ impl Source {
             );
         }
         result
+    }
+
+    /// Returns how many of the `written` bytes of a failed fetch a new attempt keeps.
+    ///
+    /// SFTP and local reads stop at a byte boundary of the file, so every byte written
+    /// counts. smbclient prints its error texts to the stream that carries the file, so
+    /// the last [`SMB_UNTRUSTED_TAIL_BYTES`] of a failed SMB stream are fetched again.
+    pub fn resume_offset(&self, written: u64) -> u64 {
+        match self {
+            Source::Smb(_) => written.saturating_sub(SMB_UNTRUSTED_TAIL_BYTES),
+            Source::Sftp(_) | Source::Local(_) => written,
+        }
     }
 
     /// Checks that the folder at `path` exists and can be listed, for `check --connect`.

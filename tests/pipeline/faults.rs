@@ -380,6 +380,107 @@ async fn fault_sshd_killed_mid_fetch() {
     kill_peer_mid_fetch(Transport::Sftp, Peer::Sshd, "fault_sshd_killed_mid_fetch").await;
 }
 
+/// Retries for the resume tests: enough attempts, close enough together, to outlast a
+/// peer's restart.
+const RESUME_RETRY: &str = "retry = { attempts = 10, base_delay_ms = 200, max_delay_ms = 1000 }";
+
+/// Kills the staging peer with SIGKILL once part of the file arrived and starts it again at
+/// once. The retry resumes the fetch after the bytes already stored, and the same run
+/// catalogues a copy identical to the staged file.
+async fn restart_peer_mid_fetch(transport: Transport, peer: Peer, test: &str) {
+    let options = FleetOptions {
+        compression: false,
+        service: RESUME_RETRY,
+        ..FleetOptions::default()
+    };
+    let mut fleet = TestFleet::start_with(transport, DATABASES, options).await;
+    if skip_unless_simulator(&fleet.target, test) {
+        return;
+    }
+    let name = fleet.db("Sales").to_string();
+    fleet.target.resize_database(&name, LARGE_DATABASE_MB);
+
+    let (job, mut events) = spawn_watched(&fleet, "Sales");
+    let mut staged_sha256 = None;
+    while let Some(event) = events.recv().await {
+        let JobEventKind::Fetched {
+            bytes,
+            total: Some(total),
+        } = event.kind
+        else {
+            continue;
+        };
+        if staged_sha256.is_none() && bytes > 0 && bytes < total {
+            // The staged file is complete on the share while it is fetched.
+            let staged = fleet.staged_files();
+            assert_eq!(staged.len(), 1, "one staged file: {staged:?}");
+            staged_sha256 = Some(sha256_of(&staged[0]));
+            peer.kill(&mut fleet);
+            peer.restart(&mut fleet);
+        }
+    }
+    let outcome = job.await.expect("job task");
+    let staged_sha256 = staged_sha256.expect("the fetch reported part of the file");
+    let (backup_id, record) = succeeded(outcome);
+
+    assert_eq!(
+        record.sha256, staged_sha256,
+        "stored copy equals the staged file"
+    );
+    let run_id = fleet
+        .ctx
+        .catalog
+        .backup(backup_id)
+        .await
+        .expect("read catalogue")
+        .expect("backup row")
+        .run_id;
+    let note = run_note(&fleet, run_id).await;
+    let offset: u64 = note
+        .split_once("resumed at byte ")
+        .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or_else(|| panic!("no resume in the run's note: {note}"));
+    assert!(offset > 0, "resumed after stored bytes: {note}");
+    assert!(
+        temp_files(fleet.store_root()).is_empty(),
+        "no temp file left"
+    );
+    assert!(
+        fleet.staged_files().is_empty(),
+        "staged file deleted after the copy"
+    );
+}
+
+fn sha256_of(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+
+    let mut file = std::fs::File::open(path).expect("open staged file");
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).expect("hash staged file");
+    hex::encode(hasher.finalize())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_smbd_restarted_mid_fetch_resumes() {
+    restart_peer_mid_fetch(
+        Transport::Smb,
+        Peer::Smbd,
+        "fault_smbd_restarted_mid_fetch_resumes",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_sshd_restarted_mid_fetch_resumes() {
+    restart_peer_mid_fetch(
+        Transport::Sftp,
+        Peer::Sshd,
+        "fault_sshd_restarted_mid_fetch_resumes",
+    )
+    .await;
+}
+
 /// A tmpfs mounted over a folder for the life of the guard.
 struct SmallFilesystem {
     path: PathBuf,

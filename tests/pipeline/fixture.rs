@@ -165,6 +165,8 @@ pub struct FleetOptions<'a> {
     pub defaults: &'a str,
     /// Databases that exist on every instance (master, model, msdb) to include too.
     pub system_databases: &'a [&'a str],
+    /// More `[service]` lines, such as a `retry` table.
+    pub service: &'a str,
 }
 
 impl Default for FleetOptions<'_> {
@@ -175,6 +177,7 @@ impl Default for FleetOptions<'_> {
             full_schedule: None,
             defaults: "",
             system_databases: &[],
+            service: "",
         }
     }
 }
@@ -453,12 +456,13 @@ fn fleet_text(
     schedule.push_str(options.defaults);
     format!(
         "[service]\nstore_dir = \"store\"\ncatalog = \"catalog.db\"\nsecrets_file = \"secrets.toml\"\n\
-         lease_seconds = 30\n\n[defaults]\nconnect_timeout_secs = 10\ntransfer_timeout_secs = 20\n\
+         lease_seconds = 30\n{service}\n[defaults]\nconnect_timeout_secs = 10\ntransfer_timeout_secs = 20\n\
          compression = {compression}\n{schedule}\n{credentials}\n[[instance]]\nname = \"{INSTANCE}\"\n\
          host = {host:?}\nport = {port}\n\
          auth = {{ kind = \"sql\", user = {user:?}, password_secret = \"sql\" }}\n{tls}\n\
          databases = {{ include = [{include}] }}\n{staging}\n",
         compression = options.compression,
+        service = options.service,
         host = settings.host,
         port = settings.port,
         user = settings.user,

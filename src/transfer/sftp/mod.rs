@@ -98,9 +98,18 @@ impl SftpSource {
         }
         let expected = metadata.len();
 
+        // A resumed fetch reads on after the bytes the store file already holds.
+        let offset = sink.bytes_written();
+        if offset > 0 {
+            use tokio::io::AsyncSeekExt;
+
+            self.within(path, "fetch", file.seek(std::io::SeekFrom::Start(offset)))
+                .await?
+                .map_err(|error| self.io_error(path, error))?;
+        }
         // Every read must return within the timeout, so a host that stops sending fails
         // the fetch instead of stalling it.
-        let mut copy = ChunkCopy::new();
+        let mut copy = ChunkCopy::resuming_at(offset);
         let stall_timeout = Some(self.settings.timeout);
         let copied = copy.run(&mut file, sink, progress, stall_timeout).await;
         let total = copy.streamed;
@@ -195,10 +204,10 @@ impl SftpSource {
                 operation,
                 timeout: self.settings.timeout,
             },
-            SftpError::IO(detail) => TransferError::Unreachable {
+            lost if is_session_lost(&lost) => TransferError::Unreachable {
                 location,
                 operation,
-                detail,
+                detail: lost.to_string(),
             },
             other => TransferError::Failed {
                 location,
@@ -229,6 +238,11 @@ impl SftpSource {
                 operation: "fetch",
                 detail: error.to_string(),
             },
+            _ if wraps_lost_session(&error) => TransferError::Unreachable {
+                location,
+                operation: "fetch",
+                detail: error.to_string(),
+            },
             _ => TransferError::Io {
                 location,
                 path,
@@ -237,6 +251,33 @@ impl SftpSource {
             },
         }
     }
+}
+
+/// Returns whether `error` means the SSH session under SFTP is gone, as when sshd dies or
+/// the connection drops, so that a new connection may succeed. russh-sftp 3.0 reports a
+/// closed channel as `UnexpectedBehavior("session closed")`, a pending request whose
+/// session ended as `"sender dropped"`, and a closed internal channel as a `SendError` or
+/// `RecvError` text.
+fn is_session_lost(error: &SftpError) -> bool {
+    match error {
+        SftpError::IO(_) => true,
+        SftpError::UnexpectedBehavior(detail) => {
+            detail == "session closed"
+                || detail == "sender dropped"
+                || detail.starts_with("SendError")
+                || detail.starts_with("RecvError")
+        }
+        _ => false,
+    }
+}
+
+/// Returns whether a read error of russh-sftp's `File` carries a lost session: the file
+/// wraps its SFTP error in an `std::io::Error` of kind `Other`.
+fn wraps_lost_session(error: &std::io::Error) -> bool {
+    error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<SftpError>())
+        .is_some_and(is_session_lost)
 }
 
 fn describe(settings: &SftpSettings) -> String {

@@ -79,6 +79,20 @@ impl SmbSource {
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<u64, TransferError> {
         let smb_path = self.smb_path(path)?;
+        if sink.bytes_written() > 0 {
+            match resumable_local_path(sink) {
+                Some(local) => {
+                    return self
+                        .fetch_rest(path, &smb_path, &local, sink, progress)
+                        .await
+                }
+                None => {
+                    sink.resume_point(0)
+                        .await
+                        .map_err(|source| super::store_error(&self.describe(), path, source))?;
+                }
+            }
+        }
         // `get FILE -` writes the file to standard output and its summary line, with the
         // file size, to standard error. Error texts go to standard output instead.
         let command = format!("get \"{smb_path}\" -");
@@ -95,6 +109,42 @@ impl SmbSource {
                 path: path.to_string(),
                 operation: "fetch",
                 received: output.streamed,
+                expected,
+            }),
+            _ => Err(self
+                .status_error(&text, path, "fetch")
+                .unwrap_or_else(|| self.failed(path, "fetch", &text))),
+        }
+    }
+
+    /// Fetches the rest of a file whose start the store file already holds: `reget`
+    /// appends to the temp file from its length on.
+    async fn fetch_rest(
+        &self,
+        path: &str,
+        smb_path: &str,
+        local: &str,
+        sink: &mut PendingFile,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<u64, TransferError> {
+        let offset = sink.bytes_written();
+        let command = format!("reget \"{smb_path}\" \"{local}\"");
+        let output = self
+            .command("fetch")
+            .append(&command, path, sink, progress)
+            .await?;
+        let text = output.text();
+        let received = sink.bytes_written();
+        tracing::debug!(location = %self.describe(), path, offset, received, "resumed SMB fetch");
+        // smbclient 4.17 prints the summary line to standard error and error texts to
+        // standard output; both are searched.
+        match status::parse_get_size(text.as_bytes()) {
+            Some(expected) if output.success && expected == received => Ok(expected),
+            Some(expected) if output.success => Err(TransferError::Truncated {
+                location: self.describe(),
+                path: path.to_string(),
+                operation: "fetch",
+                received,
                 expected,
             }),
             _ => Err(self
@@ -283,6 +333,13 @@ impl SmbSource {
             detail: format!("smbclient failed: {}", status::last_line(text)),
         }
     }
+}
+
+/// Returns the temp file's path when smbclient's `-c` can carry it inside quotes.
+fn resumable_local_path(sink: &PendingFile) -> Option<String> {
+    let local = sink.temp_path().to_str()?;
+    let carried = !local.contains(['"', ';']) && !local.chars().any(char::is_control);
+    carried.then(|| local.to_string())
 }
 
 #[cfg(test)]

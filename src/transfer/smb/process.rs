@@ -24,6 +24,9 @@ const MESSAGE_CAP_BYTES: usize = 64 * 1024;
 /// smbclient keep reading while the store writes a chunk.
 const PIPE_BYTES: libc::c_int = 1 << 20;
 
+/// How often a resumed fetch looks at the length of the file smbclient appends to.
+const GROWTH_POLL: Duration = Duration::from_millis(250);
+
 /// Time allowed for a killed child to be reaped before it is left to tokio.
 const REAP_WAIT: Duration = Duration::from_secs(5);
 
@@ -161,6 +164,85 @@ impl SmbCommand<'_> {
         })
     }
 
+    /// Runs a command that appends the rest of a file to the store's temp file itself
+    /// (`reget FILE LOCAL`), then hashes what it appended. smbclient reads the remote file
+    /// from the local file's length on, so this resumes a fetch. Progress comes from the
+    /// temp file's growth, and the watchdog kills the child when the file stops growing
+    /// for the timeout. The messages go to standard output, which is captured.
+    pub(super) async fn append(
+        &self,
+        command: &str,
+        path: &str,
+        sink: &mut PendingFile,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<CommandOutput, TransferError> {
+        let (mut child, _credentials) = self.spawn(command)?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let stdout_task = tokio::spawn(read_capped(stdout, MESSAGE_CAP_BYTES));
+        let stderr_task = tokio::spawn(read_capped(stderr, MESSAGE_CAP_BYTES));
+
+        let watched = self
+            .watch_growth(&mut child, sink.temp_path(), progress)
+            .await;
+        // Bytes smbclient wrote are bytes of the remote file even when it failed later,
+        // so they count towards the next resume.
+        let absorbed = sink.absorb_appended().await;
+        let status = match watched {
+            Ok(status) => status,
+            Err(error) => {
+                kill(&mut child, &self.location).await;
+                return Err(error);
+            }
+        };
+        absorbed.map_err(|source| TransferError::Store {
+            location: self.location.clone(),
+            path: path.to_string(),
+            source,
+        })?;
+        let collect = |task: tokio::task::JoinHandle<std::io::Result<Vec<u8>>>| async {
+            match tokio::time::timeout(self.settings.timeout, task).await {
+                Ok(Ok(Ok(bytes))) => bytes,
+                _ => Vec::new(),
+            }
+        };
+        Ok(CommandOutput {
+            success: status.success(),
+            stdout: collect(stdout_task).await,
+            stderr: collect(stderr_task).await,
+        })
+    }
+
+    /// Waits for the child to exit, reporting the length of the file at `local` as
+    /// progress, and fails when the length stays the same for the timeout.
+    async fn watch_growth(
+        &self,
+        child: &mut Child,
+        local: &std::path::Path,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<ExitStatus, TransferError> {
+        let mut last_length = 0;
+        let mut last_growth = tokio::time::Instant::now();
+        let mut tick = tokio::time::interval(GROWTH_POLL);
+        loop {
+            tokio::select! {
+                status = child.wait() => return self.exit_status(status, local_name(local)),
+                _ = tick.tick() => {}
+            }
+            let length = tokio::fs::metadata(local)
+                .await
+                .map(|metadata| metadata.len())
+                .unwrap_or(last_length);
+            if length != last_length {
+                last_length = length;
+                last_growth = tokio::time::Instant::now();
+                progress(length);
+            } else if last_growth.elapsed() >= self.settings.timeout {
+                return Err(self.timed_out(local_name(local)));
+            }
+        }
+    }
+
     /// Starts smbclient with the credentials in a private file, which is removed when the
     /// returned guard drops.
     fn spawn(&self, command: &str) -> Result<(Child, CredentialsFile), TransferError> {
@@ -282,6 +364,11 @@ impl Drop for CredentialsFile {
             tracing::warn!(dir = %self.dir.display(), %error, "cannot remove SMB credentials directory");
         }
     }
+}
+
+/// Names a local file in an error, by its path.
+fn local_name(path: &std::path::Path) -> &str {
+    path.to_str().unwrap_or("store temp file")
 }
 
 /// Reads `reader` to its end, keeping at most `cap` bytes.
