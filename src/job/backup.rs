@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::connect::{open_query_connection, Session};
 use super::preflight::Plan;
-use super::{AtPhase, JobContext, JobEventKind, JobRequest, Phase, StageError};
+use super::{JobContext, JobEventKind, JobRequest, Phase, StageError};
 use crate::mssql::{tsql, ConnectSettings, Connection, MssqlError};
 use crate::store;
 
@@ -68,23 +68,16 @@ pub(crate) async fn take(
     );
 
     let started = Instant::now();
-    let spid = session.facts.spid;
-    let settings = session.settings.clone();
-    let statement = session.connection.execute("BACKUP", &sql);
-    tokio::pin!(statement);
-    let stall = tokio::select! {
-        result = &mut statement => {
-            result.at(Phase::Backup)?;
-            None
-        }
-        stall = watch_progress(ctx, request, run_id, &settings, spid, Phase::Backup) => Some(stall),
-    };
-    if let Some(stall) = stall {
-        // The caller drops the session with this error, so the killed connection is
-        // never used again.
-        let ended = wait_for_statement_end(statement).await;
-        return Err(stall_error(request, Phase::Backup, &stall, ended));
-    }
+    execute_watched(
+        ctx,
+        session,
+        request,
+        run_id,
+        Phase::Backup,
+        ("BACKUP", &sql),
+    )
+    .await
+    .map_err(|error| error.at(Phase::Backup))?;
     tracing::info!(
         path = %staged[0].server_path,
         files = staged.len(),
@@ -92,6 +85,74 @@ pub(crate) async fn take(
         "backup written"
     );
     Ok(staged)
+}
+
+/// Why a watched statement failed: its own error, or a stall that ended in a KILL.
+pub(crate) enum WatchedError {
+    /// The statement's error, a dropped session among them.
+    Statement(MssqlError),
+    /// The statement stopped moving for `service.stall_timeout` and its session was
+    /// killed; the cause names instance, database, phase and session.
+    Stalled(StageError),
+}
+
+impl WatchedError {
+    /// The stage failure, with `phase` attached to a statement's error.
+    pub(crate) fn at(self, phase: Phase) -> StageError {
+        match self {
+            WatchedError::Statement(error) => StageError {
+                phase,
+                cause: error.to_string(),
+            },
+            WatchedError::Stalled(stall) => stall,
+        }
+    }
+}
+
+impl std::fmt::Display for WatchedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WatchedError::Statement(error) => error.fmt(f),
+            WatchedError::Stalled(stall) => f.write_str(&stall.cause),
+        }
+    }
+}
+
+impl crate::retry::Classify for WatchedError {
+    /// A stall is never retried: its session was dropped on purpose, and a new attempt
+    /// would likely stall in the same place.
+    fn transience(&self) -> crate::retry::Transience {
+        match self {
+            WatchedError::Statement(error) => error.transience(),
+            WatchedError::Stalled(_) => crate::retry::Transience::Permanent,
+        }
+    }
+}
+
+/// Runs `statement`, a label and its SQL (BACKUP or RESTORE), on the job's session while [`watch_progress`] follows it
+/// on a second connection, so that a statement that stops moving is killed and reported
+/// as stalled. The caller drops the session after a stall, so the killed connection is
+/// never used again.
+pub(crate) async fn execute_watched(
+    ctx: &JobContext,
+    session: &mut Session,
+    request: &JobRequest,
+    run_id: i64,
+    phase: Phase,
+    (label, sql): (&str, &str),
+) -> Result<(), WatchedError> {
+    let spid = session.facts.spid;
+    let settings = session.settings.clone();
+    let statement = session.connection.execute(label, sql);
+    tokio::pin!(statement);
+    let stall = tokio::select! {
+        result = &mut statement => return result.map_err(WatchedError::Statement),
+        stall = watch_progress(ctx, request, run_id, &settings, spid, phase) => stall,
+    };
+    let ended = wait_for_statement_end(statement).await;
+    Err(WatchedError::Stalled(stall_error(
+        request, phase, &stall, ended,
+    )))
 }
 
 /// Polls `sys.dm_exec_requests` for the statement running on session `spid` and emits its

@@ -1,6 +1,6 @@
 //! Stage 4: RESTORE VERIFYONLY on the staged files, on the instance that wrote them.
 
-use super::backup::{server_paths, StagedFile};
+use super::backup::{execute_watched, server_paths, StagedFile, WatchedError};
 use super::connect::Session;
 use super::{JobContext, JobRequest, Phase, StageError};
 use crate::mssql::{tsql, Connection};
@@ -11,6 +11,8 @@ use crate::retry::{Retry, RetryScope};
 /// the backup was taken with checksums, because SQL Server rejects it otherwise (error
 /// 3187). A transient fault (a dropped session) reopens the session and verifies again
 /// under `service.retry`; VERIFYONLY only reads the files, so running it twice is harmless.
+/// A VERIFYONLY whose progress stops for `service.stall_timeout` is killed and fails the
+/// run as stalled, without a retry.
 pub(crate) async fn run(
     ctx: &JobContext,
     session: &mut Session,
@@ -27,14 +29,21 @@ pub(crate) async fn run(
     };
     let mut retry = Retry::new(&ctx.fleet.service.retry, scope).stop_on(&ctx.shutdown);
     let mut reconnect = false;
-    // TODO: watch VERIFYONLY's progress for stalls as BACKUP does; a reconnect changes
-    // the session id that the watcher would have to follow.
     let result = loop {
         let result = async {
             if reconnect {
-                session.connection = Connection::open(&session.settings).await?;
+                // A new session has a new id, which the progress watcher follows.
+                session.connection = Connection::open(&session.settings)
+                    .await
+                    .map_err(WatchedError::Statement)?;
+                session.facts = session
+                    .connection
+                    .server_facts()
+                    .await
+                    .map_err(WatchedError::Statement)?;
             }
-            session.connection.execute("RESTORE VERIFYONLY", &sql).await
+            let statement = ("RESTORE VERIFYONLY", sql.as_str());
+            execute_watched(ctx, session, request, run_id, Phase::Verify, statement).await
         }
         .await;
         reconnect = result.is_err();
@@ -46,7 +55,10 @@ pub(crate) async fn run(
         let note = format!("RESTORE VERIFYONLY took {} attempts", retry.attempts());
         ctx.catalog.add_run_note(run_id, &note).await.ok();
     }
-    super::interrupt::unless_cancelled(ctx, Phase::Verify, result)?;
+    match result {
+        Err(WatchedError::Stalled(stall)) => return Err(stall),
+        result => super::interrupt::unless_cancelled(ctx, Phase::Verify, result)?,
+    }
     tracing::info!(path = %staged[0].server_path, files = staged.len(), checksum = has_checksums, "backup verified");
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! A BACKUP whose progress stops is killed after `service.stall_timeout`, the job
+//! A BACKUP or RESTORE VERIFYONLY whose progress stops is killed after
+//! `service.stall_timeout`, the job
 //! sockets carry TCP keep-alive, and job events drive the live progress of the site.
 
 use std::sync::Arc;
@@ -69,6 +70,53 @@ async fn fault_backup_stalled_is_killed() {
     assert!(list_files(fleet.store_root()).is_empty(), "nothing stored");
 
     // The slot and the lease are free: the next run of the same database succeeds.
+    fleet.target.clear_faults();
+    let next = tokio::time::timeout(STALL_WAIT_LIMIT, job::run(&ctx, &request))
+        .await
+        .expect("the next run must not wait for the stalled run's slot");
+    succeeded(next);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_verify_stalled_is_killed() {
+    let fleet = TestFleet::start(Transport::Smb, DATABASES).await;
+    if skip_unless_simulator(&fleet.target, "fault_verify_stalled_is_killed") {
+        return;
+    }
+    fleet
+        .target
+        .set_fault(Fault::StallVerify { at_percent: 40 });
+    let ctx = with_stall_timeout(&fleet, STALL_TIMEOUT);
+    let request = fleet.request("Sales", BackupType::Full);
+
+    let result = tokio::time::timeout(STALL_WAIT_LIMIT, job::run(&ctx, &request))
+        .await
+        .expect("the stalled verification must fail within the wait limit");
+    let failure = match result {
+        Err(failure) => failure,
+        Ok(outcome) => panic!("expected a stalled verification, got {outcome:?}"),
+    };
+    let failure = check_failure(&fleet, "Sales", Phase::Verify, failure).await;
+    let cause = &failure.cause;
+    assert!(cause.contains("stalled"), "{cause}");
+    assert!(cause.contains("phase verify"), "{cause}");
+    assert!(cause.contains("no progress for 3s"), "{cause}");
+    assert!(cause.contains("killed session"), "{cause}");
+    let statements = fleet.target.statements();
+    let kills = statements
+        .iter()
+        .filter(|statement| statement.starts_with("KILL "))
+        .count();
+    assert_eq!(kills, 1, "one KILL sent: {statements:?}");
+    let verifies = statements
+        .iter()
+        .filter(|statement| statement.starts_with("RESTORE VERIFYONLY"))
+        .count();
+    assert_eq!(verifies, 1, "a stalled VERIFYONLY is not retried");
+    // The backup itself finished, so its file stays on the share for the next run.
+    assert_eq!(fleet.staged_files().len(), 1, "staged file kept: {cause}");
+    assert!(list_files(fleet.store_root()).is_empty(), "nothing stored");
+
     fleet.target.clear_faults();
     let next = tokio::time::timeout(STALL_WAIT_LIMIT, job::run(&ctx, &request))
         .await

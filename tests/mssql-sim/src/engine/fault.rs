@@ -64,6 +64,13 @@ pub enum Fault {
         #[serde(default = "half")]
         at_percent: u8,
     },
+    /// Freezes the progress of every RESTORE VERIFYONLY that reaches `at_percent`, the
+    /// way [`Fault::StallBackup`] freezes BACKUP: the statement neither reads nor ends
+    /// until its session is killed (or the client cancels or leaves). Stays until cleared.
+    StallVerify {
+        #[serde(default = "half")]
+        at_percent: u8,
+    },
     /// Marks `pages` data pages of `database` as damaged, so DBCC CHECKDB reports
     /// consistency errors 8928 and 8939 for each. Stays until cleared.
     CorruptPages {

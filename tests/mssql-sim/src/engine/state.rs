@@ -76,9 +76,10 @@ impl InstanceState {
     pub fn take_fault(&mut self, matches: impl Fn(&Fault) -> bool) -> Option<Fault> {
         let index = self.faults.iter().position(matches)?;
         match &self.faults[index] {
-            Fault::SlowBackup { .. } | Fault::CorruptPages { .. } | Fault::StallBackup { .. } => {
-                Some(self.faults[index].clone())
-            }
+            Fault::SlowBackup { .. }
+            | Fault::CorruptPages { .. }
+            | Fault::StallBackup { .. }
+            | Fault::StallVerify { .. } => Some(self.faults[index].clone()),
             _ => Some(self.faults.remove(index)),
         }
     }

@@ -230,10 +230,10 @@ impl WriteFaults {
     }
 }
 
-/// Blocks the backup without progress until the client cancels, leaves, or the session
-/// is killed; checks every 50 ms.
-fn stall_until_cancelled(out: &Out) {
-    tracing::info!("fault: backup stalled; waiting for a cancel or KILL");
+/// Blocks a BACKUP or VERIFYONLY without progress until the client cancels, leaves, or
+/// the session is killed; checks every 50 ms.
+pub(super) fn stall_until_cancelled(out: &Out) {
+    tracing::info!("fault: statement stalled; waiting for a cancel or KILL");
     while !out.cancelled() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }

@@ -78,6 +78,13 @@ fn verify(
         }
         _ => None,
     };
+    let stall_at = match instance
+        .lock()
+        .take_fault(|fault| matches!(fault, Fault::StallVerify { .. }))
+    {
+        Some(Fault::StallVerify { at_percent }) => Some(total * u64::from(at_percent) / 100),
+        _ => None,
+    };
     let progress = Progress::new(instance, session.spid, "running", request.stats, total);
     let mut reader = ProgressReader {
         file,
@@ -86,6 +93,7 @@ fn verify(
         throttle: Throttle::new(bytes_per_sec),
         drop_at,
         dropped: false,
+        stall_at,
         out,
     };
     let result = bakfile::verify(BufReader::with_capacity(1 << 20, &mut reader), mode);
@@ -156,6 +164,8 @@ struct ProgressReader<'a, 'b> {
     /// Bytes after which [`Fault::DropConnectionInVerify`] closes the connection.
     drop_at: Option<u64>,
     dropped: bool,
+    /// Bytes after which [`Fault::StallVerify`] stops reading until the session is killed.
+    stall_at: Option<u64>,
     out: &'a mut Out<'b>,
 }
 
@@ -167,6 +177,10 @@ impl Read for ProgressReader<'_, '_> {
         if self.drop_at.is_some_and(|at| self.done >= at) {
             self.dropped = true;
             return Err(io::Error::other("connection closed by an injected fault"));
+        }
+        if self.stall_at.is_some_and(|at| self.done >= at) {
+            super::stripes::stall_until_cancelled(self.out);
+            return Err(io::Error::other("verification cancelled by the client"));
         }
         let read = self.file.read(buf)?;
         self.done += read as u64;
