@@ -129,6 +129,7 @@ async fn site(metrics: bool) -> Site {
         .start_run(&new_run("sales", "orders", BackupType::Diff, T0))
         .await
         .unwrap();
+    catalog.set_run_phase(failed, "backup").await.unwrap();
     catalog
         .fail_run(failed, "backup", "BACKUP failed")
         .await
@@ -264,4 +265,21 @@ async fn metrics_names_labels_values() {
     );
     let free = find(&samples, "bakfleet_store_free_bytes", &[]).unwrap();
     assert!(free.value > 0.0);
+
+    assert_eq!(types["bakfleet_phase_seconds_total"], "counter");
+    assert_eq!(types["bakfleet_phase_runs_total"], "counter");
+    assert_eq!(types["bakfleet_phase_bytes_total"], "counter");
+    // Each full run spent the minute between its start and its outcome in phase `start`.
+    let full_start = [("phase", "start"), ("type", "full")];
+    let seconds = find(&samples, "bakfleet_phase_seconds_total", &full_start).unwrap();
+    assert_eq!(seconds.value, 120.0);
+    let runs = find(&samples, "bakfleet_phase_runs_total", &full_start).unwrap();
+    assert_eq!(runs.value, 2.0);
+    let fetched = [("phase", "fetch"), ("type", "full")];
+    let bytes = find(&samples, "bakfleet_phase_bytes_total", &fetched).unwrap();
+    assert_eq!(bytes.value, 1005.0);
+    // The failed diff run left `start` for `backup`, and `backup` for its outcome.
+    let diff_backup = [("phase", "backup"), ("type", "diff")];
+    let left = find(&samples, "bakfleet_phase_runs_total", &diff_backup).unwrap();
+    assert_eq!(left.value, 1.0);
 }

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use super::backups::insert_backup;
 use super::decode::RowReader;
+use super::phase_totals;
 use super::timestamp::format_utc;
 use super::{to_sql_integer, Catalog, CatalogError};
 use crate::backup::{BackupRecord, BackupType};
@@ -191,8 +192,8 @@ impl Catalog {
     pub async fn start_run(&self, run: &NewRun) -> Result<i64, CatalogError> {
         let result = sqlx::query(
             "INSERT INTO runs (instance, database, backup_type, requested_type, slot,
-                               trigger, status, phase, started_at, host, pid)
-             VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                               trigger, status, phase, started_at, phase_started_at, host, pid)
+             VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
         )
         .bind(&run.instance)
         .bind(&run.database)
@@ -201,6 +202,7 @@ impl Catalog {
         .bind(run.slot.map(format_utc))
         .bind(&run.trigger)
         .bind(START_PHASE)
+        .bind(format_utc(run.started_at))
         .bind(format_utc(run.started_at))
         .bind(&run.host)
         .bind(i64::from(run.pid))
@@ -251,24 +253,53 @@ impl Catalog {
         Ok(())
     }
 
-    /// Records the phase a running run has reached.
+    /// Records the phase a running run has reached, and adds the time it spent in the
+    /// phase it leaves to that phase's totals.
     ///
     /// # Errors
     /// [`CatalogError::RunNotFound`], or [`CatalogError::RunFinished`] when the run
     /// already has an outcome.
     pub async fn set_run_phase(&self, run_id: i64, phase: &str) -> Result<(), CatalogError> {
-        let result = sqlx::query("UPDATE runs SET phase = ? WHERE id = ? AND status = 'running'")
-            .bind(phase)
-            .bind(run_id)
-            .execute(&self.pool)
-            .await
-            .map_err(CatalogError::query(format!(
-                "set phase {phase} of run {run_id}"
-            )))?;
+        let now = format_utc(OffsetDateTime::now_utc());
+        let mut transaction = self
+            .begin_write(&format!("set phase {phase} of run {run_id}"))
+            .await?;
+        phase_totals::close_phase(&mut transaction, run_id, &now).await?;
+        let result = sqlx::query(
+            "UPDATE runs SET phase = ?, phase_started_at = ? WHERE id = ? AND status = 'running'",
+        )
+        .bind(phase)
+        .bind(&now)
+        .bind(run_id)
+        .execute(&mut *transaction)
+        .await
+        .map_err(CatalogError::query(format!(
+            "set phase {phase} of run {run_id}"
+        )))?;
         if result.rows_affected() == 0 {
+            // The explanation reads on another connection, so the write lock goes first.
+            transaction.rollback().await.ok();
             return Err(explain_unchanged_run(&self.pool, run_id).await);
         }
-        Ok(())
+        transaction
+            .commit()
+            .await
+            .map_err(CatalogError::query(format!(
+                "commit phase {phase} of run {run_id}"
+            )))
+    }
+
+    /// Begins a transaction that takes the write lock at once. A deferred transaction
+    /// that reads first can fail with SQLITE_BUSY when it later writes in WAL mode,
+    /// whatever the busy timeout.
+    async fn begin_write(
+        &self,
+        action: &str,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, CatalogError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(CatalogError::query(format!("begin to {action}")))
     }
 
     /// Appends a line to a run's notes. Works on finished runs too, so that a failed
@@ -322,6 +353,10 @@ impl Catalog {
         error: &str,
     ) -> Result<(), CatalogError> {
         let now = format_utc(OffsetDateTime::now_utc());
+        let mut transaction = self
+            .begin_write(&format!("mark run {run_id} {status}"))
+            .await?;
+        phase_totals::close_phase(&mut transaction, run_id, &now).await?;
         let result = sqlx::query(
             "UPDATE runs
              SET status = ?, phase = ?, error = ?, finished_at = ?,
@@ -335,13 +370,18 @@ impl Catalog {
         .bind(&now)
         .bind(&now)
         .bind(run_id)
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await
         .map_err(CatalogError::query(format!("mark run {run_id} {status}")))?;
         if result.rows_affected() == 0 {
+            // The explanation reads on another connection, so the write lock goes first.
+            transaction.rollback().await.ok();
             return Err(explain_unchanged_run(&self.pool, run_id).await);
         }
-        Ok(())
+        transaction
+            .commit()
+            .await
+            .map_err(CatalogError::query(format!("commit run {run_id} {status}")))
     }
 
     /// Marks a running run skipped because the database is unavailable, finishing it
@@ -360,6 +400,10 @@ impl Catalog {
         reason: &str,
     ) -> Result<(), CatalogError> {
         let now = format_utc(OffsetDateTime::now_utc());
+        let mut transaction = self
+            .begin_write(&format!("mark run {run_id} skipped"))
+            .await?;
+        phase_totals::close_phase(&mut transaction, run_id, &now).await?;
         let result = sqlx::query(
             "UPDATE runs
              SET status = 'skipped', skip_kind = ?, reason = ?, finished_at = ?,
@@ -375,13 +419,18 @@ impl Catalog {
         .bind(reason)
         .bind(reason)
         .bind(run_id)
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await
         .map_err(CatalogError::query(format!("mark run {run_id} skipped")))?;
         if result.rows_affected() == 0 {
+            // The explanation reads on another connection, so the write lock goes first.
+            transaction.rollback().await.ok();
             return Err(explain_unchanged_run(&self.pool, run_id).await);
         }
-        Ok(())
+        transaction
+            .commit()
+            .await
+            .map_err(CatalogError::query(format!("commit run {run_id} skipped")))
     }
 
     /// Inserts the backup row (status verified) and marks the run succeeded with its
@@ -413,13 +462,16 @@ impl Catalog {
                 )))?;
 
         check_run_owns_backup(&mut transaction, run_id, backup).await?;
+        let finished_at = format_utc(stats.finished_at);
+        phase_totals::close_phase(&mut transaction, run_id, &finished_at).await?;
+        add_run_bytes(&mut transaction, backup, bytes).await?;
         sqlx::query(
             "UPDATE runs
              SET status = 'succeeded', phase = 'done', finished_at = ?, duration_ms = ?,
                  bytes = ?, throughput_bps = ?
              WHERE id = ?",
         )
-        .bind(format_utc(stats.finished_at))
+        .bind(&finished_at)
         .bind(duration_ms)
         .bind(bytes)
         .bind(stats.throughput_bps)
@@ -607,4 +659,19 @@ pub(super) fn run_from_row(row: &SqliteRow) -> Result<RunRow, CatalogError> {
         pid,
         backup_id: row.get("backup_id")?,
     })
+}
+
+/// Adds a succeeded run's bytes to the phase totals: what BACKUP wrote to the share
+/// (compressed when compression was on) and `fetched`, the bytes fetched into the store.
+async fn add_run_bytes(
+    connection: &mut sqlx::SqliteConnection,
+    backup: &BackupRecord,
+    fetched: i64,
+) -> Result<(), CatalogError> {
+    let backup_type = backup.backup_type.as_str();
+    if let Some(written) = backup.compressed_size.or(backup.backup_size) {
+        let written = to_sql_integer("backup bytes", written)?;
+        phase_totals::add_phase_bytes(connection, "backup", backup_type, written).await?;
+    }
+    phase_totals::add_phase_bytes(connection, "fetch", backup_type, fetched).await
 }

@@ -22,6 +22,7 @@ pub(super) async fn metrics(State(site): State<Site>) -> Result<Response, WebErr
     let now = OffsetDateTime::now_utc();
     let mut families = backup_families(&site, now).await?;
     families.push(run_family(&site).await?);
+    families.extend(phase_families(&site).await?);
     if site.state.fleet.is_some() {
         families.push(rpo_family(&site, now).await?);
     }
@@ -105,6 +106,39 @@ async fn run_family(site: &Site) -> Result<Family, WebError> {
         runs.push(vec![("status", status)], count as f64);
     }
     Ok(runs)
+}
+
+/// Seconds spent in each phase, the runs that left it, and the bytes BACKUP wrote and the
+/// fetch moved, per phase and backup type. Dividing the seconds by the runs gives the mean
+/// time of a phase, and the rate of bytes over the rate of seconds its throughput.
+async fn phase_families(site: &Site) -> Result<Vec<Family>, WebError> {
+    let mut seconds = Family::new(
+        "bakfleet_phase_seconds_total",
+        "Seconds runs spent in each phase, summed as each run leaves the phase.",
+        Kind::Counter,
+    );
+    let mut runs = Family::new(
+        "bakfleet_phase_runs_total",
+        "Runs that left each phase, for the next phase or an outcome.",
+        Kind::Counter,
+    );
+    let mut bytes = Family::new(
+        "bakfleet_phase_bytes_total",
+        "Bytes BACKUP wrote to the staging location (phase backup) and bytes fetched into the store (phase fetch), by succeeded runs.",
+        Kind::Counter,
+    );
+    for total in site.state.catalog.phase_totals().await? {
+        let labels = vec![
+            ("phase", total.phase.clone()),
+            ("type", total.backup_type.clone()),
+        ];
+        seconds.push(labels.clone(), total.milliseconds as f64 / 1000.0);
+        runs.push(labels.clone(), total.runs as f64);
+        if total.bytes > 0 {
+            bytes.push(labels, total.bytes as f64);
+        }
+    }
+    Ok(vec![seconds, runs, bytes])
 }
 
 /// Jobs running and waiting for a slot in this process; none for a process without jobs.

@@ -1,0 +1,96 @@
+//! Time and bytes per phase, summed over every run as it leaves each phase, for the
+//! `/metrics` counters.
+
+use serde::Serialize;
+use sqlx::SqliteConnection;
+
+use super::decode::RowReader;
+use super::{Catalog, CatalogError};
+
+/// The sums of one phase of one backup type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PhaseTotal {
+    pub phase: String,
+    pub backup_type: String,
+    /// Times a run left this phase, to the next phase or to its outcome.
+    pub runs: u64,
+    pub milliseconds: u64,
+    /// Bytes BACKUP wrote (phase `backup`) or bytes fetched (phase `fetch`), and 0 for
+    /// other phases.
+    pub bytes: u64,
+}
+
+impl Catalog {
+    /// Reads the sums of every phase and backup type, in phase then type order.
+    pub async fn phase_totals(&self) -> Result<Vec<PhaseTotal>, CatalogError> {
+        let rows = sqlx::query(
+            "SELECT rowid, phase, backup_type, runs, milliseconds, bytes
+             FROM phase_totals ORDER BY phase, backup_type",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CatalogError::query("read the phase totals"))?;
+        rows.iter()
+            .map(|row| {
+                let reader = RowReader::new(row, "phase_totals", "rowid")?;
+                Ok(PhaseTotal {
+                    phase: reader.get("phase")?,
+                    backup_type: reader.get("backup_type")?,
+                    runs: reader.unsigned("runs")?,
+                    milliseconds: reader.unsigned("milliseconds")?,
+                    bytes: reader.unsigned("bytes")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Adds the time run `run_id` spent in its current phase, up to `now`, to that phase's
+/// sums. Does nothing for a run that is not running or has no phase start (a run started
+/// before the catalogue kept phase starts).
+pub(super) async fn close_phase(
+    connection: &mut SqliteConnection,
+    run_id: i64,
+    now: &str,
+) -> Result<(), CatalogError> {
+    sqlx::query(
+        "INSERT INTO phase_totals (phase, backup_type, runs, milliseconds)
+         SELECT phase, backup_type, 1,
+                MAX(0, CAST(ROUND((julianday(?) - julianday(phase_started_at)) * 86400000.0)
+                            AS INTEGER))
+         FROM runs
+         WHERE id = ? AND status = 'running' AND phase_started_at IS NOT NULL
+         ON CONFLICT (phase, backup_type) DO UPDATE
+         SET runs = runs + excluded.runs, milliseconds = milliseconds + excluded.milliseconds",
+    )
+    .bind(now)
+    .bind(run_id)
+    .execute(connection)
+    .await
+    .map_err(CatalogError::query(format!(
+        "add the phase time of run {run_id}"
+    )))?;
+    Ok(())
+}
+
+/// Adds `bytes` to the sums of `phase` for `backup_type`.
+pub(super) async fn add_phase_bytes(
+    connection: &mut SqliteConnection,
+    phase: &str,
+    backup_type: &str,
+    bytes: i64,
+) -> Result<(), CatalogError> {
+    sqlx::query(
+        "INSERT INTO phase_totals (phase, backup_type, bytes) VALUES (?, ?, ?)
+         ON CONFLICT (phase, backup_type) DO UPDATE SET bytes = bytes + excluded.bytes",
+    )
+    .bind(phase)
+    .bind(backup_type)
+    .bind(bytes)
+    .execute(connection)
+    .await
+    .map_err(CatalogError::query(format!(
+        "add the bytes of phase {phase}"
+    )))?;
+    Ok(())
+}
