@@ -129,15 +129,15 @@ pub(crate) struct RawService {
     /// Default: `12`.
     #[schemars(with = "Option<i64>")]
     pub session_max_hours: Option<Spanned<i64>>,
-    /// Seconds a running BACKUP may show the same `percent_complete` in
+    /// Seconds a running BACKUP or RESTORE VERIFYONLY may show the same `percent_complete` in
     /// `sys.dm_exec_requests` before bakfleet kills its session with KILL and fails the
     /// run as stalled; 0 turns stall detection off. Default: `600` (10 minutes).
     #[schemars(with = "Option<i64>")]
     pub stall_timeout_seconds: Option<Spanned<i64>>,
-    /// Retries of connect, RESTORE VERIFYONLY and fetch after a transient fault
+    /// Retries of connect, BACKUP, RESTORE VERIFYONLY and fetch after a transient fault
     /// (a refused or reset connection, a dropped session, an unreachable share): a table
-    /// with `attempts`, `base_delay_ms` and `max_delay_ms`. Default: 3 attempts, 2000 ms
-    /// and 60000 ms.
+    /// with `attempts`, `base_delay_ms` and `max_delay_ms`. A retried fetch resumes after
+    /// the bytes already stored. Default: 3 attempts, 2000 ms and 60000 ms.
     pub retry: Option<RawRetry>,
 }
 
