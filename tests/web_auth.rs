@@ -755,6 +755,27 @@ async fn run_now_rejects_unknown_database() {
 }
 
 #[tokio::test]
+async fn run_now_unknown_instance_not_found() {
+    let (sender, _receiver) = tokio::sync::mpsc::channel(1);
+    let (site, catalog, dir) = site_with_store(Some(sender)).await;
+    stored_backup(&catalog, dir.path(), b"test").await;
+    let operator = session_for(&catalog, Role::Operator).await;
+    let response = send(
+        &site,
+        request(
+            "POST",
+            "/instances/nowhere/run",
+            "backup_type=full",
+            Some(&operator),
+            Some(&operator.csrf_token),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert!(body_text(response).await.contains("nowhere"));
+}
+
+#[tokio::test]
 async fn run_now_reports_rejected_job() {
     let (sender, mut receiver) = tokio::sync::mpsc::channel(1);
     let (site, catalog, dir) = site_with_store(Some(sender)).await;
@@ -784,7 +805,8 @@ async fn run_now_reports_rejected_job() {
 
 #[tokio::test]
 async fn run_now_without_runner_unavailable() {
-    let (site, catalog) = site().await;
+    let (site, catalog, dir) = site_with_store(None).await;
+    stored_backup(&catalog, dir.path(), b"test").await;
     let operator = session_for(&catalog, Role::Operator).await;
     let response = send(
         &site,

@@ -171,6 +171,7 @@ pub(super) async fn run_instance(
     Path(instance): Path<String>,
     Form(form): Form<RunForm>,
 ) -> Result<Response, WebError> {
+    check_instance_known(&site, &instance).await?;
     request_run(&site, &user, instance, None, &form).await
 }
 
@@ -266,6 +267,27 @@ pub(super) async fn check_database_known(
     if !known {
         return Err(WebError::NotFound(format!(
             "No database {database:?} on instance {instance:?} is in the catalogue."
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that `instance` is in the fleet file in force, or in the catalogue when the
+/// site serves no fleet file, so that an unknown name gets 404 before any run is requested.
+pub(super) async fn check_instance_known(site: &Site, instance: &str) -> Result<(), WebError> {
+    let known = match &site.state.fleet {
+        Some(fleet) => fleet.current().instance(instance).is_some(),
+        None => site
+            .state
+            .catalog
+            .fleet_overview()
+            .await?
+            .iter()
+            .any(|row| row.instance == instance),
+    };
+    if !known {
+        return Err(WebError::NotFound(format!(
+            "No instance {instance:?} is in the fleet file; check the name on the overview."
         )));
     }
     Ok(())

@@ -7,7 +7,9 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use time::OffsetDateTime;
 
-use super::super::actions::{check_database_known, parse_backup_type, start_run, verify_now};
+use super::super::actions::{
+    check_database_known, check_instance_known, parse_backup_type, start_run, verify_now,
+};
 use super::super::auth::CurrentUser;
 use super::super::error::WebError;
 use super::super::Site;
@@ -204,8 +206,8 @@ pub(in crate::web) async fn run_database(
 #[utoipa::path(post, path = "/api/v1/instances/{instance}/run", tag = "actions",
     request_body = RunNow, params(("instance" = String, Path)),
     responses((status = 202, body = RunAccepted), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 503, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(in crate::web) async fn run_instance(
     State(site): State<Site>,
     Extension(user): Extension<CurrentUser>,
@@ -213,6 +215,7 @@ pub(in crate::web) async fn run_instance(
     body: Result<Json<RunNow>, JsonRejection>,
 ) -> Result<(StatusCode, Json<RunAccepted>), WebError> {
     let body = read_json(body)?;
+    check_instance_known(&site, &instance).await?;
     let backup_type = parse_backup_type(&body.backup_type)?;
     let outcome = start_run(&site, &user, instance, None, backup_type).await?;
     accepted(outcome)
