@@ -99,7 +99,12 @@ impl LiveRuns {
                 state: "running",
             });
             match &event.kind {
-                JobEventKind::Phase(phase) => run.phase = phase.as_str().to_string(),
+                JobEventKind::Phase(phase) => {
+                    // A percent belongs to the statement of one phase (BACKUP or
+                    // VERIFYONLY), so a new phase starts without one.
+                    run.phase = phase.as_str().to_string();
+                    run.percent = None;
+                }
                 JobEventKind::BackupPercent(percent) => run.percent = Some(*percent),
                 JobEventKind::Fetched { bytes, total } => {
                     run.bytes_fetched = Some(*bytes);
@@ -249,6 +254,11 @@ mod tests {
         assert_eq!(run.percent, Some(42.5));
         assert_eq!(run.backup_type.as_deref(), Some("full"));
         assert_eq!(live.snapshot(), vec![run]);
+        let fetching = live.apply(&event(7, JobEventKind::Phase(Phase::Fetch)), None);
+        assert_eq!(
+            fetching.percent, None,
+            "a new phase starts without a percent"
+        );
     }
 
     #[test]
