@@ -325,33 +325,48 @@ impl Peer {
     }
 }
 
-/// Kills the staging peer with SIGKILL once the fetch has read part of the file, checks
-/// the failure, restarts the peer and checks that the next run succeeds.
-async fn kill_peer_mid_fetch(transport: Transport, peer: Peer, test: &str) {
+/// Starts a fleet without compression whose Sales database is large enough for its fetch
+/// to be interrupted, with `service` added to `[service]`. Returns `None` when the target
+/// is not the simulator.
+async fn large_fetch_fleet(transport: Transport, service: &str, test: &str) -> Option<TestFleet> {
     let options = FleetOptions {
         compression: false,
+        service,
         ..FleetOptions::default()
     };
-    let mut fleet = TestFleet::start_with(transport, DATABASES, options).await;
+    let fleet = TestFleet::start_with(transport, DATABASES, options).await;
     if skip_unless_simulator(&fleet.target, test) {
-        return;
+        return None;
     }
     let name = fleet.db("Sales").to_string();
     fleet.target.resize_database(&name, LARGE_DATABASE_MB);
+    Some(fleet)
+}
+
+/// Returns the bytes fetched and the file's size when `event` reports part of a file.
+fn partial_fetch(event: &JobEvent) -> Option<(u64, u64)> {
+    match event.kind {
+        JobEventKind::Fetched {
+            bytes,
+            total: Some(total),
+        } if bytes > 0 && bytes < total => Some((bytes, total)),
+        _ => None,
+    }
+}
+
+/// Kills the staging peer with SIGKILL once the fetch has read part of the file, checks
+/// the failure, restarts the peer and checks that the next run succeeds.
+async fn kill_peer_mid_fetch(transport: Transport, peer: Peer, test: &str) {
+    let Some(mut fleet) = large_fetch_fleet(transport, "", test).await else {
+        return;
+    };
 
     let (job, mut events) = spawn_watched(&fleet, "Sales");
     let mut killed_at = None;
     while let Some(event) = events.recv().await {
-        let JobEventKind::Fetched {
-            bytes,
-            total: Some(total),
-        } = event.kind
-        else {
-            continue;
-        };
-        if killed_at.is_none() && bytes > 0 && bytes < total {
+        if let (None, Some(part)) = (killed_at, partial_fetch(&event)) {
             peer.kill(&mut fleet);
-            killed_at = Some((bytes, total));
+            killed_at = Some(part);
         }
     }
     let failure = failed(job).await;
@@ -388,29 +403,14 @@ const RESUME_RETRY: &str = "retry = { attempts = 10, base_delay_ms = 200, max_de
 /// once. The retry resumes the fetch after the bytes already stored, and the same run
 /// catalogues a copy identical to the staged file.
 async fn restart_peer_mid_fetch(transport: Transport, peer: Peer, test: &str) {
-    let options = FleetOptions {
-        compression: false,
-        service: RESUME_RETRY,
-        ..FleetOptions::default()
-    };
-    let mut fleet = TestFleet::start_with(transport, DATABASES, options).await;
-    if skip_unless_simulator(&fleet.target, test) {
+    let Some(mut fleet) = large_fetch_fleet(transport, RESUME_RETRY, test).await else {
         return;
-    }
-    let name = fleet.db("Sales").to_string();
-    fleet.target.resize_database(&name, LARGE_DATABASE_MB);
+    };
 
     let (job, mut events) = spawn_watched(&fleet, "Sales");
     let mut staged_sha256 = None;
     while let Some(event) = events.recv().await {
-        let JobEventKind::Fetched {
-            bytes,
-            total: Some(total),
-        } = event.kind
-        else {
-            continue;
-        };
-        if staged_sha256.is_none() && bytes > 0 && bytes < total {
+        if staged_sha256.is_none() && partial_fetch(&event).is_some() {
             // The staged file is complete on the share while it is fetched.
             let staged = fleet.staged_files();
             assert_eq!(staged.len(), 1, "one staged file: {staged:?}");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bakfleet::backup::BackupType;
-use bakfleet::job::{self, JobContext, Phase};
+use bakfleet::job::{self, JobContext, JobFailure, JobRequest, Phase};
 use bakfleet::mssql::{Connection, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL};
 use bakfleet::web::LiveRuns;
 use mssql_sim::engine::Fault;
@@ -32,6 +32,17 @@ fn with_stall_timeout(fleet: &TestFleet, timeout: Duration) -> JobContext {
     ctx
 }
 
+/// Runs a job that must stall and fail within [`STALL_WAIT_LIMIT`], and returns its failure.
+async fn run_until_stalled(ctx: &JobContext, request: &JobRequest) -> JobFailure {
+    let result = tokio::time::timeout(STALL_WAIT_LIMIT, job::run(ctx, request))
+        .await
+        .expect("the stalled job must fail within the wait limit");
+    match result {
+        Err(failure) => failure,
+        Ok(outcome) => panic!("expected a stalled job, got {outcome:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_backup_stalled_is_killed() {
     let fleet = TestFleet::start(Transport::Smb, DATABASES).await;
@@ -44,13 +55,7 @@ async fn fault_backup_stalled_is_killed() {
     let ctx = with_stall_timeout(&fleet, STALL_TIMEOUT);
     let request = fleet.request("Sales", BackupType::Full);
 
-    let result = tokio::time::timeout(STALL_WAIT_LIMIT, job::run(&ctx, &request))
-        .await
-        .expect("the stalled backup must fail within the wait limit");
-    let failure = match result {
-        Err(failure) => failure,
-        Ok(outcome) => panic!("expected a stalled backup, got {outcome:?}"),
-    };
+    let failure = run_until_stalled(&ctx, &request).await;
     let failure = check_failure(&fleet, "Sales", Phase::Backup, failure).await;
     let cause = &failure.cause;
     assert!(cause.contains("stalled"), "{cause}");
@@ -89,13 +94,7 @@ async fn fault_verify_stalled_is_killed() {
     let ctx = with_stall_timeout(&fleet, STALL_TIMEOUT);
     let request = fleet.request("Sales", BackupType::Full);
 
-    let result = tokio::time::timeout(STALL_WAIT_LIMIT, job::run(&ctx, &request))
-        .await
-        .expect("the stalled verification must fail within the wait limit");
-    let failure = match result {
-        Err(failure) => failure,
-        Ok(outcome) => panic!("expected a stalled verification, got {outcome:?}"),
-    };
+    let failure = run_until_stalled(&ctx, &request).await;
     let failure = check_failure(&fleet, "Sales", Phase::Verify, failure).await;
     let cause = &failure.cause;
     assert!(cause.contains("stalled"), "{cause}");
