@@ -571,7 +571,7 @@ pub async fn run_due(ctx: &JobContext, entries: &[Entry], due: Vec<Due>) {
 /// entry's.
 pub async fn run_cycle(ctx: &JobContext, entry: &Entry, slot: OffsetDateTime) {
     let instance = &entry.instance;
-    let databases = match job::select_databases(instance, &ctx.secrets).await {
+    let databases = match job::select_and_record_databases(ctx, instance).await {
         Ok(databases) => databases,
         Err(error) => {
             tracing::error!(instance = %instance.name, %error, "scheduled cycle could not list databases");

@@ -83,7 +83,7 @@ pub(crate) async fn plan(
     for instance in instances {
         let databases = match database {
             Some(name) => vec![name.to_string()],
-            None => match job::select_databases(&instance, &ctx.secrets).await {
+            None => match job::select_and_record_databases(ctx, &instance).await {
                 Ok(found) => found.into_iter().map(|database| database.name).collect(),
                 Err(error) => {
                     tracing::error!(instance = %instance.name, %error, "cannot list databases");

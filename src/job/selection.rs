@@ -1,6 +1,8 @@
 //! Which databases of an instance a fleet entry selects, read from the instance itself.
 
 use super::connect::{connect_settings, open_query_connection};
+use super::JobContext;
+use crate::catalog::{DatabaseFacts, InstanceFacts};
 use crate::fleet::{Instance, Secrets};
 use crate::mssql::DatabaseInfo;
 
@@ -38,4 +40,49 @@ pub async fn select_databases(
         .filter(|database| !database.name.eq_ignore_ascii_case("tempdb"))
         .filter(|database| instance.databases.selects(&database.name))
         .collect())
+}
+
+/// Lists the databases the instance's patterns select, like [`select_databases`], and
+/// records each in the catalogue. A selected database that has never been backed up then
+/// shows on the overview as missing, before its first run.
+///
+/// # Errors
+/// [`SelectionError`] when the instance cannot be reached or queried. A failed catalogue
+/// write is logged and does not fail the selection.
+pub async fn select_and_record_databases(
+    ctx: &JobContext,
+    instance: &Instance,
+) -> Result<Vec<DatabaseInfo>, SelectionError> {
+    let databases = select_databases(instance, &ctx.secrets).await?;
+    if let Err(error) = record_databases(ctx, instance, &databases).await {
+        tracing::warn!(instance = %instance.name, %error, "could not record the selected databases");
+    }
+    Ok(databases)
+}
+
+async fn record_databases(
+    ctx: &JobContext,
+    instance: &Instance,
+    databases: &[DatabaseInfo],
+) -> Result<(), crate::catalog::CatalogError> {
+    // Server facts left as None keep what an earlier connection stored.
+    let facts = InstanceFacts {
+        name: instance.name.clone(),
+        host: instance.host.clone(),
+        port: instance.port,
+        product_version: None,
+        edition: None,
+        engine_edition: None,
+        server_name: None,
+    };
+    ctx.catalog.upsert_instance(&facts).await?;
+    for database in databases {
+        let facts = DatabaseFacts {
+            name: database.name.clone(),
+            recovery_model: Some(database.recovery_model.clone()),
+            state: Some(database.state.clone()),
+        };
+        ctx.catalog.upsert_database(&instance.name, &facts).await?;
+    }
+    Ok(())
 }

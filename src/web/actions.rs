@@ -81,7 +81,7 @@ async fn run_requested(mut ctx: JobContext, request: RunRequest) {
     );
 
     let Some(database) = request.database else {
-        let databases = match job::select_databases(&instance, &ctx.secrets).await {
+        let databases = match job::select_and_record_databases(&ctx, &instance).await {
             Ok(databases) => databases,
             Err(error) => {
                 tracing::error!(instance = %instance.name, %error, "requested backup could not list databases");
