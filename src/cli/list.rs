@@ -57,6 +57,12 @@ fn describe_run(run: &LastRun) -> String {
     };
     let mut text = format!("{types} {status} ({})", run.phase);
     if let Some(reason) = &run.reason {
+        // A skip reason may start with its own label ("not applicable: ..."), which the
+        // status already shows.
+        let reason = reason
+            .strip_prefix(status)
+            .and_then(|rest| rest.strip_prefix(": "))
+            .unwrap_or(reason);
         text.push_str(": ");
         text.push_str(reason);
     }
@@ -130,5 +136,19 @@ mod tests {
             ..last_run(BackupType::Log, BackupType::Log, RunStatus::Skipped)
         };
         assert_eq!(describe_run(&run), "log not applicable (preflight)");
+    }
+
+    #[test]
+    fn describe_run_shows_label_once() {
+        let run = LastRun {
+            skip_kind: Some(SkipKind::NotApplicable),
+            reason: Some("not applicable: the database uses SIMPLE".to_string()),
+            phase: "preflight".to_string(),
+            ..last_run(BackupType::Log, BackupType::Log, RunStatus::Skipped)
+        };
+        assert_eq!(
+            describe_run(&run),
+            "log not applicable (preflight): the database uses SIMPLE"
+        );
     }
 }

@@ -98,7 +98,12 @@ pub(crate) fn print_results(results: &[(JobRequest, Result<JobOutcome, JobFailur
                 }
             }
             Ok(JobOutcome::Skipped { kind, reason, .. }) => {
-                println!("{:<8} {who}  {reason}", kind.label())
+                let label = kind.label();
+                let reason = reason
+                    .strip_prefix(label)
+                    .and_then(|rest| rest.strip_prefix(": "))
+                    .unwrap_or(reason);
+                println!("{label:<8} {who}  {reason}")
             }
             Err(failure) => {
                 failed += 1;
