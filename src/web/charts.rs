@@ -263,9 +263,14 @@ pub(super) fn format_bytes(bytes: f64) -> String {
     super::templates::format_bytes(minijinja::Value::from(bytes as u64))
 }
 
-/// Formats seconds as `42 s`, `3.5 min` or `1.2 h`.
+/// Formats seconds as `250 ms`, `4.2 s`, `42 s`, `3.5 min` or `1.2 h`, so that the axis
+/// of runs shorter than a second does not read `0 s` at both ends.
 pub(super) fn format_seconds(seconds: f64) -> String {
-    if seconds < 120.0 {
+    if seconds < 1.0 {
+        format!("{:.0} ms", seconds * 1000.0)
+    } else if seconds < 10.0 {
+        format!("{seconds:.1} s")
+    } else if seconds < 120.0 {
         format!("{seconds:.0} s")
     } else if seconds < 7200.0 {
         format!("{:.1} min", seconds / 60.0)
@@ -317,6 +322,8 @@ mod tests {
 
     #[test]
     fn seconds_pick_readable_unit() {
+        assert_eq!(format_seconds(0.25), "250 ms");
+        assert_eq!(format_seconds(4.2), "4.2 s");
         assert_eq!(format_seconds(42.0), "42 s");
         assert_eq!(format_seconds(210.0), "3.5 min");
         assert_eq!(format_seconds(4.0 * 3600.0), "4.0 h");
