@@ -73,10 +73,12 @@ pub struct TypeProtection {
     pub backup_type: BackupType,
     /// Finish time (UTC) of the newest good backup that covers this type. For `diff` a
     /// newer full counts, because a full is a later recovery point and the scheduler
-    /// takes one in place of a DIFF that has no base.
+    /// takes one in place of a DIFF that has no base. For `log` a newer full or diff
+    /// counts, because the RPO bounds the data lost since the newest recovery point, and
+    /// a database whose first full was just taken has no log backup yet.
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_good: Option<OffsetDateTime>,
-    /// The type of that backup: `full` when a full covers a `diff`.
+    /// The type of that backup: `full` when a full covers a `diff` or a `log`.
     pub last_good_type: Option<BackupType>,
     /// Catalogue id of that backup, for links.
     pub last_good_id: Option<i64>,
@@ -353,7 +355,14 @@ fn newest_good(backup_type: BackupType, database: &DatabaseOverview) -> Option<G
                 .chain(full)
                 .max_by_key(|backup| backup.finished_at)
         }
-        BackupType::Log => good(&database.last_log, BackupType::Log),
+        BackupType::Log => {
+            let log = good(&database.last_log, BackupType::Log);
+            let diff = good(&database.last_diff, BackupType::Diff);
+            log.into_iter()
+                .chain(diff)
+                .chain(full)
+                .max_by_key(|backup| backup.finished_at)
+        }
     }
 }
 

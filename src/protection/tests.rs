@@ -127,11 +127,14 @@ fn assess_marks_ok_late_missing() {
     let orders = find(&assessed, "Orders");
     assert_eq!(state(orders, BackupType::Full), Some(ProtectionState::Late));
     assert_eq!(state(orders, BackupType::Diff), Some(ProtectionState::Late));
-    assert_eq!(
-        state(orders, BackupType::Log),
-        Some(ProtectionState::Missing)
-    );
-    assert_eq!(orders.state, ProtectionState::Missing, "worst state wins");
+    // No log backup, and the newest recovery point, the diff, is past the log RPO.
+    assert_eq!(state(orders, BackupType::Log), Some(ProtectionState::Late));
+    assert_eq!(orders.state, ProtectionState::Late);
+
+    let never = database("sql01", "Reports", "FULL");
+    let assessed = assess_overview(&fleet(), &[never], NOW).expect("assessment");
+    let reports = find(&assessed, "Reports");
+    assert_eq!(reports.state, ProtectionState::Missing, "worst state wins");
 }
 
 #[test]
@@ -187,6 +190,21 @@ fn assess_omits_unscheduled_types() {
 
     let master = find(&assessed, "master");
     assert_eq!(master.types.len(), 1, "master takes only full backups");
+}
+
+#[test]
+fn assess_counts_newer_full_for_log() {
+    let first = DatabaseOverview {
+        last_full: backup(Duration::minutes(5)),
+        ..database("sql01", "Billing", "FULL")
+    };
+    let assessed = assess_overview(&fleet(), &[first], NOW).expect("assessment");
+    let log = find(&assessed, "Billing")
+        .type_protection(BackupType::Log)
+        .expect("log");
+    assert_eq!(log.state, ProtectionState::Ok);
+    assert_eq!(log.last_good, Some(NOW - Duration::minutes(5)));
+    assert_eq!(log.last_good_type, Some(BackupType::Full));
 }
 
 #[test]

@@ -398,5 +398,19 @@ fn instance_views(
             view.databases.push(row);
         }
     }
+    // Missing, then late, then ok, so that what needs action is at the top of each
+    // instance. The sort is stable, so rows of one state keep their name order.
+    for view in &mut views {
+        view.databases.sort_by_key(|row| attention_rank(row.state));
+    }
     views
+}
+
+/// Orders states by how urgently they need the DBA: 0 first.
+fn attention_rank(state: ProtectionState) -> u8 {
+    match state {
+        ProtectionState::Missing => 0,
+        ProtectionState::Late => 1,
+        ProtectionState::Ok => 2,
+    }
 }
