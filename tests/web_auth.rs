@@ -1017,3 +1017,53 @@ async fn live_events_stream_running_jobs() {
     assert!(text.contains("\"percent\":37.5"), "{text}");
     live.close();
 }
+
+/// A stop cuts off a download whose client stopped reading, after the site's limit for
+/// open requests, so a stalled client cannot hold the process up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_cuts_off_stalled_download() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Far larger than the socket buffers, so the server blocks on the unread body.
+    let content = vec![7u8; 64 << 20];
+    let backup_id = stored_backup(&catalog, dir.path(), &content).await;
+    let operator = session_for(&catalog, Role::Operator).await;
+    let mut state = state(catalog.clone(), SessionSettings::default());
+    state.store = Some(std::sync::Arc::new(
+        bakfleet::store::Store::open(dir.path()).unwrap(),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(bakfleet::web::serve_on(listener, state, async {
+        let _ = stopped.await;
+    }));
+
+    let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!(
+        "GET /backups/{backup_id}/download HTTP/1.1\r\nHost: {address}\r\nCookie: {}\r\n\r\n",
+        operator.cookie
+    );
+    client.write_all(request.as_bytes()).await.unwrap();
+    let mut head = [0u8; 512];
+    let read = client.read(&mut head).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&head[..read]).starts_with("HTTP/1.1 200"),
+        "the download starts"
+    );
+
+    let stopping = std::time::Instant::now();
+    stop.send(()).unwrap();
+    let result = tokio::time::timeout(std::time::Duration::from_secs(60), server)
+        .await
+        .expect("the site stops while the download is still open")
+        .expect("server task");
+    assert!(result.is_ok(), "{result:?}");
+    assert!(
+        stopping.elapsed() >= std::time::Duration::from_secs(5),
+        "open requests get time to finish first"
+    );
+    drop(client);
+}

@@ -20,7 +20,7 @@ mod storage;
 mod templates;
 mod users;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -213,11 +213,36 @@ pub async fn serve_on(
     tracing::info!(address = %local, "admin site listening");
 
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
+    let (stop_seen, stop_received) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_seen.send(());
+    };
+    let server = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await
-        .context("admin site server failed")?;
+        .into_future();
+    // A download to a slow or stalled client would hold the graceful stop for as long as
+    // it lasts, so open requests get a bounded time after the stop.
+    let drain_limit = async {
+        match stop_received.await {
+            Ok(()) => tokio::time::sleep(REQUEST_DRAIN_LIMIT).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        result = server => result.context("admin site server failed")?,
+        () = drain_limit => {
+            tracing::warn!(
+                address = %local,
+                limit_secs = REQUEST_DRAIN_LIMIT.as_secs(),
+                "admin site requests still open after the stop, such as downloads; they are cut off"
+            );
+        }
+    }
 
     tracing::info!(address = %local, "admin site stopped");
     Ok(())
 }
+
+/// Time the admin site gives requests still open at a stop to finish.
+const REQUEST_DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
