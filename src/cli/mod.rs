@@ -92,7 +92,7 @@ pub enum Command {
         #[arg(long = "type", short = 't', default_value = "full")]
         backup_type: BackupType,
     },
-    /// Validate the fleet file and print what it defines.
+    /// Validate the fleet file, check that every secret resolves, and print what it defines.
     Check {
         /// Also reach the catalogue, the store, every instance and every staging folder,
         /// one line per check. Exit code 0 all passed, 1 warnings, 2 a check failed, 3
