@@ -113,7 +113,7 @@ fn check_demo_site(data_dir: &Path) {
     assert!(status.contains("200"), "{status}");
     assert!(body.contains("sales-prod"), "overview lists the instance");
     assert!(body.contains("Sales"), "overview lists the database");
-    // The demo holds Payroll back and catches no slot up, so it stays missing until a
+    // The demo leaves Payroll out and catches no slot up, so it stays missing until a
     // user backs it up or the next log slot (every 5 minutes) comes.
     if !crosses_log_slot(started, std::time::SystemTime::now()) {
         assert!(
