@@ -134,6 +134,10 @@ fn check_demo_site(data_dir: &Path) {
         rest.iter().any(|line| line.starts_with("demo stopped")),
         "the demo says that it stopped: {rest:?}"
     );
+    assert!(
+        !data_dir.join("catalog.db-wal").exists(),
+        "a clean stop folds the write-ahead log into catalog.db"
+    );
 }
 
 /// Returns whether a slot of the demo fleet's log schedule, every 5 minutes, falls between

@@ -205,8 +205,10 @@ impl Catalog {
         Ok(Catalog { pool })
     }
 
-    /// Closes every connection, so later queries fail. Tests use it to stand in for a
-    /// catalogue that stopped responding.
+    /// Closes every connection, so later queries fail. A clean stop calls it, because
+    /// SQLite folds the write-ahead log into the catalogue file and removes it when the
+    /// last connection closes. Tests use it to stand in for a catalogue that stopped
+    /// responding.
     pub async fn close(&self) {
         self.pool.close().await;
     }

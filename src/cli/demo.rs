@@ -158,6 +158,7 @@ pub(crate) async fn execute(
     requested_runs.abort();
     live_events.abort();
     simulator.shutdown().await;
+    ctx.catalog.close().await;
     println!(
         "demo stopped; its store and catalogue stay in {}",
         data_dir.display()
