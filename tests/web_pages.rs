@@ -323,7 +323,7 @@ async fn runs_pages_show_errors_and_phase() {
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("Last phase reached"));
     assert!(page.contains("error 3201: Cannot open backup device"));
-    assert!(page.contains("central01, pid 4242"));
+    assert!(page.contains("host central01, PID 4242"));
 
     let (status, page) = get(&site, &format!("/runs/{}", sample.full_run_id)).await;
     assert_eq!(status, StatusCode::OK);
