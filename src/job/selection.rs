@@ -2,7 +2,7 @@
 
 use super::connect::{connect_settings, open_query_connection};
 use super::JobContext;
-use crate::catalog::{DatabaseFacts, InstanceFacts};
+use crate::catalog::DatabaseFacts;
 use crate::fleet::{Instance, Secrets};
 use crate::mssql::DatabaseInfo;
 
@@ -60,22 +60,13 @@ pub async fn select_and_record_databases(
     Ok(databases)
 }
 
+/// Records each database under its instance. The instance row exists because opening
+/// the fleet and every reload register every instance of the fleet file.
 async fn record_databases(
     ctx: &JobContext,
     instance: &Instance,
     databases: &[DatabaseInfo],
 ) -> Result<(), crate::catalog::CatalogError> {
-    // Server facts left as None keep what an earlier connection stored.
-    let facts = InstanceFacts {
-        name: instance.name.clone(),
-        host: instance.host.clone(),
-        port: instance.port,
-        product_version: None,
-        edition: None,
-        engine_edition: None,
-        server_name: None,
-    };
-    ctx.catalog.upsert_instance(&facts).await?;
     for database in databases {
         let facts = DatabaseFacts {
             name: database.name.clone(),
