@@ -190,11 +190,17 @@ const HELD_BACK: (&str, &str) = ("hr-linux", "Payroll");
 /// backs it up at its next slot if the user does not.
 fn hold_back_for_the_user(requests: &mut Vec<job::JobRequest>) {
     let (instance, database) = HELD_BACK;
-    requests.retain(|request| !(request.instance.name == instance && request.database == database));
+    remove_held_back(requests);
     println!(
         "{database} on {instance} is left out of this first cycle: the overview shows it \
          missing until you back it up from the site, or its schedule does"
     );
+}
+
+/// Removes the requests for [`HELD_BACK`].
+fn remove_held_back(requests: &mut Vec<job::JobRequest>) {
+    let (instance, database) = HELD_BACK;
+    requests.retain(|request| !(request.instance.name == instance && request.database == database));
 }
 
 /// Takes a log backup of every database but [`HELD_BACK`] after the fulls, so that the
@@ -205,8 +211,7 @@ async fn first_log_cycle(ctx: &job::JobContext) -> anyhow::Result<()> {
     println!("taking a log backup of every database in FULL recovery...");
     let (mut requests, unreachable) =
         run::plan(ctx, None, None, BackupType::Log, Trigger::Demo).await?;
-    let (instance, database) = HELD_BACK;
-    requests.retain(|request| !(request.instance.name == instance && request.database == database));
+    remove_held_back(&mut requests);
     let results = job::run_batch(ctx, requests, ctx.fleet.service.max_parallel_jobs).await;
     output::print_results(&results);
     output::print_unreachable(&unreachable);

@@ -211,11 +211,7 @@ async fn resume(
     resumed_at: &mut Option<u64>,
 ) -> Result<(u64, u64), AttemptError> {
     let keep = source.resume_offset(pending.bytes_written());
-    let offset = pending
-        .resume_point(keep)
-        .await
-        .at(Phase::Store)
-        .map_err(AttemptError::Store)?;
+    let offset = cut_to(pending, keep).await?;
     if offset > 0 {
         tracing::info!(
             file = %staged.file_name,
@@ -279,6 +275,16 @@ impl std::fmt::Display for AttemptError {
     }
 }
 
+/// Makes the first `keep` bytes of `pending` durable, drops the rest, and returns the
+/// offset a fetch resumes from.
+async fn cut_to(pending: &mut PendingFile, keep: u64) -> Result<u64, AttemptError> {
+    pending
+        .resume_point(keep)
+        .await
+        .at(Phase::Store)
+        .map_err(AttemptError::Store)
+}
+
 /// Fetches the staged file into `pending`, after the bytes it already contains, and
 /// returns the byte count it then contains and the staged file's size.
 async fn transfer_once(
@@ -296,11 +302,7 @@ async fn transfer_once(
     if pending.bytes_written() > total {
         // The staged file shrank since the last attempt, so what is stored is not its
         // start. The fetch begins again, and the checks after it reject a changed file.
-        pending
-            .resume_point(0)
-            .await
-            .at(Phase::Store)
-            .map_err(AttemptError::Store)?;
+        cut_to(pending, 0).await?;
     }
     let mut progress = |bytes: u64| {
         ctx.emit(
