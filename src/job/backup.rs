@@ -97,7 +97,7 @@ pub(crate) enum WatchedError {
 }
 
 impl WatchedError {
-    /// The stage failure, with `phase` attached to a statement's error.
+    /// Converts the failure to a stage error, with `phase` attached to a statement's error.
     pub(crate) fn at(self, phase: Phase) -> StageError {
         match self {
             WatchedError::Statement(error) => StageError {
@@ -119,8 +119,8 @@ impl std::fmt::Display for WatchedError {
 }
 
 impl crate::retry::Classify for WatchedError {
-    /// A stall is never retried: its session was dropped on purpose, and a new attempt
-    /// would likely stall in the same place.
+    /// Classifies a stall as permanent, because its session was dropped on purpose and a
+    /// new attempt would likely stall in the same place.
     fn transience(&self) -> crate::retry::Transience {
         match self {
             WatchedError::Statement(error) => error.transience(),

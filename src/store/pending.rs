@@ -187,7 +187,7 @@ impl PendingFile {
     /// Prepares the file for a transfer that resumes after a failed one, and returns the
     /// offset to resume from.
     ///
-    /// Steps: wait for the chunk in flight, cut the file to `keep` bytes when it holds more,
+    /// Steps: wait for the chunk in flight, cut the file to `keep` bytes when it contains more,
     /// and `fdatasync` it, so the resumed transfer continues from a durable prefix. When
     /// the file is cut, the hasher restarts over the kept prefix read back from disk,
     /// because a SHA-256 state cannot be rewound. `keep` lets a source drop bytes it cannot

@@ -40,8 +40,8 @@ impl ChunkCopy {
         ChunkCopy::resuming_at(0)
     }
 
-    /// A copy that appends to a store file already holding `offset` bytes, so that the
-    /// running total and progress count the whole file.
+    /// Starts a copy that appends to a store file already containing `offset` bytes, so
+    /// that the running total and progress count the whole file.
     pub(super) fn resuming_at(offset: u64) -> ChunkCopy {
         ChunkCopy {
             buffer: Vec::with_capacity(FETCH_CHUNK_BYTES),

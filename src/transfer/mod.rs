@@ -112,7 +112,7 @@ impl Source {
 
     /// Streams the file at `path` into `sink` and returns the file's byte count.
     ///
-    /// When `sink` already holds bytes, from an earlier attempt cut to
+    /// When `sink` already contains bytes, from an earlier attempt cut to
     /// [`Source::resume_offset`], the fetch reads on from there instead of from byte 0.
     /// Bytes arrive in chunks of up to [`FETCH_CHUNK_BYTES`], and `progress` receives the
     /// running total after each one, so memory use stays bounded whatever the file size.
