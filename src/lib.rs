@@ -26,6 +26,7 @@ pub mod restore_plan;
 pub mod restore_script;
 pub mod retention;
 pub mod retry;
+pub mod run_log;
 pub mod schedule;
 pub mod service;
 pub mod shutdown;

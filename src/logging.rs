@@ -37,7 +37,8 @@ pub enum LoggingError {
     Install(#[from] tracing_subscriber::util::TryInitError),
 }
 
-/// Installs the process's logger. tiberius warns on every unencrypted connection, so its
+/// Installs the process's logger, and the layer that copies each run's events to its run
+/// log (see [`crate::run_log`]). tiberius warns on every unencrypted connection, so its
 /// events are kept to errors unless `RUST_LOG` sets another level; `check` reports the TLS
 /// setting once instead.
 ///
@@ -56,8 +57,10 @@ pub fn init(settings: &LogSettings) -> Result<(), LoggingError> {
             format_layer(settings.format, std::io::stderr, ansi)
         }
     };
+    let run_log = crate::run_log::RunLogLayer.with_filter(EnvFilter::new(crate::run_log::FILTER));
     tracing_subscriber::registry()
         .with(layer.with_filter(filter))
+        .with(run_log)
         .try_init()?;
     Ok(())
 }

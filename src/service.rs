@@ -47,6 +47,7 @@ pub async fn open_fleet(
                 fleet.service.catalog.display()
             )
         })?;
+    crate::run_log::start(catalog.clone());
     let store = Store::open(&fleet.service.store_dir).with_context(|| {
         format!(
             "cannot open the store {}",

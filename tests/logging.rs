@@ -142,3 +142,66 @@ fn warnings_carry_job_fields_at_warn_level() {
     assert_eq!(warning["span"]["instance"], "hr-linux", "{warning}");
     assert!(warning["span"]["database"].is_string(), "{warning}");
 }
+
+/// Each run keeps its own log in the catalogue, at INFO and with the phases and T-SQL it
+/// sent, even when the process log shows only warnings.
+#[test]
+fn run_log_kept_at_warn_level() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("demo");
+    run_demo_once_at(&data_dir, "warn", &[]);
+
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime.block_on(async {
+        let catalog = bakfleet::catalog::Catalog::open_existing(&data_dir.join("catalog.db"))
+            .await
+            .expect("open the demo catalogue");
+        let runs = catalog.recent_runs(50).await.expect("list runs");
+        assert!(!runs.is_empty(), "the demo recorded no runs");
+        let succeeded = runs
+            .iter()
+            .filter(|run| run.status == bakfleet::catalog::RunStatus::Succeeded);
+        for run in succeeded {
+            let log = catalog.run_log(run.id, 5_000).await.expect("read run log");
+            let text: Vec<String> = log
+                .iter()
+                .map(|line| format!("{} {} {}", line.seq, line.level, line.message))
+                .collect();
+            let seqs: Vec<i64> = log.iter().map(|line| line.seq).collect();
+            assert_eq!(
+                seqs,
+                (0..log.len() as i64).collect::<Vec<_>>(),
+                "run {} log lines are numbered in order:\n{text:#?}",
+                run.id
+            );
+            assert!(
+                log.iter().any(|line| line.message.starts_with("sending batch")
+                    && line.message.contains("BACKUP DATABASE")),
+                "run {} log has the BACKUP statement:\n{text:#?}",
+                run.id
+            );
+            assert!(
+                log.iter()
+                    .any(|line| line.level == "INFO" && line.message.starts_with("backup verified")),
+                "run {} log has INFO lines although the process logged warnings only:\n{text:#?}",
+                run.id
+            );
+            assert!(
+                log.iter()
+                    .any(|line| line.message == "phase started phase=fetch"),
+                "run {} log names its phases:\n{text:#?}",
+                run.id
+            );
+        }
+        // The Express instance leaves compression out, which its runs log as a warning.
+        let express = runs
+            .iter()
+            .find(|run| run.instance == "hr-linux")
+            .expect("a run on hr-linux");
+        let log = catalog.run_log(express.id, 5_000).await.expect("read run log");
+        assert!(
+            log.iter().any(|line| line.level == "WARN"),
+            "the hr-linux run logs its warning: {log:#?}"
+        );
+    });
+}

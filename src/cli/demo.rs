@@ -108,6 +108,7 @@ pub(crate) async fn execute(
     if once {
         print_catalogued(&ctx.catalog, &results).await?;
         simulator.shutdown().await;
+        crate::run_log::finish().await;
         return Ok(if failed == 0 {
             ExitCode::SUCCESS
         } else {
@@ -158,6 +159,7 @@ pub(crate) async fn execute(
     requested_runs.abort();
     live_events.abort();
     simulator.shutdown().await;
+    crate::run_log::finish().await;
     ctx.catalog.close().await;
     println!(
         "demo stopped; its store and catalogue stay in {}",

@@ -33,6 +33,7 @@ pub(crate) async fn execute(
     let batch = job::run_batch(&ctx, requests, ctx.fleet.service.max_parallel_jobs);
     let results = run_until_stopped(&ctx, batch, grace).await;
     display.finish().await;
+    crate::run_log::finish().await;
 
     let failed = output::print_results(&results) + output::print_unreachable(&unreachable);
     if let Some(code) = ctx.shutdown.exit_code() {

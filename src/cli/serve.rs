@@ -111,6 +111,7 @@ pub(crate) async fn execute(fleet_path: &Path, grace: Duration) -> anyhow::Resul
     // The site ends only through the stop future, so a signal was received.
     let signal = signal_received.await.unwrap_or(StopSignal::Terminate);
     ctx.shutdown.drain(signal, grace).await;
+    crate::run_log::finish().await;
     ctx.catalog.close().await;
     tracing::info!(
         interrupted_jobs = ctx.shutdown.interrupted_jobs(),
