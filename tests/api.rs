@@ -53,6 +53,7 @@ fn api_case(method: &str, path: &str) -> Option<(&'static str, &'static str)> {
         ("POST", "/api/v1/backups/{id}/verify") => ("/api/v1/backups/1/verify", ""),
         ("GET", "/api/v1/runs") => ("/api/v1/runs", ""),
         ("GET", "/api/v1/runs/{id}") => ("/api/v1/runs/1", ""),
+        ("GET", "/api/v1/runs/{id}/log") => ("/api/v1/runs/1/log", ""),
         _ => return None,
     };
     Some(case)
@@ -431,6 +432,23 @@ async fn database_and_backup_shapes() {
     assert_eq!(run["backup_id"], 1);
     assert_eq!(run["trigger"], "schedule");
     assert!(run.get("note").is_some());
+
+    site.catalog
+        .append_run_log(&[bakfleet::catalog::RunLogLine {
+            run_id: 1,
+            seq: 0,
+            at: T0,
+            level: "INFO".to_string(),
+            target: "bakfleet::job::verify".to_string(),
+            message: "backup verified files=1".to_string(),
+        }])
+        .await
+        .unwrap();
+    let log = get_json(&site, "/api/v1/runs/1/log", &token).await;
+    assert_eq!(log[0]["seq"], 0);
+    assert_eq!(log[0]["level"], "INFO");
+    assert_eq!(log[0]["message"], "backup verified files=1");
+    assert!(log[0]["at"].is_string());
 }
 
 #[tokio::test]
@@ -443,6 +461,7 @@ async fn unknown_names_get_json_404() {
         "/api/v1/backups/999",
         "/api/v1/backups/abc",
         "/api/v1/runs/999",
+        "/api/v1/runs/999/log",
         "/api/v1/no-such-endpoint",
     ] {
         let response = send(&site.router, bearer("GET", uri, "", Some(token.as_str()))).await;

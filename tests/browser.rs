@@ -203,6 +203,7 @@ async fn wait_for_run(
     assert_eq!(row.backup_type.to_string(), "diff", "{row:?}");
     assert_eq!(row.trigger, "manual", "{row:?}");
     let backup_id = row.backup_id.expect("the succeeded run names its backup");
+    see_run_log(browser, base, run_id).await;
 
     let link = wait_for(browser, "#run-backup-link").await;
     let href = link.attr("href").await.expect("read the backup link");
@@ -370,6 +371,28 @@ async fn check_refused_after_logout(
 }
 
 /// Waits for the first element that matches `selector` and returns it.
+/// Reloads the run page until its log shows the verification and the stored file. The
+/// run log is written a moment after the run's outcome, so the first load may lack them.
+async fn see_run_log(browser: &Client, base: &str, run_id: i64) {
+    let started = Instant::now();
+    loop {
+        let log = wait_for(browser, "#run-log, #run-log-empty").await;
+        let text = log.text().await.expect("read the run log");
+        if text.contains("backup verified") && text.contains("backup catalogued") {
+            return;
+        }
+        assert!(
+            started.elapsed() < ELEMENT_LIMIT,
+            "run {run_id}'s log lacks its verification or its record:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        browser
+            .goto(&format!("{base}/runs/{run_id}"))
+            .await
+            .expect("reload the run page");
+    }
+}
+
 async fn wait_for(browser: &Client, selector: &str) -> fantoccini::elements::Element {
     match browser
         .wait()

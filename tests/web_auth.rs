@@ -90,6 +90,7 @@ fn case_for(method: &str, path: &str) -> Option<Case> {
         ("POST", "/api/v1/backups/{id}/verify") => case("/api/v1/backups/999/verify", ""),
         ("GET", "/api/v1/runs") => case("/api/v1/runs", ""),
         ("GET", "/api/v1/runs/{id}") => case("/api/v1/runs/1", ""),
+        ("GET", "/api/v1/runs/{id}/log") => case("/api/v1/runs/1/log", ""),
         _ => None,
     }
 }

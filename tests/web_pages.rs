@@ -619,3 +619,47 @@ async fn restore_page_explains_rejected_time() {
     assert!(body.contains("databases with backups there"), "{body}");
     assert!(body.contains("orders"), "{body}");
 }
+
+#[tokio::test]
+async fn run_page_shows_the_run_log_escaped() {
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    let sample = sample_catalog(&catalog).await;
+    let at = time::macros::datetime!(2024-05-01 10:00:02.145 UTC);
+    let line = |seq: i64, level: &str, message: &str| bakfleet::catalog::RunLogLine {
+        run_id: sample.failed_run_id,
+        seq,
+        at,
+        level: level.to_string(),
+        target: "bakfleet::job::backup".to_string(),
+        message: message.to_string(),
+    };
+    catalog
+        .append_run_log(&[
+            line(0, "DEBUG", "phase started phase=backup"),
+            line(1, "ERROR", "backup failed cause=\"<b>disk full</b>\""),
+        ])
+        .await
+        .unwrap();
+    let site = site(catalog).await;
+
+    let (status, page) = get(&site, &format!("/runs/{}", sample.failed_run_id)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("id=\"run-log\""), "no log table: {page}");
+    assert!(page.contains("10:00:02.145"), "line time missing: {page}");
+    assert!(page.contains("phase started phase=backup"));
+    assert!(
+        page.contains("class=\"log-error\""),
+        "error line not marked"
+    );
+    assert!(
+        page.contains("&lt;b&gt;disk full&lt;"),
+        "message not escaped"
+    );
+
+    let (status, page) = get(&site, &format!("/runs/{}", sample.full_run_id)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("id=\"run-log-empty\""),
+        "no empty-log note: {page}"
+    );
+}

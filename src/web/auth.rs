@@ -122,6 +122,7 @@ pub const ROUTES: &[RouteRule] = &[
     rule("POST", "/api/v1/backups/{id}/verify", OPERATOR),
     rule("GET", "/api/v1/runs", VIEWER),
     rule("GET", "/api/v1/runs/{id}", VIEWER),
+    rule("GET", "/api/v1/runs/{id}/log", VIEWER),
 ];
 
 /// Session lifetimes and the trust placed in the reverse proxy in front of the site.

@@ -125,8 +125,13 @@ pub(super) async fn run(
         .run(run_id)
         .await?
         .ok_or_else(not_found)?;
+    let log = site
+        .state
+        .catalog
+        .run_log(run_id, crate::run_log::MAX_LINES_PER_RUN + 1)
+        .await?;
 
-    site.render("run.html", minijinja::context! { run })
+    site.render("run.html", minijinja::context! { run, log })
 }
 
 /// Lists the jobs running and waiting for a slot in this process.

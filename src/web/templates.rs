@@ -3,6 +3,7 @@
 
 use minijinja::{Environment, Value};
 use time::format_description::well_known::Rfc3339;
+use time::format_description::FormatItem;
 use time::macros::format_description;
 use time::OffsetDateTime;
 
@@ -56,6 +57,7 @@ pub(super) fn environment() -> Environment<'static> {
     environment.add_filter("path_segment", path_segment);
     environment.add_filter("bytes", format_bytes);
     environment.add_filter("datetime", format_datetime);
+    environment.add_filter("time_of_day", format_time_of_day);
     environment.add_filter("duration_ms", format_duration_ms);
     environment.add_filter("msdb_time_zone", format_msdb_time_zone);
     environment.add_filter("truncate", truncate);
@@ -101,7 +103,24 @@ pub(super) fn format_bytes(value: Value) -> String {
 
 /// Formats an RFC 3339 time as `2024-05-01 10:00:00 UTC`; other text passes unchanged.
 fn format_datetime(text: &str) -> String {
-    let format = format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    format_in_utc(
+        text,
+        format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC"),
+    )
+}
+
+/// Formats an RFC 3339 time as its UTC time of day with milliseconds, `10:00:02.145`,
+/// for lines of one run, which rarely cross a day.
+fn format_time_of_day(text: &str) -> String {
+    format_in_utc(
+        text,
+        format_description!("[hour]:[minute]:[second].[subsecond digits:3]"),
+    )
+}
+
+/// Parses `text` as RFC 3339 and formats it in UTC with `format`; text that does not
+/// parse passes unchanged.
+fn format_in_utc(text: &str, format: &[FormatItem<'_>]) -> String {
     OffsetDateTime::parse(text, &Rfc3339)
         .ok()
         .and_then(|at| at.to_offset(time::UtcOffset::UTC).format(format).ok())

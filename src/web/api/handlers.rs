@@ -14,8 +14,8 @@ use super::super::auth::CurrentUser;
 use super::super::error::WebError;
 use super::super::Site;
 use super::model::{
-    Backup, BackupSummary, Database, DatabaseHealth, ErrorBody, FleetHealth, Instance, Page,
-    PageQuery, Plan, PlanQuery, Run, RunAccepted, RunNow, RunQuery, Verification,
+    Backup, BackupSummary, Database, DatabaseHealth, ErrorBody, FleetHealth, Instance, LogLine,
+    Page, PageQuery, Plan, PlanQuery, Run, RunAccepted, RunNow, RunQuery, Verification,
 };
 use crate::catalog::RunStatus;
 use crate::chain::Target;
@@ -180,6 +180,30 @@ pub(in crate::web) async fn run(
         .await?
         .ok_or_else(not_found)?;
     Ok(Json(Run::from(row)))
+}
+
+/// Returns the log of one run, oldest line first: its phases, the T-SQL it sent, retries,
+/// warnings and the error it ended with. A running run's log grows until it ends.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/log", tag = "runs",
+    params(("id" = i64, Path, description = "Run id")),
+    responses((status = 200, body = Vec<LogLine>), (status = 404, body = ErrorBody)))]
+pub(in crate::web) async fn run_log(
+    State(site): State<Site>,
+    Path(id): Path<String>,
+) -> ApiResult<Vec<LogLine>> {
+    let not_found = || WebError::NotFound(format!("No run with id {id:?} is in the catalogue."));
+    let run_id: i64 = id.parse().map_err(|_| not_found())?;
+    site.state
+        .catalog
+        .run(run_id)
+        .await?
+        .ok_or_else(not_found)?;
+    let lines = site
+        .state
+        .catalog
+        .run_log(run_id, crate::run_log::MAX_LINES_PER_RUN + 1)
+        .await?;
+    Ok(Json(lines.into_iter().map(LogLine::from).collect()))
 }
 
 /// Starts a backup of one database now, through the job runner and its limits.

@@ -53,6 +53,7 @@ pub(super) fn routes() -> Router<Site> {
         .route("/api/v1/backups/{id}/verify", post(handlers::verify))
         .route("/api/v1/runs", get(handlers::runs))
         .route("/api/v1/runs/{id}", get(handlers::run))
+        .route("/api/v1/runs/{id}/log", get(handlers::run_log))
 }
 
 /// Assesses every database of the fleet in force against its policy's RPO at `now`.
@@ -104,6 +105,7 @@ pub(super) fn error_response(status: StatusCode, message: &str) -> Response {
         handlers::backup,
         handlers::runs,
         handlers::run,
+        handlers::run_log,
         handlers::run_database,
         handlers::run_instance,
         handlers::verify,

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::backup::{BackupFamily, Lsn};
-use crate::catalog::{BackupRow, DatabaseOverview, InstanceRow, LastBackup, RunRow};
+use crate::catalog::{BackupRow, DatabaseOverview, InstanceRow, LastBackup, RunLogLine, RunRow};
 use crate::chain::ChainBackup;
 use crate::protection::{DatabaseProtection, TypeProtection};
 use crate::restore_plan::RestorePlan;
@@ -285,6 +285,33 @@ pub struct Run {
     pub duration_ms: Option<u64>,
     pub bytes: Option<u64>,
     pub backup_id: Option<i64>,
+}
+
+/// One line of a run's log: an event bakfleet logged while the run's job ran.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogLine {
+    /// The line's place in the run's log, from 0.
+    pub seq: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// `ERROR`, `WARN`, `INFO` or `DEBUG`.
+    pub level: String,
+    /// The bakfleet module that logged the line.
+    pub target: String,
+    /// The message followed by the event's fields as `key=value`.
+    pub message: String,
+}
+
+impl From<RunLogLine> for LogLine {
+    fn from(line: RunLogLine) -> LogLine {
+        LogLine {
+            seq: line.seq,
+            at: line.at,
+            level: line.level,
+            target: line.target,
+            message: line.message,
+        }
+    }
 }
 
 impl From<RunRow> for Run {
