@@ -23,11 +23,13 @@ impl<'r> RowReader<'r> {
         table: &'static str,
         id_column: &'static str,
     ) -> Result<Self, CatalogError> {
+        // The action text is built only on failure: rows are read by the thousand.
         let id = row
             .try_get::<i64, _>(id_column)
-            .map_err(CatalogError::query(format!(
-                "read column {id_column} of {table}"
-            )))?;
+            .map_err(|source| CatalogError::Query {
+                action: format!("read column {id_column} of {table}"),
+                source,
+            })?;
         Ok(RowReader { row, table, id })
     }
 
@@ -42,10 +44,10 @@ impl<'r> RowReader<'r> {
     {
         self.row
             .try_get::<T, _>(column)
-            .map_err(CatalogError::query(format!(
-                "read column {column} of {} row {}",
-                self.table, self.id
-            )))
+            .map_err(|source| CatalogError::Query {
+                action: format!("read column {column} of {} row {}", self.table, self.id),
+                source,
+            })
     }
 
     pub(crate) fn utc(&self, column: &'static str) -> Result<OffsetDateTime, CatalogError> {

@@ -49,10 +49,10 @@ impl Catalog {
             .bind(&line.message)
             .execute(&mut *transaction)
             .await
-            .map_err(CatalogError::query(format!(
-                "store log line {} of run {}",
-                line.seq, line.run_id
-            )))?;
+            .map_err(|source| CatalogError::Query {
+                action: format!("store log line {} of run {}", line.seq, line.run_id),
+                source,
+            })?;
         }
         transaction
             .commit()
