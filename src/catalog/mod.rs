@@ -61,6 +61,12 @@ pub use tokens::{NewToken, TokenRow};
 /// five seconds runs out only when another process keeps a transaction open far longer.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Rows a connection's worker thread reads ahead of the task that takes them. sqlx runs
+/// each SQLite connection on a thread of its own and hands rows over a channel, 50 at a
+/// time by default, so a restore plan that reads 10,000 backups switched threads hundreds
+/// of times; a larger buffer lets the worker read a whole page of rows at once.
+const ROW_BUFFER: usize = 1024;
+
 /// Maximum pooled connections to a catalogue file. WAL mode lets readers run beside the
 /// one writer, so a few connections keep pages responsive while a job writes.
 const MAX_CONNECTIONS: u32 = 4;
@@ -152,7 +158,8 @@ impl Catalog {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
+            .busy_timeout(BUSY_TIMEOUT)
+            .row_buffer_size(ROW_BUFFER);
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .connect_with(options)
