@@ -9,8 +9,7 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-use crate::backup::BackupFamily;
-use crate::catalog::{BackupRow, Catalog, CatalogError};
+use crate::catalog::{Catalog, CatalogError, ScriptMember};
 use crate::chain::{self, format_time, Broken, ChainError, RestorableWindow, RestoreChain, Target};
 use crate::restore_script::{
     self, RestoreScript, ScriptError, ScriptOptions, ScriptSource, SourceFamily,
@@ -109,21 +108,19 @@ pub async fn build_plan(
         Err(source) => return Err(chain_error(catalog, instance, database, source).await?),
     };
 
-    // Whole rows and media families only for the members, in two queries, because a
-    // chain can hold thousands of logs.
+    // The script's facts only for the members, because a chain can hold thousands of
+    // logs.
     let member_ids: Vec<i64> = chain.members().map(|backup| backup.id).collect();
-    let rows = catalog.backups_with_ids(&member_ids).await?;
-    let mut families = catalog.backup_families_of(&rows).await?;
+    let members = catalog.script_members(&member_ids).await?;
     let mut full_files = catalog.backup_files(chain.full.id).await?;
     let mut sources = BTreeMap::new();
-    for row in &rows {
-        let files = if row.id == chain.full.id {
+    for (id, member) in members {
+        let files = if id == chain.full.id {
             full_files.take()
         } else {
             None
         };
-        let row_families = families.remove(&row.id).unwrap_or_default();
-        sources.insert(row.id, script_source(store_root, row, &row_families, files));
+        sources.insert(id, script_source(store_root, member, files));
     }
     let script =
         restore_script::write_script(database, &chain, &sources, options).map_err(|reason| {
@@ -185,23 +182,23 @@ pub fn disk_path(store_root: &Path, store_path: &str) -> PathBuf {
 
 fn script_source(
     store_root: &Path,
-    row: &BackupRow,
-    families: &[BackupFamily],
+    member: ScriptMember,
     files: Option<Vec<crate::backup::BackupFile>>,
 ) -> ScriptSource {
     ScriptSource {
-        families: families
-            .iter()
+        families: member
+            .families
+            .into_iter()
             .map(|family| SourceFamily {
                 path: disk_path(store_root, &family.store_path)
                     .display()
                     .to_string(),
                 size_bytes: family.size_bytes,
-                sha256: family.sha256.clone(),
+                sha256: family.sha256,
             })
             .collect(),
-        has_checksums: row.has_checksums,
-        time_zone: row.time_zone,
+        has_checksums: member.has_checksums,
+        time_zone: member.time_zone,
         files,
     }
 }

@@ -43,6 +43,7 @@ pub use alerts::{
     StateChange,
 };
 pub use backups::BackupRow;
+pub use chain_backups::ScriptMember;
 pub use drills::{DrillEnd, DrillRow, NewDrill};
 pub use inventory::{DatabaseFacts, InstanceFacts, InstanceRow};
 pub use lease::{LeaseError, LeaseHolder};
