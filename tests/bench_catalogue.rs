@@ -3,6 +3,8 @@
 
 #[path = "../benches/catalogue/measure.rs"]
 mod measure;
+#[path = "../benches/catalogue/pages.rs"]
+mod pages;
 
 use bakfleet::catalog::Catalog;
 
@@ -34,15 +36,18 @@ async fn catalogue_bench_fills_and_measures() {
     assert_eq!(
         names,
         [
-            "fleet page",
-            "database page",
+            "fleet page, queries only",
+            "database page, queries only",
+            "fleet page, whole request",
+            "database page, whole request",
             "restore-plan, latest",
             "restore-plan, point in time"
         ]
     );
     assert_eq!(results[0].samples.len(), 6);
-    assert_eq!(results[2].samples.len(), 2);
-    assert_eq!(results[3].samples.len(), 2);
+    assert_eq!(results[2].samples.len(), 6);
+    assert_eq!(results[4].samples.len(), 2);
+    assert_eq!(results[5].samples.len(), 2);
     let markdown = measure::render_markdown(&fill, &results);
-    assert!(markdown.contains("| fleet page | 3 | 6 |"), "{markdown}");
+    assert!(markdown.contains("| fleet page, whole request | 3 | 6 |"), "{markdown}");
 }

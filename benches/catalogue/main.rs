@@ -7,6 +7,7 @@
 //! HTTP and template rendering. tests/bench_catalogue.rs runs it at a tiny size.
 
 mod measure;
+mod pages;
 
 use std::path::PathBuf;
 
@@ -39,6 +40,9 @@ struct Arguments {
     /// Write the Markdown tables to this file as well as to standard output.
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Keep the work folder with its catalogue, for a look with `sqlite3`, and print its path.
+    #[arg(long)]
+    keep: bool,
     #[arg(long, hide = true)]
     bench: bool,
 }
@@ -73,6 +77,10 @@ fn main() {
         measure::render_markdown(&fill, &results)
     });
     print!("{markdown}");
+    if arguments.keep {
+        let kept = temp_dir.keep();
+        eprintln!("catalogue kept in {}", kept.display());
+    }
     if let Some(path) = arguments.output {
         std::fs::write(&path, &markdown)
             .unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));

@@ -5,6 +5,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bakfleet::backup::Lsn;
+
+use crate::pages::Site;
 use bakfleet::catalog::Catalog;
 use bakfleet::chain::Target;
 use bakfleet::restore_plan::build_plan;
@@ -384,7 +386,7 @@ pub async fn measure(catalog: &Catalog, store_root: &Path, options: &Options) ->
     let fleet_instances = catalog.instances().await.expect("list instances").len() - 1;
     let mut results = Vec::new();
     results.push(
-        run_clients("fleet page", catalog, options, |catalog, _| async move {
+        run_clients("fleet page, queries only", catalog, options, |catalog, _| async move {
             catalog.instances().await.expect("list instances");
             catalog.fleet_overview().await.expect("fleet overview");
         })
@@ -392,7 +394,7 @@ pub async fn measure(catalog: &Catalog, store_root: &Path, options: &Options) ->
     );
     results.push(
         run_clients(
-            "database page",
+            "database page, queries only",
             catalog,
             options,
             move |catalog, request| async move {
@@ -411,6 +413,26 @@ pub async fn measure(catalog: &Catalog, store_root: &Path, options: &Options) ->
                     .runs_of_database(&instance, database, LIST_LIMIT)
                     .await
                     .expect("runs of database");
+            },
+        )
+        .await,
+    );
+    let site = Site::start(catalog).await;
+    results.push(
+        run_clients("fleet page, whole request", &site, options, |site, _| async move {
+            site.get("/").await;
+        })
+        .await,
+    );
+    results.push(
+        run_clients(
+            "database page, whole request",
+            &site,
+            options,
+            move |site, request| async move {
+                let instance = format!("sql-{:04}", request % fleet_instances.max(1));
+                site.get(&format!("/instances/{instance}/databases/db_000"))
+                    .await;
             },
         )
         .await,
@@ -479,26 +501,29 @@ pub async fn measure(catalog: &Catalog, store_root: &Path, options: &Options) ->
     results
 }
 
-async fn run_clients<F, Fut>(
+/// Runs `options.clients` callers at once, each making its requests one after the
+/// other with a clone of `target`, and collects every request's latency.
+async fn run_clients<T, F, Fut>(
     name: &'static str,
-    catalog: &Catalog,
+    target: &T,
     options: &Options,
     request: F,
 ) -> Latencies
 where
-    F: Fn(Catalog, usize) -> Fut + Clone + Send + 'static,
+    T: Clone + Send + 'static,
+    F: Fn(T, usize) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
     let mut tasks = tokio::task::JoinSet::new();
     for client in 0..options.clients {
-        let catalog = catalog.clone();
+        let target = target.clone();
         let request = request.clone();
         let count = options.requests_per_client;
         tasks.spawn(async move {
             let mut samples = Vec::with_capacity(count);
             for index in 0..count {
                 let started = Instant::now();
-                request(catalog.clone(), client * count + index).await;
+                request(target.clone(), client * count + index).await;
                 samples.push(started.elapsed());
             }
             samples
