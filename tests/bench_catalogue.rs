@@ -49,5 +49,8 @@ async fn catalogue_bench_fills_and_measures() {
     assert_eq!(results[4].samples.len(), 2);
     assert_eq!(results[5].samples.len(), 2);
     let markdown = measure::render_markdown(&fill, &results);
-    assert!(markdown.contains("| fleet page, whole request | 3 | 6 |"), "{markdown}");
+    assert!(
+        markdown.contains("| fleet page, whole request | 3 | 6 |"),
+        "{markdown}"
+    );
 }

@@ -663,3 +663,85 @@ async fn run_page_shows_the_run_log_escaped() {
         "no empty-log note: {page}"
     );
 }
+
+/// Adds `database` on `instance` under the SIMPLE recovery model with one full backup
+/// that finished `age` ago.
+async fn add_simple_database(catalog: &Catalog, instance: &str, database: &str, age: Duration) {
+    catalog
+        .upsert_database(
+            instance,
+            &DatabaseFacts {
+                name: database.to_string(),
+                recovery_model: Some("SIMPLE".to_string()),
+                state: Some("ONLINE".to_string()),
+            },
+        )
+        .await
+        .unwrap();
+    let full = record(
+        instance,
+        database,
+        BackupType::Full,
+        OffsetDateTime::now_utc() - age,
+        1024,
+    );
+    add_backup(catalog, &full).await;
+}
+
+#[tokio::test]
+async fn large_fleet_overview_is_compact() {
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    for (instance, count) in [("big", 300), ("calm", 5)] {
+        catalog
+            .upsert_instance(&InstanceFacts {
+                name: instance.to_string(),
+                host: "127.0.0.1".to_string(),
+                port: 1433,
+                product_version: Some("16.0.1000.6".to_string()),
+                edition: None,
+                engine_edition: None,
+                server_name: None,
+            })
+            .await
+            .unwrap();
+        for index in 0..count {
+            let database = format!("db{index:03}");
+            add_simple_database(&catalog, instance, &database, Duration::hours(1)).await;
+        }
+    }
+    add_simple_database(&catalog, "big", "stale", Duration::days(30)).await;
+    let site = site(catalog).await;
+
+    let (status, page) = get(&site, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("id=\"compact-note\""),
+        "no compact note: {page}"
+    );
+    assert!(
+        page.contains("/instances/big/databases/stale\""),
+        "late row missing"
+    );
+    assert!(!page.contains("/databases/db000\""), "ok rows are listed");
+    assert!(
+        page.contains("300 more databases are ok"),
+        "ok count missing"
+    );
+    assert!(page.contains("id=\"all-ok-instances\""), "no all-ok table");
+    assert!(
+        page.contains("href=\"/?instance=calm\""),
+        "calm not in the all-ok table"
+    );
+    assert!(!page.contains("<h2>calm</h2>"), "calm has a full section");
+
+    let (status, page) = get(&site, "/?instance=big").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !page.contains("id=\"compact-note\""),
+        "filtered page is compact"
+    );
+    assert!(
+        page.contains("/instances/big/databases/db000\""),
+        "filter lists ok rows"
+    );
+}

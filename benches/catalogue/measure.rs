@@ -386,10 +386,15 @@ pub async fn measure(catalog: &Catalog, store_root: &Path, options: &Options) ->
     let fleet_instances = catalog.instances().await.expect("list instances").len() - 1;
     let mut results = Vec::new();
     results.push(
-        run_clients("fleet page, queries only", catalog, options, |catalog, _| async move {
-            catalog.instances().await.expect("list instances");
-            catalog.fleet_overview().await.expect("fleet overview");
-        })
+        run_clients(
+            "fleet page, queries only",
+            catalog,
+            options,
+            |catalog, _| async move {
+                catalog.instances().await.expect("list instances");
+                catalog.fleet_overview().await.expect("fleet overview");
+            },
+        )
         .await,
     );
     results.push(
@@ -419,9 +424,14 @@ pub async fn measure(catalog: &Catalog, store_root: &Path, options: &Options) ->
     );
     let site = Site::start(catalog).await;
     results.push(
-        run_clients("fleet page, whole request", &site, options, |site, _| async move {
-            site.get("/").await;
-        })
+        run_clients(
+            "fleet page, whole request",
+            &site,
+            options,
+            |site, _| async move {
+                site.get("/").await;
+            },
+        )
         .await,
     );
     results.push(
