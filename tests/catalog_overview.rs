@@ -271,3 +271,68 @@ async fn overview_skips_pruned_newest_backup() {
     assert!(after_all_pruned[0].last_full.is_none());
     assert!(after_all_pruned[0].last_run.is_some());
 }
+
+/// The overview reads are kept in memory between changes; each kind of change must show.
+#[tokio::test]
+async fn cached_overview_follows_changes() {
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    catalog
+        .upsert_instance(&instance_facts("sales-prod", None))
+        .await
+        .unwrap();
+    catalog
+        .upsert_database("sales-prod", &database_facts("orders"))
+        .await
+        .unwrap();
+    let overview = catalog.fleet_overview().await.unwrap();
+    assert_eq!(overview.len(), 1);
+    assert!(overview[0].last_full.is_none());
+    assert!(catalog.instance_reachability().await.unwrap().is_empty());
+
+    catalog
+        .upsert_database("sales-prod", &database_facts("billing"))
+        .await
+        .unwrap();
+    assert_eq!(catalog.fleet_overview().await.unwrap().len(), 2);
+
+    let full = record("sales-prod", "orders", BackupType::Full, T0, 300);
+    let (run_id, backup_id) = add_backup(&catalog, &full).await;
+    let overview = catalog.fleet_overview().await.unwrap();
+    let orders = overview
+        .iter()
+        .find(|row| row.database == "orders")
+        .unwrap();
+    assert_eq!(
+        orders.last_full.as_ref().map(|last| last.id),
+        Some(backup_id)
+    );
+    assert_eq!(orders.last_run.as_ref().map(|last| last.id), Some(run_id));
+    let reachability = catalog.instance_reachability().await.unwrap();
+    assert_eq!(reachability.len(), 1);
+    assert!(reachability[0].reachable);
+
+    let failed = catalog
+        .start_run(&new_run("sales-prod", "billing", BackupType::Full, T0))
+        .await
+        .unwrap();
+    catalog
+        .fail_run(failed, "connect", "refused")
+        .await
+        .unwrap();
+    let overview = catalog.fleet_overview().await.unwrap();
+    let billing = overview
+        .iter()
+        .find(|row| row.database == "billing")
+        .unwrap();
+    let last_run = billing.last_run.as_ref().unwrap();
+    assert_eq!(last_run.status, RunStatus::Failed);
+
+    let instances = catalog.instances().await.unwrap();
+    assert_eq!(instances[0].product_version, None);
+    catalog
+        .upsert_instance(&instance_facts("sales-prod", Some("16.0.1000.6")))
+        .await
+        .unwrap();
+    let instances = catalog.instances().await.unwrap();
+    assert_eq!(instances[0].product_version.as_deref(), Some("16.0.1000.6"));
+}

@@ -134,7 +134,7 @@ impl Catalog {
     }
 
     /// Lists stored instances by name.
-    pub async fn instances(&self) -> Result<Vec<InstanceRow>, CatalogError> {
+    pub(super) async fn read_instances(&self) -> Result<Vec<InstanceRow>, CatalogError> {
         let rows = sqlx::query(
             "SELECT i.id, i.name, i.host, i.port, i.product_version, i.edition,
                     i.engine_edition, i.server_name, i.last_seen_at,

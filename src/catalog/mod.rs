@@ -14,6 +14,7 @@ mod drills;
 mod inventory;
 mod lease;
 mod overview;
+mod overview_cache;
 mod paging;
 mod phase_totals;
 mod pruning;
@@ -131,10 +132,12 @@ impl CatalogError {
     }
 }
 
-/// The catalogue database. Cloning is cheap: clones share one connection pool.
+/// The catalogue database. Cloning is cheap: clones share one connection pool and one
+/// cache of overview reads.
 #[derive(Debug, Clone)]
 pub struct Catalog {
     pool: SqlitePool,
+    cache: std::sync::Arc<overview_cache::OverviewCache>,
 }
 
 impl Catalog {
@@ -212,7 +215,10 @@ impl Catalog {
 
     async fn migrate(pool: SqlitePool) -> Result<Catalog, CatalogError> {
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Catalog { pool })
+        Ok(Catalog {
+            pool,
+            cache: std::sync::Arc::default(),
+        })
     }
 
     /// Closes every connection, so later queries fail. A clean stop calls it, because

@@ -74,7 +74,7 @@ type DatabaseKey = (String, String);
 impl Catalog {
     /// Lists every known database, ordered by instance and database name, with its newest
     /// backup of each type (by UTC finish time) and its newest run.
-    pub async fn fleet_overview(&self) -> Result<Vec<DatabaseOverview>, CatalogError> {
+    pub(super) async fn read_fleet_overview(&self) -> Result<Vec<DatabaseOverview>, CatalogError> {
         let mut databases = BTreeMap::new();
         self.add_inventory(&mut databases).await?;
         self.add_last_runs(&mut databases).await?;
@@ -86,7 +86,9 @@ impl Catalog {
     /// run past its `connect` phase did, a run that failed in it did not. Runs still in
     /// `connect` show nothing yet. Only the newest run of each database is read, which
     /// the `latest_runs` table names, so the query stays small on a large catalogue.
-    pub async fn instance_reachability(&self) -> Result<Vec<Reachability>, CatalogError> {
+    pub(super) async fn read_instance_reachability(
+        &self,
+    ) -> Result<Vec<Reachability>, CatalogError> {
         let rows = sqlx::query(
             "SELECT r.id, r.instance, r.status, r.phase, r.error, r.started_at, r.finished_at
              FROM latest_runs l JOIN runs r ON r.id = l.run_id
