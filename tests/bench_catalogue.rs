@@ -23,7 +23,7 @@ async fn catalogue_bench_fills_and_measures() {
 
     let fill = measure::fill(&path, &options).await;
     let catalog = Catalog::open(&path).await.unwrap();
-    let results = measure::measure(&catalog, dir.path(), &options).await;
+    let results = measure::measure(&catalog, dir.path(), &options, &fill).await;
 
     assert_eq!(fill.backups, 1_301);
     assert_eq!(fill.runs, 1_301);

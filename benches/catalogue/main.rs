@@ -73,7 +73,7 @@ fn main() {
         let catalog = bakfleet::catalog::Catalog::open(&path)
             .await
             .expect("open catalogue");
-        let results = measure::measure(&catalog, temp_dir.path(), &options).await;
+        let results = measure::measure(&catalog, temp_dir.path(), &options, &fill).await;
         measure::render_markdown(&fill, &results)
     });
     print!("{markdown}");

@@ -13,7 +13,6 @@ use bakfleet::restore_plan::build_plan;
 use bakfleet::restore_script::ScriptOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{Connection, Executor};
-use time::macros::datetime;
 use time::OffsetDateTime;
 
 /// Rows a database page lists, the limit `src/web/pages.rs` passes.
@@ -70,6 +69,8 @@ pub struct FillSummary {
     pub databases: u64,
     pub seconds: f64,
     pub file_bytes: u64,
+    /// Finish time of the long chain's full, from which its logs follow every 15 minutes.
+    pub chain_start: OffsetDateTime,
 }
 
 /// The instance and database that carry the long log chain.
@@ -93,6 +94,12 @@ pub async fn fill(path: &Path, options: &Options) -> FillSummary {
     .await
     .expect("open catalogue for filling");
 
+    // Every history ends now, so that a fleet page assesses a fleet whose backups are on
+    // time, as a fleet under bakfleet's schedules mostly is.
+    let end = OffsetDateTime::now_utc()
+        .replace_second(0)
+        .and_then(|at| at.replace_nanosecond(0))
+        .expect("second 0 and nanosecond 0 are valid");
     let databases = u64::from(options.instances) * u64::from(options.databases_per_instance);
     let per_database = options.backups.div_ceil(databases.max(1));
     let mut writer = RowWriter::new(&mut connection).await;
@@ -106,7 +113,7 @@ pub async fn fill(path: &Path, options: &Options) -> FillSummary {
             writer.add_database(&instance_name, &database_name).await;
             databases_written += 1;
             let count = per_database.min(options.backups - written);
-            let history = History::new(&instance_name, &database_name, count);
+            let history = History::new(&instance_name, &database_name, count, end);
             writer.add_history(history).await;
             written += count;
             if written >= options.backups {
@@ -116,7 +123,8 @@ pub async fn fill(path: &Path, options: &Options) -> FillSummary {
     }
     writer.add_instance(CHAIN_INSTANCE).await;
     writer.add_database(CHAIN_INSTANCE, CHAIN_DATABASE).await;
-    let chain = History::long_chain(CHAIN_INSTANCE, CHAIN_DATABASE, options.chain_logs);
+    let chain = History::long_chain(CHAIN_INSTANCE, CHAIN_DATABASE, options.chain_logs, end);
+    let chain_start = chain.start;
     writer.add_history(chain).await;
     let runs = writer.runs;
     writer.finish().await;
@@ -132,6 +140,7 @@ pub async fn fill(path: &Path, options: &Options) -> FillSummary {
         databases: databases_written + 1,
         seconds: started.elapsed().as_secs_f64(),
         file_bytes: std::fs::metadata(path).map_or(0, |metadata| metadata.len()),
+        chain_start,
     }
 }
 
@@ -142,25 +151,35 @@ struct History {
     count: u64,
     /// Logs between two diffs; `None` gives one full followed only by logs.
     logs_per_diff: Option<u64>,
+    /// Finish time of the first backup; the last one finishes at the fill's end time.
+    start: OffsetDateTime,
+}
+
+/// Returns the finish time of the first of `count` backups 15 minutes apart that end at
+/// `end`.
+fn history_start(count: u64, end: OffsetDateTime) -> OffsetDateTime {
+    end - time::Duration::minutes(count.saturating_sub(1) as i64 * LOG_MINUTES)
 }
 
 impl History {
-    fn new(instance: &str, database: &str, count: u64) -> History {
+    fn new(instance: &str, database: &str, count: u64, end: OffsetDateTime) -> History {
         History {
             instance: instance.to_string(),
             database: database.to_string(),
             count,
             // A day of 15-minute logs, minus the slot the diff takes.
             logs_per_diff: Some(24 * 60 / LOG_MINUTES as u64 - 1),
+            start: history_start(count, end),
         }
     }
 
-    fn long_chain(instance: &str, database: &str, logs: u64) -> History {
+    fn long_chain(instance: &str, database: &str, logs: u64, end: OffsetDateTime) -> History {
         History {
             instance: instance.to_string(),
             database: database.to_string(),
             count: logs + 1,
             logs_per_diff: None,
+            start: history_start(logs + 1, end),
         }
     }
 }
@@ -237,7 +256,7 @@ impl<'a> RowWriter<'a> {
     /// 96 slots, with a new full every seven days. LSNs grow by [`LSN_STEP`] per backup
     /// and each log starts where the previous one ended.
     async fn add_history(&mut self, history: History) {
-        let start = datetime!(2026-01-05 00:00 UTC);
+        let start = history.start;
         let slots_per_week = 7 * 24 * 60 / LOG_MINUTES as u64;
         let mut full_checkpoint = 0u128;
         let mut log_end = LSN_STEP;
@@ -382,7 +401,12 @@ fn format_utc(at: OffsetDateTime) -> String {
 /// Times the queries of the fleet page, of a database page and of `restore-plan` with
 /// `options.clients` callers at once, each making `options.requests_per_client`
 /// requests per page.
-pub async fn measure(catalog: &Catalog, store_root: &Path, options: &Options) -> Vec<Latencies> {
+pub async fn measure(
+    catalog: &Catalog,
+    store_root: &Path,
+    options: &Options,
+    fill: &FillSummary,
+) -> Vec<Latencies> {
     let fleet_instances = catalog.instances().await.expect("list instances").len() - 1;
     let mut results = Vec::new();
     results.push(
@@ -481,8 +505,8 @@ pub async fn measure(catalog: &Catalog, store_root: &Path, options: &Options) ->
     );
     // A target inside the middle log: the plan reads the full and half of the logs.
     let middle = (options.chain_logs / 2).max(1);
-    let target = datetime!(2026-01-05 00:00 UTC)
-        + time::Duration::minutes(middle as i64 * LOG_MINUTES - LOG_MINUTES / 2);
+    let target =
+        fill.chain_start + time::Duration::minutes(middle as i64 * LOG_MINUTES - LOG_MINUTES / 2);
     let store_root = temp_store_root.clone();
     results.push(
         run_clients(
