@@ -168,7 +168,7 @@ impl Catalog {
     }
 }
 
-/// What a restore script needs of one backup of its chain.
+/// The facts a restore script needs of one backup of its chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScriptMember {
     /// The backup's files in family order; one for a backup that is not striped.
