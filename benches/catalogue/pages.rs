@@ -72,7 +72,7 @@ impl Site {
             .clone()
             .oneshot(request)
             .await
-            .expect("the router answers");
+            .expect("the router returns a response");
         let status = response.status();
         let body = response
             .into_body()
