@@ -24,11 +24,25 @@ use tracing_subscriber::Layer;
 use crate::catalog::{Catalog, RunLogLine};
 
 /// The events a run's log keeps, whatever level the process log is set to. These are every
-/// bakfleet event at INFO and above, and the phases a run enters and the T-SQL batches it
-/// sends, which are logged at DEBUG. The TDS and SQL crates log per connection, so only
+/// bakfleet event at INFO and above, and the phases a run enters and the label of each
+/// T-SQL batch it sends, which are logged at DEBUG. The TDS and SQL crates log per connection, so only
 /// their errors are kept.
 pub const FILTER: &str =
     "info,tiberius=error,sqlx=warn,bakfleet::job::context=debug,bakfleet::mssql::connection=debug";
+
+/// Fields left out of run log lines. `sql` is the text of each T-SQL batch, often a few
+/// KB, so keeping it for every run of a fleet of thousands of databases would grow the
+/// catalogue by gigabytes a day. The line keeps the statement's label, and the process
+/// log at DEBUG has the text.
+const OMITTED_FIELDS: &[&str] = &["sql"];
+
+/// Days the log of a run that succeeded or was skipped is kept; the daily prune deletes
+/// older ones.
+pub const KEEP_DAYS: i64 = 7;
+
+/// Days the log of a run that failed or was interrupted is kept, longer because it is
+/// the one a DBA comes back to.
+pub const KEEP_FAILED_DAYS: i64 = 90;
 
 /// Lines kept per run. A run that retries a stalled fetch for hours would otherwise grow
 /// its log without bound; the process log still has every line.
@@ -233,6 +247,9 @@ impl Visit for LineVisitor {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if OMITTED_FIELDS.contains(&field.name()) {
+            return;
+        }
         // fmt::Write for String returns Ok for every write.
         let _ = if field.name() == "message" {
             write!(self.message, "{value:?}")
@@ -282,6 +299,11 @@ mod tests {
             tracing::info!("before the run is recorded");
             span.record("run_id", run_id);
             tracing::info!(bytes = 12_u64, path = "a b", "fetched");
+            tracing::info!(
+                statement = "BACKUP",
+                sql = "BACKUP DATABASE [x]",
+                "sending batch"
+            );
             let inner = tracing::info_span!("fetch");
             let _inner = inner.enter();
             tracing::warn!(error = %"reset", "retrying");
@@ -298,7 +320,8 @@ mod tests {
             texts,
             vec![
                 (0, "INFO", "fetched bytes=12 path=\"a b\""),
-                (1, "WARN", "retrying error=reset"),
+                (1, "INFO", "sending batch statement=\"BACKUP\""),
+                (2, "WARN", "retrying error=reset"),
             ]
         );
         assert!(

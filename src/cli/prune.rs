@@ -220,6 +220,7 @@ pub async fn run_daily(contexts: tokio::sync::watch::Receiver<crate::job::JobCon
             }
             Err(error) => tracing::error!(%error, "daily clean-up of staged files skipped"),
         }
+        prune_run_logs(&catalog, OffsetDateTime::now_utc()).await;
         match prune(&catalog, &fleet, OffsetDateTime::now_utc(), false).await {
             Ok(report) => {
                 let deleted = report
@@ -235,6 +236,16 @@ pub async fn run_daily(contexts: tokio::sync::watch::Receiver<crate::job::JobCon
             }
             Err(error) => tracing::error!(%error, "daily prune failed"),
         }
+    }
+}
+
+/// Deletes run logs past their keeping time (see [`crate::run_log::KEEP_DAYS`]).
+async fn prune_run_logs(catalog: &Catalog, now: OffsetDateTime) {
+    let before = now - time::Duration::days(crate::run_log::KEEP_DAYS);
+    let failed_before = now - time::Duration::days(crate::run_log::KEEP_FAILED_DAYS);
+    match catalog.prune_run_logs(before, failed_before).await {
+        Ok(lines) => tracing::info!(lines, "daily prune of run logs finished"),
+        Err(error) => tracing::error!(%error, "daily prune of run logs failed"),
     }
 }
 
