@@ -36,13 +36,13 @@ pub const FILTER: &str =
 /// log at DEBUG has the text.
 const OMITTED_FIELDS: &[&str] = &["sql"];
 
-/// Days the log of a run that succeeded or was skipped is kept; the daily prune deletes
-/// older ones.
-pub const KEEP_DAYS: i64 = 7;
+/// Days the log of a run that succeeded or was skipped is kept unless
+/// `service.run_log_days` says otherwise; the daily prune deletes older ones.
+pub const KEEP_DAYS: u64 = 7;
 
-/// Days the log of a run that failed or was interrupted is kept, longer because it is
-/// the one a DBA comes back to.
-pub const KEEP_FAILED_DAYS: i64 = 90;
+/// Days the log of a run that failed or was interrupted is kept at least, longer because
+/// it is the one a DBA comes back to.
+pub const KEEP_FAILED_DAYS: u64 = 90;
 
 /// Lines kept per run. A run that retries a stalled fetch for hours would otherwise grow
 /// its log without bound; the process log still has every line.

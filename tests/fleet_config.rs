@@ -583,6 +583,20 @@ fn session_keys_have_defaults_and_overrides() {
 }
 
 #[test]
+fn run_log_days_default_override_and_minimum() {
+    let defaults = Fleet::parse(MINIMAL_INSTANCE, Path::new("fleet.toml")).unwrap();
+    assert_eq!(defaults.service.run_log_days, 7);
+
+    let text = format!("[service]\nrun_log_days = 30\n{MINIMAL_INSTANCE}");
+    let fleet = Fleet::parse(&text, Path::new("fleet.toml")).unwrap();
+    assert_eq!(fleet.service.run_log_days, 30);
+
+    let error = error_text(&format!("[service]\nrun_log_days = 0\n{MINIMAL_INSTANCE}"));
+    assert!(error.contains("service.run_log_days"), "{error}");
+    assert!(error.contains("0 is below the minimum of 1"), "{error}");
+}
+
+#[test]
 fn unparsable_listen_is_rejected() {
     let text = format!("[service]\nlisten = \"localhost:8080\"\n{MINIMAL_INSTANCE}");
     let error = error_text(&text);

@@ -220,7 +220,12 @@ pub async fn run_daily(contexts: tokio::sync::watch::Receiver<crate::job::JobCon
             }
             Err(error) => tracing::error!(%error, "daily clean-up of staged files skipped"),
         }
-        prune_run_logs(&catalog, OffsetDateTime::now_utc()).await;
+        prune_run_logs(
+            &catalog,
+            fleet.service.run_log_days,
+            OffsetDateTime::now_utc(),
+        )
+        .await;
         match prune(&catalog, &fleet, OffsetDateTime::now_utc(), false).await {
             Ok(report) => {
                 let deleted = report
@@ -239,10 +244,12 @@ pub async fn run_daily(contexts: tokio::sync::watch::Receiver<crate::job::JobCon
     }
 }
 
-/// Deletes run logs past their keeping time (see [`crate::run_log::KEEP_DAYS`]).
-async fn prune_run_logs(catalog: &Catalog, now: OffsetDateTime) {
-    let before = now - time::Duration::days(crate::run_log::KEEP_DAYS);
-    let failed_before = now - time::Duration::days(crate::run_log::KEEP_FAILED_DAYS);
+/// Deletes the logs of succeeded and skipped runs older than `days`, and of other runs
+/// older than [`crate::run_log::KEEP_FAILED_DAYS`] or `days`, whichever is longer.
+async fn prune_run_logs(catalog: &Catalog, days: u64, now: OffsetDateTime) {
+    let days_ago = |days: u64| now - time::Duration::days(i64::try_from(days).unwrap_or(36_500));
+    let before = days_ago(days);
+    let failed_before = days_ago(days.max(crate::run_log::KEEP_FAILED_DAYS));
     match catalog.prune_run_logs(before, failed_before).await {
         Ok(lines) => tracing::info!(lines, "daily prune of run logs finished"),
         Err(error) => tracing::error!(%error, "daily prune of run logs failed"),

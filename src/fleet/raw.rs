@@ -134,6 +134,11 @@ pub(crate) struct RawService {
     /// run as stalled; 0 turns stall detection off. Default: `600` (10 minutes).
     #[schemars(with = "Option<i64>")]
     pub stall_timeout_seconds: Option<Spanned<i64>>,
+    /// Days the catalogue keeps the log of a run that succeeded or was skipped, 1 or more.
+    /// The log of a failed or interrupted run is kept 90 days, or this many when more.
+    /// `serve` deletes older logs once a day. Default: `7`.
+    #[schemars(with = "Option<i64>")]
+    pub run_log_days: Option<Spanned<i64>>,
     /// Retries of connect, BACKUP, RESTORE VERIFYONLY and fetch after a transient fault
     /// (a refused or reset connection, a dropped session, an unreachable share): a table
     /// with `attempts`, `base_delay_ms` and `max_delay_ms`. A retried fetch resumes after

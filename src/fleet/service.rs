@@ -57,6 +57,9 @@ pub struct Service {
     /// fails as stalled; default 10 minutes, `None` when `stall_timeout_seconds = 0`
     /// turns stall detection off.
     pub stall_timeout: Option<Duration>,
+    /// Days the log of a succeeded or skipped run is kept; default
+    /// [`crate::run_log::KEEP_DAYS`].
+    pub run_log_days: u64,
 }
 
 /// Default of `service.stall_timeout_seconds`. A BACKUP of a healthy database moves
@@ -91,6 +94,7 @@ impl Service {
             session_max: Duration::from_secs(12 * 3600),
             retry: RetryPolicy::default(),
             stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
+            run_log_days: crate::run_log::KEEP_DAYS,
         };
         let Some(raw) = raw else {
             return service;
@@ -160,6 +164,11 @@ impl Service {
         }
         if let Some(retry) = &raw.retry {
             service.retry = retry_policy(retry, diagnostics);
+        }
+        if let Some(days) = &raw.run_log_days {
+            let days = value::count(diagnostics, "service.run_log_days", days, 1);
+            // Past a century the logs are kept for good, and the cut-off stays a valid time.
+            service.run_log_days = days.map_or(service.run_log_days, |days| days.min(36_500));
         }
         if let Some(seconds) = &raw.stall_timeout_seconds {
             let seconds = value::count(diagnostics, "service.stall_timeout_seconds", seconds, 0);
