@@ -36,8 +36,8 @@ pub const FILTER: &str =
 /// log at DEBUG has the text.
 const OMITTED_FIELDS: &[&str] = &["sql"];
 
-/// Days the log of a run that succeeded or was skipped is kept unless
-/// `service.run_log_days` says otherwise; the daily prune deletes older ones.
+/// Days the log of a run that succeeded or was skipped is kept when
+/// `service.run_log_days` is not set. The daily prune deletes older ones.
 pub const KEEP_DAYS: u64 = 7;
 
 /// Days the log of a run that failed or was interrupted is kept at least, longer because

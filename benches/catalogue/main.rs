@@ -78,8 +78,8 @@ fn main() {
     });
     print!("{markdown}");
     if arguments.keep {
-        let kept = temp_dir.keep();
-        eprintln!("catalogue kept in {}", kept.display());
+        let work_dir = temp_dir.keep();
+        eprintln!("catalogue kept in {}", work_dir.display());
     }
     if let Some(path) = arguments.output {
         std::fs::write(&path, &markdown)

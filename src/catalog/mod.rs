@@ -64,9 +64,9 @@ pub use tokens::{NewToken, TokenRow};
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Rows a connection's worker thread reads ahead of the task that takes them. sqlx runs
-/// each SQLite connection on a thread of its own and hands rows over a channel, 50 at a
-/// time by default, so a restore plan that reads 10,000 backups switched threads hundreds
-/// of times; a larger buffer lets the worker read a whole page of rows at once.
+/// each SQLite connection on a thread of its own and buffers 50 rows by default, so a
+/// restore plan that reads 10,000 backups switched threads hundreds of times. A larger
+/// buffer lets the worker read on while the task decodes.
 const ROW_BUFFER: usize = 1024;
 
 /// Maximum pooled connections to a catalogue file. WAL mode lets readers run beside the
