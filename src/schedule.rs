@@ -64,6 +64,10 @@ pub fn slots(
     let after = to_chrono(after);
     let until = to_chrono(until);
     let (first_local, last_local) = wall_clock_bounds(zone, after, until);
+    // croner keeps the start's fraction of a second in what it finds, so a scheduler
+    // that woke at 10:15:00.676 would name the 10:15 slot 10:15:00.676. Slots are keys:
+    // each runs once, across processes too, so they must be the same exact instants.
+    let first_local = first_local.with_nanosecond(0).unwrap_or(first_local);
     let mut found: Vec<OffsetDateTime> = Vec::new();
     // croner runs over UTC, which has no DST, so its matches are plain wall-clock times.
     for wall in cron.iter_after(first_local.and_utc()) {
@@ -644,6 +648,23 @@ mod tests {
                 datetime!(2026-06-01 12:00 UTC),
                 datetime!(2026-06-01 18:00 UTC),
                 datetime!(2026-06-02 00:00 UTC),
+            ]
+        );
+    }
+
+    #[test]
+    fn slots_are_whole_seconds_whatever_the_bounds() {
+        let found = slots(
+            &cron("0 */15 * * * *"),
+            Tz::UTC,
+            datetime!(2026-06-01 10:14:59.676 UTC),
+            datetime!(2026-06-01 10:30:00.5 UTC),
+        );
+        assert_eq!(
+            found,
+            vec![
+                datetime!(2026-06-01 10:15 UTC),
+                datetime!(2026-06-01 10:30 UTC)
             ]
         );
     }
