@@ -86,7 +86,7 @@ impl Catalog {
         .bind(instance.engine_edition)
         .bind(&instance.server_name)
         .bind(seen_at)
-        .execute(&self.pool)
+        .execute(self.relaxed())
         .await
         .map_err(CatalogError::query(format!(
             "store instance {}",
@@ -118,7 +118,7 @@ impl Catalog {
         .bind(&database.state)
         .bind(&seen_at)
         .bind(instance)
-        .execute(&self.pool)
+        .execute(self.relaxed())
         .await
         .map_err(CatalogError::query(format!(
             "store database {:?} of instance {instance}",

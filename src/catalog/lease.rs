@@ -73,8 +73,9 @@ impl Catalog {
     ) -> Result<(), LeaseError> {
         let action =
             || format!("acquire the lease on database {database:?} on instance {instance}");
+        // A lease lost in a power cut belonged to a process that the cut stopped too.
         let mut transaction = self
-            .pool
+            .relaxed()
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(CatalogError::query(action()))?;
@@ -201,7 +202,7 @@ impl Catalog {
         .bind(instance)
         .bind(database)
         .bind(&holder.id)
-        .execute(&self.pool)
+        .execute(self.relaxed())
         .await
         .map_err(CatalogError::query(format!(
             "renew the lease on database {database:?} on instance {instance}"
@@ -230,7 +231,7 @@ impl Catalog {
         .bind(instance)
         .bind(database)
         .bind(&holder.id)
-        .execute(&self.pool)
+        .execute(self.relaxed())
         .await
         .map_err(CatalogError::query(format!(
             "release the lease on database {database:?} on instance {instance}"

@@ -53,7 +53,7 @@ pub use phase_totals::PhaseTotal;
 pub use pruning::{CataloguedDatabase, StagedLeftover};
 pub use run_log::RunLogLine;
 pub use runs::{NewRun, RunRow, RunStats, RunStatus, SkipKind};
-pub use storage::{BackupPoint, DatabaseStorage, RunPoint};
+pub use storage::{BackupBucket, DatabaseStorage, RunBucket};
 pub use tokens::{NewToken, TokenRow};
 
 /// How long a statement waits for another connection's write lock before it fails.
@@ -72,6 +72,11 @@ const ROW_BUFFER: usize = 1024;
 /// Maximum pooled connections to a catalogue file. WAL mode lets readers run beside the
 /// one writer, so a few connections keep pages responsive while a job writes.
 const MAX_CONNECTIONS: u32 = 4;
+
+/// Pooled connections for writes that may skip the `fsync` (see [`Catalog::relaxed`]).
+/// SQLite serialises writers, so more than one such connection would only queue on the
+/// write lock instead of in the pool.
+const RELAXED_CONNECTIONS: u32 = 1;
 
 /// Error of a catalogue operation.
 #[derive(Debug, thiserror::Error)]
@@ -132,11 +137,16 @@ impl CatalogError {
     }
 }
 
-/// The catalogue database. Cloning is cheap: clones share one connection pool and one
+/// The catalogue database. Cloning is cheap: clones share the connection pools and one
 /// cache of overview reads.
 #[derive(Debug, Clone)]
 pub struct Catalog {
+    /// Connections that commit with `fsync` (synchronous FULL), for reads and for every
+    /// write that must survive a power loss.
     pool: SqlitePool,
+    /// Connections that commit without `fsync` (synchronous NORMAL); see
+    /// [`Catalog::relaxed`].
+    relaxed: SqlitePool,
     cache: std::sync::Arc<overview_cache::OverviewCache>,
 }
 
@@ -164,16 +174,22 @@ impl Catalog {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
             .row_buffer_size(ROW_BUFFER);
+        let open_error = |source| CatalogError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
-            .map_err(|source| CatalogError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            .map_err(open_error)?;
+        let catalog = Self::migrate(pool.clone(), pool).await?;
 
-        Self::migrate(pool).await
+        // Opened after the migrations, which the FULL pool applies and makes durable.
+        let relaxed = SqlitePoolOptions::new()
+            .max_connections(RELAXED_CONNECTIONS)
+            .connect_lazy_with(options.synchronous(SqliteSynchronous::Normal));
+        Ok(Catalog { relaxed, ..catalog })
     }
 
     /// Opens an existing catalogue for commands that only read it, so that a wrong
@@ -210,15 +226,30 @@ impl Catalog {
                 source,
             })?;
 
-        Self::migrate(pool).await
+        // One in-memory database, so relaxed writes share the one connection.
+        Self::migrate(pool.clone(), pool).await
     }
 
-    async fn migrate(pool: SqlitePool) -> Result<Catalog, CatalogError> {
+    async fn migrate(pool: SqlitePool, relaxed: SqlitePool) -> Result<Catalog, CatalogError> {
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Catalog {
             pool,
+            relaxed,
             cache: std::sync::Arc::default(),
         })
+    }
+
+    /// The connections for writes whose loss in a power cut harms nothing: a run's
+    /// phase and notes, job leases, run log lines and the facts learnt on connecting.
+    ///
+    /// In WAL mode a commit under synchronous NORMAL appends to the log without waiting
+    /// for the disk, and may roll back after a power loss but never corrupts the file
+    /// (SQLite docs, "PRAGMA synchronous"). The next FULL commit syncs the whole log,
+    /// these frames included. A run makes about a dozen such writes and two that must be
+    /// durable (its start and its outcome), and SQLite serialises writers, so syncing
+    /// every commit bounded the fleet's job rate by the disk's flush latency.
+    fn relaxed(&self) -> &SqlitePool {
+        &self.relaxed
     }
 
     /// Closes every connection, so later queries fail. A clean stop calls it, because
@@ -226,6 +257,7 @@ impl Catalog {
     /// last connection closes. Tests use it to stand in for a catalogue that stopped
     /// responding.
     pub async fn close(&self) {
+        self.relaxed.close().await;
         self.pool.close().await;
     }
 
@@ -242,4 +274,48 @@ impl Catalog {
 /// Converts a count or size to the signed 64-bit integer SQLite stores.
 fn to_sql_integer(field: &'static str, value: u64) -> Result<i64, CatalogError> {
     i64::try_from(value).map_err(|_| CatalogError::OutOfRange { field, value })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn synchronous(pool: &SqlitePool) -> i64 {
+        sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn only_the_relaxed_pool_commits_without_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(&dir.path().join("catalog.db")).await.unwrap();
+
+        // SQLite numbers the levels OFF 0, NORMAL 1, FULL 2.
+        assert_eq!(synchronous(&catalog.pool).await, 2);
+        assert_eq!(synchronous(catalog.relaxed()).await, 1);
+    }
+
+    #[tokio::test]
+    async fn relaxed_writes_are_read_on_the_full_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(&dir.path().join("catalog.db")).await.unwrap();
+        catalog
+            .upsert_instance(&InstanceFacts {
+                name: "sql01".into(),
+                host: "db1.example.net".into(),
+                port: 1433,
+                product_version: Some("16.0.1000.6".into()),
+                edition: None,
+                engine_edition: None,
+                server_name: None,
+            })
+            .await
+            .unwrap();
+
+        let instances = catalog.read_instances().await.unwrap();
+        assert_eq!(instances.len(), 1);
+        assert_eq!(instances[0].product_version.as_deref(), Some("16.0.1000.6"));
+    }
 }

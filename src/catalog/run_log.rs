@@ -32,7 +32,7 @@ impl Catalog {
         }
         let action = || format!("store {} run log lines", lines.len());
         let mut transaction = self
-            .pool
+            .relaxed()
             .begin()
             .await
             .map_err(CatalogError::query(action()))?;
