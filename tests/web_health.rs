@@ -501,6 +501,34 @@ async fn database_charts_are_svg() {
     assert!(page.contains("RPO 8 d 18 h"), "{page}");
 }
 
+#[tokio::test]
+async fn database_chart_sums_up_an_interval_per_type() {
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    sample_catalog(&catalog).await;
+    // With the 5-minute-old log of the sample, four logs in the chart's last 12 hours.
+    for (minutes, size) in [(10, 1000), (15, 9 * 1024), (20, 2000)] {
+        backup(
+            &catalog,
+            "orders",
+            BackupType::Log,
+            Duration::minutes(minutes),
+            size,
+        )
+        .await;
+    }
+    let site = site(catalog, None).await;
+
+    let (_, page) = get(&site, "/instances/sales-prod/databases/orders").await;
+
+    let svg = svg_after(&page, "id=\"chart-size\"");
+    assert_eq!(
+        svg.matches("<circle cx").count() - 3,
+        3,
+        "one point per type: {svg}"
+    );
+    assert!(svg.contains("largest of 4: 9.0 KiB"), "{svg}");
+}
+
 /// Returns the first `<svg>...</svg>` after `marker`.
 fn svg_after<'a>(page: &'a str, marker: &str) -> &'a str {
     let at = page

@@ -2,7 +2,7 @@
 //! and run times that the site's charts plot.
 
 use serde::Serialize;
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 use super::decode::RowReader;
 use super::timestamp::format_utc;
@@ -30,24 +30,30 @@ impl DatabaseStorage {
     }
 }
 
-/// One catalogued backup as the size chart plots it.
+/// The backups of one type that finished in one interval of a chart, as the size chart
+/// plots them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BackupPoint {
+pub struct BackupBucket {
     pub backup_type: BackupType,
+    /// Start of the interval.
     #[serde(with = "time::serde::rfc3339")]
-    pub finished_at: OffsetDateTime,
-    pub size_bytes: u64,
+    pub from: OffsetDateTime,
+    pub count: u64,
+    pub largest_bytes: u64,
 }
 
-/// One succeeded run as the duration and throughput charts plot it.
+/// The succeeded runs of one type that started in one interval of a chart, as the
+/// duration and throughput charts plot them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RunPoint {
+pub struct RunBucket {
     pub backup_type: BackupType,
+    /// Start of the interval.
     #[serde(with = "time::serde::rfc3339")]
-    pub started_at: OffsetDateTime,
-    pub duration_ms: Option<u64>,
-    /// Fetch throughput in bytes per second, as the run recorded it.
-    pub throughput_bps: Option<f64>,
+    pub from: OffsetDateTime,
+    pub count: u64,
+    pub longest_ms: Option<u64>,
+    /// Mean fetch throughput in bytes per second of the runs that recorded one.
+    pub mean_throughput_bps: Option<f64>,
 }
 
 impl Catalog {
@@ -91,73 +97,107 @@ impl Catalog {
             .collect()
     }
 
-    /// Lists the backups of one database that finished at or after `since`, oldest first,
-    /// pruned ones included, because the chart shows sizes over time.
-    pub async fn backup_points(
+    /// Sums up the backups of one database that finished at or after `since`, pruned
+    /// ones included, per type and per interval of `bucket`, oldest first: how many and
+    /// the largest size.
+    ///
+    /// SQLite groups the rows, so a database with 15-minute log backups hands over a few
+    /// hundred sums for 90 days instead of 8,640 rows.
+    pub async fn backup_buckets(
         &self,
         instance: &str,
         database: &str,
         since: OffsetDateTime,
-    ) -> Result<Vec<BackupPoint>, CatalogError> {
+        bucket: Duration,
+    ) -> Result<Vec<BackupBucket>, CatalogError> {
         let rows = sqlx::query(
-            "SELECT id, backup_type, finished_at, size_bytes FROM backups
-             WHERE instance = ? AND database = ? AND finished_at >= ?
-             ORDER BY finished_at, id",
+            "SELECT MIN(id) AS id, backup_type,
+                    CAST((julianday(finished_at) - julianday(?3)) * 86400.0 / ?4 AS INTEGER)
+                        AS bucket,
+                    COUNT(*) AS count, MAX(size_bytes) AS largest_bytes
+             FROM backups
+             WHERE instance = ?1 AND database = ?2 AND finished_at >= ?3
+             GROUP BY bucket, backup_type
+             ORDER BY bucket, backup_type",
         )
         .bind(instance)
         .bind(database)
         .bind(format_utc(since))
+        .bind(bucket_seconds(bucket))
         .fetch_all(&self.pool)
         .await
         .map_err(CatalogError::query(format!(
-            "list the backup sizes of database {database:?} on instance {instance}"
+            "sum up the backup sizes of database {database:?} on instance {instance}"
         )))?;
 
         rows.iter()
             .map(|row| {
                 let row = RowReader::new(row, "backups", "id")?;
-                Ok(BackupPoint {
+                Ok(BackupBucket {
                     backup_type: row.backup_type("backup_type")?,
-                    finished_at: row.utc("finished_at")?,
-                    size_bytes: row.unsigned("size_bytes")?,
+                    from: bucket_start(since, bucket, row.get("bucket")?),
+                    count: row.unsigned("count")?,
+                    largest_bytes: row.unsigned("largest_bytes")?,
                 })
             })
             .collect()
     }
 
-    /// Lists the succeeded runs of one database that started at or after `since`, oldest
-    /// first.
-    pub async fn run_points(
+    /// Sums up the succeeded runs of one database that started at or after `since`, per
+    /// type and per interval of `bucket`, oldest first: how many, the longest duration
+    /// and the mean fetch throughput.
+    pub async fn run_buckets(
         &self,
         instance: &str,
         database: &str,
         since: OffsetDateTime,
-    ) -> Result<Vec<RunPoint>, CatalogError> {
+        bucket: Duration,
+    ) -> Result<Vec<RunBucket>, CatalogError> {
         let rows = sqlx::query(
-            "SELECT id, backup_type, started_at, duration_ms, throughput_bps FROM runs
-             WHERE instance = ? AND database = ? AND started_at >= ? AND status = 'succeeded'
-             ORDER BY started_at, id",
+            "SELECT MIN(id) AS id, backup_type,
+                    CAST((julianday(started_at) - julianday(?3)) * 86400.0 / ?4 AS INTEGER)
+                        AS bucket,
+                    COUNT(*) AS count, MAX(duration_ms) AS longest_ms,
+                    AVG(throughput_bps) AS mean_throughput_bps
+             FROM runs
+             WHERE instance = ?1 AND database = ?2 AND started_at >= ?3
+               AND status = 'succeeded'
+             GROUP BY bucket, backup_type
+             ORDER BY bucket, backup_type",
         )
         .bind(instance)
         .bind(database)
         .bind(format_utc(since))
+        .bind(bucket_seconds(bucket))
         .fetch_all(&self.pool)
         .await
         .map_err(CatalogError::query(format!(
-            "list the run times of database {database:?} on instance {instance}"
+            "sum up the run times of database {database:?} on instance {instance}"
         )))?;
 
         rows.iter()
             .map(|row| {
                 let row = RowReader::new(row, "runs", "id")?;
-                let duration_ms: Option<i64> = row.get("duration_ms")?;
-                Ok(RunPoint {
+                let longest_ms: Option<i64> = row.get("longest_ms")?;
+                Ok(RunBucket {
                     backup_type: row.backup_type("backup_type")?,
-                    started_at: row.utc("started_at")?,
-                    duration_ms: duration_ms.and_then(|ms| u64::try_from(ms).ok()),
-                    throughput_bps: row.get("throughput_bps")?,
+                    from: bucket_start(since, bucket, row.get("bucket")?),
+                    count: row.unsigned("count")?,
+                    longest_ms: longest_ms.and_then(|ms| u64::try_from(ms).ok()),
+                    mean_throughput_bps: row.get("mean_throughput_bps")?,
                 })
             })
             .collect()
     }
+}
+
+/// Whole seconds of a chart interval, at least one.
+fn bucket_seconds(bucket: Duration) -> i64 {
+    bucket.whole_seconds().max(1)
+}
+
+/// Start of interval `index` of `bucket`-long intervals from `since`.
+fn bucket_start(since: OffsetDateTime, bucket: Duration, index: i64) -> OffsetDateTime {
+    let offset = i32::try_from(index).unwrap_or(i32::MAX);
+    since + Duration::seconds(bucket_seconds(bucket)) * offset
 }

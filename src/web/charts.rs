@@ -23,12 +23,14 @@ const CELLS_PER_ROW: usize = 40;
 /// Width of the instance names left of the heat map.
 const HEAT_LABEL_WIDTH: f64 = 160.0;
 
-/// One point of a time series.
+/// One point of a time series: one value that stands for `count` backups or runs of
+/// one type around `at`.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Point {
     pub at: OffsetDateTime,
     pub value: f64,
     pub backup_type: BackupType,
+    pub count: u64,
 }
 
 /// Escapes text for an XML attribute or text node.
@@ -57,9 +59,11 @@ fn type_colour(backup_type: BackupType) -> &'static str {
 
 /// Renders a scatter chart of `points` over `[from, until]`, one colour per backup type,
 /// with the y axis from 0 to the largest value. `label` names the chart for screen
-/// readers and `format` writes a y value, such as a size in MiB.
+/// readers, `summary` says how a point of several values was formed (such as
+/// "largest"), and `format` writes a y value, such as a size in MiB.
 pub(super) fn time_series(
     label: &str,
+    summary: &str,
     points: &[Point],
     from: OffsetDateTime,
     until: OffsetDateTime,
@@ -112,14 +116,20 @@ pub(super) fn time_series(
         );
     }
     for point in points.iter().filter(|point| point.value.is_finite()) {
+        let how = if point.count > 1 {
+            format!("{summary} of {}: ", point.count)
+        } else {
+            String::new()
+        };
         let _ = write!(
             svg,
-            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{}\"><title>{} {}: {}</title></circle>",
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{}\"><title>{} {}: {}{}</title></circle>",
             x(point.at),
             y(point.value),
             type_colour(point.backup_type),
             escape(point.backup_type.as_str()),
             escape(&date_time(point.at)),
+            escape(&how),
             escape(&format(point.value)),
         );
     }
@@ -297,9 +307,11 @@ mod tests {
             at: NOW - Duration::days(1),
             value: 2048.0,
             backup_type: BackupType::Full,
+            count: 1,
         }];
         let svg = time_series(
             "size of <x>",
+            "largest",
             &points,
             NOW - Duration::days(2),
             NOW,
@@ -315,8 +327,34 @@ mod tests {
     }
 
     #[test]
+    fn time_series_says_how_a_point_sums_up_several() {
+        let points = [Point {
+            at: NOW - Duration::days(1),
+            value: 3.0,
+            backup_type: BackupType::Log,
+            count: 48,
+        }];
+        let svg = time_series(
+            "durations",
+            "longest",
+            &points,
+            NOW - Duration::days(2),
+            NOW,
+            format_seconds,
+        );
+        assert!(svg.contains("longest of 48: 3.0 s"), "{svg}");
+    }
+
+    #[test]
     fn time_series_marks_empty_data() {
-        let svg = time_series("runs", &[], NOW - Duration::days(2), NOW, format_seconds);
+        let svg = time_series(
+            "runs",
+            "longest",
+            &[],
+            NOW - Duration::days(2),
+            NOW,
+            format_seconds,
+        );
         assert!(svg.contains("no data"), "{svg}");
     }
 
