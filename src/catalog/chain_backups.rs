@@ -5,8 +5,9 @@ use std::collections::HashMap;
 
 use super::backups::{backup_from_row, BACKUP_COLUMNS};
 use super::decode::RowReader;
+use super::timestamp::parse_utc;
 use super::{BackupRow, Catalog, CatalogError};
-use crate::backup::BackupFamily;
+use crate::backup::{BackupFamily, Lsn};
 use crate::chain::ChainBackup;
 
 /// The columns that [`ChainBackup`] reads, a third of a backups row.
@@ -20,44 +21,40 @@ impl Catalog {
     ///
     /// Restore plans read these instead of whole rows because the restorable windows
     /// need every backup, while the script needs the paths of the chain's members only.
+    ///
+    /// SQLite hands the facts over as one JSON array. A database with 15-minute logs
+    /// has thousands of backups, and sqlx-sqlite copies every value of every row and
+    /// passes rows from its worker thread one buffer at a time: for 10,001 backups the
+    /// rows took 55 ms through sqlx where the query alone takes 8 ms.
     pub async fn restorable_chain_backups(
         &self,
         instance: &str,
         database: &str,
     ) -> Result<Vec<ChainBackup>, CatalogError> {
+        let action =
+            || format!("list restorable backups of database {database:?} on instance {instance}");
         // Only the constant column list is spliced in; values are bound.
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {CHAIN_COLUMNS} FROM backups
-             WHERE instance = ? AND database = ?
-               AND id NOT IN (SELECT backup_id FROM pruned_backups)
-             ORDER BY finished_at, id"
+        let json: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COALESCE(json_group_array(json_array({CHAIN_COLUMNS})), '[]')
+             FROM (SELECT {CHAIN_COLUMNS} FROM backups
+                   WHERE instance = ? AND database = ?
+                     AND id NOT IN (SELECT backup_id FROM pruned_backups)
+                   ORDER BY finished_at, id)"
         )))
         .bind(instance)
         .bind(database)
-        .fetch_all(&self.pool)
+        .fetch_one(&self.pool)
         .await
-        .map_err(CatalogError::query(format!(
-            "list restorable backups of database {database:?} on instance {instance}"
-        )))?;
-        rows.iter()
-            .map(|row| {
-                let row = RowReader::new(row, "backups", "id")?;
-                Ok(ChainBackup {
-                    id: row.id(),
-                    backup_type: row.backup_type("backup_type")?,
-                    first_lsn: row.lsn("first_lsn")?,
-                    last_lsn: row.lsn("last_lsn")?,
-                    checkpoint_lsn: row.lsn("checkpoint_lsn")?,
-                    database_backup_lsn: row.lsn("database_backup_lsn")?,
-                    differential_base_lsn: row.optional_lsn("differential_base_lsn")?,
-                    differential_base_guid: row.get("differential_base_guid")?,
-                    is_copy_only: row.get("is_copy_only")?,
-                    database_guid: row.get("database_guid")?,
-                    backup_set_guid: row.get("backup_set_guid")?,
-                    finished_at: row.utc("finished_at")?,
-                })
-            })
-            .collect()
+        .map_err(CatalogError::query(action()))?;
+        let facts: Vec<ChainFacts> = parse_json_rows(&json, "chain columns")?;
+        let mut backups = facts
+            .into_iter()
+            .map(ChainFacts::into_chain_backup)
+            .collect::<Result<Vec<_>, _>>()?;
+        // SQLite's aggregate follows the subquery's order in practice; the sort makes it
+        // a fact, and costs little on rows already in order.
+        backups.sort_by_key(|backup| (backup.finished_at, backup.id));
+        Ok(backups)
     }
 
     /// Reads the backups with these ids in one query, by id. Ids without a backup are
@@ -88,40 +85,60 @@ impl Catalog {
         &self,
         ids: &[i64],
     ) -> Result<HashMap<i64, ScriptMember>, CatalogError> {
-        let rows = sqlx::query(
-            "SELECT id, store_path, staged_path, size_bytes, sha256, has_checksums, time_zone
+        // One JSON value for the same reason as in `restorable_chain_backups`.
+        let json: String = sqlx::query_scalar(
+            "SELECT COALESCE(json_group_array(json_array(
+                        id, store_path, staged_path, size_bytes, sha256, has_checksums,
+                        time_zone)), '[]')
              FROM backups
              WHERE id IN (SELECT value FROM json_each(?))",
         )
         .bind(json_id_list(ids))
-        .fetch_all(&self.pool)
+        .fetch_one(&self.pool)
         .await
         .map_err(CatalogError::query(format!(
             "read the script facts of {} backups",
             ids.len()
         )))?;
+        let facts: Vec<MemberFacts> = parse_json_rows(&json, "script columns")?;
 
         let mut families = self.families_of(ids).await?;
-        let mut members = HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let row = RowReader::new(row, "backups", "id")?;
+        let mut members = HashMap::with_capacity(facts.len());
+        for MemberFacts(
+            id,
+            store_path,
+            staged_path,
+            size_bytes,
+            sha256,
+            has_checksums,
+            time_zone,
+        ) in facts
+        {
             // A backup without family rows is one file, which its backups row describes.
-            let families = match families.remove(&row.id()) {
+            let families = match families.remove(&id) {
                 Some(families) => families,
                 None => vec![BackupFamily {
                     family_number: 1,
-                    store_path: row.get("store_path")?,
-                    staged_path: row.get("staged_path")?,
-                    size_bytes: row.unsigned("size_bytes")?,
-                    sha256: row.get("sha256")?,
+                    store_path,
+                    staged_path,
+                    size_bytes: u64::try_from(size_bytes).map_err(|_| {
+                        CatalogError::InvalidValue {
+                            table: "backups",
+                            column: "size_bytes",
+                            row_id: id,
+                            value: size_bytes.to_string(),
+                            reason: "negative".to_string(),
+                        }
+                    })?,
+                    sha256,
                 }],
             };
             members.insert(
-                row.id(),
+                id,
                 ScriptMember {
                     families,
-                    has_checksums: row.get("has_checksums")?,
-                    time_zone: row.get("time_zone")?,
+                    has_checksums: has_checksums != 0,
+                    time_zone,
                 },
             );
         }
@@ -168,6 +185,90 @@ impl Catalog {
     }
 }
 
+/// One backup's [`CHAIN_COLUMNS`] as a JSON array, in that order.
+#[derive(Debug, serde::Deserialize)]
+struct ChainFacts(
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<String>,
+    Option<String>,
+    String,
+);
+
+impl ChainFacts {
+    fn into_chain_backup(self) -> Result<ChainBackup, CatalogError> {
+        let ChainFacts(
+            id,
+            backup_type,
+            first_lsn,
+            last_lsn,
+            checkpoint_lsn,
+            database_backup_lsn,
+            differential_base_lsn,
+            differential_base_guid,
+            is_copy_only,
+            database_guid,
+            backup_set_guid,
+            finished_at,
+        ) = self;
+        let invalid =
+            |column: &'static str, value: String, reason: &str| CatalogError::InvalidValue {
+                table: "backups",
+                column,
+                row_id: id,
+                value,
+                reason: reason.to_string(),
+            };
+        let lsn = |column: &'static str, text: String| {
+            Lsn::parse(&text).ok_or_else(|| invalid(column, text, "not a decimal LSN"))
+        };
+        Ok(ChainBackup {
+            id,
+            backup_type: backup_type.parse().map_err(|_| {
+                invalid("backup_type", backup_type.clone(), "not full, diff or log")
+            })?,
+            first_lsn: lsn("first_lsn", first_lsn)?,
+            last_lsn: lsn("last_lsn", last_lsn)?,
+            checkpoint_lsn: lsn("checkpoint_lsn", checkpoint_lsn)?,
+            database_backup_lsn: lsn("database_backup_lsn", database_backup_lsn)?,
+            differential_base_lsn: differential_base_lsn
+                .map(|text| lsn("differential_base_lsn", text))
+                .transpose()?,
+            differential_base_guid,
+            is_copy_only: is_copy_only != 0,
+            database_guid,
+            backup_set_guid,
+            finished_at: parse_utc("backups", "finished_at", id, &finished_at)?,
+        })
+    }
+}
+
+/// One backup's script columns as a JSON array: id, store_path, staged_path,
+/// size_bytes, sha256, has_checksums and time_zone.
+#[derive(Debug, serde::Deserialize)]
+struct MemberFacts(i64, String, String, i64, String, i64, Option<i16>);
+
+/// Parses the rows that SQLite handed over as one JSON array of arrays.
+fn parse_json_rows<T: serde::de::DeserializeOwned>(
+    json: &str,
+    columns: &'static str,
+) -> Result<Vec<T>, CatalogError> {
+    serde_json::from_str(json).map_err(|error| CatalogError::InvalidValue {
+        table: "backups",
+        column: columns,
+        row_id: 0,
+        value: json.chars().take(200).collect(),
+        reason: format!("not the JSON rows SQLite was asked for: {error}"),
+    })
+}
+
 /// The facts a restore script needs of one backup of its chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScriptMember {
@@ -196,6 +297,36 @@ fn json_id_list(ids: &[i64]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const FACTS: &str = r#"[7, "log", "1000", "2000", "900", "500", null, null, 0,
+        "6f9619ff-8b86-d011-b42d-00c04fc964ff", null, "2026-06-03T12:00:00.000Z"]"#;
+
+    #[test]
+    fn chain_facts_read_from_json_array() {
+        let facts: ChainFacts = serde_json::from_str(FACTS).unwrap();
+        let backup = facts.into_chain_backup().unwrap();
+
+        assert_eq!(backup.id, 7);
+        assert_eq!(backup.backup_type, crate::backup::BackupType::Log);
+        assert_eq!(backup.first_lsn, Lsn::parse("1000").unwrap());
+        assert_eq!(backup.differential_base_lsn, None);
+        assert!(!backup.is_copy_only);
+        assert_eq!(
+            backup.finished_at,
+            time::macros::datetime!(2026-06-03 12:00 UTC)
+        );
+    }
+
+    #[test]
+    fn chain_facts_name_the_column_and_row_of_a_bad_value() {
+        let facts: ChainFacts = serde_json::from_str(&FACTS.replace("\"2000\"", "\"x\"")).unwrap();
+        let error = facts.into_chain_backup().unwrap_err().to_string();
+
+        assert!(
+            error.contains("column last_lsn of table backups, row 7"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn id_list_formats_json_array() {
