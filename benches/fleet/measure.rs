@@ -643,6 +643,7 @@ pub fn render_markdown(options: &Options, figures: &FleetFigures) -> String {
          | --- | ---: | --- | --- |\n\
          | runs expected / succeeded / failed | {expected} / {succeeded} / {failed} | | |\n\
          | runs missed (no run for its slot) | {missed} | 0 | {missed_met} |\n\
+         | run start lateness min ms (the scheduler's wake-up) | {min} | | |\n\
          | run start lateness p50 ms | {p50} | | |\n\
          | run start lateness p99 ms | {p99} | < 2000 | {lateness_met} |\n\
          | run start lateness max ms | {max} | | |\n\
@@ -670,6 +671,7 @@ pub fn render_markdown(options: &Options, figures: &FleetFigures) -> String {
         succeeded = figures.succeeded_runs,
         failed = figures.failed_runs,
         missed = figures.missed_runs,
+        min = ms(lateness.first().copied()),
         p50 = ms(percentile(lateness, 50.0)),
         p99 = ms(p99),
         max = ms(lateness.last().copied()),
