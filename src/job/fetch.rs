@@ -17,6 +17,8 @@ pub(crate) struct Fetched {
     pub(crate) source: Source,
     /// One stored file per staged file, in family order.
     pub(crate) stored: Vec<StoredFile>,
+    /// The backup sets that verifying each stored file read from it, in the same order.
+    pub(crate) sets: Vec<Vec<bakfile::BackupSet>>,
     pub(crate) fetched_at: OffsetDateTime,
     pub(crate) elapsed: Duration,
 }
@@ -33,10 +35,12 @@ pub(crate) async fn pull(
     let started = Instant::now();
     let mut source = open_with_retry(ctx, request).await?;
     let mut stored = Vec::with_capacity(staged.len());
+    let mut sets = Vec::with_capacity(staged.len());
     for file in staged {
         match pull_one(ctx, request, run_id, &source, file).await {
-            Ok((one, reopened)) => {
+            Ok((one, one_sets, reopened)) => {
                 stored.push(one);
+                sets.push(one_sets);
                 // A retry's connection replaces the one that was cut, for the next
                 // files and for deleting the staged files afterwards.
                 if let Some(reopened) = reopened {
@@ -54,20 +58,21 @@ pub(crate) async fn pull(
     Ok(Fetched {
         source,
         stored,
+        sets,
         fetched_at: OffsetDateTime::now_utc(),
         elapsed: started.elapsed(),
     })
 }
 
 /// Fetches one staged file, commits it and checks the stored copy. Returns the stored
-/// file and, when a retry opened a new connection, that connection.
+/// file, the backup sets its verification read and, when a retry opened a new connection, that connection.
 async fn pull_one(
     ctx: &JobContext,
     request: &JobRequest,
     run_id: i64,
     source: &Source,
     staged: &StagedFile,
-) -> Result<(StoredFile, Option<Source>), StageError> {
+) -> Result<(StoredFile, Vec<bakfile::BackupSet>, Option<Source>), StageError> {
     let started = Instant::now();
     // Cancelling drops the transfer, which removes the store's temp file and kills any
     // smbclient child. The staged file stays on the share for the next run.
@@ -96,10 +101,13 @@ async fn pull_one(
     }
 
     let stored = pending.commit().await.at(Phase::Store)?;
-    if let Err(error) = check_stored_copy(ctx, &stored).await {
-        remove_stored(ctx, &stored.rel_path).await;
-        return Err(error);
-    }
+    let sets = match check_stored_copy(ctx, &stored).await {
+        Ok(sets) => sets,
+        Err(error) => {
+            remove_stored(ctx, &stored.rel_path).await;
+            return Err(error);
+        }
+    };
 
     let elapsed = started.elapsed();
     tracing::info!(
@@ -111,7 +119,7 @@ async fn pull_one(
         mb_per_sec = throughput_mb(stored.size, elapsed),
         "backup fetched and stored"
     );
-    Ok((stored, reopened))
+    Ok((stored, sets, reopened))
 }
 
 /// A staged file streamed into the store's temp file, not yet committed.
@@ -346,42 +354,22 @@ async fn remove_stored(ctx: &JobContext, rel_path: &str) {
 
 /// Checks the durable copy before anything relies on it: its bytes hash as they did while
 /// streaming, and its structure verifies as RESTORE VERIFYONLY's would. VERIFYONLY ran on
-/// the staged file, so this catches a file that changed between the two.
-async fn check_stored_copy(ctx: &JobContext, stored: &StoredFile) -> Result<(), StageError> {
-    check_stored_hash(ctx, stored).await?;
-    let path = ctx.store.absolute(&stored.rel_path);
-    let verified = tokio::task::spawn_blocking(move || {
-        bakfile::verify_file(&path, bakfile::ChecksumMode::IfPresent)
-    })
-    .await;
-    match verified {
-        Ok(Ok(report)) => {
-            tracing::debug!(checksums = report.checksums_checked, "stored copy verified");
-            Ok(())
-        }
-        Ok(Err(error)) => Err(StageError {
-            phase: Phase::Store,
-            cause: format!(
-                "the stored copy {} fails verification ({error}), although RESTORE \
-                 VERIFYONLY passed on the server: the staged file changed after it was \
-                 verified, or was damaged in transit; it stays on the share",
-                stored.rel_path
-            ),
-        }),
-        Err(error) => Err(StageError {
-            phase: Phase::Store,
-            cause: format!(
-                "verifying the stored copy {} failed: {error}",
-                stored.rel_path
-            ),
-        }),
-    }
-}
-
-/// Reads the durable copy back and compares it with the hash of the staged file's bytes
-/// as they were read, so the staged file is deleted only when the copy is known good.
-async fn check_stored_hash(ctx: &JobContext, stored: &StoredFile) -> Result<(), StageError> {
-    let (size, sha256) = ctx.store.rehash(&stored.rel_path).await.at(Phase::Store)?;
+/// the staged file, so this catches a file that changed between the two. Both checks
+/// share one read of the file, and the backup sets that verification read are returned
+/// for the header check.
+async fn check_stored_copy(
+    ctx: &JobContext,
+    stored: &StoredFile,
+) -> Result<Vec<bakfile::BackupSet>, StageError> {
+    let (size, sha256, verified) = ctx
+        .store
+        .read_back(&stored.rel_path, |reader| {
+            let buffered = std::io::BufReader::with_capacity(VERIFY_BUFFER_BYTES, reader);
+            bakfile::verify(buffered, bakfile::ChecksumMode::IfPresent)
+        })
+        .await
+        .at(Phase::Store)?;
+    // A copy that reads back different is a disk fault, whatever the verification said.
     if size != stored.size || sha256 != stored.sha256 {
         return Err(StageError {
             phase: Phase::Store,
@@ -392,8 +380,25 @@ async fn check_stored_hash(ctx: &JobContext, stored: &StoredFile) -> Result<(), 
             ),
         });
     }
-    Ok(())
+    match verified {
+        Ok(report) => {
+            tracing::debug!(checksums = report.checksums_checked, "stored copy verified");
+            Ok(report.sets)
+        }
+        Err(error) => Err(StageError {
+            phase: Phase::Store,
+            cause: format!(
+                "the stored copy {} fails verification ({error}), although RESTORE \
+                 VERIFYONLY passed on the server: the staged file changed after it was \
+                 verified, or was damaged in transit; it stays on the share",
+                stored.rel_path
+            ),
+        }),
+    }
 }
+
+/// Read size of the stored copy's verification, as `bakfile::verify_file` uses.
+const VERIFY_BUFFER_BYTES: usize = 1 << 20;
 
 fn throughput_mb(bytes: u64, elapsed: Duration) -> f64 {
     let seconds = elapsed.as_secs_f64().max(1e-6);

@@ -2,18 +2,15 @@
 //! set header and checks that it describes the set msdb recorded, so the catalogue never
 //! records LSNs or a GUID that the file contradicts.
 
-use std::fs::File;
-use std::path::PathBuf;
-
 use uuid::Uuid;
 
 use super::fetch::Fetched;
 use super::{JobContext, JobRequest, Phase, StageError};
 use crate::mssql::BackupSetRow;
 
-/// Reads the headers of each stored file on a blocking thread and compares them with the
-/// msdb row, and for a striped backup checks that the files are the families of one media
-/// set in family order. On any difference every stored copy is removed, because none
+/// Compares the headers of each stored file, as the fetch's verification read them, with
+/// the msdb row, and for a striped backup checks that the files are the families of one
+/// media set in family order. On any difference every stored copy is removed, because none
 /// will be catalogued, and the staged files are left for the DBA.
 pub(crate) async fn check(
     ctx: &JobContext,
@@ -24,16 +21,9 @@ pub(crate) async fn check(
     let count = fetched.stored.len();
     let mut media_set = None;
     let mut failure = None;
-    for (index, stored) in fetched.stored.iter().enumerate() {
-        let path = ctx.store.absolute(&stored.rel_path);
-        let differences = match read_sets(path).await {
-            Ok(sets) => {
-                let mut differences = compare(&request.database, row, &sets);
-                differences.extend(compare_family(&sets, index + 1, count, &mut media_set));
-                differences
-            }
-            Err(cause) => vec![cause],
-        };
+    for (index, (stored, sets)) in fetched.stored.iter().zip(&fetched.sets).enumerate() {
+        let mut differences = compare(&request.database, row, sets);
+        differences.extend(compare_family(sets, index + 1, count, &mut media_set));
         if !differences.is_empty() {
             failure = Some(format!(
                 "stored file {} does not match its msdb backup set: {}",
@@ -108,25 +98,6 @@ fn compare_family(
         Some(_) => {}
     }
     differences
-}
-
-/// Reads every backup set header of the file at `path`; the error text names the file.
-async fn read_sets(path: PathBuf) -> Result<Vec<bakfile::BackupSet>, String> {
-    let path_text = path.display().to_string();
-    let read = tokio::task::spawn_blocking(move || {
-        let file = File::open(&path)?;
-        bakfile::read_headers(file)
-    })
-    .await;
-    match read {
-        Ok(Ok(sets)) => Ok(sets),
-        Ok(Err(error)) => Err(format!(
-            "reading the headers of {path_text} failed: {error}"
-        )),
-        Err(error) => Err(format!(
-            "the header reader for {path_text} stopped: {error}"
-        )),
-    }
 }
 
 /// Lists each field where the file's set and the msdb row differ, with both values.

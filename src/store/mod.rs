@@ -106,6 +106,30 @@ impl Store {
         sync::run_blocking(move || hash_file(&path)).await
     }
 
+    /// Reads the stored file at `rel_path` once and hashes every byte on the way:
+    /// `inspect` reads from the start as far as it needs, then the rest is read. Returns
+    /// the size, the SHA-256 in lower-case hex, and what `inspect` returned.
+    ///
+    /// A check that both re-hashes a file and parses it reads the disk, and decodes a
+    /// compressed backup, once instead of twice. A read error inside `inspect` is its
+    /// own to report; the same error then usually fails the rest of the read too.
+    ///
+    /// # Errors
+    /// As [`Store::rehash`].
+    pub async fn read_back<T, F>(
+        &self,
+        rel_path: &str,
+        inspect: F,
+    ) -> Result<(u64, String, T), StoreError>
+    where
+        F: FnOnce(&mut dyn std::io::Read) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        check_rel_path(rel_path)?;
+        let path = self.absolute(rel_path);
+        sync::run_blocking(move || read_back_file(&path, inspect)).await
+    }
+
     /// Removes temp files left by writes that never committed (after a crash or kill) and
     /// returns how many it removed.
     ///
@@ -168,25 +192,51 @@ pub fn hash_file_at(path: &Path) -> Result<(u64, String), StoreError> {
 }
 
 fn hash_file(path: &Path) -> Result<(u64, String), StoreError> {
+    let (size, sha256, ()) = read_back_file(path, |_| ())?;
+    Ok((size, sha256))
+}
+
+/// Opens `path`, lets `inspect` read from the start, reads the rest, and hashes all.
+fn read_back_file<T>(
+    path: &Path,
+    inspect: impl FnOnce(&mut dyn std::io::Read) -> T,
+) -> Result<(u64, String, T), StoreError> {
     use std::io::Read;
 
     let read_error = |source| StoreError::Read {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = std::fs::File::open(path).map_err(read_error)?;
-    let mut hasher = Sha256::new();
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let mut reader = HashingReader {
+        inner: file,
+        hasher: Sha256::new(),
+        size: 0,
+    };
+    let inspected = inspect(&mut reader);
     let mut buffer = vec![0u8; REHASH_CHUNK_BYTES];
-    let mut size = 0u64;
-    loop {
-        let count = file.read(&mut buffer).map_err(read_error)?;
-        if count == 0 {
-            break;
-        }
-        hasher.update(&buffer[..count]);
-        size += count as u64;
+    while reader.read(&mut buffer).map_err(read_error)? > 0 {}
+    Ok((
+        reader.size,
+        hex::encode(reader.hasher.finalize()),
+        inspected,
+    ))
+}
+
+/// Hashes and counts every byte read through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for HashingReader<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let count = self.inner.read(buffer)?;
+        self.hasher.update(&buffer[..count]);
+        self.size += count as u64;
+        Ok(count)
     }
-    Ok((size, hex::encode(hasher.finalize())))
 }
 
 fn remove_partial_files_under(dir: &Path, idle: Duration) -> Result<usize, StoreError> {

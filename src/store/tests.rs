@@ -191,6 +191,27 @@ async fn rehash_matches_commit_hash() {
 }
 
 #[tokio::test]
+async fn read_back_hashes_what_the_inspector_reads_and_the_rest() {
+    let (_dir, store) = open_temp_store();
+    let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let mut pending = store.begin("i/d/full/big.bak").await.unwrap();
+    pending.write(&content).await.unwrap();
+    let stored = pending.commit().await.unwrap();
+
+    let (size, sha256, head) = store
+        .read_back("i/d/full/big.bak", |reader| {
+            let mut head = [0u8; 5];
+            reader.read_exact(&mut head).map(|()| head)
+        })
+        .await
+        .unwrap();
+
+    assert_eq!(head.unwrap(), content[..5]);
+    assert_eq!(size, content.len() as u64);
+    assert_eq!(sha256, stored.sha256);
+}
+
+#[tokio::test]
 async fn rehash_missing_file_names_path() {
     let (_dir, store) = open_temp_store();
     let error = store.rehash("i/d/full/gone.bak").await.unwrap_err();
