@@ -435,9 +435,9 @@ pub async fn measure(
                     .expect("database overview")
                     .expect("the database is catalogued");
                 catalog
-                    .backups_of_database(&instance, database, LIST_LIMIT)
+                    .backup_listing(&instance, database, LIST_LIMIT)
                     .await
-                    .expect("backups of database");
+                    .expect("backup listing");
                 catalog
                     .runs_of_database(&instance, database, LIST_LIMIT)
                     .await

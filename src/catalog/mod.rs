@@ -43,7 +43,7 @@ pub use alerts::{
     AlertKey, AlertProblem, AlertRow, AlertState, FinishedRun, NewAlert, PendingDelivery,
     StateChange,
 };
-pub use backups::BackupRow;
+pub use backups::{BackupListing, BackupRow};
 pub use chain_backups::ScriptMember;
 pub use drills::{DrillEnd, DrillRow, NewDrill};
 pub use inventory::{DatabaseFacts, InstanceFacts, InstanceRow};

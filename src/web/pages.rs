@@ -57,7 +57,7 @@ pub(super) async fn database(
     let in_fleet = assessed.is_some();
     let protection = assessed.unwrap_or_else(|| unassessed(&overview));
     let backups = catalog
-        .backups_of_database(&instance, &database, LIST_LIMIT)
+        .backup_listing(&instance, &database, LIST_LIMIT)
         .await?;
     let runs = catalog
         .runs_of_database(&instance, &database, LIST_LIMIT)
