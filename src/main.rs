@@ -15,7 +15,29 @@ const VERSION: &str = concat!(
     ")"
 );
 
+/// Makes glibc map each large allocation on its own and unmap it on free.
+///
+/// Each job allocates transfer and verification buffers of 1 to 4 MiB. By default glibc
+/// raises its mmap threshold to the size of the first such buffer freed, and later
+/// buffers come from its per-thread arenas, which keep freed memory resident. A fleet
+/// benchmark of 1,000 instances with 32 jobs at a time reached 540 MiB that way after
+/// 30,000 runs. A fixed threshold also keeps the untouched part of a 4 MiB chunk buffer
+/// out of memory when the file is small.
+fn return_large_buffers_on_free() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        /// Allocations from this size up are mapped on their own.
+        const MMAP_THRESHOLD_BYTES: libc::c_int = 256 * 1024;
+        // SAFETY: mallopt only sets an allocator parameter, and runs before any thread
+        // starts.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    return_large_buffers_on_free();
     let cli = parse_arguments();
     if only_reports(&cli.command) {
         end_quietly_on_closed_pipe();
