@@ -165,7 +165,6 @@ pub fn run(bakfleet: &Path, work_dir: &Path, options: &Options) -> FleetFigures 
     let cpu_at_first_slot = cpu_seconds(serve.id());
     let measured_end = *slots.last().expect("at least one slot")
         + time::Duration::seconds(i64::from(options.interval_seconds));
-    sleep_until(measured_end);
     runtime.block_on(wait_for_measured_runs(
         &catalogue,
         &slots,
@@ -344,8 +343,8 @@ async fn run_counts(catalogue: &Path) -> Option<(u64, u64)> {
     Some((counts.0 as u64, counts.1 as u64))
 }
 
-/// After the last measured slot ends, waits up to one more interval for its runs to
-/// finish, so a slow run counts as late rather than missing.
+/// Waits until every run of the measured slots has finished, or until one interval
+/// after the last measured slot ends, so a slow run counts as late rather than missing.
 async fn wait_for_measured_runs(
     catalogue: &Path,
     slots: &[OffsetDateTime],
