@@ -165,15 +165,6 @@ pub async fn run(ctx: &JobContext, request: &JobRequest) -> Result<JobOutcome, J
 }
 
 async fn run_in_span(ctx: &JobContext, request: &JobRequest) -> Result<JobOutcome, JobFailure> {
-    let failure = |run_id: Option<i64>, error: StageError| JobFailure {
-        run_id,
-        instance: request.instance.name.clone(),
-        database: request.database.clone(),
-        backup_type: request.backup_type,
-        phase: error.phase,
-        cause: error.cause,
-    };
-
     let _slot = ctx
         .limits
         .acquire(
@@ -187,6 +178,26 @@ async fn run_in_span(ctx: &JobContext, request: &JobRequest) -> Result<JobOutcom
     if ctx.shutdown.is_draining() {
         return Err(batch::not_started(ctx, request));
     }
+    // The stages make a future of about 28 KB (the test below prints it), and one slot of
+    // a large fleet queues thousands of jobs: 10,000 of them held about 280 MB while they
+    // waited. Boxing the stages once the slot is held keeps a waiting job at a few
+    // hundred bytes.
+    Box::pin(run_holding_slot(ctx, request)).await
+}
+
+/// Runs a job whose slot is held: takes its lease, starts its run and runs its stages.
+async fn run_holding_slot(
+    ctx: &JobContext,
+    request: &JobRequest,
+) -> Result<JobOutcome, JobFailure> {
+    let failure = |run_id: Option<i64>, error: StageError| JobFailure {
+        run_id,
+        instance: request.instance.name.clone(),
+        database: request.database.clone(),
+        backup_type: request.backup_type,
+        phase: error.phase,
+        cause: error.cause,
+    };
     let lease = lease::JobLease::acquire(ctx, request)
         .await
         .map_err(|error| failure(None, error))?;
@@ -380,4 +391,29 @@ async fn stages(
         record: Box::new(record),
         notes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+
+    use super::*;
+
+    /// Returns the size of the future that `job` returns, without calling it.
+    fn future_size<'a, F: Future>(_job: fn(&'a JobContext, &'a JobRequest) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    #[test]
+    fn waiting_job_is_small() {
+        let waiting = future_size(run);
+        let running = future_size(run_holding_slot);
+
+        eprintln!("job future: {waiting} bytes while waiting, {running} bytes once running");
+        assert!(waiting <= 4096, "{waiting} bytes");
+        assert!(
+            running > waiting,
+            "{running} bytes running, {waiting} waiting"
+        );
+    }
 }
