@@ -239,7 +239,7 @@ impl Catalog {
         })
     }
 
-    /// The connections for writes whose loss in a power cut harms nothing: a run's
+    /// Returns the connections for writes whose loss in a power cut harms nothing: a run's
     /// phase and notes, job leases, run log lines and the facts learnt on connecting.
     ///
     /// In WAL mode a commit under synchronous NORMAL appends to the log without waiting
