@@ -91,10 +91,11 @@ section="$(mktemp)"
     echo
     echo "### Catalogue"
     echo
-    echo "Latencies of the catalogue calls each page makes (\`instances\` and"
-    echo "\`fleet_overview\` for the fleet page; \`database_overview\`, \`backups_of_database\` and"
-    echo "\`runs_of_database\` for a database page; \`build_plan\` for \`restore-plan\`),"
-    echo "without HTTP and template rendering."
+    echo "The queries-only rows time the catalogue calls each page makes (\`instances\` and"
+    echo "\`fleet_overview\` for the fleet page; \`database_overview\`, \`backup_listing\` and"
+    echo "\`runs_of_database\` for a database page). The whole-request rows send the pages"
+    echo "through the admin site's router with a viewer's session, and \`build_plan\` times"
+    echo "\`restore-plan\`."
     cat "$catalogue_figures"
     echo
     echo "### Fleet scale"
