@@ -144,8 +144,8 @@ pub struct Catalog {
     /// Connections that commit with `fsync` (synchronous FULL), for reads and for every
     /// write that must survive a power loss.
     pool: SqlitePool,
-    /// Connections that commit without `fsync` (synchronous NORMAL); see
-    /// [`Catalog::relaxed`].
+    /// Connections that commit without `fsync` (synchronous NORMAL), for the writes that
+    /// [`Catalog::relaxed`] lists.
     relaxed: SqlitePool,
     cache: std::sync::Arc<overview_cache::OverviewCache>,
 }
@@ -288,7 +288,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn only_the_relaxed_pool_commits_without_fsync() {
+    async fn relaxed_pool_skips_fsync() {
         let dir = tempfile::tempdir().unwrap();
         let catalog = Catalog::open(&dir.path().join("catalog.db")).await.unwrap();
 
@@ -298,7 +298,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn relaxed_writes_are_read_on_the_full_pool() {
+    async fn relaxed_writes_visible_on_full_pool() {
         let dir = tempfile::tempdir().unwrap();
         let catalog = Catalog::open(&dir.path().join("catalog.db")).await.unwrap();
         catalog

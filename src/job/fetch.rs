@@ -369,7 +369,7 @@ async fn check_stored_copy(
         })
         .await
         .at(Phase::Store)?;
-    // A copy that reads back different is a disk fault, whatever the verification said.
+    // A copy that reads back different is a disk fault, whatever the verification reported.
     if size != stored.size || sha256 != stored.sha256 {
         return Err(StageError {
             phase: Phase::Store,

@@ -191,7 +191,7 @@ async fn rehash_matches_commit_hash() {
 }
 
 #[tokio::test]
-async fn read_back_hashes_what_the_inspector_reads_and_the_rest() {
+async fn read_back_hashes_whole_file() {
     let (_dir, store) = open_temp_store();
     let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     let mut pending = store.begin("i/d/full/big.bak").await.unwrap();

@@ -59,7 +59,7 @@ fn type_colour(backup_type: BackupType) -> &'static str {
 
 /// Renders a scatter chart of `points` over `[from, until]`, one colour per backup type,
 /// with the y axis from 0 to the largest value. `label` names the chart for screen
-/// readers, `summary` says how a point of several values was formed (such as
+/// readers, `summary` names how a point of several values was formed (such as
 /// "largest"), and `format` writes a y value, such as a size in MiB.
 pub(super) fn time_series(
     label: &str,
@@ -327,7 +327,7 @@ mod tests {
     }
 
     #[test]
-    fn time_series_says_how_a_point_sums_up_several() {
+    fn time_series_titles_summed_points() {
         let points = [Point {
             at: NOW - Duration::days(1),
             value: 3.0,
