@@ -15,6 +15,8 @@
 mod process;
 mod status;
 
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
 use std::time::Duration;
 
 use super::{SmbSettings, TransferError};
@@ -103,8 +105,10 @@ impl SmbSource {
         let text = output.text();
         let expected = status::parse_get_size(&output.stderr);
         match expected {
-            Some(expected) if output.success && expected == output.streamed => Ok(expected),
-            Some(expected) if output.success => Err(TransferError::Truncated {
+            Some(expected) if output.status.success() && expected == output.streamed => {
+                Ok(expected)
+            }
+            Some(expected) if output.status.success() => Err(TransferError::Truncated {
                 location: self.describe(),
                 path: path.to_string(),
                 operation: "fetch",
@@ -113,7 +117,7 @@ impl SmbSource {
             }),
             _ => Err(self
                 .status_error(&text, path, "fetch")
-                .unwrap_or_else(|| self.failed(path, "fetch", &text))),
+                .unwrap_or_else(|| self.failed(path, "fetch", &text, output.status))),
         }
     }
 
@@ -139,8 +143,8 @@ impl SmbSource {
         // smbclient 4.17 prints the summary line to standard error and error texts to
         // standard output; both are searched.
         match status::parse_get_size(text.as_bytes()) {
-            Some(expected) if output.success && expected == received => Ok(expected),
-            Some(expected) if output.success => Err(TransferError::Truncated {
+            Some(expected) if output.status.success() && expected == received => Ok(expected),
+            Some(expected) if output.status.success() => Err(TransferError::Truncated {
                 location: self.describe(),
                 path: path.to_string(),
                 operation: "fetch",
@@ -149,7 +153,7 @@ impl SmbSource {
             }),
             _ => Err(self
                 .status_error(&text, path, "fetch")
-                .unwrap_or_else(|| self.failed(path, "fetch", &text))),
+                .unwrap_or_else(|| self.failed(path, "fetch", &text, output.status))),
         }
     }
 
@@ -165,8 +169,8 @@ impl SmbSource {
         if let Some(error) = self.status_error(&text, path, "list") {
             return Err(error);
         }
-        if !output.success {
-            return Err(self.failed(path, "list", &text));
+        if !output.status.success() {
+            return Err(self.failed(path, "list", &text, output.status));
         }
         Ok(status::parse_ls_file_names(&output.stdout))
     }
@@ -185,8 +189,8 @@ impl SmbSource {
         if let Some(error) = self.status_error(&text, path, "list") {
             return Err(error);
         }
-        if !output.success {
-            return Err(self.failed(path, "list", &text));
+        if !output.status.success() {
+            return Err(self.failed(path, "list", &text, output.status));
         }
         Ok(())
     }
@@ -199,8 +203,8 @@ impl SmbSource {
         if let Some(error) = self.status_error(&text, path, "remove") {
             return Err(error);
         }
-        if !output.success {
-            return Err(self.failed(path, "remove", &text));
+        if !output.status.success() {
+            return Err(self.failed(path, "remove", &text, output.status));
         }
         Ok(())
     }
@@ -325,12 +329,30 @@ impl SmbSource {
         status::classify(text, &self.describe(), &self.settings.user, path, operation)
     }
 
-    fn failed(&self, path: &str, operation: &'static str, text: &str) -> TransferError {
+    /// The error of a smbclient run that failed without a known status text. A child
+    /// ended by SIGPIPE wrote to its connection after the server had closed it, as when
+    /// smbd restarts mid-transfer, so that case is a cut connection, which a retry may
+    /// get past.
+    fn failed(
+        &self,
+        path: &str,
+        operation: &'static str,
+        text: &str,
+        exit: ExitStatus,
+    ) -> TransferError {
+        if exit.signal() == Some(libc::SIGPIPE) {
+            return TransferError::Unreachable {
+                location: self.describe(),
+                operation,
+                detail: "smbclient ended on SIGPIPE: its connection to the server broke"
+                    .to_string(),
+            };
+        }
         TransferError::Failed {
             location: self.describe(),
             path: path.to_string(),
             operation,
-            detail: format!("smbclient failed: {}", status::last_line(text)),
+            detail: format!("smbclient {exit}: {}", status::last_line(text)),
         }
     }
 }

@@ -39,14 +39,14 @@ pub(super) struct SmbCommand<'a> {
 
 /// The messages and exit status of a short `smbclient` run.
 pub(super) struct CommandOutput {
-    pub(super) success: bool,
+    pub(super) status: ExitStatus,
     pub(super) stdout: Vec<u8>,
     pub(super) stderr: Vec<u8>,
 }
 
 /// The result of a `smbclient` run whose standard output went to the store.
 pub(super) struct StreamOutput {
-    pub(super) success: bool,
+    pub(super) status: ExitStatus,
     pub(super) streamed: u64,
     pub(super) stderr: Vec<u8>,
     stdout_head: Vec<u8>,
@@ -104,7 +104,7 @@ impl SmbCommand<'_> {
                 }
             };
         Ok(CommandOutput {
-            success: self.exit_status(status, path)?.success(),
+            status: self.exit_status(status, path)?,
             stdout: stdout.map_err(|error| self.io_error(path, error))?,
             stderr: stderr.map_err(|error| self.io_error(path, error))?,
         })
@@ -150,13 +150,13 @@ impl SmbCommand<'_> {
                 return Err(self.timed_out(path));
             }
         };
-        let success = self.exit_status(status, path)?.success();
+        let status = self.exit_status(status, path)?;
         let stderr = match tokio::time::timeout(self.settings.timeout, stderr_task).await {
             Ok(Ok(Ok(stderr))) => stderr,
             _ => Vec::new(),
         };
         Ok(StreamOutput {
-            success,
+            status,
             streamed: copy.streamed,
             stderr,
             stdout_head: copy.head,
@@ -207,7 +207,7 @@ impl SmbCommand<'_> {
             }
         };
         Ok(CommandOutput {
-            success: status.success(),
+            status,
             stdout: collect(stdout_task).await,
             stderr: collect(stderr_task).await,
         })

@@ -149,3 +149,26 @@ fn ls_output_names_files_only() {
         ]
     );
 }
+
+#[test]
+fn sigpipe_exit_is_a_cut_connection() {
+    let exit = ExitStatus::from_raw(libc::SIGPIPE);
+    let error = source().failed("dir/a.bak", "fetch", "row 00000012 of page 20479", exit);
+    assert!(
+        matches!(error, TransferError::Unreachable { .. }),
+        "{error:?}"
+    );
+    assert!(error.is_transient(), "{error}");
+    assert!(error.to_string().contains("SIGPIPE"), "{error}");
+}
+
+#[test]
+fn failed_exit_without_status_text_names_the_exit() {
+    let exit = ExitStatus::from_raw(1 << 8);
+    let error = source().failed("dir/a.bak", "fetch", "\nsome last line\n", exit);
+    assert!(matches!(error, TransferError::Failed { .. }), "{error:?}");
+    assert!(!error.is_transient(), "{error}");
+    let text = error.to_string();
+    assert!(text.contains("exit status: 1"), "{text}");
+    assert!(text.contains("some last line"), "{text}");
+}
