@@ -146,8 +146,9 @@ impl Source {
     /// Returns how many of the `written` bytes of a failed fetch a new attempt keeps.
     ///
     /// SFTP and local reads stop at a byte boundary of the file, so every byte written
-    /// counts. smbclient prints its error texts to the stream that carries the file, so
-    /// the last [`SMB_UNTRUSTED_TAIL_BYTES`] of a failed SMB stream are fetched again.
+    /// counts. An SMB fetch that falls back to a pipe gets smbclient's error texts in the
+    /// stream that carries the file, so the last [`SMB_UNTRUSTED_TAIL_BYTES`] of a failed
+    /// SMB fetch are fetched again whichever way it ran.
     pub fn resume_offset(&self, written: u64) -> u64 {
         match self {
             Source::Smb(_) => written.saturating_sub(SMB_UNTRUSTED_TAIL_BYTES),

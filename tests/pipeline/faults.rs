@@ -21,9 +21,13 @@ use crate::smb::{succeeded, DATABASES};
 use crate::support::require_tool;
 use crate::target::skip_unless_simulator;
 
-/// Data size in MiB of a database whose fetch lasts long enough to be interrupted. An
-/// estimate: uncompressed, its fetch over loopback takes a fraction of a second or more.
-const LARGE_DATABASE_MB: u64 = 192;
+/// Data size in MiB of the database whose fetch a fault test interrupts.
+const LARGE_DATABASE_MB: u64 = 32;
+
+/// Rate at which the staging peer's bytes reach bakfleet in the interrupted-fetch tests:
+/// the fetch then lasts about 4 s, so a kill on its first progress report lands while it
+/// is under way, however fast the machine copies over loopback.
+const STAGING_BYTES_PER_SEC: u64 = 8 * 1024 * 1024;
 
 /// Size of the store's filesystem in the store-full test, below any backup's size.
 const SMALL_STORE_BYTES: u64 = 1024 * 1024;
@@ -325,13 +329,14 @@ impl Peer {
     }
 }
 
-/// Starts a fleet without compression whose Sales database is large enough for its fetch
-/// to be interrupted, with `service` added to `[service]`. Returns `None` when the target
+/// Starts a fleet without compression whose Sales database's fetch is slow enough to be
+/// interrupted, with `service` added to `[service]`. Returns `None` when the target
 /// is not the simulator.
 async fn large_fetch_fleet(transport: Transport, service: &str, test: &str) -> Option<TestFleet> {
     let options = FleetOptions {
         compression: false,
         service,
+        staging_rate: Some(STAGING_BYTES_PER_SEC),
         ..FleetOptions::default()
     };
     let fleet = TestFleet::start_with(transport, DATABASES, options).await;

@@ -18,6 +18,7 @@ use bakfleet::service;
 use bakfleet::transfer::TransferError;
 use tempfile::TempDir;
 
+use crate::relay::SlowRelay;
 pub use crate::support::files_under as list_files;
 use crate::support::{Smbd, Sshd};
 use crate::target::{parse_pairs, Target, TargetSpec, TestDatabase};
@@ -167,6 +168,9 @@ pub struct FleetOptions<'a> {
     pub system_databases: &'a [&'a str],
     /// More `[service]` lines, such as a `retry` table.
     pub service: &'a str,
+    /// Bytes per second the staging peer may send, through a [`SlowRelay`]. `None`
+    /// leaves the peer at full speed.
+    pub staging_rate: Option<u64>,
 }
 
 impl Default for FleetOptions<'_> {
@@ -178,6 +182,7 @@ impl Default for FleetOptions<'_> {
             defaults: "",
             system_databases: &[],
             service: "",
+            staging_rate: None,
         }
     }
 }
@@ -192,6 +197,8 @@ pub struct TestFleet {
     pub smbd: Option<Smbd>,
     /// Runs until the test ends.
     pub sshd: Option<Sshd>,
+    /// Slows the staging peer's bytes when the options ask for it.
+    _relay: Option<SlowRelay>,
     /// The local folder behind a simulated instance's staging location.
     staging_root: Option<PathBuf>,
     pub fleet_path: PathBuf,
@@ -222,13 +229,19 @@ impl TestFleet {
 
         let (spec, smbd, sshd) = simulated_staging(&transport, &share_root);
         let target = Target::start(INSTANCE, &spec).await;
-        let (staging, smbd, sshd, staging_root) = if target.is_simulator() {
+        let (mut staging, smbd, sshd, staging_root) = if target.is_simulator() {
             let smbd = smbd.map(|start| start());
             let sshd = sshd.map(|start| start());
             let staging = simulator_staging(smbd.as_ref(), sshd.as_ref(), &share_root);
             (staging, smbd, sshd, Some(share_root))
         } else {
             (Staging::from_env(), None, None, None)
+        };
+        let relay = match options.staging_rate {
+            Some(rate) if target.is_simulator() => {
+                slow_staging(&mut staging, sshd.as_ref(), rate).await
+            }
+            _ => None,
         };
 
         let mut created = BTreeMap::new();
@@ -253,6 +266,7 @@ impl TestFleet {
             target,
             smbd,
             sshd,
+            _relay: relay,
             staging_root,
             fleet_path,
             ctx,
@@ -387,6 +401,21 @@ fn simulated_staging(
             (spec, None, Some(Box::new(Sshd::start)))
         }
     }
+}
+
+/// Puts a relay that passes `rate` bytes per second in front of the staging peer and
+/// points `staging` at it. A local staging folder has no peer to slow.
+async fn slow_staging(staging: &mut Staging, sshd: Option<&Sshd>, rate: u64) -> Option<SlowRelay> {
+    let port = match staging {
+        Staging::Smb { port, .. } | Staging::Sftp { port, .. } => port,
+        Staging::Local { .. } => return None,
+    };
+    let relay = SlowRelay::start(*port, rate).await;
+    *port = relay.port;
+    if let Some(sshd) = sshd {
+        sshd.trust_port(relay.port);
+    }
+    Some(relay)
 }
 
 fn simulator_staging(smbd: Option<&Smbd>, sshd: Option<&Sshd>, share_root: &Path) -> Staging {

@@ -14,6 +14,7 @@ mod fixture;
 mod leases;
 mod names;
 mod policy;
+mod relay;
 mod restore;
 mod schedule;
 mod sftp;

@@ -373,6 +373,20 @@ impl Sshd {
         }
     }
 
+    /// Lists the server's key for `port` too, for a client that reaches sshd through a
+    /// relay listening there.
+    pub fn trust_port(&self, port: u16) {
+        use std::io::Write;
+
+        let host_key = self.process.dir.path().join("host_key");
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .open(&self.known_hosts_path)
+            .expect("open known_hosts");
+        file.write_all(known_hosts_line(&host_key, port).as_bytes())
+            .expect("append to known_hosts");
+    }
+
     /// Writes a known_hosts file that lists a different key for this server, as a host
     /// whose key changed would look, and returns its path.
     pub fn known_hosts_with_other_key(&self) -> PathBuf {
