@@ -231,6 +231,7 @@ impl PendingFile {
         let from = self.bytes_written;
         let (writer, appended) = sync::run_blocking(move || {
             let appended = hash_range(&mut writer.hasher, &temp_path, from, u64::MAX)?;
+            sync::start_writeback(&writer.file, from, appended);
             seek_writer(&mut writer, &temp_path, from + appended)?;
             Ok((writer, appended))
         })

@@ -16,6 +16,33 @@ where
         .map_err(|error| StoreError::Task(error.to_string()))?
 }
 
+/// Asks the kernel to start writing `length` bytes of `file` from `offset` to disk,
+/// without waiting. Dirty pages then go out while the transfer goes on, so the
+/// `fdatasync` at commit waits for the last stretch only, not the whole file. It is a
+/// hint: a failure is ignored, because commit's `fdatasync` still decides durability.
+pub(super) fn start_writeback(file: &std::fs::File, offset: u64, length: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+
+        let (Ok(offset), Ok(length)) = (i64::try_from(offset), i64::try_from(length)) else {
+            return;
+        };
+        // SAFETY: sync_file_range on a descriptor borrowed for the call; it reads no
+        // memory of this process.
+        unsafe {
+            libc::sync_file_range(
+                file.as_raw_fd(),
+                offset,
+                length,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, length);
+}
+
 /// Creates each directory of `parents` below `root` that is missing, and `fsync`s the
 /// directory that received the new entry, so a committed file's path survives a power loss.
 pub(super) fn create_dirs_durably(root: &Path, parents: &[String]) -> Result<(), StoreError> {
