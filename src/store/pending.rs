@@ -142,10 +142,12 @@ impl PendingFile {
     /// Writes and hashes `writer.chunk` on the blocking pool.
     fn start_write(&mut self, mut writer: Box<Writer>) {
         let len = writer.chunk.len();
+        let offset = self.bytes_written;
         let task = tokio::task::spawn_blocking(move || {
             use std::io::Write;
 
             writer.file.write_all(&writer.chunk)?;
+            sync::start_writeback(&writer.file, offset, len as u64);
             writer.hasher.update(&writer.chunk);
             Ok(writer)
         });
