@@ -45,6 +45,8 @@ pub enum Kind {
     RawCopy,
     /// A raw copy followed by `sha256sum` of the copy.
     RawCopyHashed,
+    /// A raw copy followed by `fdatasync` of the copy, so it is as durable as bakfleet's.
+    RawCopySynced,
     /// Hashing a cached file.
     Hash,
 }
@@ -55,6 +57,7 @@ impl Kind {
             Kind::Bakfleet => "fetch + SHA-256 + durable store",
             Kind::RawCopy => "raw copy",
             Kind::RawCopyHashed => "raw copy, then hash",
+            Kind::RawCopySynced => "raw copy, then fdatasync",
             Kind::Hash => "hash a cached file",
         }
     }
@@ -186,6 +189,11 @@ const CASES: &[Case] = &[
         run: smbclient_get_hashed,
     },
     Case {
+        name: "smbclient get + fdatasync",
+        kind: Kind::RawCopySynced,
+        run: smbclient_get_synced,
+    },
+    Case {
         name: "bakfleet SFTP",
         kind: Kind::Bakfleet,
         run: bakfleet_sftp,
@@ -199,6 +207,11 @@ const CASES: &[Case] = &[
         name: "ssh cat + sha256sum",
         kind: Kind::RawCopyHashed,
         run: ssh_cat_hashed,
+    },
+    Case {
+        name: "ssh cat + fdatasync",
+        kind: Kind::RawCopySynced,
+        run: ssh_cat_synced,
     },
     Case {
         name: "sftp get",
@@ -319,41 +332,63 @@ where
 }
 
 fn smbclient_get(peers: &Peers, file: &BenchFile) -> Sample {
-    raw_copy(peers, file, false, smbclient_command)
+    raw_copy(peers, file, Finish::Nothing, smbclient_command)
 }
 
 fn smbclient_get_hashed(peers: &Peers, file: &BenchFile) -> Sample {
-    raw_copy(peers, file, true, smbclient_command)
+    raw_copy(peers, file, Finish::Hash, smbclient_command)
+}
+
+fn smbclient_get_synced(peers: &Peers, file: &BenchFile) -> Sample {
+    raw_copy(peers, file, Finish::Sync, smbclient_command)
 }
 
 fn ssh_cat(peers: &Peers, file: &BenchFile) -> Sample {
-    raw_copy(peers, file, false, ssh_cat_command)
+    raw_copy(peers, file, Finish::Nothing, ssh_cat_command)
 }
 
 fn ssh_cat_hashed(peers: &Peers, file: &BenchFile) -> Sample {
-    raw_copy(peers, file, true, ssh_cat_command)
+    raw_copy(peers, file, Finish::Hash, ssh_cat_command)
+}
+
+fn ssh_cat_synced(peers: &Peers, file: &BenchFile) -> Sample {
+    raw_copy(peers, file, Finish::Sync, ssh_cat_command)
 }
 
 fn sftp_get(peers: &Peers, file: &BenchFile) -> Sample {
-    raw_copy(peers, file, false, sftp_get_command)
+    raw_copy(peers, file, Finish::Nothing, sftp_get_command)
 }
 
 fn sftp_get_hashed(peers: &Peers, file: &BenchFile) -> Sample {
-    raw_copy(peers, file, true, sftp_get_command)
+    raw_copy(peers, file, Finish::Hash, sftp_get_command)
 }
 
-/// Times a raw copy to a new file (and `sha256sum` of it when `hashed`). Like a script
-/// would, the copy ends without `fsync`; the page cache writes it back later.
+/// What a raw copy does after the tool exits, inside the timed span.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Finish {
+    /// Nothing, as a script would: the page cache writes the copy back later.
+    Nothing,
+    /// `sha256sum` of the copy.
+    Hash,
+    /// `fdatasync` of the copy, the durability bakfleet's commit gives.
+    Sync,
+}
+
+/// Times a raw copy to a new file and its `finish` step.
 fn raw_copy(
     peers: &Peers,
     file: &BenchFile,
-    hashed: bool,
+    finish: Finish,
     command: fn(&Peers, &BenchFile, &Path) -> Command,
 ) -> Sample {
     let target = peers.copy_dir.join(file.name);
     let started = Instant::now();
     run_tool(command(peers, file, &target));
-    let digest = hashed.then(|| sha256sum(&target));
+    let digest = (finish == Finish::Hash).then(|| sha256sum(&target));
+    if finish == Finish::Sync {
+        let copy = fs::File::open(&target).expect("open raw copy");
+        copy.sync_data().expect("fdatasync raw copy");
+    }
     let seconds = started.elapsed().as_secs_f64();
     if let Some(digest) = digest {
         assert_eq!(digest, file.sha256, "raw copy has a different hash");
@@ -662,7 +697,8 @@ fn render_size_table(size: u64, measurements: &[&Measurement]) -> String {
 
 /// Ratios of throughput (best runs): bakfleet over each raw copy (target >= 0.95),
 /// bakfleet over each copy followed by `sha256sum` (target >= 1.3), and bakfleet's
-/// hasher over `openssl dgst` (target >= 1.0).
+/// hasher over `openssl dgst` (target >= 1.0). The ratios over a copy followed by
+/// `fdatasync` have no target; they show what durability costs the raw copy.
 fn render_ratios(measurements: &[&Measurement]) -> String {
     let best = |name: &str| {
         measurements
@@ -673,8 +709,10 @@ fn render_ratios(measurements: &[&Measurement]) -> String {
     let pairs = [
         ("bakfleet SMB", "smbclient get", 0.95),
         ("bakfleet SMB", "smbclient get + sha256sum", 1.3),
+        ("bakfleet SMB", "smbclient get + fdatasync", 0.0),
         ("bakfleet SFTP", "ssh cat", 0.95),
         ("bakfleet SFTP", "ssh cat + sha256sum", 1.3),
+        ("bakfleet SFTP", "ssh cat + fdatasync", 0.0),
         ("bakfleet SFTP", "sftp get", 0.95),
         ("bakfleet SFTP", "sftp get + sha256sum", 1.3),
         ("bakfleet SHA-256", "openssl dgst -sha256", 1.0),
@@ -687,10 +725,13 @@ fn render_ratios(measurements: &[&Measurement]) -> String {
             continue;
         };
         let ratio = theirs_seconds / ours_seconds;
-        let met = if ratio >= target { "yes" } else { "no" };
-        text.push_str(&format!(
-            "| {ours} / {theirs} | {ratio:.2} | >= {target} | {met} |\n"
-        ));
+        let row = if target > 0.0 {
+            let met = if ratio >= target { "yes" } else { "no" };
+            format!("| {ours} / {theirs} | {ratio:.2} | >= {target} | {met} |\n")
+        } else {
+            format!("| {ours} / {theirs} | {ratio:.2} | none | |\n")
+        };
+        text.push_str(&row);
     }
     text
 }
