@@ -192,12 +192,17 @@ pub fn assess_with_policy(
 }
 
 /// Lists the databases of `instance` that the catalogue contains and the selection
-/// selects, with the configured exact names the catalogue lacks, in name order.
+/// selects, with the configured exact names the catalogue lacks, in name order. A name
+/// that appears only in runs counts only when the fleet file names it, so a
+/// misspelled `bakfleet run` does not add a database that is always missing.
 fn instance_databases(instance: &Instance, overview: &[DatabaseOverview]) -> Vec<DatabaseOverview> {
     let mut databases: Vec<DatabaseOverview> = overview
         .iter()
         .filter(|entry| entry.instance == instance.name)
         .filter(|entry| instance.databases.selects(&entry.database))
+        .filter(|entry| {
+            !entry.is_known_only_from_runs() || is_configured(instance, &entry.database)
+        })
         .cloned()
         .collect();
     for name in configured_names(instance) {
@@ -229,6 +234,13 @@ fn configured_names(instance: &Instance) -> Vec<String> {
         })
         .map(str::to_string)
         .collect()
+}
+
+/// Tells whether the fleet file names `database` exactly in `instance`'s selection.
+pub fn is_configured(instance: &Instance, database: &str) -> bool {
+    configured_names(instance)
+        .iter()
+        .any(|name| name.eq_ignore_ascii_case(database))
 }
 
 fn unknown_database(instance: &str, database: String) -> DatabaseOverview {

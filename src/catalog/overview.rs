@@ -25,6 +25,19 @@ pub struct DatabaseOverview {
     pub last_run: Option<LastRun>,
 }
 
+impl DatabaseOverview {
+    /// Tells whether the database appears in the catalogue only through runs: no
+    /// inventory has listed it and no backup of it is catalogued. A `bakfleet run` with a misspelled
+    /// name leaves such an entry behind, with its failed run.
+    pub fn is_known_only_from_runs(&self) -> bool {
+        self.recovery_model.is_none()
+            && self.state.is_none()
+            && self.last_full.is_none()
+            && self.last_diff.is_none()
+            && self.last_log.is_none()
+    }
+}
+
 /// The newest catalogued backup of one type.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LastBackup {

@@ -13,7 +13,15 @@ use crate::fleet::Fleet;
 pub(crate) async fn execute(fleet_path: &Path) -> anyhow::Result<ExitCode> {
     let fleet = Fleet::load(fleet_path)?;
     let catalog = Catalog::open_existing(&fleet.service.catalog).await?;
-    let overview = catalog.fleet_overview().await?;
+    let mut overview = catalog.fleet_overview().await?;
+    // A name known only from runs, such as a misspelled `bakfleet run`, is not a
+    // database unless the fleet file names it. Its failed run stays on the runs page.
+    overview.retain(|entry| {
+        !entry.is_known_only_from_runs()
+            || fleet
+                .instance(&entry.instance)
+                .is_some_and(|instance| crate::protection::is_configured(instance, &entry.database))
+    });
     if overview.is_empty() {
         println!(
             "the catalogue {} holds no backups yet; `bakfleet run` takes some",

@@ -276,3 +276,25 @@ fn rpo_serializes_as_seconds() {
     assert_eq!(json["last_good"], serde_json::Value::Null);
     assert_eq!(json["state"], "missing");
 }
+
+#[test]
+fn assess_skips_names_known_only_from_runs() {
+    // A misspelled `bakfleet run` leaves a run but no inventory row and no backup.
+    let misspelled = unknown_database("sql01", "Slaes".to_string());
+    let planned = unknown_database("sql01", "planned".to_string());
+    let sales = database("sql01", "Sales", "FULL");
+
+    let assessed =
+        assess_overview(&fleet(), &[misspelled, planned, sales], NOW).expect("assessment");
+
+    let names: Vec<&str> = assessed
+        .iter()
+        .map(|entry| entry.database.as_str())
+        .collect();
+    assert!(!names.contains(&"Slaes"), "{names:?}");
+    assert!(
+        names.contains(&"planned"),
+        "a configured name stays: {names:?}"
+    );
+    assert!(names.contains(&"Sales"), "{names:?}");
+}
