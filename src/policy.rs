@@ -207,9 +207,17 @@ fn log_chain_problem(facts: &DatabaseFacts, history: &StoreHistory) -> Option<St
         return None;
     }
     let store_end = history.newest_log_last_lsn.unwrap_or(full.last_lsn);
+    // A server ahead of the chain lost log to a backup bakfleet did not take. A server
+    // behind it went back in time, as a restore of an earlier backup over the database
+    // does, so the log it writes next belongs to another branch.
+    let cause = if server_lsn > store_end {
+        "a log backup was taken outside bakfleet"
+    } else {
+        "the database was restored to an earlier point, so its log branched off the chain"
+    };
     Some(format!(
         "the next log backup would start at LSN {server_lsn}, but the store's chain ends at \
-         LSN {store_end} (a log backup was taken outside bakfleet)"
+         LSN {store_end} ({cause})"
     ))
 }
 
@@ -424,6 +432,18 @@ mod tests {
         assert!(reason.contains("LSN 350"), "{reason}");
         assert!(reason.contains("LSN 300"), "{reason}");
         assert!(reason.contains("outside bakfleet"), "{reason}");
+    }
+
+    #[test]
+    fn decide_log_behind_chain_promotes() {
+        let facts = DatabaseFacts {
+            last_log_backup_lsn: Some(Lsn(250)),
+            ..online("Sales", "FULL")
+        };
+        let reason = promotion(decide(BackupType::Log, &facts, &history(), &policy(true)));
+        assert!(reason.contains("LSN 250"), "{reason}");
+        assert!(reason.contains("restored to an earlier point"), "{reason}");
+        assert!(!reason.contains("outside bakfleet"), "{reason}");
     }
 
     #[test]
