@@ -222,6 +222,17 @@ fn demo_once_list_and_site() {
     assert!(listed.contains("[Sales]"), "{listed}");
     assert!(listed.contains("[HR]"), "{listed}");
 
+    // The copy the demo writes into its data folder works from any folder.
+    let output = Command::new(env!("CARGO_BIN_EXE_bakfleet"))
+        .args(["list", "--fleet"])
+        .arg(dir.path().join("demo-data").join("fleet.toml"))
+        .current_dir("/")
+        .output()
+        .expect("run bakfleet list");
+    let listed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "list failed: {listed}");
+    assert!(listed.contains("[Sales]"), "{listed}");
+
     // A new data folder, so that the serving demo starts from an empty catalogue.
     check_demo_site(&dir.path().join("serve-data"));
 }

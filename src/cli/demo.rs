@@ -23,6 +23,9 @@ use crate::web::{self, WebState};
 /// The demo fleet: the repository's `fleet.toml`.
 const DEMO_FLEET: &str = include_str!("../../fleet.toml");
 
+/// Name of the copy of the demo fleet written into the demo's data folder.
+const DEMO_FLEET_FILE: &str = "fleet.toml";
+
 /// The environment variable the demo fleet names for its SQL login's password.
 const PASSWORD_VARIABLE: &str = "BAKFLEET_DEMO_PASSWORD";
 
@@ -99,9 +102,7 @@ pub(crate) async fn execute(
     println!("backing up every demo database (full)...");
     let (mut requests, unreachable) =
         run::plan(&ctx, None, None, BackupType::Full, Trigger::Demo).await?;
-    if !once {
-        hold_back_for_the_user(&mut requests);
-    }
+    let held_back = !once && hold_back_for_the_user(&ctx.catalog, &mut requests).await?;
     let results = job::run_batch(&ctx, requests, ctx.fleet.service.max_parallel_jobs).await;
     let failed = output::print_results(&results) + output::print_unreachable(&unreachable);
 
@@ -116,7 +117,7 @@ pub(crate) async fn execute(
         });
     }
 
-    first_log_cycle(&ctx).await?;
+    first_log_cycle(&ctx, held_back).await?;
     // No catch-up: the slots before this start are not missed runs of a fleet that was
     // down, and catching them up would back up the held-back database at once.
     let scheduler =
@@ -145,9 +146,10 @@ pub(crate) async fn execute(
     println!("admin site: http://{listen}/  (Ctrl-C stops the demo)");
     println!("log in as user {DEMO_USER} with the demo password: {password}");
     println!(
-        "other commands reach this demo from a second terminal in this folder, for example:\n  \
-         {PASSWORD_VARIABLE}='{password}' {} list",
-        this_program()
+        "other commands reach this demo from a second terminal, for example:\n  \
+         {PASSWORD_VARIABLE}='{password}' {} --fleet {} list",
+        this_program(),
+        data_dir.join(DEMO_FLEET_FILE).display()
     );
     // Open event streams end with the stop, so the site's graceful stop need not wait.
     let stop = async move {
@@ -188,15 +190,27 @@ async fn add_demo_admin(catalog: &crate::catalog::Catalog, password: &str) -> an
 /// shows a database without backups for the user to find and back up.
 const HELD_BACK: (&str, &str) = ("hr-linux", "Payroll");
 
-/// Removes [`HELD_BACK`] from the first cycle and prints a line about it. Its schedule
-/// backs it up at its next slot if the user does not.
-fn hold_back_for_the_user(requests: &mut Vec<job::JobRequest>) {
+/// Removes [`HELD_BACK`] from the first cycle and prints a line about it, unless an
+/// earlier demo in the same folder already backed it up, and returns whether it did. Its
+/// schedule backs it up at its next slot if the user does not.
+async fn hold_back_for_the_user(
+    catalog: &crate::catalog::Catalog,
+    requests: &mut Vec<job::JobRequest>,
+) -> anyhow::Result<bool> {
     let (instance, database) = HELD_BACK;
+    let known = catalog.database_overview(instance, database).await?;
+    let backed_up = known.is_some_and(|overview| {
+        overview.last_full.is_some() || overview.last_diff.is_some() || overview.last_log.is_some()
+    });
+    if backed_up {
+        return Ok(false);
+    }
     remove_held_back(requests);
     println!(
         "{database} on {instance} is left out of this first cycle: the overview shows it \
          missing until you back it up from the site, or its schedule does"
     );
+    Ok(true)
 }
 
 /// Removes the requests for [`HELD_BACK`].
@@ -205,15 +219,17 @@ fn remove_held_back(requests: &mut Vec<job::JobRequest>) {
     requests.retain(|request| !(request.instance.name == instance && request.database == database));
 }
 
-/// Takes a log backup of every database but [`HELD_BACK`] after the fulls, so that the
-/// overview shows every other database within its RPO while the scheduler, which catches
-/// no slot up in the demo, waits for its first log slot. Databases in SIMPLE recovery are
-/// recorded as not applicable.
-async fn first_log_cycle(ctx: &job::JobContext) -> anyhow::Result<()> {
+/// Takes a log backup of every database after the fulls, leaving out [`HELD_BACK`] when
+/// `held_back`. The overview then shows every other database within its RPO while the
+/// scheduler, which catches no slot up in the demo, waits for its first log slot.
+/// Databases in SIMPLE recovery are recorded as not applicable.
+async fn first_log_cycle(ctx: &job::JobContext, held_back: bool) -> anyhow::Result<()> {
     println!("taking a log backup of every database in FULL recovery...");
     let (mut requests, unreachable) =
         run::plan(ctx, None, None, BackupType::Log, Trigger::Demo).await?;
-    remove_held_back(&mut requests);
+    if held_back {
+        remove_held_back(&mut requests);
+    }
     let results = job::run_batch(ctx, requests, ctx.fleet.service.max_parallel_jobs).await;
     output::print_results(&results);
     output::print_unreachable(&unreachable);
@@ -235,9 +251,17 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     Ok(current.join(path))
 }
 
-/// Parses the compiled-in fleet and moves its data under `data_dir`.
+/// Writes the demo fleet into `data_dir` for the other commands, parses it, and moves its
+/// data under `data_dir`. The repository's file names its data under `demo-data/` beside
+/// itself, so the written copy drops that prefix and resolves to the same places from
+/// inside `data_dir`, wherever the demo runs.
 fn demo_fleet(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Fleet> {
-    let mut fleet = Fleet::parse(DEMO_FLEET, &data_dir.join("fleet.toml"))?;
+    let text = DEMO_FLEET.replace("\"demo-data/", "\"");
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let path = data_dir.join(DEMO_FLEET_FILE);
+    std::fs::write(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut fleet = Fleet::parse(&text, &path)?;
     fleet.service.store_dir = data_dir.join("store");
     fleet.service.catalog = data_dir.join("catalog.db");
     fleet.service.listen = listen;
@@ -290,7 +314,8 @@ async fn start_simulator(fleet: &Fleet, password: &str) -> anyhow::Result<mssql_
     let config = mssql_sim::SimConfig::from_toml_str(&text)
         .context("the demo's simulator configuration is invalid")?;
     mssql_sim::start(config).await.context(
-        "cannot start the simulated instances; are ports 14331 and 14332 on 127.0.0.1 free?",
+        "cannot start the simulated instances on 127.0.0.1 ports 14331 and 14332; stop the \
+         program that uses them, such as another demo",
     )
 }
 
