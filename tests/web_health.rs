@@ -527,6 +527,25 @@ async fn database_chart_sums_up_an_interval_per_type() {
         "one point per type: {svg}"
     );
     assert!(svg.contains("largest of 4: 9.0 KiB"), "{svg}");
+    // The log point sits at its newest backup, the sample's log of 5 minutes ago.
+    let now = OffsetDateTime::now_utc();
+    let newest_titles: Vec<String> = (4..=6)
+        .map(|minutes| {
+            let at = now - Duration::minutes(minutes);
+            format!(
+                "log {} {:02}:{:02} UTC: largest of 4",
+                at.date(),
+                at.hour(),
+                at.minute()
+            )
+        })
+        .collect();
+    assert!(
+        newest_titles
+            .iter()
+            .any(|title| svg.contains(title.as_str())),
+        "one of {newest_titles:?} in {svg}"
+    );
 }
 
 /// Returns the first `<svg>...</svg>` after `marker`.

@@ -38,6 +38,9 @@ pub struct BackupBucket {
     /// Start of the interval.
     #[serde(with = "time::serde::rfc3339")]
     pub from: OffsetDateTime,
+    /// Finish time of the interval's newest backup, where its chart point sits.
+    #[serde(with = "time::serde::rfc3339")]
+    pub newest: OffsetDateTime,
     pub count: u64,
     pub largest_bytes: u64,
 }
@@ -50,6 +53,9 @@ pub struct RunBucket {
     /// Start of the interval.
     #[serde(with = "time::serde::rfc3339")]
     pub from: OffsetDateTime,
+    /// Start time of the interval's newest run, where its chart point sits.
+    #[serde(with = "time::serde::rfc3339")]
+    pub newest: OffsetDateTime,
     pub count: u64,
     pub longest_ms: Option<u64>,
     /// Mean fetch throughput in bytes per second of the runs that recorded one.
@@ -114,7 +120,8 @@ impl Catalog {
             "SELECT MIN(id) AS id, backup_type,
                     CAST((julianday(finished_at) - julianday(?3)) * 86400.0 / ?4 AS INTEGER)
                         AS bucket,
-                    COUNT(*) AS count, MAX(size_bytes) AS largest_bytes
+                    MAX(finished_at) AS newest, COUNT(*) AS count,
+                    MAX(size_bytes) AS largest_bytes
              FROM backups
              WHERE instance = ?1 AND database = ?2 AND finished_at >= ?3
              GROUP BY bucket, backup_type
@@ -136,6 +143,7 @@ impl Catalog {
                 Ok(BackupBucket {
                     backup_type: row.backup_type("backup_type")?,
                     from: bucket_start(since, bucket, row.get("bucket")?),
+                    newest: row.utc("newest")?,
                     count: row.unsigned("count")?,
                     largest_bytes: row.unsigned("largest_bytes")?,
                 })
@@ -157,7 +165,8 @@ impl Catalog {
             "SELECT MIN(id) AS id, backup_type,
                     CAST((julianday(started_at) - julianday(?3)) * 86400.0 / ?4 AS INTEGER)
                         AS bucket,
-                    COUNT(*) AS count, MAX(duration_ms) AS longest_ms,
+                    MAX(started_at) AS newest, COUNT(*) AS count,
+                    MAX(duration_ms) AS longest_ms,
                     AVG(throughput_bps) AS mean_throughput_bps
              FROM runs
              WHERE instance = ?1 AND database = ?2 AND started_at >= ?3
@@ -182,6 +191,7 @@ impl Catalog {
                 Ok(RunBucket {
                     backup_type: row.backup_type("backup_type")?,
                     from: bucket_start(since, bucket, row.get("bucket")?),
+                    newest: row.utc("newest")?,
                     count: row.unsigned("count")?,
                     longest_ms: longest_ms.and_then(|ms| u64::try_from(ms).ok()),
                     mean_throughput_bps: row.get("mean_throughput_bps")?,

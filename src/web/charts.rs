@@ -24,7 +24,7 @@ const CELLS_PER_ROW: usize = 40;
 const HEAT_LABEL_WIDTH: f64 = 160.0;
 
 /// One point of a time series: one value that stands for `count` backups or runs of
-/// one type around `at`.
+/// one type, the newest of which is at `at`.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Point {
     pub at: OffsetDateTime,

@@ -199,9 +199,6 @@ async fn database_charts(
 ) -> Result<DatabaseCharts, WebError> {
     let from = now - CHART_WINDOW;
     let bucket: time::Duration = CHART_WINDOW / CHART_BUCKETS;
-    // A point sits in the middle of its interval, or at the window's end for the last.
-    let half: time::Duration = bucket / 2;
-    let middle = |start: OffsetDateTime| (start + half).min(now);
     let backups = catalog
         .backup_buckets(instance, database, from, bucket)
         .await?;
@@ -212,7 +209,7 @@ async fn database_charts(
     let sizes: Vec<Point> = backups
         .iter()
         .map(|sum| Point {
-            at: middle(sum.from),
+            at: sum.newest,
             value: sum.largest_bytes as f64,
             backup_type: sum.backup_type,
             count: sum.count,
@@ -222,7 +219,7 @@ async fn database_charts(
         .iter()
         .filter_map(|sum| {
             Some(Point {
-                at: middle(sum.from),
+                at: sum.newest,
                 value: sum.longest_ms? as f64 / 1000.0,
                 backup_type: sum.backup_type,
                 count: sum.count,
@@ -233,7 +230,7 @@ async fn database_charts(
         .iter()
         .filter_map(|sum| {
             Some(Point {
-                at: middle(sum.from),
+                at: sum.newest,
                 value: sum.mean_throughput_bps?,
                 backup_type: sum.backup_type,
                 count: sum.count,
