@@ -47,7 +47,11 @@ pub struct Cli {
     pub fleet: PathBuf,
 
     /// Log level: error, warn, info, debug or trace. RUST_LOG, when set, takes precedence.
-    #[arg(long, global = true)]
+    #[arg(
+        long,
+        global = true,
+        value_parser = ["error", "warn", "info", "debug", "trace"]
+    )]
     pub log_level: Option<String>,
 
     /// Log line format: `text` for people, `json` for one JSON object per line.

@@ -310,7 +310,8 @@ fn login_required(request: &Request) -> Response {
     if !wants_html(request.headers()) {
         return (
             StatusCode::UNAUTHORIZED,
-            "Log in first: POST user and password to /login, then send the session cookie.",
+            "Log in first: open /login in a browser. Scripts use the JSON API under /api/v1 \
+             with a bearer token from `bakfleet token add`.",
         )
             .into_response();
     }
