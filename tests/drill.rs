@@ -126,8 +126,10 @@ fn back_up_database(drilled: &Drilled, database: &str) {
 }
 
 /// Runs one query on the catalogue with the sqlite3 shell and returns its output lines.
+/// The shell waits up to 5 s for a lock, because `bakfleet serve` may be writing.
 fn catalogue(drilled: &Drilled, sql: &str) -> Vec<String> {
     let output = Command::new(support::require_tool("sqlite3", "sqlite3"))
+        .args(["-cmd", ".timeout 5000"])
         .arg(drilled.dir.path().join("catalog.db"))
         .arg(sql)
         .output()
