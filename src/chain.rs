@@ -151,11 +151,37 @@ pub enum ChainError {
         target: OffsetDateTime,
         broken: Broken,
     },
-    #[error("cannot restore to {}: the newest catalogued backup that continues the chain ends at {}; choose that time or an earlier one, or take a log backup first (a database in the SIMPLE recovery model has no log backups: it restores only to the end of a full or differential backup)", format_time(target), format_time(latest))]
+    #[error("cannot restore to {}: the newest catalogued backup that continues the chain ends at {}; {}", format_time(target), format_time(latest), after_last_log_advice(next_chain.as_ref()))]
     AfterLastLog {
         target: OffsetDateTime,
         latest: OffsetDateTime,
+        /// The next chain, when a later full starts one. The target then falls between
+        /// two restorable windows.
+        next_chain: Option<NextChain>,
     },
+}
+
+/// The full that starts the first restorable window after a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextChain {
+    pub full_id: i64,
+    pub from: OffsetDateTime,
+}
+
+/// Returns where a restore can go instead of a target past the chain's end.
+fn after_last_log_advice(next_chain: Option<&NextChain>) -> String {
+    match next_chain {
+        Some(next) => format!(
+            "choose that time or an earlier one, or a time from {} on, where full backup #{} \
+             starts the next restorable window",
+            format_time(&next.from),
+            next.full_id
+        ),
+        None => "choose that time or an earlier one, or take a log backup first (a database \
+                 in the SIMPLE recovery model has no log backups: it restores only to the end \
+                 of a full or differential backup)"
+            .to_string(),
+    }
 }
 
 /// Finds the backups that restore the database to `target`.
@@ -195,7 +221,29 @@ pub fn plan(backups: &[ChainBackup], target: Target) -> Result<RestoreChain, Cha
             }
         }
     }
-    Err(first_error.unwrap_or_else(|| before_first_full(&fulls, at)))
+    let error = first_error.unwrap_or_else(|| before_first_full(&fulls, at));
+    Err(with_next_chain(error, &fulls, at))
+}
+
+/// Adds to a target past a chain's end the oldest full that finished after the target,
+/// which starts the next restorable window.
+fn with_next_chain(error: ChainError, fulls: &[&ChainBackup], at: OffsetDateTime) -> ChainError {
+    let ChainError::AfterLastLog { target, latest, .. } = error else {
+        return error;
+    };
+    let next_chain = fulls
+        .iter()
+        .filter(|full| full.finished_at > at)
+        .min_by_key(|full| (full.finished_at, full.id))
+        .map(|full| NextChain {
+            full_id: full.id,
+            from: full.finished_at,
+        });
+    ChainError::AfterLastLog {
+        target,
+        latest,
+        next_chain,
+    }
 }
 
 /// Computes the spans of time to which a point-in-time restore is possible, oldest
@@ -441,7 +489,11 @@ fn logs_to(
         return Err(ChainError::Broken { target: at, broken });
     }
     let latest = logs.last().map_or(base.finished_at, |log| log.finished_at);
-    Err(ChainError::AfterLastLog { target: at, latest })
+    Err(ChainError::AfterLastLog {
+        target: at,
+        latest,
+        next_chain: None,
+    })
 }
 
 fn span_from_base(

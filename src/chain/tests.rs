@@ -119,9 +119,35 @@ fn plan_rejects_target_after_last_log() {
         error,
         ChainError::AfterLastLog {
             target: at(31),
-            latest: at(30)
+            latest: at(30),
+            next_chain: None,
         }
     );
+}
+
+#[test]
+fn plan_between_windows_names_next_full() {
+    let mut backups = simple_line();
+    // A new full after a gap starts a second window at minute 40.
+    let later = full(9, 900, 910, 40);
+    backups.push(later);
+
+    let error = plan(&backups, Target::At(at(35))).unwrap_err();
+
+    assert_eq!(
+        error,
+        ChainError::AfterLastLog {
+            target: at(35),
+            latest: at(30),
+            next_chain: Some(NextChain {
+                full_id: 9,
+                from: at(40)
+            }),
+        }
+    );
+    let text = error.to_string();
+    assert!(text.contains("full backup #9"), "{text}");
+    assert!(!text.contains("SIMPLE"), "{text}");
 }
 
 #[test]
