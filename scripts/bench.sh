@@ -9,7 +9,7 @@
 #   scripts/bench.sh [--sizes-mib 1024,4096] [--repeats 3] [--keep-page-cache]
 #
 # The arguments go to the transfer benchmark. BAKFLEET_BENCH_CATALOGUE_ARGS holds the
-# catalogue benchmark's (default: 1,000,000 backups, 20 callers, 3 requests each), and
+# catalogue benchmark's (default: 1,000,000 backups, 20 callers, 10 requests each), and
 # BAKFLEET_BENCH_FLEET_ARGS the fleet benchmark's (default: 1,000 instances with 10
 # databases each, a log slot every 15 minutes; `--small` runs in seconds).
 #
@@ -41,7 +41,7 @@ figures="$(mktemp)"
 catalogue_figures="$(mktemp)"
 fleet_figures="$(mktemp)"
 trap 'rm -f "$figures" "$catalogue_figures" "$fleet_figures"' EXIT
-catalogue_args="${BAKFLEET_BENCH_CATALOGUE_ARGS:---backups 1000000 --clients 20 --requests 3}"
+catalogue_args="${BAKFLEET_BENCH_CATALOGUE_ARGS:---backups 1000000 --clients 20 --requests 10}"
 fleet_args="${BAKFLEET_BENCH_FLEET_ARGS:-}"
 
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
