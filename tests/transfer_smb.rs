@@ -37,16 +37,7 @@ async fn smb_fetch_stores_and_removes() {
 
     assert_eq!(source.size(remote).await.unwrap(), content.len() as u64);
 
-    let mut sink = store.begin("sales/db/full/a.bak").await.unwrap();
-    let mut last_progress = 0;
-    let bytes = source
-        .fetch(remote, &mut sink, &mut |so_far| last_progress = so_far)
-        .await
-        .unwrap();
-    let stored = sink.commit().await.unwrap();
-    assert_eq!(bytes, content.len() as u64);
-    assert_eq!(last_progress, bytes);
-    assert_eq!(stored.sha256, hex::encode(Sha256::digest(&content)));
+    fetch_and_check(&source, &store, remote, &content).await;
 
     source.remove("sales prod/it's [db].bak").await.unwrap();
     assert!(!staged.exists());
@@ -67,16 +58,22 @@ async fn smb_fetch_into_unquotable_store_path_streams() {
     let store = Store::open(&store_dir).unwrap();
     let source = Source::smb(settings(&smbd)).await.unwrap();
 
+    fetch_and_check(&source, &store, "a.bak", &content).await;
+}
+
+/// Fetches `remote` into the store and checks the byte count, the last progress report
+/// and the stored hash against `content`.
+async fn fetch_and_check(source: &Source, store: &Store, remote: &str, content: &[u8]) {
     let mut sink = store.begin("sales/db/full/a.bak").await.unwrap();
     let mut last_progress = 0;
     let bytes = source
-        .fetch("a.bak", &mut sink, &mut |so_far| last_progress = so_far)
+        .fetch(remote, &mut sink, &mut |so_far| last_progress = so_far)
         .await
         .unwrap();
     let stored = sink.commit().await.unwrap();
     assert_eq!(bytes, content.len() as u64);
     assert_eq!(last_progress, bytes);
-    assert_eq!(stored.sha256, hex::encode(Sha256::digest(&content)));
+    assert_eq!(stored.sha256, hex::encode(Sha256::digest(content)));
 }
 
 #[tokio::test]
