@@ -145,7 +145,8 @@ pub async fn build_plan(
 }
 
 /// Parses a target time: RFC 3339 (`2026-03-01T10:15:00+01:00`), or
-/// `YYYY-MM-DD HH:MM:SS[.fff]` taken as UTC.
+/// `YYYY-MM-DD HH:MM[:SS[.fff]]` taken as UTC. Seconds may be left out, as a browser's
+/// `datetime-local` field leaves them out.
 ///
 /// # Errors
 /// A message naming the text and the accepted forms.
@@ -156,14 +157,15 @@ pub fn parse_target_time(text: &str) -> Result<OffsetDateTime, String> {
     }
     let plain = format_description!(
         version = 2,
-        "[year]-[month]-[day][first [T][ ]][hour]:[minute]:[second][optional [.[subsecond]]]"
+        "[year]-[month]-[day][first [T][ ]][hour]:[minute]\
+         [optional [:[second][optional [.[subsecond]]]]]"
     );
     PrimitiveDateTime::parse(text, plain)
         .map(PrimitiveDateTime::assume_utc)
         .map_err(|_| {
             format!(
                 "invalid time {text:?}: expected RFC 3339 such as 2026-03-01T10:15:00Z, or \
-                 YYYY-MM-DD HH:MM:SS taken as UTC"
+                 YYYY-MM-DD HH:MM[:SS] taken as UTC"
             )
         })
 }
@@ -281,6 +283,8 @@ mod tests {
             ("2026-03-01T11:15:00+01:00", datetime!(2026-03-01 10:15 UTC)),
             ("2026-03-01 10:15:00", datetime!(2026-03-01 10:15 UTC)),
             ("2026-03-01T10:15:00", datetime!(2026-03-01 10:15 UTC)),
+            ("2026-03-01 10:15", datetime!(2026-03-01 10:15 UTC)),
+            ("2026-03-01T10:15", datetime!(2026-03-01 10:15 UTC)),
             (
                 "2026-03-01 10:15:00.250",
                 datetime!(2026-03-01 10:15:00.25 UTC),
@@ -296,6 +300,8 @@ mod tests {
         let error = parse_target_time("yesterday").unwrap_err();
         assert!(error.contains("\"yesterday\""), "{error}");
         assert!(parse_target_time("2026-03-01").is_err());
+        assert!(parse_target_time("2026-03-01 10").is_err());
+        assert!(parse_target_time("2026-03-01 10:15:").is_err());
     }
 
     #[test]

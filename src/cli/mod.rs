@@ -168,7 +168,7 @@ pub enum Command {
         /// Exact database name.
         database: String,
         /// Time to restore to: RFC 3339 (2026-03-01T10:15:00+01:00), or
-        /// "YYYY-MM-DD HH:MM:SS" taken as UTC. Latest restorable point when left out.
+        /// "YYYY-MM-DD HH:MM[:SS]" taken as UTC. Latest restorable point when left out.
         #[arg(long)]
         at: Option<String>,
         /// Restore under this database name; MOVE clauses give its files new names.
