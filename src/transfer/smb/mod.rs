@@ -126,23 +126,14 @@ impl SmbSource {
             tracing::debug!(location = %self.describe(), path, offset, received, "resumed SMB fetch");
         }
         // smbclient 4.17 prints the summary line to standard error and error texts to
-        // standard output; both are searched.
-        match status::parse_get_size(text.as_bytes()) {
-            Some(expected) if output.status.success() && expected == received => Ok(expected),
-            Some(expected) if output.status.success() => Err(TransferError::Truncated {
-                location: self.describe(),
-                path: path.to_string(),
-                operation: "fetch",
-                received,
-                expected,
-            }),
-            _ => Err(self
-                .local_write_error(&text, path, sink)
-                .unwrap_or_else(|| {
-                    self.status_error(&text, path, "fetch")
-                        .unwrap_or_else(|| self.failed(path, "fetch", &text, output.status))
-                })),
+        // standard output, so both are searched.
+        let expected = status::parse_get_size(text.as_bytes());
+        if expected.is_none() || !output.status.success() {
+            if let Some(error) = self.local_write_error(&text, path, sink) {
+                return Err(error);
+            }
         }
+        self.fetch_outcome(path, expected, received, output.status, &text)
     }
 
     /// Streams the whole file through smbclient's standard output into `sink`. A temp
@@ -169,20 +160,32 @@ impl SmbSource {
             .await?;
         let text = output.text();
         let expected = status::parse_get_size(&output.stderr);
+        self.fetch_outcome(path, expected, output.streamed, output.status, &text)
+    }
+
+    /// Turns a finished fetch into its result: the size when smbclient succeeded and
+    /// `received` matches the size its summary line gave, else the error its exit and
+    /// `text` show.
+    fn fetch_outcome(
+        &self,
+        path: &str,
+        expected: Option<u64>,
+        received: u64,
+        exit: ExitStatus,
+        text: &str,
+    ) -> Result<u64, TransferError> {
         match expected {
-            Some(expected) if output.status.success() && expected == output.streamed => {
-                Ok(expected)
-            }
-            Some(expected) if output.status.success() => Err(TransferError::Truncated {
+            Some(expected) if exit.success() && expected == received => Ok(expected),
+            Some(expected) if exit.success() => Err(TransferError::Truncated {
                 location: self.describe(),
                 path: path.to_string(),
                 operation: "fetch",
-                received: output.streamed,
+                received,
                 expected,
             }),
             _ => Err(self
-                .status_error(&text, path, "fetch")
-                .unwrap_or_else(|| self.failed(path, "fetch", &text, output.status))),
+                .status_error(text, path, "fetch")
+                .unwrap_or_else(|| self.failed(path, "fetch", text, exit))),
         }
     }
 
