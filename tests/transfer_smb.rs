@@ -45,7 +45,7 @@ async fn smb_fetch_stores_and_removes() {
     assert!(matches!(again, TransferError::NotFound { .. }), "{again}");
 }
 
-/// A store whose path smbclient's `-c` cannot carry (it holds `;`) gets the file through
+/// A store whose path smbclient's `-c` cannot carry (it contains `;`) gets the file through
 /// smbclient's standard output instead, with the same content.
 #[tokio::test]
 async fn smb_fetch_into_unquotable_store_path_streams() {

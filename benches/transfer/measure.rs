@@ -363,7 +363,7 @@ fn sftp_get_hashed(peers: &Peers, file: &BenchFile) -> Sample {
     raw_copy(peers, file, Finish::Hash, sftp_get_command)
 }
 
-/// What a raw copy does after the tool exits, inside the timed span.
+/// The step a raw copy takes after the tool exits, inside the timed span.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Finish {
     /// Nothing, as a script would: the page cache writes the copy back later.

@@ -24,9 +24,9 @@ use crate::target::skip_unless_simulator;
 /// Data size in MiB of the database whose fetch a fault test interrupts.
 const LARGE_DATABASE_MB: u64 = 32;
 
-/// Rate at which the staging peer's bytes reach bakfleet in the interrupted-fetch tests:
-/// the fetch then lasts about 4 s, so a kill on its first progress report lands while it
-/// is under way, however fast the machine copies over loopback.
+/// Rate at which the staging peer's bytes reach bakfleet in the interrupted-fetch tests.
+/// The fetch then lasts about 4 s, so a kill on its first progress report lands while
+/// the fetch is under way, however fast the machine copies over loopback.
 const STAGING_BYTES_PER_SEC: u64 = 8 * 1024 * 1024;
 
 /// Size of the store's filesystem in the store-full test, below any backup's size.
