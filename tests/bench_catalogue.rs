@@ -53,4 +53,13 @@ async fn catalogue_bench_fills_and_measures() {
         markdown.contains("| fleet page, whole request | 3 | 6 |"),
         "{markdown}"
     );
+
+    // A kept catalogue is measured again as `--catalogue` does it.
+    let kept = measure::summary_of(&path).await;
+    assert_eq!(
+        (kept.backups, kept.runs, kept.databases, kept.chain_start),
+        (fill.backups, fill.runs, fill.databases, fill.chain_start)
+    );
+    let again = measure::measure(&catalog, dir.path(), &options, &kept).await;
+    assert_eq!(again.len(), results.len());
 }

@@ -43,6 +43,10 @@ struct Arguments {
     /// Keep the work folder with its catalogue, for a look with `sqlite3`, and print its path.
     #[arg(long)]
     keep: bool,
+    /// Time the pages of this catalogue, one that `--keep` kept, instead of filling a new
+    /// one. Its histories end when it was filled, so its databases age.
+    #[arg(long, conflicts_with = "keep")]
+    catalogue: Option<PathBuf>,
     #[arg(long, hide = true)]
     bench: bool,
 }
@@ -68,8 +72,14 @@ fn main() {
     };
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let markdown = runtime.block_on(async {
-        let path = temp_dir.path().join("catalog.db");
-        let fill = measure::fill(&path, &options).await;
+        let (path, fill) = match &arguments.catalogue {
+            Some(path) => (path.clone(), measure::summary_of(path).await),
+            None => {
+                let path = temp_dir.path().join("catalog.db");
+                let fill = measure::fill(&path, &options).await;
+                (path, fill)
+            }
+        };
         let catalog = bakfleet::catalog::Catalog::open(&path)
             .await
             .expect("open catalogue");

@@ -144,6 +144,37 @@ pub async fn fill(path: &Path, options: &Options) -> FillSummary {
     }
 }
 
+/// Counts the backups, runs and databases of a catalogue that [`fill`] wrote earlier and
+/// finds the start of its long chain. The fill time is unknown and given as 0.
+pub async fn summary_of(path: &Path) -> FillSummary {
+    let mut connection =
+        SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(path))
+            .await
+            .expect("open the kept catalogue");
+    let (backups, runs, databases): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM backups), (SELECT COUNT(*) FROM runs),
+                (SELECT COUNT(*) FROM databases)",
+    )
+    .fetch_one(&mut connection)
+    .await
+    .expect("count the kept catalogue's rows");
+    connection.close().await.expect("close the kept catalogue");
+    let catalog = Catalog::open(path).await.expect("open the kept catalogue");
+    let chain = catalog
+        .restorable_chain_backups(CHAIN_INSTANCE, CHAIN_DATABASE)
+        .await
+        .expect("list the long chain");
+    let full = chain.first().expect("the long chain starts with a full");
+    FillSummary {
+        backups: backups as u64,
+        runs: runs as u64,
+        databases: databases as u64,
+        seconds: 0.0,
+        file_bytes: std::fs::metadata(path).map_or(0, |metadata| metadata.len()),
+        chain_start: full.finished_at,
+    }
+}
+
 /// The backups of one database, oldest first.
 struct History {
     instance: String,
