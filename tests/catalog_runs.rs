@@ -372,7 +372,7 @@ async fn runs_list_newest_first() {
     );
 
     let billing = catalog
-        .runs_of_database("sales-prod", "billing", 10)
+        .runs_of_database("sales-prod", "billing", None, 10)
         .await
         .unwrap();
     assert_eq!(billing.len(), 1);

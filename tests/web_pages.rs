@@ -261,6 +261,93 @@ async fn database_page_lists_backups_and_runs() {
     );
 }
 
+/// Returns the ids that the database page's backups or runs listing links to, in page
+/// order; `prefix` is `/backups/` or `/runs/`.
+fn linked_ids(page: &str, prefix: &str) -> Vec<i64> {
+    let runs_at = page.find("<h2 id=\"runs\"").expect("a runs heading");
+    let page = if prefix == "/runs/" {
+        &page[runs_at..]
+    } else {
+        let backups_at = page.find("<h2 id=\"backups\"").expect("a backups heading");
+        &page[backups_at..runs_at]
+    };
+    let pattern = format!("href=\"{prefix}");
+    page.match_indices(&pattern)
+        .filter_map(|(at, _)| {
+            let rest = &page[at + pattern.len()..];
+            rest[..rest.find('"')?].parse().ok()
+        })
+        .collect()
+}
+
+/// Returns the target of the link with this element id.
+fn link_target(page: &str, id: &str) -> Option<String> {
+    let tag_start = page.find(&format!("id=\"{id}\""))?;
+    let tag = &page[page[..tag_start].rfind('<')?..];
+    let href = &tag[tag.find("href=\"")? + 6..];
+    Some(href[..href.find('"')?].replace("&amp;", "&"))
+}
+
+#[tokio::test]
+async fn database_page_pages_through_backups_and_runs() {
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let mut backup_ids = Vec::new();
+    let mut run_ids = Vec::new();
+    for minutes in 0..120 {
+        let log = record(
+            "sales-prod",
+            "orders",
+            BackupType::Log,
+            now - Duration::minutes(minutes),
+            4096,
+        );
+        let (run_id, backup_id) = add_backup(&catalog, &log).await;
+        backup_ids.push(backup_id);
+        run_ids.push(run_id);
+    }
+    let site = site(catalog).await;
+    let base = "/instances/sales-prod/databases/orders";
+
+    let (status, first) = get(&site, base).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(linked_ids(&first, "/backups/"), backup_ids[..50]);
+    assert_eq!(linked_ids(&first, "/runs/"), run_ids[..50]);
+    assert_eq!(link_target(&first, "newest-backups"), None);
+
+    let older = link_target(&first, "older-backups").expect("a link to older backups");
+    assert_eq!(
+        older,
+        format!("{base}?backups_before={}#backups", backup_ids[49])
+    );
+    let (_, second) = get(&site, older.trim_end_matches("#backups")).await;
+    assert_eq!(linked_ids(&second, "/backups/"), backup_ids[50..100]);
+    assert_eq!(
+        linked_ids(&second, "/runs/"),
+        run_ids[..50],
+        "the runs stay at the newest page"
+    );
+    assert!(link_target(&second, "newest-backups").is_some());
+
+    let runs_link = link_target(&second, "older-runs").expect("a link to older runs");
+    assert!(
+        runs_link.contains(&format!("backups_before={}", backup_ids[49])),
+        "{runs_link}"
+    );
+    let (_, both) = get(&site, runs_link.trim_end_matches("#runs")).await;
+    assert_eq!(linked_ids(&both, "/backups/"), backup_ids[50..100]);
+    assert_eq!(linked_ids(&both, "/runs/"), run_ids[50..100]);
+
+    let last = format!("{base}?backups_before={}", backup_ids[99]);
+    let (_, third) = get(&site, &last).await;
+    assert_eq!(linked_ids(&third, "/backups/"), backup_ids[100..]);
+    assert_eq!(link_target(&third, "older-backups"), None);
+
+    let (status, page) = get(&site, &format!("{base}?runs_before=yesterday")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("runs_before"), "{page}");
+}
+
 #[tokio::test]
 async fn backup_page_shows_lsns_and_hash() {
     let catalog = Catalog::open_in_memory().await.unwrap();

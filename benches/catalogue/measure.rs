@@ -15,8 +15,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{Connection, Executor};
 use time::OffsetDateTime;
 
-/// Rows a database page lists, the limit `src/web/pages.rs` passes.
-const LIST_LIMIT: i64 = 200;
+/// Rows a database page reads per listing: the 50 it shows and one that tells whether an
+/// older page exists, as `src/web/pages.rs` asks.
+const LIST_LIMIT: i64 = 51;
 
 /// Rows inserted per transaction while the catalogue is filled.
 const ROWS_PER_TRANSACTION: usize = 20_000;
@@ -466,11 +467,11 @@ pub async fn measure(
                     .expect("database overview")
                     .expect("the database is catalogued");
                 catalog
-                    .backup_listing(&instance, database, LIST_LIMIT)
+                    .backup_listing(&instance, database, None, LIST_LIMIT)
                     .await
                     .expect("backup listing");
                 catalog
-                    .runs_of_database(&instance, database, LIST_LIMIT)
+                    .runs_of_database(&instance, database, None, LIST_LIMIT)
                     .await
                     .expect("runs of database");
             },

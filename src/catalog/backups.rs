@@ -202,26 +202,33 @@ impl Catalog {
     }
 
     /// Lists the newest backups of one database that retention has not deleted, newest
-    /// first by UTC finish time, with the columns the database page shows.
+    /// first by UTC finish time, with the columns the database page shows. With `before`,
+    /// only those that come after backup `before` in that order: the next page.
     ///
-    /// The page lists 200 backups, and sqlx and the template both spend time per value:
-    /// 8 columns of each instead of the 31 of a whole row.
+    /// sqlx and the template both spend time per value, so this reads 8 columns of each
+    /// instead of the 31 of a whole row.
     pub async fn backup_listing(
         &self,
         instance: &str,
         database: &str,
+        before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<BackupListing>, CatalogError> {
+        // A `before` that is no backup of this database selects nothing.
         let rows = sqlx::query(
             "SELECT id, backup_type, finished_at, size_bytes, first_lsn, last_lsn,
                     has_checksums, is_copy_only
              FROM backups
-             WHERE instance = ? AND database = ?
+             WHERE instance = ?1 AND database = ?2
+               AND (?3 IS NULL OR (finished_at, id) < (
+                    SELECT finished_at, id FROM backups
+                    WHERE id = ?3 AND instance = ?1 AND database = ?2))
                AND id NOT IN (SELECT backup_id FROM pruned_backups)
-             ORDER BY finished_at DESC, id DESC LIMIT ?",
+             ORDER BY finished_at DESC, id DESC LIMIT ?4",
         )
         .bind(instance)
         .bind(database)
+        .bind(before)
         .bind(limit)
         .fetch_all(&self.pool)
         .await

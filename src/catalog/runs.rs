@@ -534,20 +534,27 @@ impl Catalog {
         rows.iter().map(run_from_row).collect()
     }
 
-    /// Lists the newest runs of one database, newest first.
+    /// Lists the newest runs of one database, newest first by start time. With `before`,
+    /// only those that come after run `before` in that order: the next page.
     pub async fn runs_of_database(
         &self,
         instance: &str,
         database: &str,
+        before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<RunRow>, CatalogError> {
+        // A `before` that is no run of this database selects nothing.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {RUN_COLUMNS} FROM runs r
-             WHERE r.instance = ? AND r.database = ?
-             ORDER BY r.started_at DESC, r.id DESC LIMIT ?"
+             WHERE r.instance = ?1 AND r.database = ?2
+               AND (?3 IS NULL OR (r.started_at, r.id) < (
+                    SELECT started_at, id FROM runs
+                    WHERE id = ?3 AND instance = ?1 AND database = ?2))
+             ORDER BY r.started_at DESC, r.id DESC LIMIT ?4"
         )))
         .bind(instance)
         .bind(database)
+        .bind(before)
         .bind(limit)
         .fetch_all(&self.pool)
         .await

@@ -145,7 +145,7 @@ async fn fault_backup_connection_dropped_is_retried() {
     let runs = fleet
         .ctx
         .catalog
-        .runs_of_database(INSTANCE, fleet.db("Sales"), 10)
+        .runs_of_database(INSTANCE, fleet.db("Sales"), None, 10)
         .await
         .expect("read catalogue");
     assert_eq!(runs.len(), 1, "one run: {runs:?}");
@@ -192,7 +192,7 @@ async fn fault_verify_connection_dropped_is_retried() {
     let runs = fleet
         .ctx
         .catalog
-        .runs_of_database(INSTANCE, fleet.db("Sales"), 10)
+        .runs_of_database(INSTANCE, fleet.db("Sales"), None, 10)
         .await
         .expect("read catalogue");
     let note = runs[0].note.clone().unwrap_or_default();
