@@ -199,6 +199,39 @@ async fn overview_shows_databases_and_ages() {
 }
 
 #[tokio::test]
+async fn overview_shows_a_new_backup_at_once() {
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let old_full = record(
+        "sales-prod",
+        "orders",
+        BackupType::Full,
+        now - Duration::days(20),
+        1024,
+    );
+    add_backup(&catalog, &old_full).await;
+    let site = site(catalog.clone()).await;
+
+    let (_, before) = get(&site, "/").await;
+    let (_, filtered) = get(&site, "/?state=late").await;
+    let full = record("sales-prod", "orders", BackupType::Full, now, 1024);
+    let (_, full_id) = add_backup(&catalog, &full).await;
+    let (_, after) = get(&site, "/").await;
+
+    assert!(before.contains("age late"), "{before}");
+    assert!(filtered.contains("href=\"/instances/sales-prod/databases/orders\""));
+    assert!(
+        after.contains(&format!("href=\"/backups/{full_id}\"")),
+        "the overview of the same second still showed the old full: {after}"
+    );
+    let (_, filtered) = get(&site, "/?state=late").await;
+    assert!(
+        !filtered.contains("href=\"/instances/sales-prod/databases/orders\""),
+        "a filtered overview of the same second still listed the database: {filtered}"
+    );
+}
+
+#[tokio::test]
 async fn pages_escape_html_in_catalogue_text() {
     let catalog = Catalog::open_in_memory().await.unwrap();
     let sample = sample_catalog(&catalog).await;

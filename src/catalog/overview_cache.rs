@@ -101,7 +101,9 @@ impl Catalog {
         Ok(value)
     }
 
-    async fn overview_generation(&self) -> Result<i64, CatalogError> {
+    /// Reads the counter that every change to the overview's tables increments, so that
+    /// a caller can keep what it derived from the overview while the counter stays.
+    pub async fn overview_generation(&self) -> Result<i64, CatalogError> {
         sqlx::query_scalar("SELECT value FROM overview_generation WHERE id = 1")
             .fetch_one(&self.pool)
             .await

@@ -77,6 +77,8 @@ pub struct WebState {
 struct Site {
     state: WebState,
     templates: Arc<Environment<'static>>,
+    /// The fleet overview's figures, shared by the requests of one second.
+    overview_views: Arc<overview::OverviewViews>,
 }
 
 /// Builds the router of every page, the stylesheet and `/healthz`.
@@ -84,6 +86,7 @@ pub fn router(state: WebState) -> Router {
     let site = Site {
         state,
         templates: Arc::new(templates::environment()),
+        overview_views: Arc::default(),
     };
 
     Router::new()
