@@ -111,7 +111,13 @@ pub async fn build_plan(
     // The script's facts only for the members, because a chain can hold thousands of
     // logs.
     let member_ids: Vec<i64> = chain.members().map(|backup| backup.id).collect();
-    let members = catalog.script_members(&member_ids).await?;
+    let finished = chain.members().map(|backup| backup.finished_at).fold(
+        chain.full.finished_at..=chain.full.finished_at,
+        |range, at| (*range.start()).min(at)..=(*range.end()).max(at),
+    );
+    let members = catalog
+        .script_members(instance, database, &member_ids, finished)
+        .await?;
     let mut full_files = catalog.backup_files(chain.full.id).await?;
     let mut sources = BTreeMap::new();
     for (id, member) in members {
