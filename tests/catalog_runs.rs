@@ -379,3 +379,69 @@ async fn runs_list_newest_first() {
     assert_eq!(billing[0].started_at, T0 + Duration::minutes(30));
     assert_eq!(catalog.run(9999).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn chart_sums_follow_backups_and_runs() {
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    let day = time::macros::datetime!(2026-06-01 00:00 UTC);
+    // Each run starts 40 s before its backup finishes, so the last run falls in the
+    // morning interval and its backup in the afternoon one.
+    for (finish, size) in [
+        (day + Duration::minutes(10), 100),
+        (day + Duration::hours(6), 900),
+        (day + Duration::minutes(719), 300),
+        (day + Duration::hours(12) + Duration::seconds(30), 50),
+    ] {
+        add_backup(
+            &catalog,
+            &record("sales-prod", "orders", BackupType::Log, finish, size),
+        )
+        .await;
+    }
+    let failed = catalog
+        .start_run(&new_run("sales-prod", "orders", BackupType::Log, day))
+        .await
+        .unwrap();
+    catalog
+        .fail_run(failed, "backup", "error 3201")
+        .await
+        .unwrap();
+
+    let backups = catalog
+        .backup_buckets("sales-prod", "orders", day - Duration::days(30))
+        .await
+        .unwrap();
+    let runs = catalog
+        .run_buckets("sales-prod", "orders", day - Duration::days(30))
+        .await
+        .unwrap();
+
+    assert_eq!(backups.len(), 2, "{backups:?}");
+    assert_eq!(backups[0].from, day);
+    assert_eq!(backups[0].count, 3);
+    assert_eq!(backups[0].largest_bytes, 900);
+    assert_eq!(backups[0].newest, day + Duration::minutes(719));
+    assert_eq!(backups[1].from, day + Duration::hours(12));
+    assert_eq!(backups[1].count, 1);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].count, 4, "the failed run does not count");
+    assert_eq!(runs[0].longest_ms, Some(60_000));
+    assert_eq!(runs[0].mean_throughput_bps, Some(1350.0 / 60.0 / 4.0));
+    assert_eq!(
+        runs[0].newest,
+        day + Duration::hours(12) + Duration::seconds(30) - Duration::seconds(40)
+    );
+
+    let afternoon = day + Duration::hours(12) + Duration::seconds(10);
+    let late = catalog
+        .backup_buckets("sales-prod", "orders", afternoon)
+        .await
+        .unwrap();
+    assert_eq!(late.len(), 1, "only intervals with a backup since then");
+    assert_eq!(late[0].largest_bytes, 50);
+    assert!(catalog
+        .run_buckets("sales-prod", "orders", afternoon)
+        .await
+        .unwrap()
+        .is_empty());
+}

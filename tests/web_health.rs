@@ -13,7 +13,7 @@ use axum::http::{Request, StatusCode};
 use axum::Router;
 use bakfleet::account::Role;
 use bakfleet::backup::BackupType;
-use bakfleet::catalog::{Catalog, DatabaseFacts, InstanceFacts};
+use bakfleet::catalog::{Catalog, DatabaseFacts, InstanceFacts, CHART_INTERVAL};
 use bakfleet::fleet::Fleet;
 use bakfleet::store::Store;
 use bakfleet::web::{router, FleetInForce, SessionSettings, WebState};
@@ -505,47 +505,36 @@ async fn database_charts_are_svg() {
 async fn database_chart_sums_up_an_interval_per_type() {
     let catalog = Catalog::open_in_memory().await.unwrap();
     sample_catalog(&catalog).await;
-    // With the 5-minute-old log of the sample, four logs in the chart's last 12 hours.
-    for (minutes, size) in [(10, 1000), (15, 9 * 1024), (20, 2000)] {
-        backup(
-            &catalog,
-            "orders",
-            BackupType::Log,
-            Duration::minutes(minutes),
-            size,
-        )
-        .await;
+    // Four logs in the 12-hour interval before the current one, which has ended, so that
+    // the test does not depend on the time of day.
+    let interval = CHART_INTERVAL.whole_seconds();
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let previous = OffsetDateTime::from_unix_timestamp(now - now % interval - interval).unwrap();
+    for (hours, size) in [(1, 1000), (2, 9 * 1024), (3, 2000), (4, 500)] {
+        let finish = previous + Duration::hours(hours);
+        let log = record("sales-prod", "ledger", BackupType::Log, finish, size);
+        add_backup(&catalog, &log).await;
     }
     let site = site(catalog, None).await;
 
-    let (_, page) = get(&site, "/instances/sales-prod/databases/orders").await;
+    let (_, page) = get(&site, "/instances/sales-prod/databases/ledger").await;
 
     let svg = svg_after(&page, "id=\"chart-size\"");
     assert_eq!(
         svg.matches("<circle cx").count() - 3,
-        3,
-        "one point per type: {svg}"
+        1,
+        "one point for the interval: {svg}"
     );
     assert!(svg.contains("largest of 4: 9.0 KiB"), "{svg}");
-    // The log point sits at its newest backup, the sample's log of 5 minutes ago.
-    let now = OffsetDateTime::now_utc();
-    let newest_titles: Vec<String> = (4..=6)
-        .map(|minutes| {
-            let at = now - Duration::minutes(minutes);
-            format!(
-                "log {} {:02}:{:02} UTC: largest of 4",
-                at.date(),
-                at.hour(),
-                at.minute()
-            )
-        })
-        .collect();
-    assert!(
-        newest_titles
-            .iter()
-            .any(|title| svg.contains(title.as_str())),
-        "one of {newest_titles:?} in {svg}"
+    // The point sits at the interval's newest backup.
+    let newest = previous + Duration::hours(4);
+    let title = format!(
+        "log {} {:02}:{:02} UTC: largest of 4",
+        newest.date(),
+        newest.hour(),
+        newest.minute()
     );
+    assert!(svg.contains(&title), "{title} in {svg}");
 }
 
 /// Returns the first `<svg>...</svg>` after `marker`.

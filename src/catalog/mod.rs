@@ -53,7 +53,7 @@ pub use phase_totals::PhaseTotal;
 pub use pruning::{CataloguedDatabase, StagedLeftover};
 pub use run_log::RunLogLine;
 pub use runs::{NewRun, RunRow, RunStats, RunStatus, SkipKind};
-pub use storage::{BackupBucket, DatabaseStorage, RunBucket};
+pub use storage::{BackupBucket, DatabaseStorage, RunBucket, CHART_INTERVAL};
 pub use tokens::{NewToken, TokenRow};
 
 /// How long a statement waits for another connection's write lock before it fails.

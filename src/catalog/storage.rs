@@ -103,111 +103,113 @@ impl Catalog {
             .collect()
     }
 
-    /// Sums up the backups of one database that finished at or after `since`, pruned
-    /// ones included, per type and per interval of `bucket`, oldest first: how many and
-    /// the largest size.
+    /// Lists the chart sums of the backups of one database, pruned ones included, per
+    /// type and per [`CHART_INTERVAL`], oldest first: how many and the largest size.
+    /// Only intervals whose newest backup finished at or after `since` are listed.
     ///
-    /// SQLite groups the rows, so a database with 15-minute log backups hands over a few
-    /// hundred sums for 90 days instead of 8,640 rows.
+    /// The sums are kept in `backup_chart_sums` as backups are catalogued, because
+    /// summing a database's 8,640 backups of 90 days on each page view took most of the
+    /// database page's time.
     pub async fn backup_buckets(
         &self,
         instance: &str,
         database: &str,
         since: OffsetDateTime,
-        bucket: Duration,
     ) -> Result<Vec<BackupBucket>, CatalogError> {
         let rows = sqlx::query(
-            "SELECT MIN(id) AS id, backup_type,
-                    CAST((julianday(finished_at) - julianday(?3)) * 86400.0 / ?4 AS INTEGER)
-                        AS bucket,
-                    MAX(finished_at) AS newest, COUNT(*) AS count,
-                    MAX(size_bytes) AS largest_bytes
-             FROM backups
-             WHERE instance = ?1 AND database = ?2 AND finished_at >= ?3
-             GROUP BY bucket, backup_type
-             ORDER BY bucket, backup_type",
+            "SELECT first_id AS id, backup_type, interval_start, newest_at,
+                    backup_count, largest_bytes
+             FROM backup_chart_sums
+             WHERE instance = ?1 AND database = ?2 AND interval_start >= ?3
+               AND newest_at >= ?4
+             ORDER BY interval_start, backup_type",
         )
         .bind(instance)
         .bind(database)
+        .bind(interval_start(since))
         .bind(format_utc(since))
-        .bind(bucket_seconds(bucket))
         .fetch_all(&self.pool)
         .await
         .map_err(CatalogError::query(format!(
-            "sum up the backup sizes of database {database:?} on instance {instance}"
+            "read the backup chart sums of database {database:?} on instance {instance}"
         )))?;
 
         rows.iter()
             .map(|row| {
-                let row = RowReader::new(row, "backups", "id")?;
+                let row = RowReader::new(row, "backup_chart_sums", "id")?;
                 Ok(BackupBucket {
                     backup_type: row.backup_type("backup_type")?,
-                    from: bucket_start(since, bucket, row.get("bucket")?),
-                    newest: row.utc("newest")?,
-                    count: row.unsigned("count")?,
+                    from: interval_time(row.get("interval_start")?),
+                    newest: row.utc("newest_at")?,
+                    count: row.unsigned("backup_count")?,
                     largest_bytes: row.unsigned("largest_bytes")?,
                 })
             })
             .collect()
     }
 
-    /// Sums up the succeeded runs of one database that started at or after `since`, per
-    /// type and per interval of `bucket`, oldest first: how many, the longest duration
-    /// and the mean fetch throughput.
+    /// Lists the chart sums of the succeeded runs of one database per type and per
+    /// [`CHART_INTERVAL`], oldest first: how many, the longest duration and the mean
+    /// fetch throughput. Only intervals whose newest run started at or after `since` are
+    /// listed. `run_chart_sums` keeps them as runs succeed.
     pub async fn run_buckets(
         &self,
         instance: &str,
         database: &str,
         since: OffsetDateTime,
-        bucket: Duration,
     ) -> Result<Vec<RunBucket>, CatalogError> {
         let rows = sqlx::query(
-            "SELECT MIN(id) AS id, backup_type,
-                    CAST((julianday(started_at) - julianday(?3)) * 86400.0 / ?4 AS INTEGER)
-                        AS bucket,
-                    MAX(started_at) AS newest, COUNT(*) AS count,
-                    MAX(duration_ms) AS longest_ms,
-                    AVG(throughput_bps) AS mean_throughput_bps
-             FROM runs
-             WHERE instance = ?1 AND database = ?2 AND started_at >= ?3
-               AND status = 'succeeded'
-             GROUP BY bucket, backup_type
-             ORDER BY bucket, backup_type",
+            "SELECT first_id AS id, backup_type, interval_start, newest_at, run_count,
+                    longest_ms, throughput_sum, throughput_count
+             FROM run_chart_sums
+             WHERE instance = ?1 AND database = ?2 AND interval_start >= ?3
+               AND newest_at >= ?4
+             ORDER BY interval_start, backup_type",
         )
         .bind(instance)
         .bind(database)
+        .bind(interval_start(since))
         .bind(format_utc(since))
-        .bind(bucket_seconds(bucket))
         .fetch_all(&self.pool)
         .await
         .map_err(CatalogError::query(format!(
-            "sum up the run times of database {database:?} on instance {instance}"
+            "read the run chart sums of database {database:?} on instance {instance}"
         )))?;
 
         rows.iter()
             .map(|row| {
-                let row = RowReader::new(row, "runs", "id")?;
+                let row = RowReader::new(row, "run_chart_sums", "id")?;
                 let longest_ms: Option<i64> = row.get("longest_ms")?;
+                let throughput_sum: Option<f64> = row.get("throughput_sum")?;
+                let throughput_count: i64 = row.get("throughput_count")?;
                 Ok(RunBucket {
                     backup_type: row.backup_type("backup_type")?,
-                    from: bucket_start(since, bucket, row.get("bucket")?),
-                    newest: row.utc("newest")?,
-                    count: row.unsigned("count")?,
+                    from: interval_time(row.get("interval_start")?),
+                    newest: row.utc("newest_at")?,
+                    count: row.unsigned("run_count")?,
                     longest_ms: longest_ms.and_then(|ms| u64::try_from(ms).ok()),
-                    mean_throughput_bps: row.get("mean_throughput_bps")?,
+                    mean_throughput_bps: throughput_sum
+                        .filter(|_| throughput_count > 0)
+                        .map(|sum| sum / throughput_count as f64),
                 })
             })
             .collect()
     }
 }
 
-/// Whole seconds of a chart interval, at least one.
-fn bucket_seconds(bucket: Duration) -> i64 {
-    bucket.whole_seconds().max(1)
+/// Length of the intervals that the chart sum tables cover, each from 00:00 or 12:00
+/// UTC. Their triggers compute the same 43,200-second steps.
+pub const CHART_INTERVAL: Duration = Duration::hours(12);
+
+/// Returns the Unix second at which the chart interval holding `at` starts.
+fn interval_start(at: OffsetDateTime) -> i64 {
+    at.unix_timestamp()
+        .div_euclid(CHART_INTERVAL.whole_seconds())
+        * CHART_INTERVAL.whole_seconds()
 }
 
-/// Start of interval `index` of `bucket`-long intervals from `since`.
-fn bucket_start(since: OffsetDateTime, bucket: Duration, index: i64) -> OffsetDateTime {
-    let offset = i32::try_from(index).unwrap_or(i32::MAX);
-    since + Duration::seconds(bucket_seconds(bucket)) * offset
+/// Returns the time of a stored interval start, or the Unix epoch for a start that no
+/// time can have.
+fn interval_time(start: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(start).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }

@@ -27,11 +27,6 @@ const RECENT_RUNS_LIMIT: i64 = 200;
 /// How far back the charts of the database page reach.
 const CHART_WINDOW: time::Duration = time::Duration::days(90);
 
-/// Intervals that the charts divide [`CHART_WINDOW`] into, each plotted as one point per
-/// backup type: 12 hours each, about 3 pixels apart. A database with 15-minute log
-/// backups has 8,640 of them in 90 days, and one point each made a page of megabytes.
-const CHART_BUCKETS: i32 = 180;
-
 /// SVG charts of the database page.
 #[derive(Debug, Serialize)]
 struct DatabaseCharts {
@@ -245,8 +240,9 @@ impl Site {
 }
 
 /// Renders the size, duration and throughput charts of one database over
-/// [`CHART_WINDOW`], from one catalogue query for the sizes and one for the runs, each
-/// summed up per [`CHART_BUCKETS`] interval.
+/// [`CHART_WINDOW`], from the catalogue's sums per 12-hour interval: one point per
+/// interval and type, about 3 pixels apart. A database with 15-minute log backups has
+/// 8,640 of them in 90 days, and one point each made a page of megabytes.
 async fn database_charts(
     catalog: &crate::catalog::Catalog,
     instance: &str,
@@ -254,13 +250,8 @@ async fn database_charts(
     now: OffsetDateTime,
 ) -> Result<DatabaseCharts, WebError> {
     let from = now - CHART_WINDOW;
-    let bucket: time::Duration = CHART_WINDOW / CHART_BUCKETS;
-    let backups = catalog
-        .backup_buckets(instance, database, from, bucket)
-        .await?;
-    let runs = catalog
-        .run_buckets(instance, database, from, bucket)
-        .await?;
+    let backups = catalog.backup_buckets(instance, database, from).await?;
+    let runs = catalog.run_buckets(instance, database, from).await?;
 
     let sizes: Vec<Point> = backups
         .iter()
