@@ -134,6 +134,12 @@ pub async fn fill(path: &Path, options: &Options) -> FillSummary {
         .await
         .expect("checkpoint the catalogue");
     connection.close().await.expect("close catalogue");
+    // The fill writes without syncing. Linux writes such pages back once they are 30 s
+    // old (`vm.dirty_expire_centisecs` by default), which would fall among the timed
+    // requests.
+    std::fs::File::open(path)
+        .and_then(|file| file.sync_all())
+        .expect("write the filled catalogue to disk");
 
     FillSummary {
         backups: written + options.chain_logs + 1,
