@@ -55,11 +55,16 @@ async fn catalogue_bench_fills_and_measures() {
     );
 
     // A kept catalogue is measured again as `--catalogue` does it.
-    let kept = measure::summary_of(&path).await;
+    let kept_fill = measure::summary_of(&path).await;
     assert_eq!(
-        (kept.backups, kept.runs, kept.databases, kept.chain_start),
+        (
+            kept_fill.backups,
+            kept_fill.runs,
+            kept_fill.databases,
+            kept_fill.chain_start
+        ),
         (fill.backups, fill.runs, fill.databases, fill.chain_start)
     );
-    let again = measure::measure(&catalog, dir.path(), &options, &kept).await;
+    let again = measure::measure(&catalog, dir.path(), &options, &kept_fill).await;
     assert_eq!(again.len(), results.len());
 }

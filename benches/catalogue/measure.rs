@@ -15,8 +15,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{Connection, Executor};
 use time::OffsetDateTime;
 
-/// Rows a database page reads per listing: the 50 it shows and one that tells whether an
-/// older page exists, as `src/web/pages.rs` asks.
+/// Rows a database page reads per listing: the 50 it shows and one more that shows
+/// whether an older page exists, as `src/web/pages.rs` reads them.
 const LIST_LIMIT: i64 = 51;
 
 /// Rows inserted per transaction while the catalogue is filled.

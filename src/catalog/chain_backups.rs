@@ -95,7 +95,7 @@ impl Catalog {
         ids: &[i64],
         finished: RangeInclusive<OffsetDateTime>,
     ) -> Result<HashMap<i64, ScriptMember>, CatalogError> {
-        let wanted: HashSet<i64> = ids.iter().copied().collect();
+        let member_ids: HashSet<i64> = ids.iter().copied().collect();
         let (from, to) = (format_utc(*finished.start()), format_utc(*finished.end()));
         // One JSON value for the same reason as in `restorable_chain_backups`.
         let json: String = sqlx::query_scalar(
@@ -119,7 +119,7 @@ impl Catalog {
         let facts: Vec<MemberFacts> = parse_json_rows(&json, "script columns")?;
 
         let mut families = self
-            .families_of(instance, database, &from, &to, &wanted)
+            .families_of(instance, database, &from, &to, &member_ids)
             .await?;
         let mut members = HashMap::with_capacity(facts.len());
         for MemberFacts(
@@ -132,7 +132,7 @@ impl Catalog {
             time_zone,
         ) in facts
         {
-            if !wanted.contains(&id) {
+            if !member_ids.contains(&id) {
                 continue;
             }
             // A backup without family rows is one file, which its backups row describes.
@@ -166,16 +166,16 @@ impl Catalog {
         Ok(members)
     }
 
-    /// Lists the media family rows of the backups in `wanted` that finished from `from`
-    /// to `to` (catalogue text form), keyed by backup id. Backups of one file have no
-    /// family rows and are not in the map.
+    /// Lists the media family rows of the backups in `member_ids` that finished from
+    /// `from` to `to` (catalogue text form), keyed by backup id. Backups of one file have
+    /// no family rows and are not in the map.
     async fn families_of(
         &self,
         instance: &str,
         database: &str,
         from: &str,
         to: &str,
-        wanted: &HashSet<i64>,
+        member_ids: &HashSet<i64>,
     ) -> Result<HashMap<i64, Vec<BackupFamily>>, CatalogError> {
         let rows = sqlx::query(
             "SELECT rowid AS id, backup_id, family_number, store_path, staged_path,
@@ -195,14 +195,14 @@ impl Catalog {
         .map_err(CatalogError::query(format!(
             "list the media families of {} backups of database {database:?} on instance \
              {instance}",
-            wanted.len()
+            member_ids.len()
         )))?;
 
         let mut families: HashMap<i64, Vec<BackupFamily>> = HashMap::new();
         for row in &rows {
             let row = RowReader::new(row, "backup_families", "id")?;
             let backup_id: i64 = row.get("backup_id")?;
-            if !wanted.contains(&backup_id) {
+            if !member_ids.contains(&backup_id) {
                 continue;
             }
             let family_number: i64 = row.get("family_number")?;

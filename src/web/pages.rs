@@ -14,9 +14,9 @@ use super::templates::STYLESHEET;
 use super::Site;
 use crate::protection::{DatabaseProtection, ProtectionState};
 
-/// Rows per page of the run and backup listings; links lead to older pages.
+/// Rows per page of the run and backup listings. Links lead to older pages.
 ///
-/// A database with 15-minute logs takes 96 backups a day, so a page holds half a day of
+/// A database with 15-minute logs takes 96 backups a day, so a page shows half a day of
 /// them. Reading and rendering 200 backups and 200 runs took more than half of each
 /// page view on a catalogue of 1,000,000 backups.
 const LIST_LIMIT: i64 = 50;
@@ -35,8 +35,8 @@ struct DatabaseCharts {
     throughput: String,
 }
 
-/// Where the two listings of a database page start: at the newest row, or after the
-/// backup or run whose id is given.
+/// Query parameters of a database page: the cursor of each listing, which starts at the
+/// newest row or after the backup or run whose id is given.
 #[derive(Debug, Default, serde::Deserialize)]
 pub(super) struct DatabaseQuery {
     backups_before: Option<String>,
@@ -62,7 +62,8 @@ impl DatabaseQuery {
     }
 }
 
-/// One page of a listing and the cursor of the next, older page, if any.
+/// Cuts `rows` to one page and returns it with the cursor of the next, older page, if
+/// any.
 fn page_of<T>(mut rows: Vec<T>, id_of: impl Fn(&T) -> i64) -> (Vec<T>, Option<i64>) {
     let limit = LIST_LIMIT as usize;
     if rows.len() <= limit {
