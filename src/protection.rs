@@ -11,15 +11,8 @@ use time::{Duration, OffsetDateTime};
 use crate::backup::BackupType;
 use crate::catalog::{Catalog, CatalogError, DatabaseOverview, LastBackup};
 use crate::fleet::{parse_cron, Fleet, Instance, Policy};
-use crate::schedule::slots;
 
-/// How far back [`derived_rpo`] lists a schedule's slots to find its longest gap. A yearly
-/// schedule has two slots within this span.
-const GAP_WINDOW: Duration = Duration::days(400);
-
-/// Maximum number of slots [`derived_rpo`] reads. A schedule every minute reaches it after
-/// about 35 days, which still shows every gap of a schedule that repeats daily or weekly.
-const MAX_GAP_SLOTS: usize = 50_000;
+mod gap;
 
 /// Smallest grace added to a schedule's longest gap: a backup finishes some time after
 /// its slot starts, and a catch-up after a restart of the service takes a few minutes.
@@ -410,7 +403,7 @@ pub fn derived_rpo(
     now: OffsetDateTime,
 ) -> Result<Option<Duration>, String> {
     let cron = parse_cron(expression)?;
-    let Some(gap) = longest_gap(&cron, zone, now) else {
+    let Some(gap) = gap::longest_gap(&cron, expression, zone, now) else {
         return Ok(None);
     };
     Ok(Some(gap + grace(gap)))
@@ -418,30 +411,6 @@ pub fn derived_rpo(
 
 fn grace(gap: Duration) -> Duration {
     (gap / 4_i32).max(MIN_GRACE)
-}
-
-/// Walks the slots of the [`GAP_WINDOW`] before `now` a day at a time, so that a schedule
-/// every few seconds never lists more than a day of slots at once.
-// NOTE: a schedule that fires more than MAX_GAP_SLOTS times before its long gap (every
-// second on one day a month) is measured on its first slots only.
-fn longest_gap(cron: &croner::Cron, zone: Tz, now: OffsetDateTime) -> Option<Duration> {
-    let mut previous: Option<OffsetDateTime> = None;
-    let mut longest: Option<Duration> = None;
-    let mut seen = 0;
-    let mut from = now - GAP_WINDOW;
-    while from < now && seen < MAX_GAP_SLOTS {
-        let until = (from + Duration::DAY).min(now);
-        for slot in slots(cron, zone, from, until) {
-            if let Some(previous) = previous {
-                let gap = slot - previous;
-                longest = Some(longest.map_or(gap, |longest| longest.max(gap)));
-            }
-            previous = Some(slot);
-            seen += 1;
-        }
-        from = until;
-    }
-    longest
 }
 
 /// Derived RPOs by cron expression and time zone, so that one assessment parses and walks
@@ -468,10 +437,11 @@ impl RpoCache {
     }
 }
 
-/// How long a derived RPO is reused by later assessments. Deriving walks 400 days of
-/// slots, about 38,000 for a log backup every 15 minutes, which cost a fleet page tens of
-/// milliseconds per request. A longest gap over 400 days changes only when a new gap
-/// enters or an old one leaves the window, so an hour-old value is as good as a fresh one.
+/// How long a derived RPO is reused by later assessments. Deriving takes about a
+/// millisecond for a schedule that repeats daily or weekly, and about two for one that
+/// follows the calendar (the 1st of each month), whose 400 days are walked in full. A
+/// longest gap over 400 days changes only when a new gap enters or an old one leaves the
+/// window, so an hour-old value is as good as a fresh one.
 const SHARED_RPO_LIFETIME: Duration = Duration::HOUR;
 
 /// A derived RPO and the `now` it was derived at.
