@@ -1,7 +1,7 @@
 //! Restore plans: reads a database's backups from the catalogue, picks the chain for a
 //! target time and writes its script. Used by `bakfleet restore-plan` and the admin site.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -97,7 +97,11 @@ pub async fn build_plan(
     target: Target,
     options: &ScriptOptions,
 ) -> Result<RestorePlan, PlanError> {
-    let backups = catalog.restorable_chain_backups(instance, database).await?;
+    let (backups, early_members) = tokio::join!(
+        catalog.restorable_chain_backups(instance, database),
+        members_since_latest_full(catalog, instance, database, target),
+    );
+    let backups = backups?;
     if backups.is_empty() {
         return Err(unknown_name_error(catalog, instance, database).await?);
     }
@@ -115,18 +119,25 @@ pub async fn build_plan(
         chain.full.finished_at..=chain.full.finished_at,
         |range, at| (*range.start()).min(at)..=(*range.end()).max(at),
     );
-    let members = catalog
-        .script_members(instance, database, &member_ids, finished)
-        .await?;
+    let early_members =
+        early_members?.filter(|found| member_ids.iter().all(|id| found.contains_key(id)));
+    let mut members = match early_members {
+        Some(found) => found,
+        None => catalog.script_members(instance, database, finished).await?,
+    };
     let mut full_files = catalog.backup_files(chain.full.id).await?;
+    let root = store_root.to_string_lossy();
     let mut sources = BTreeMap::new();
-    for (id, member) in members {
+    for id in member_ids {
+        let Some(member) = members.remove(&id) else {
+            continue;
+        };
         let files = if id == chain.full.id {
             full_files.take()
         } else {
             None
         };
-        sources.insert(id, script_source(store_root, member, files));
+        sources.insert(id, script_source(&root, member, files));
     }
     let script =
         restore_script::write_script(database, &chain, &sources, options).map_err(|reason| {
@@ -149,6 +160,32 @@ pub async fn build_plan(
         windows,
     })
 }
+
+/// Reads the script facts of every backup since the newest full when `target` is the
+/// latest point, or returns `None`. Such a plan restores that full and what follows it,
+/// so this read covers every member unless a backup was added or pruned in between. It
+/// runs on a second connection while the chain is read, instead of after the chain is
+/// known, and `build_plan` reads the members again when one is missing.
+async fn members_since_latest_full(
+    catalog: &Catalog,
+    instance: &str,
+    database: &str,
+    target: Target,
+) -> Result<Option<HashMap<i64, ScriptMember>>, CatalogError> {
+    if target != Target::Latest {
+        return Ok(None);
+    }
+    let Some(from) = catalog.latest_full_finished_at(instance, database).await? else {
+        return Ok(None);
+    };
+    let members = catalog
+        .script_members(instance, database, from..=LAST_INSTANT)
+        .await?;
+    Ok(Some(members))
+}
+
+/// Upper bound of a finish-time range that has no end.
+const LAST_INSTANT: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59.999 UTC);
 
 /// Parses a target time: RFC 3339 (`2026-03-01T10:15:00+01:00`), or
 /// `YYYY-MM-DD HH:MM[:SS[.fff]]` taken as UTC. Seconds may be left out, as a browser's
@@ -189,7 +226,7 @@ pub fn disk_path(store_root: &Path, store_path: &str) -> PathBuf {
 }
 
 fn script_source(
-    store_root: &Path,
+    store_root: &str,
     member: ScriptMember,
     files: Option<Vec<crate::backup::BackupFile>>,
 ) -> ScriptSource {
@@ -198,9 +235,7 @@ fn script_source(
             .families
             .into_iter()
             .map(|family| SourceFamily {
-                path: disk_path(store_root, &family.store_path)
-                    .display()
-                    .to_string(),
+                path: disk_path_text(store_root, &family.store_path),
                 size_bytes: family.size_bytes,
                 sha256: family.sha256,
             })
@@ -209,6 +244,23 @@ fn script_source(
         time_zone: member.time_zone,
         files,
     }
+}
+
+/// Returns the text of [`disk_path`], written into one buffer. A latest plan names
+/// thousands of files, so each skips the `PathBuf` and the display text made from it.
+fn disk_path_text(store_root: &str, store_path: &str) -> String {
+    if Path::new(store_path).is_absolute() {
+        return store_path.to_string();
+    }
+    let mut text = String::with_capacity(store_root.len() + store_path.len() + 1);
+    text.push_str(store_root);
+    for part in store_path.split('/').filter(|part| !part.is_empty()) {
+        if !text.is_empty() && !text.ends_with(std::path::is_separator) {
+            text.push(std::path::MAIN_SEPARATOR);
+        }
+        text.push_str(part);
+    }
+    text
 }
 
 /// Turns a chain error into a plan error; for a gap it reads the two backups around it,
@@ -321,5 +373,24 @@ mod tests {
             disk_path(root, "/imports/x.bak"),
             PathBuf::from("/imports/x.bak")
         );
+    }
+
+    #[test]
+    fn disk_path_text_matches_path() {
+        let cases = [
+            ("/srv/store", "a/b/c.bak"),
+            ("/srv/store/", "a//b/c.bak"),
+            ("/srv/store", "/imports/x.bak"),
+            ("", "a/c.bak"),
+            ("store", "a/"),
+        ];
+        for (root, store_path) in cases {
+            let expected = disk_path(Path::new(root), store_path).display().to_string();
+            assert_eq!(
+                disk_path_text(root, store_path),
+                expected,
+                "{root:?} {store_path:?}"
+            );
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! database, then whole rows and media families only for the backups a plan restores.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ops::RangeInclusive;
 
 use time::OffsetDateTime;
@@ -79,23 +79,44 @@ impl Catalog {
         rows.iter().map(backup_from_row).collect()
     }
 
-    /// Reads what a restore script needs of the backups of one database with these ids:
-    /// their media families, checksum flag and time zone, keyed by backup id. Each of
-    /// them finished within `finished`; ids without a backup there are left out.
+    /// Returns when the newest full backup of one database that retention has not pruned
+    /// finished, or `None` when it has none. The index on type and finish time lists only
+    /// the database's fulls, not its logs.
+    pub async fn latest_full_finished_at(
+        &self,
+        instance: &str,
+        database: &str,
+    ) -> Result<Option<OffsetDateTime>, CatalogError> {
+        let text: Option<String> = sqlx::query_scalar(
+            "SELECT MAX(finished_at) FROM backups
+             WHERE instance = ?1 AND database = ?2 AND backup_type = 'full'
+               AND id NOT IN (SELECT backup_id FROM pruned_backups)",
+        )
+        .bind(instance)
+        .bind(database)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(CatalogError::query(format!(
+            "read the newest full backup of database {database:?} on instance {instance}"
+        )))?;
+        text.map(|text| parse_utc("backups", "finished_at", 0, &text))
+            .transpose()
+    }
+
+    /// Reads what a restore script needs of the backups of one database that finished
+    /// within `finished`: their media families, checksum flag and time zone, keyed by
+    /// backup id.
     ///
     /// A latest plan restores every log since the last full or differential, thousands
     /// on a busy database, so this reads 7 columns of each instead of whole rows. It
     /// reads them by finish time, which the database's index orders, rather than looking
-    /// up 10,000 ids one by one, and drops the few backups in that time that the chain
-    /// skips.
+    /// up 10,000 ids one by one. The caller picks the chain's members from the result.
     pub async fn script_members(
         &self,
         instance: &str,
         database: &str,
-        ids: &[i64],
         finished: RangeInclusive<OffsetDateTime>,
     ) -> Result<HashMap<i64, ScriptMember>, CatalogError> {
-        let member_ids: HashSet<i64> = ids.iter().copied().collect();
         let (from, to) = (format_utc(*finished.start()), format_utc(*finished.end()));
         // One JSON value for the same reason as in `restorable_chain_backups`.
         let json: String = sqlx::query_scalar(
@@ -112,15 +133,12 @@ impl Catalog {
         .fetch_one(&self.pool)
         .await
         .map_err(CatalogError::query(format!(
-            "read the script facts of {} backups of database {database:?} on instance \
-             {instance}",
-            ids.len()
+            "read the script facts of the backups of database {database:?} on instance \
+             {instance} that finished from {from} to {to}"
         )))?;
         let facts: Vec<MemberFacts> = parse_json_rows(&json, "script columns")?;
 
-        let mut families = self
-            .families_of(instance, database, &from, &to, &member_ids)
-            .await?;
+        let mut families = self.families_of(instance, database, &from, &to).await?;
         let mut members = HashMap::with_capacity(facts.len());
         for MemberFacts(
             id,
@@ -132,9 +150,6 @@ impl Catalog {
             time_zone,
         ) in facts
         {
-            if !member_ids.contains(&id) {
-                continue;
-            }
             // A backup without family rows is one file, which its backups row describes.
             let families = match families.remove(&id) {
                 Some(families) => families,
@@ -166,16 +181,15 @@ impl Catalog {
         Ok(members)
     }
 
-    /// Lists the media family rows of the backups in `member_ids` that finished from
-    /// `from` to `to` (catalogue text form), keyed by backup id. Backups of one file have
-    /// no family rows and are not in the map.
+    /// Lists the media family rows of the backups that finished from `from` to `to`
+    /// (catalogue text form), keyed by backup id. Backups of one file have no family rows
+    /// and are not in the map.
     async fn families_of(
         &self,
         instance: &str,
         database: &str,
         from: &str,
         to: &str,
-        member_ids: &HashSet<i64>,
     ) -> Result<HashMap<i64, Vec<BackupFamily>>, CatalogError> {
         let rows = sqlx::query(
             "SELECT rowid AS id, backup_id, family_number, store_path, staged_path,
@@ -193,18 +207,14 @@ impl Catalog {
         .fetch_all(&self.pool)
         .await
         .map_err(CatalogError::query(format!(
-            "list the media families of {} backups of database {database:?} on instance \
-             {instance}",
-            member_ids.len()
+            "list the media families of the backups of database {database:?} on instance \
+             {instance} that finished from {from} to {to}"
         )))?;
 
         let mut families: HashMap<i64, Vec<BackupFamily>> = HashMap::new();
         for row in &rows {
             let row = RowReader::new(row, "backup_families", "id")?;
             let backup_id: i64 = row.get("backup_id")?;
-            if !member_ids.contains(&backup_id) {
-                continue;
-            }
             let family_number: i64 = row.get("family_number")?;
             families.entry(backup_id).or_default().push(BackupFamily {
                 family_number: u32::try_from(family_number).unwrap_or(0),
