@@ -49,7 +49,8 @@ pub struct DatabaseFacts {
 pub struct StoreHistory {
     /// The newest full backup that is not copy-only: the one a DIFF can be based on.
     pub newest_full: Option<StoredFull>,
-    /// `last_lsn` of the newest log backup.
+    /// `last_lsn` of the newest log backup that finished after the newest full, or of
+    /// the newest log backup when there is no full.
     pub newest_log_last_lsn: Option<Lsn>,
     /// `database_guid` of the newest backup of any type.
     pub newest_database_guid: Option<Uuid>,

@@ -123,29 +123,28 @@ async fn skip_kinds_stay_distinct() {
     assert_eq!(scratch.requested_type, BackupType::Log);
 }
 
+/// A backup of sales-prod's orders that finished `hours` after `T0`.
+fn orders(backup_type: BackupType, hours: i64) -> bakfleet::backup::BackupRecord {
+    record(
+        "sales-prod",
+        "orders",
+        backup_type,
+        T0 + Duration::hours(hours),
+        100,
+    )
+}
+
 #[tokio::test]
 async fn store_history_ignores_copy_only_full() {
     let catalog = Catalog::open_in_memory().await.unwrap();
-    let base = record("sales-prod", "orders", BackupType::Full, T0, 100);
+    let base = orders(BackupType::Full, 0);
     add_backup(&catalog, &base).await;
-    let log = record(
-        "sales-prod",
-        "orders",
-        BackupType::Log,
-        T0 + Duration::hours(1),
-        10,
-    );
+    let log = orders(BackupType::Log, 1);
     add_backup(&catalog, &log).await;
     let copy_only = bakfleet::backup::BackupRecord {
         is_copy_only: true,
         backup_set_guid: Some("6f1e2a3b-0000-4000-8000-0000000000cc".to_string()),
-        ..record(
-            "sales-prod",
-            "orders",
-            BackupType::Full,
-            T0 + Duration::hours(2),
-            100,
-        )
+        ..orders(BackupType::Full, 2)
     };
     add_backup(&catalog, &copy_only).await;
 
@@ -165,6 +164,33 @@ async fn store_history_ignores_copy_only_full() {
     let empty = catalog.store_history("sales-prod", "other").await.unwrap();
     assert_eq!(empty.newest_full, None);
     assert_eq!(empty.newest_log_last_lsn, None::<Lsn>);
+}
+
+#[tokio::test]
+async fn store_history_ignores_logs_before_newest_full() {
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    let old_full = orders(BackupType::Full, 0);
+    add_backup(&catalog, &old_full).await;
+    add_backup(&catalog, &orders(BackupType::Log, 1)).await;
+    // Restored to a point before that log, then backed up again: the new full ends at a
+    // lower LSN than the log.
+    let new_full = bakfleet::backup::BackupRecord {
+        first_lsn: Lsn(old_full.last_lsn.0 + 1_000),
+        last_lsn: Lsn(old_full.last_lsn.0 + 2_000),
+        checkpoint_lsn: Lsn(old_full.last_lsn.0 + 1_500),
+        ..orders(BackupType::Full, 2)
+    };
+    add_backup(&catalog, &new_full).await;
+
+    let history = catalog.store_history("sales-prod", "orders").await.unwrap();
+    let full = history.newest_full.expect("the new full");
+    assert_eq!(full.last_lsn, new_full.last_lsn);
+    assert_eq!(history.newest_log_last_lsn, None::<Lsn>);
+
+    let new_log = orders(BackupType::Log, 3);
+    add_backup(&catalog, &new_log).await;
+    let history = catalog.store_history("sales-prod", "orders").await.unwrap();
+    assert_eq!(history.newest_log_last_lsn, Some(new_log.last_lsn));
 }
 
 #[tokio::test]

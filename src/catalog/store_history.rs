@@ -10,13 +10,16 @@ use crate::policy::{StoreHistory, StoredFull};
 /// The newest full that can be a differential base. Copy-only fulls are left out because
 /// SQL Server never makes them one ("Copy-Only Backups (SQL Server)"). Here and below,
 /// backups that retention deleted are left out: the store no longer contains them.
-const NEWEST_FULL: &str = "SELECT id, backup_set_guid, database_guid, last_lsn FROM backups
+const NEWEST_FULL: &str = "SELECT id, backup_set_guid, database_guid, last_lsn, finished_at
+    FROM backups
     WHERE instance = ? AND database = ? AND backup_type = 'full' AND is_copy_only = 0
       AND id NOT IN (SELECT backup_id FROM pruned_backups)
     ORDER BY finished_at DESC, id DESC LIMIT 1";
 
-const NEWEST_LOG: &str = "SELECT id, last_lsn FROM backups
-    WHERE instance = ? AND database = ? AND backup_type = 'log'
+/// The newest log that finished at or after a time (the newest full's finish), or at any
+/// time with `''` as that time.
+const NEWEST_LOG_SINCE: &str = "SELECT id, last_lsn FROM backups
+    WHERE instance = ? AND database = ? AND backup_type = 'log' AND finished_at >= ?
       AND id NOT IN (SELECT backup_id FROM pruned_backups)
     ORDER BY finished_at DESC, id DESC LIMIT 1";
 
@@ -26,42 +29,58 @@ const NEWEST_BACKUP: &str = "SELECT id, database_guid FROM backups
     ORDER BY finished_at DESC, id DESC LIMIT 1";
 
 impl Catalog {
-    /// Reads the newest full that is not copy-only, the newest log and the newest backup
-    /// of any type of one database.
+    /// Reads the newest full that is not copy-only, the newest log since that full (or
+    /// since ever, without a full) and the newest backup of any type of one database.
+    ///
+    /// A log that finished before the newest full does not continue that full's chain,
+    /// whatever its LSNs. After a restore to an earlier point and a new full, the old
+    /// branch's last log ends at a higher LSN than the new full, and would make the next
+    /// log look like a break in the chain.
     pub async fn store_history(
         &self,
         instance: &str,
         database: &str,
     ) -> Result<StoreHistory, CatalogError> {
         let mut history = StoreHistory::default();
-        if let Some(row) = self.newest(NEWEST_FULL, instance, database).await? {
+        let mut full_finished_at = String::new();
+        if let Some(row) = self.newest(NEWEST_FULL, instance, database, None).await? {
             let row = RowReader::new(&row, "backups", "id")?;
             history.newest_full = Some(StoredFull {
                 backup_set_guid: guid(&row, "backup_set_guid")?,
                 database_guid: guid(&row, "database_guid")?,
                 last_lsn: row.lsn("last_lsn")?,
             });
+            full_finished_at = row.get("finished_at")?;
         }
-        if let Some(row) = self.newest(NEWEST_LOG, instance, database).await? {
+        let since = Some(full_finished_at.as_str());
+        if let Some(row) = self
+            .newest(NEWEST_LOG_SINCE, instance, database, since)
+            .await?
+        {
             let row = RowReader::new(&row, "backups", "id")?;
             history.newest_log_last_lsn = Some(row.lsn("last_lsn")?);
         }
-        if let Some(row) = self.newest(NEWEST_BACKUP, instance, database).await? {
+        if let Some(row) = self.newest(NEWEST_BACKUP, instance, database, None).await? {
             let row = RowReader::new(&row, "backups", "id")?;
             history.newest_database_guid = guid(&row, "database_guid")?;
         }
         Ok(history)
     }
 
+    /// Runs one of the queries above; `since` is the third parameter of the one that
+    /// takes it.
     async fn newest(
         &self,
         sql: &'static str,
         instance: &str,
         database: &str,
+        since: Option<&str>,
     ) -> Result<Option<SqliteRow>, CatalogError> {
-        sqlx::query(sql)
-            .bind(instance)
-            .bind(database)
+        let mut query = sqlx::query(sql).bind(instance).bind(database);
+        if let Some(since) = since {
+            query = query.bind(since);
+        }
+        query
             .fetch_optional(&self.pool)
             .await
             .map_err(CatalogError::query(format!(
