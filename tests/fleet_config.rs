@@ -808,6 +808,29 @@ fn all_schedules_off_warns() {
 }
 
 #[test]
+fn keyword_typo_in_selection_warns() {
+    let text = format!(
+        "{MINIMAL_INSTANCE}databases = {{ include = [\"USER_DATABASE\", \"Sales\"], \
+         exclude = [\"system_databses\"] }}\n"
+    );
+    let fleet = Fleet::parse(&text, Path::new("fleet.toml")).unwrap();
+    let warnings = fleet.warnings();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings[0].contains(
+            "databases.include entry \"user_database\" is not the keyword USER_DATABASES"
+        ),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings[1].contains(
+            "databases.exclude entry \"system_databses\" is not the keyword SYSTEM_DATABASES"
+        ),
+        "{warnings:?}"
+    );
+}
+
+#[test]
 fn instance_lookup_is_exact() {
     let fleet = Fleet::parse(MINIMAL_INSTANCE, Path::new("fleet.toml")).unwrap();
     assert!(fleet.instance("sales-prod").is_some());

@@ -146,6 +146,34 @@ impl DatabaseSelection {
     }
 }
 
+impl DatabaseSelection {
+    /// Lists the exact names in `include` and `exclude` that differ from a keyword by at
+    /// most two letters, as `USER_DATABASE` does from `USER_DATABASES`, each with its key
+    /// and that keyword. Such an entry selects only a database of that name, which is
+    /// seldom what was meant, so `check` warns about it.
+    pub fn keyword_lookalikes(&self) -> Vec<(&'static str, &str, &'static str)> {
+        let mut found = Vec::new();
+        for (key, patterns) in [("include", &self.include), ("exclude", &self.exclude)] {
+            for pattern in patterns {
+                let Pattern::Exact(name) = pattern else {
+                    continue;
+                };
+                let upper = name.to_ascii_uppercase();
+                let keyword = KEYWORDS
+                    .into_iter()
+                    .find(|keyword| strsim::levenshtein(&upper, keyword) <= 2);
+                if let Some(keyword) = keyword {
+                    found.push((key, name.as_str(), keyword));
+                }
+            }
+        }
+        found
+    }
+}
+
+/// The keywords of a database selection, as they are written.
+const KEYWORDS: [&str; 3] = ["USER_DATABASES", "SYSTEM_DATABASES", "ALL_DATABASES"];
+
 /// Returns whether `database` is master, model or msdb, in any case.
 pub fn is_system_database(database: &str) -> bool {
     SYSTEM_DATABASES

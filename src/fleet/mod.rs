@@ -175,6 +175,13 @@ fn instance_warnings(instance: &Instance) -> Vec<String> {
     for warning in instance.tls_warnings() {
         warnings.push(format!("instance {name:?}: {warning}"));
     }
+    for (key, entry, keyword) in instance.databases.keyword_lookalikes() {
+        warnings.push(format!(
+            "instance {name:?}: databases.{key} entry {entry:?} is not the keyword {keyword}, \
+             so it selects only a database named {entry}; write {keyword} if that is what \
+             you meant"
+        ));
+    }
     let schedule = &instance.schedule;
     if schedule.full.is_none() && schedule.diff.is_none() && schedule.log.is_none() {
         warnings.push(format!(
