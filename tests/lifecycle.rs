@@ -1,5 +1,6 @@
 //! SIGTERM during `bakfleet run`: running jobs get the grace time, then stop at their next
-//! stage boundary. bakfleet and the simulator run as child processes, as in production.
+//! stage boundary. Also a run whose selection matches no database. bakfleet and the
+//! simulator run as child processes, as in production.
 
 mod support;
 
@@ -130,6 +131,30 @@ fn fleet_config(port: u16, listen_port: u16, staging: &Path) -> String {
          staging = {{ local = {{ server_path = \"/var/opt/mssql/backup\", dir = {:?} }} }}\n",
         staging.display().to_string()
     )
+}
+
+#[test]
+fn run_selecting_nothing_says_so() {
+    let fleet = SlowFleet::start();
+    // A typo in the keyword USER_DATABASES names a database the server does not have.
+    let mut text = std::fs::read_to_string(&fleet.fleet).expect("read fleet.toml");
+    text.push_str("databases = { include = [\"USER_DATABASE\"] }\n");
+    std::fs::write(&fleet.fleet, text).expect("write fleet.toml");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_bakfleet"))
+        .args(["run", "slow", "--fleet"])
+        .arg(&fleet.fleet)
+        .env("LIFECYCLE_SQL_PASSWORD", &fleet.password)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run bakfleet run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("nothing backed up: the databases selection of instance \"slow\""),
+        "{stderr}"
+    );
+    assert!(stderr.contains("check --connect"), "{stderr}");
 }
 
 /// Polls the catalogue until the only run is in `phase`, and returns it.

@@ -29,6 +29,10 @@ pub(crate) async fn execute(
     let ctx = service::open(fleet_path, Some(events)).await?;
     let (requests, unreachable) =
         plan(&ctx, instance, database, backup_type, Trigger::Manual).await?;
+    if requests.is_empty() && unreachable.is_empty() {
+        eprintln!("{}", nothing_selected(instance));
+        return Ok(ExitCode::FAILURE);
+    }
     let display = output::Progress::start(receiver);
     let batch = job::run_batch(&ctx, requests, ctx.fleet.service.max_parallel_jobs);
     let results = run_until_stopped(&ctx, batch, grace).await;
@@ -44,6 +48,21 @@ pub(crate) async fn execute(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Explains a run that selected no database, which would otherwise end without a line.
+fn nothing_selected(instance: Option<&str>) -> String {
+    let cause = match instance {
+        Some(name) => format!(
+            "the databases selection of instance {name:?} selects none of the databases on \
+             its server"
+        ),
+        None => "no instance's databases selection selects a database on its server".to_string(),
+    };
+    format!(
+        "nothing backed up: {cause}; `bakfleet check --connect` compares each selection with \
+         its server"
+    )
 }
 
 /// Awaits `batch`; a stop signal first stops new jobs and gives running ones `grace`.
