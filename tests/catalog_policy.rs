@@ -123,7 +123,7 @@ async fn skip_kinds_stay_distinct() {
     assert_eq!(scratch.requested_type, BackupType::Log);
 }
 
-/// A backup of sales-prod's orders that finished `hours` after `T0`.
+/// Returns a backup of sales-prod's orders that finished `hours` after `T0`.
 fn orders(backup_type: BackupType, hours: i64) -> bakfleet::backup::BackupRecord {
     record(
         "sales-prod",

@@ -16,8 +16,8 @@ const NEWEST_FULL: &str = "SELECT id, backup_set_guid, database_guid, last_lsn, 
       AND id NOT IN (SELECT backup_id FROM pruned_backups)
     ORDER BY finished_at DESC, id DESC LIMIT 1";
 
-/// The newest log that finished at or after a time (the newest full's finish), or at any
-/// time with `''` as that time.
+/// The newest log that finished at or after a time, the newest full's finish. An empty
+/// text as that time selects the newest log of any time.
 const NEWEST_LOG_SINCE: &str = "SELECT id, last_lsn FROM backups
     WHERE instance = ? AND database = ? AND backup_type = 'log' AND finished_at >= ?
       AND id NOT IN (SELECT backup_id FROM pruned_backups)
@@ -67,8 +67,8 @@ impl Catalog {
         Ok(history)
     }
 
-    /// Runs one of the queries above; `since` is the third parameter of the one that
-    /// takes it.
+    /// Runs one of the queries above. `since` binds the third parameter of
+    /// [`NEWEST_LOG_SINCE`], the only query that has one.
     async fn newest(
         &self,
         sql: &'static str,
