@@ -10,7 +10,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::backup::BackupType;
 use crate::catalog::{Catalog, CatalogError, DatabaseOverview, LastBackup};
-use crate::fleet::{parse_cron, Fleet, Instance, Policy};
+use crate::fleet::{parse_cron, Fleet, Instance, Policy, SELECTION_KEYWORDS};
 
 mod gap;
 
@@ -219,12 +219,7 @@ fn configured_names(instance: &Instance) -> Vec<String> {
         .include_patterns()
         .into_iter()
         .filter(|pattern| !pattern.contains(['*', '?']))
-        .filter(|pattern| {
-            !matches!(
-                *pattern,
-                "USER_DATABASES" | "SYSTEM_DATABASES" | "ALL_DATABASES"
-            )
-        })
+        .filter(|pattern| !SELECTION_KEYWORDS.contains(pattern))
         .map(str::to_string)
         .collect()
 }

@@ -159,7 +159,7 @@ impl DatabaseSelection {
                     continue;
                 };
                 let upper = name.to_ascii_uppercase();
-                let keyword = KEYWORDS
+                let keyword = SELECTION_KEYWORDS
                     .into_iter()
                     .find(|keyword| strsim::levenshtein(&upper, keyword) <= 2);
                 if let Some(keyword) = keyword {
@@ -172,7 +172,7 @@ impl DatabaseSelection {
 }
 
 /// The keywords of a database selection, as they are written.
-const KEYWORDS: [&str; 3] = ["USER_DATABASES", "SYSTEM_DATABASES", "ALL_DATABASES"];
+pub const SELECTION_KEYWORDS: [&str; 3] = ["USER_DATABASES", "SYSTEM_DATABASES", "ALL_DATABASES"];
 
 /// Returns whether `database` is master, model or msdb, in any case.
 pub fn is_system_database(database: &str) -> bool {

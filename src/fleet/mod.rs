@@ -22,7 +22,7 @@ pub use alerts::{
     AlertEvent, Alerts, Email, SmtpTls, Webhook, WebhookFormat, DEFAULT_CHECK_INTERVAL,
     DEFAULT_MIN_INTERVAL,
 };
-pub use databases::{is_system_database, DatabaseSelection, SYSTEM_DATABASES};
+pub use databases::{is_system_database, DatabaseSelection, SELECTION_KEYWORDS, SYSTEM_DATABASES};
 pub use drills::Drills;
 pub use error::{Diagnostic, FleetError, Position};
 pub use instance::{
