@@ -113,6 +113,7 @@ impl Catalog {
         password_hash: &str,
         at: OffsetDateTime,
     ) -> Result<i64, CatalogError> {
+        let _turn = self.write_turn().await;
         let now = format_utc(at);
         let result = sqlx::query(
             "INSERT INTO users (name, role, password_hash, created_at, password_changed_at)
@@ -172,6 +173,7 @@ impl Catalog {
 
     /// Removes a user and its sessions; returns false when no such user exists.
     pub async fn remove_user(&self, name: &str) -> Result<bool, CatalogError> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query("DELETE FROM users WHERE name = ?")
             .bind(name)
             .execute(&self.pool)
@@ -188,6 +190,7 @@ impl Catalog {
         password_hash: &str,
         at: OffsetDateTime,
     ) -> Result<bool, CatalogError> {
+        let _turn = self.write_turn().await;
         let action = || format!("change the password of user {name:?}");
         let mut transaction = self
             .pool
@@ -225,6 +228,7 @@ impl Catalog {
 
     /// Stores a new session.
     pub async fn create_session(&self, session: &NewSession) -> Result<(), CatalogError> {
+        let _turn = self.write_turn().await;
         let at = format_utc(session.at);
         sqlx::query(
             "INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, last_seen_at, client)
@@ -278,6 +282,7 @@ impl Catalog {
         id_hash: &str,
         at: OffsetDateTime,
     ) -> Result<(), CatalogError> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE sessions SET last_seen_at = ? WHERE id_hash = ?")
             .bind(format_utc(at))
             .bind(id_hash)
@@ -289,6 +294,7 @@ impl Catalog {
 
     /// Deletes one session, at logout or once it expired.
     pub async fn delete_session(&self, id_hash: &str) -> Result<(), CatalogError> {
+        let _turn = self.write_turn().await;
         sqlx::query("DELETE FROM sessions WHERE id_hash = ?")
             .bind(id_hash)
             .execute(&self.pool)
@@ -304,6 +310,7 @@ impl Catalog {
         idle_before: OffsetDateTime,
         started_before: OffsetDateTime,
     ) -> Result<u64, CatalogError> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query("DELETE FROM sessions WHERE last_seen_at < ? OR created_at < ?")
             .bind(format_utc(idle_before))
             .bind(format_utc(started_before))
@@ -320,6 +327,7 @@ impl Catalog {
         client: &str,
         at: OffsetDateTime,
     ) -> Result<(), CatalogError> {
+        let _turn = self.write_turn().await;
         sqlx::query("INSERT INTO login_failures (user_name, client, at) VALUES (?, ?, ?)")
             .bind(user_name)
             .bind(client)
@@ -379,6 +387,7 @@ impl Catalog {
         user_name: &str,
         before: OffsetDateTime,
     ) -> Result<(), CatalogError> {
+        let _turn = self.write_turn().await;
         sqlx::query("DELETE FROM login_failures WHERE user_name = ? OR at < ?")
             .bind(user_name)
             .bind(format_utc(before))
@@ -390,6 +399,7 @@ impl Catalog {
 
     /// Appends an entry to the audit log.
     pub async fn record_audit(&self, entry: &NewAuditEntry) -> Result<(), CatalogError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO audit_log (at, actor, action, target, outcome, client, detail)
              VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -141,6 +141,7 @@ impl Catalog {
 
     /// Stores the time up to which finished runs were evaluated.
     pub async fn set_alert_cursor(&self, at: OffsetDateTime) -> Result<(), CatalogError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO alert_cursor (id, finished_at) VALUES (1, ?)
              ON CONFLICT (id) DO UPDATE SET finished_at = excluded.finished_at",
@@ -214,6 +215,7 @@ impl Catalog {
         targets: &[String],
         now: OffsetDateTime,
     ) -> Result<Option<i64>, CatalogError> {
+        let _turn = self.write_turn().await;
         let action = || {
             format!(
                 "record an alert of database {:?} on instance {}",
@@ -304,6 +306,7 @@ impl Catalog {
         target: &str,
         at: OffsetDateTime,
     ) -> Result<(), CatalogError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE alert_deliveries SET status = 'sent', attempts = attempts + 1, sent_at = ?
              WHERE alert_id = ? AND target = ?",
@@ -328,6 +331,7 @@ impl Catalog {
         error: &str,
         give_up: bool,
     ) -> Result<(), CatalogError> {
+        let _turn = self.write_turn().await;
         let status = if give_up { "failed" } else { "pending" };
         sqlx::query(
             "UPDATE alert_deliveries SET status = ?, attempts = attempts + 1, last_error = ?

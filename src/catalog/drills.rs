@@ -69,6 +69,7 @@ const DRILL_COLUMNS: &str = "drills.id, drills.instance, drills.database, drills
 impl Catalog {
     /// Records a drill as running, with the backups it restores, and returns its id.
     pub async fn start_drill(&self, drill: &NewDrill) -> Result<i64, CatalogError> {
+        let _turn = self.write_turn().await;
         let action = || {
             format!(
                 "record a restore drill of database {:?} on instance {}",
@@ -122,6 +123,7 @@ impl Catalog {
         drill_id: i64,
         restored_as: &str,
     ) -> Result<(), CatalogError> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE drills SET restored_as = ? WHERE id = ?")
             .bind(restored_as)
             .bind(drill_id)
@@ -135,6 +137,7 @@ impl Catalog {
 
     /// Records the phase a running drill reached, so an interrupted drill shows where.
     pub async fn set_drill_phase(&self, drill_id: i64, phase: &str) -> Result<(), CatalogError> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE drills SET phase = ? WHERE id = ? AND status = 'running'")
             .bind(phase)
             .bind(drill_id)
@@ -148,6 +151,7 @@ impl Catalog {
 
     /// Records the outcome of a drill.
     pub async fn finish_drill(&self, drill_id: i64, end: &DrillEnd) -> Result<(), CatalogError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE drills SET status = ?, phase = ?, error = ?, drop_error = ?,
                  finished_at = ?, duration_ms = ?
@@ -176,6 +180,7 @@ impl Catalog {
         host: &str,
         now: OffsetDateTime,
     ) -> Result<u64, CatalogError> {
+        let _turn = self.write_turn().await;
         let running: Vec<(i64, i64)> =
             sqlx::query_as("SELECT id, pid FROM drills WHERE status = 'running' AND host = ?")
                 .bind(host)

@@ -60,6 +60,7 @@ impl Catalog {
     /// `last_seen_at` moves to now only when `product_version` is given, because only a
     /// connected caller has it.
     pub async fn upsert_instance(&self, instance: &InstanceFacts) -> Result<(), CatalogError> {
+        let _turn = self.write_turn().await;
         let seen_at = instance
             .product_version
             .as_ref()
@@ -104,6 +105,7 @@ impl Catalog {
         instance: &str,
         database: &DatabaseFacts,
     ) -> Result<(), CatalogError> {
+        let _turn = self.write_turn().await;
         let seen_at = format_utc(OffsetDateTime::now_utc());
         let result = sqlx::query(
             "INSERT INTO databases (instance_id, name, recovery_model, state, last_seen_at)

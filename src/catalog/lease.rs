@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use sqlx::SqliteConnection;
+use sqlx::sqlite::SqliteQueryResult;
+use sqlx::{Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 
 use super::timestamp::{format_utc, parse_utc};
@@ -53,6 +54,36 @@ struct StoredLease {
     expires_at: OffsetDateTime,
 }
 
+/// The values a job lease is written with.
+struct NewLease<'a> {
+    instance: &'a str,
+    database: &'a str,
+    holder: &'a LeaseHolder,
+    now: OffsetDateTime,
+    ttl: Duration,
+}
+
+impl NewLease<'_> {
+    /// Runs `sql`, an INSERT into `job_leases` with its seven columns in table order,
+    /// with this lease's values.
+    async fn write<'e>(
+        &self,
+        executor: impl sqlx::Executor<'e, Database = Sqlite>,
+        sql: &'static str,
+    ) -> Result<SqliteQueryResult, sqlx::Error> {
+        sqlx::query(sql)
+            .bind(self.instance)
+            .bind(self.database)
+            .bind(&self.holder.host)
+            .bind(i64::from(self.holder.pid))
+            .bind(&self.holder.id)
+            .bind(format_utc(self.now))
+            .bind(format_utc(self.now + self.ttl))
+            .execute(executor)
+            .await
+    }
+}
+
 impl Catalog {
     /// Acquires the lease on a database for `ttl` from `now`.
     ///
@@ -71,9 +102,32 @@ impl Catalog {
         ttl: Duration,
         now: OffsetDateTime,
     ) -> Result<(), LeaseError> {
+        let _turn = self.write_turn().await;
         let action =
             || format!("acquire the lease on database {database:?} on instance {instance}");
         // A lease lost in a power cut belonged to a process that the cut stopped too.
+        // Mostly no lease is in place, because the previous job released it, and one
+        // statement takes it. A lease in place goes through the checks below.
+        let free = NewLease {
+            instance,
+            database,
+            holder,
+            now,
+            ttl,
+        };
+        let taken = free
+            .write(
+                self.relaxed(),
+                "INSERT INTO job_leases (instance, database, holder_host, holder_pid, holder_id,
+                                         acquired_at, expires_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (instance, database) DO NOTHING",
+            )
+            .await
+            .map_err(CatalogError::query(action()))?;
+        if taken.rows_affected() == 1 {
+            return Ok(());
+        }
         let mut transaction = self
             .relaxed()
             .begin_with("BEGIN IMMEDIATE")
@@ -111,27 +165,28 @@ impl Catalog {
             }
         }
 
-        sqlx::query(
-            "INSERT INTO job_leases (instance, database, holder_host, holder_pid, holder_id,
-                                     acquired_at, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (instance, database) DO UPDATE SET
-                 holder_host = excluded.holder_host,
-                 holder_pid = excluded.holder_pid,
-                 holder_id = excluded.holder_id,
-                 acquired_at = excluded.acquired_at,
-                 expires_at = excluded.expires_at",
-        )
-        .bind(instance)
-        .bind(database)
-        .bind(&holder.host)
-        .bind(i64::from(holder.pid))
-        .bind(&holder.id)
-        .bind(format_utc(now))
-        .bind(format_utc(now + ttl))
-        .execute(&mut *transaction)
-        .await
-        .map_err(CatalogError::query(action()))?;
+        let lease = NewLease {
+            instance,
+            database,
+            holder,
+            now,
+            ttl,
+        };
+        lease
+            .write(
+                &mut *transaction,
+                "INSERT INTO job_leases (instance, database, holder_host, holder_pid, holder_id,
+                                         acquired_at, expires_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (instance, database) DO UPDATE SET
+                     holder_host = excluded.holder_host,
+                     holder_pid = excluded.holder_pid,
+                     holder_id = excluded.holder_id,
+                     acquired_at = excluded.acquired_at,
+                     expires_at = excluded.expires_at",
+            )
+            .await
+            .map_err(CatalogError::query(action()))?;
 
         transaction
             .commit()
@@ -144,6 +199,7 @@ impl Catalog {
     /// how many it released. A process killed with `kill -9` leaves its leases behind;
     /// without this its databases would stay locked until the leases expire.
     pub async fn release_dead_leases(&self, holder: &LeaseHolder) -> Result<u64, CatalogError> {
+        let _turn = self.write_turn().await;
         let rows: Vec<(String, String, String, i64, String)> = sqlx::query_as(
             "SELECT instance, database, holder_host, holder_pid, holder_id FROM job_leases
              WHERE holder_host = ? AND holder_id != ?",
@@ -194,6 +250,7 @@ impl Catalog {
         ttl: Duration,
         now: OffsetDateTime,
     ) -> Result<(), LeaseError> {
+        let _turn = self.write_turn().await;
         let result = sqlx::query(
             "UPDATE job_leases SET expires_at = ?
              WHERE instance = ? AND database = ? AND holder_id = ?",
@@ -225,6 +282,7 @@ impl Catalog {
         database: &str,
         holder: &LeaseHolder,
     ) -> Result<(), CatalogError> {
+        let _turn = self.write_turn().await;
         let result = sqlx::query(
             "DELETE FROM job_leases WHERE instance = ? AND database = ? AND holder_id = ?",
         )

@@ -154,6 +154,8 @@ pub struct Catalog {
     /// [`Catalog::relaxed`] lists.
     relaxed: SqlitePool,
     cache: std::sync::Arc<overview_cache::OverviewCache>,
+    /// Held by the write under way in this process (see [`Catalog::write_turn`]).
+    writes: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Catalog {
@@ -243,6 +245,7 @@ impl Catalog {
             pool,
             relaxed,
             cache: std::sync::Arc::default(),
+            writes: std::sync::Arc::default(),
         })
     }
 
@@ -257,6 +260,19 @@ impl Catalog {
     /// every commit bounded the fleet's job rate by the disk's flush latency.
     fn relaxed(&self) -> &SqlitePool {
         &self.relaxed
+    }
+
+    /// Waits until no other write of this process is under way, and holds the turn until
+    /// the guard drops. Every method that writes takes it before it begins.
+    ///
+    /// SQLite lets one connection write at a time. A connection that finds the write
+    /// lock taken retries from its busy handler, sleeping 1 ms, then 2, 5, 10 and up to
+    /// 100 ms between tries, so the lock stood free while writers slept, and the FULL and
+    /// relaxed connections kept finding each other's lock. Writers of one process queue
+    /// here instead, and the next starts as soon as the one before ends. The busy timeout
+    /// still covers other processes on the same file.
+    async fn write_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.writes.lock().await
     }
 
     /// Closes every connection, so later queries fail. A clean stop calls it, because
@@ -302,6 +318,38 @@ mod tests {
         // SQLite numbers the levels OFF 0, NORMAL 1, FULL 2.
         assert_eq!(synchronous(&catalog.pool).await, 2);
         assert_eq!(synchronous(catalog.relaxed()).await, 1);
+    }
+
+    #[tokio::test]
+    async fn writes_wait_for_the_write_turn() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(&dir.path().join("catalog.db")).await.unwrap();
+        let turn = catalog.write_turn().await;
+
+        // One write of each pool: a note goes to the relaxed connection, the orphan
+        // sweep to the FULL ones.
+        let relaxed = tokio::spawn({
+            let catalog = catalog.clone();
+            async move { catalog.add_run_note(1, "note").await }
+        });
+        let full = tokio::spawn({
+            let catalog = catalog.clone();
+            async move {
+                catalog
+                    .interrupt_orphaned_runs(time::OffsetDateTime::now_utc())
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!relaxed.is_finished());
+        assert!(!full.is_finished());
+
+        drop(turn);
+        assert!(matches!(
+            relaxed.await.unwrap(),
+            Err(CatalogError::RunNotFound { run_id: 1 })
+        ));
+        assert_eq!(full.await.unwrap().unwrap(), 0);
     }
 
     #[tokio::test]

@@ -94,3 +94,58 @@ pub(super) async fn add_phase_bytes(
     )))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use time::{Duration, OffsetDateTime};
+
+    use super::*;
+    use crate::backup::BackupType;
+    use crate::catalog::NewRun;
+
+    fn total<'a>(totals: &'a [PhaseTotal], phase: &str) -> Option<&'a PhaseTotal> {
+        totals.iter().find(|total| total.phase == phase)
+    }
+
+    #[tokio::test]
+    async fn leaving_a_phase_adds_its_time() {
+        let catalog = Catalog::open_in_memory().await.unwrap();
+        let started_at = OffsetDateTime::now_utc() - Duration::minutes(5);
+        let run_id = catalog
+            .start_run(&NewRun {
+                instance: "sql01".into(),
+                database: "Sales".into(),
+                backup_type: BackupType::Log,
+                trigger: "schedule".into(),
+                started_at,
+                host: "central".into(),
+                pid: 1,
+                slot: None,
+            })
+            .await
+            .unwrap();
+
+        catalog.set_run_phase(run_id, "backup").await.unwrap();
+        let totals = catalog.phase_totals().await.unwrap();
+        let start = total(&totals, "start").expect("phase start was closed");
+        assert_eq!((start.backup_type.as_str(), start.runs), ("log", 1));
+        // Five minutes, give or take the time the test took.
+        assert!(
+            (299_000..310_000).contains(&start.milliseconds),
+            "{start:?}"
+        );
+        assert!(total(&totals, "backup").is_none());
+
+        catalog.set_run_phase(run_id, "verify").await.unwrap();
+        catalog.fail_run(run_id, "verify", "broken").await.unwrap();
+        let totals = catalog.phase_totals().await.unwrap();
+        assert_eq!(total(&totals, "start").unwrap().runs, 1);
+        assert_eq!(total(&totals, "backup").unwrap().runs, 1);
+        // The outcome closes the last phase once.
+        assert_eq!(total(&totals, "verify").unwrap().runs, 1);
+
+        // A finished run changes no totals.
+        assert!(catalog.set_run_phase(run_id, "fetch").await.is_err());
+        assert_eq!(catalog.phase_totals().await.unwrap(), totals);
+    }
+}

@@ -81,6 +81,7 @@ impl Catalog {
         reason: &str,
         at: OffsetDateTime,
     ) -> Result<(), CatalogError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO pruned_backups (backup_id, reason, pruned_at) VALUES (?, ?, ?)
              ON CONFLICT (backup_id) DO NOTHING",
@@ -102,6 +103,7 @@ impl Catalog {
         backup_id: i64,
         at: OffsetDateTime,
     ) -> Result<(), CatalogError> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE pruned_backups SET file_deleted_at = ? WHERE backup_id = ?")
             .bind(format_utc(at))
             .bind(backup_id)

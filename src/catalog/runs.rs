@@ -190,6 +190,7 @@ impl Catalog {
     /// [`CatalogError::SlotTaken`] when a run for the same instance, database, requested
     /// type and schedule slot exists, from this process or another.
     pub async fn start_run(&self, run: &NewRun) -> Result<i64, CatalogError> {
+        let _turn = self.write_turn().await;
         let result = sqlx::query(
             "INSERT INTO runs (instance, database, backup_type, requested_type, slot,
                                trigger, status, phase, started_at, phase_started_at, host, pid)
@@ -236,6 +237,7 @@ impl Catalog {
         backup_type: BackupType,
         reason: &str,
     ) -> Result<(), CatalogError> {
+        let _turn = self.write_turn().await;
         let result = sqlx::query(
             "UPDATE runs SET backup_type = ?, reason = ? WHERE id = ? AND status = 'running'",
         )
@@ -253,46 +255,33 @@ impl Catalog {
         Ok(())
     }
 
-    /// Records the phase a running run has reached, and adds the time it spent in the
-    /// phase it leaves to that phase's totals.
+    /// Records the phase a running run has reached. The catalogue's trigger
+    /// `phase_totals_on_next_phase` adds the time it spent in the phase it leaves to that
+    /// phase's totals in the same statement.
     ///
     /// # Errors
     /// [`CatalogError::RunNotFound`], or [`CatalogError::RunFinished`] when the run
     /// already has an outcome.
     pub async fn set_run_phase(&self, run_id: i64, phase: &str) -> Result<(), CatalogError> {
+        let _turn = self.write_turn().await;
         let now = format_utc(OffsetDateTime::now_utc());
         // A phase lost in a power cut only shows an earlier phase of a run that the next
         // start marks interrupted anyway.
-        let mut transaction =
-            self.relaxed()
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .map_err(CatalogError::query(format!(
-                    "begin to set phase {phase} of run {run_id}"
-                )))?;
-        phase_totals::close_phase(&mut transaction, run_id, &now).await?;
         let result = sqlx::query(
             "UPDATE runs SET phase = ?, phase_started_at = ? WHERE id = ? AND status = 'running'",
         )
         .bind(phase)
         .bind(&now)
         .bind(run_id)
-        .execute(&mut *transaction)
+        .execute(self.relaxed())
         .await
         .map_err(CatalogError::query(format!(
             "set phase {phase} of run {run_id}"
         )))?;
         if result.rows_affected() == 0 {
-            // The explanation reads on another connection, so the write lock goes first.
-            transaction.rollback().await.ok();
             return Err(explain_unchanged_run(&self.pool, run_id).await);
         }
-        transaction
-            .commit()
-            .await
-            .map_err(CatalogError::query(format!(
-                "commit phase {phase} of run {run_id}"
-            )))
+        Ok(())
     }
 
     /// Begins a transaction that takes the write lock at once. A deferred transaction
@@ -311,6 +300,7 @@ impl Catalog {
     /// Appends a line to a run's notes. Works on finished runs too, so that a failed
     /// clean-up after a successful backup can be recorded.
     pub async fn add_run_note(&self, run_id: i64, note: &str) -> Result<(), CatalogError> {
+        let _turn = self.write_turn().await;
         let result = sqlx::query(
             "UPDATE runs
              SET note = CASE WHEN note IS NULL THEN ? ELSE note || char(10) || ? END
@@ -358,6 +348,7 @@ impl Catalog {
         phase: &str,
         error: &str,
     ) -> Result<(), CatalogError> {
+        let _turn = self.write_turn().await;
         let now = format_utc(OffsetDateTime::now_utc());
         let mut transaction = self
             .begin_write(&format!("mark run {run_id} {status}"))
@@ -405,6 +396,7 @@ impl Catalog {
         kind: SkipKind,
         reason: &str,
     ) -> Result<(), CatalogError> {
+        let _turn = self.write_turn().await;
         let now = format_utc(OffsetDateTime::now_utc());
         let mut transaction = self
             .begin_write(&format!("mark run {run_id} skipped"))
@@ -454,6 +446,7 @@ impl Catalog {
         backup: &BackupRecord,
         stats: &RunStats,
     ) -> Result<i64, CatalogError> {
+        let _turn = self.write_turn().await;
         let duration_ms = to_sql_integer("run duration_ms", stats.duration_ms)?;
         let bytes = to_sql_integer("run bytes", stats.bytes)?;
 
@@ -502,6 +495,7 @@ impl Catalog {
     /// A job holds its database's lease for as long as it runs, so a running run without
     /// one belongs to a process that ended (or lost its lease) before recording an outcome.
     pub async fn interrupt_orphaned_runs(&self, now: OffsetDateTime) -> Result<u64, CatalogError> {
+        let _turn = self.write_turn().await;
         let now = format_utc(now);
         let result = sqlx::query(
             "UPDATE runs

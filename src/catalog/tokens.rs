@@ -39,6 +39,7 @@ const TOKEN_COLUMNS: &str = "id, name, role, created_at, expires_at, last_used_a
 impl Catalog {
     /// Stores a new token and returns its id, or `None` when the name is taken.
     pub async fn add_token(&self, token: &NewToken) -> Result<Option<i64>, CatalogError> {
+        let _turn = self.write_turn().await;
         let result = sqlx::query(
             "INSERT INTO api_tokens (name, role, token_hash, created_at, expires_at)
              VALUES (?, ?, ?, ?, ?)",
@@ -85,6 +86,7 @@ impl Catalog {
 
     /// Records when a token was last used.
     pub async fn touch_token(&self, id: i64, at: OffsetDateTime) -> Result<(), CatalogError> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE api_tokens SET last_used_at = ? WHERE id = ?")
             .bind(format_utc(at))
             .bind(id)
@@ -98,6 +100,7 @@ impl Catalog {
 
     /// Removes a token; returns false when no token has that name.
     pub async fn remove_token(&self, name: &str) -> Result<bool, CatalogError> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query("DELETE FROM api_tokens WHERE name = ?")
             .bind(name)
             .execute(&self.pool)
