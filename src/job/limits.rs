@@ -84,8 +84,15 @@ impl Limits {
         }
     }
 
-    /// Waits for a slot under all three limits and returns it. Slots are taken in one
-    /// order (global, instance, staging), so two jobs never wait on each other in a cycle.
+    /// Waits for a slot under all three limits and returns it.
+    ///
+    /// Slots are taken from the narrowest limit to the widest (instance, staging,
+    /// global), and in that one order by every job, so two jobs never wait on each other
+    /// in a cycle. The global slot comes last so that it only ever goes to a job that can
+    /// run at once. Taken first, it went to the jobs of whichever instances queued first,
+    /// most of which then waited for their instance's slot while holding it: in a slot
+    /// of 100 instances with 10 databases each, 32 global slots kept about 12 jobs
+    /// running.
     pub async fn acquire(
         &self,
         instance: &str,
@@ -111,9 +118,9 @@ impl Limits {
         let instance_semaphore = semaphore_for(&self.instances, instance, self.per_instance);
         let staging_semaphore = semaphore_for(&self.stagings, &staging_key, self.per_staging);
         // The semaphores are never closed, so acquiring cannot fail.
-        let global = Arc::clone(&self.global).acquire_owned().await;
         let instance_permit = instance_semaphore.acquire_owned().await;
         let staging_permit = staging_semaphore.acquire_owned().await;
+        let global = Arc::clone(&self.global).acquire_owned().await;
         drop(waiting);
 
         lock(&self.running).insert(
@@ -270,6 +277,36 @@ mod tests {
         assert_eq!(snapshot.running.len(), 2);
         drop((second, other_instance));
         assert!(limits.snapshot().running.is_empty());
+    }
+
+    #[tokio::test]
+    async fn job_waiting_for_its_instance_leaves_global_slot_free() {
+        let limits = Arc::new(Limits::new(&service(2, 1, 4)));
+        let first = limits
+            .acquire("sales", "A", BackupType::Log, &local())
+            .await;
+        // Queued before the other instance's job, it waits for the sales slot.
+        let same_instance = tokio::spawn({
+            let limits = Arc::clone(&limits);
+            async move {
+                limits
+                    .acquire("sales", "B", BackupType::Log, &local())
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+
+        let other_instance = tokio::time::timeout(
+            Duration::from_secs(5),
+            limits.acquire("hr", "C", BackupType::Log, &local()),
+        )
+        .await
+        .expect("the second global slot is free for a job that can run");
+        assert_eq!(limits.snapshot().running.len(), 2);
+        assert_eq!(limits.snapshot().waiting.len(), 1);
+
+        drop((first, other_instance));
+        drop(same_instance.await.unwrap());
     }
 
     #[tokio::test]
