@@ -48,7 +48,14 @@ async fn catalogue_bench_fills_and_measures() {
     assert_eq!(results[2].samples.len(), 6);
     assert_eq!(results[4].samples.len(), 2);
     assert_eq!(results[5].samples.len(), 2);
+    assert!(results
+        .iter()
+        .all(|latencies| latencies.samples.contains(&latencies.first)));
     let markdown = measure::render_markdown(&fill, &results);
+    assert!(
+        markdown.contains("| request | concurrent callers | requests | first ms |"),
+        "{markdown}"
+    );
     assert!(
         markdown.contains("| fleet page, whole request | 3 | 6 |"),
         "{markdown}"

@@ -32,11 +32,16 @@ fn fleet_bench_measures_small_fleet() {
     assert_eq!(figures.lateness.len(), 6);
     assert!(figures.peak_rss_bytes > 0);
     assert!(figures.cpu_seconds_total > 0.0);
+    assert!(figures.simulator_cpu_seconds >= figures.simulator_cpu_seconds_measured);
     assert!(figures.catalogue_bytes > 0);
     assert_eq!(measure::Options::small().databases(), 40);
     let markdown = measure::render_markdown(&options, &figures);
     assert!(
         markdown.contains("| runs missed (no run for its slot) | 0 | 0 | yes |"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("| simulator CPU s, measured slots / whole run |"),
         "{markdown}"
     );
 }

@@ -19,7 +19,7 @@ fn transfer_bench_runs_tiny_file() {
 
     let measurements = measure::run(&options);
 
-    assert_eq!(measurements.len(), 13);
+    assert_eq!(measurements.len(), 14);
     for measurement in &measurements {
         assert_eq!(measurement.seconds.len(), 2, "{}", measurement.case);
         assert_eq!(measurement.size, 1 << 20, "{}", measurement.case);
@@ -42,6 +42,10 @@ fn transfer_bench_runs_tiny_file() {
     );
     assert!(
         markdown.contains("| bakfleet SFTP / ssh cat + fdatasync |"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("| disk write + fdatasync | local write, then fdatasync |"),
         "{markdown}"
     );
     assert!(!measure::generate_file(&work_dir.path().join("x"), 10).is_empty());

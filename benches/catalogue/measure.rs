@@ -52,6 +52,9 @@ pub struct Latencies {
     pub clients: usize,
     /// Sorted, one per request.
     pub samples: Vec<Duration>,
+    /// The first request of the first caller, which finds the connections' page caches
+    /// empty.
+    pub first: Duration,
 }
 
 impl Latencies {
@@ -598,17 +601,23 @@ where
                 request(target.clone(), client * count + index).await;
                 samples.push(started.elapsed());
             }
-            samples
+            (client, samples)
         });
     }
     let mut samples = Vec::new();
+    let mut first = None;
     while let Some(result) = tasks.join_next().await {
-        samples.extend(result.expect("benchmark client"));
+        let (client, client_samples) = result.expect("benchmark client");
+        if client == 0 {
+            first = client_samples.first().copied();
+        }
+        samples.extend(client_samples);
     }
     samples.sort();
     Latencies {
         name,
         clients: options.clients,
+        first: first.expect("the first caller made a request"),
         samples,
     }
 }
@@ -619,8 +628,8 @@ pub fn render_markdown(fill: &FillSummary, results: &[Latencies]) -> String {
         "\n#### Catalogue with {} backups\n\n\
          {} backups and {} runs over {} databases, written in {:.0} s; the catalogue file \
          is {:.0} MiB.\n\n\
-         | request | concurrent callers | requests | p50 ms | p95 ms | p99 ms | max ms | target |\n\
-         | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
+         | request | concurrent callers | requests | first ms | p50 ms | p95 ms | p99 ms | max ms | target |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
         fill.backups,
         fill.backups,
         fill.runs,
@@ -636,10 +645,11 @@ pub fn render_markdown(fill: &FillSummary, results: &[Latencies]) -> String {
             "p95 < 50 ms"
         };
         text.push_str(&format!(
-            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {target} |\n",
+            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {target} |\n",
             latencies.name,
             latencies.clients,
             latencies.samples.len(),
+            ms(latencies.first),
             ms(latencies.percentile(50.0)),
             ms(latencies.percentile(95.0)),
             ms(latencies.percentile(99.0)),

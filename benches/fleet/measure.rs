@@ -112,6 +112,9 @@ pub struct FleetFigures {
     pub cpu_seconds_total: f64,
     /// bakfleet's peak resident set (`VmHWM`), in bytes.
     pub peak_rss_bytes: u64,
+    /// The simulator's CPU seconds during the measured slots: the backups the simulated
+    /// servers write share the two cores with bakfleet.
+    pub simulator_cpu_seconds_measured: f64,
     /// The simulator's CPU seconds over its whole life, for scale.
     pub simulator_cpu_seconds: f64,
     /// Catalogue file plus write-ahead log, in bytes.
@@ -163,6 +166,7 @@ pub fn run(bakfleet: &Path, work_dir: &Path, options: &Options) -> FleetFigures 
     let first_slot = slots[0];
     sleep_until(first_slot);
     let cpu_at_first_slot = cpu_seconds(serve.id());
+    let simulator_cpu_at_first_slot = cpu_seconds(simulator.id());
     let measured_end = *slots.last().expect("at least one slot")
         + time::Duration::seconds(i64::from(options.interval_seconds));
     runtime.block_on(wait_for_measured_runs(
@@ -172,6 +176,7 @@ pub fn run(bakfleet: &Path, work_dir: &Path, options: &Options) -> FleetFigures 
         measured_end,
     ));
     let cpu_after = cpu_seconds(serve.id());
+    let simulator_cpu_after = cpu_seconds(simulator.id());
     let peak_rss_bytes = peak_rss(serve.id());
     stop_child(&mut serve, "bakfleet serve");
     let simulator_cpu_seconds = cpu_seconds(simulator.id());
@@ -188,6 +193,7 @@ pub fn run(bakfleet: &Path, work_dir: &Path, options: &Options) -> FleetFigures 
     figures.cpu_seconds_measured = cpu_after - cpu_at_first_slot;
     figures.cpu_seconds_total = cpu_after;
     figures.peak_rss_bytes = peak_rss_bytes;
+    figures.simulator_cpu_seconds_measured = simulator_cpu_after - simulator_cpu_at_first_slot;
     figures.simulator_cpu_seconds = simulator_cpu_seconds;
     figures.catalogue_bytes =
         file_size(&catalogue) + file_size(&PathBuf::from(format!("{}-wal", catalogue.display())));
@@ -465,6 +471,7 @@ pub fn summarise(
         cpu_seconds_measured: 0.0,
         cpu_seconds_total: 0.0,
         peak_rss_bytes: 0,
+        simulator_cpu_seconds_measured: 0.0,
         simulator_cpu_seconds: 0.0,
         catalogue_bytes: 0,
         load_before: String::new(),
@@ -650,7 +657,7 @@ pub fn render_markdown(options: &Options, figures: &FleetFigures) -> String {
          | runs per second | {rate:.1} | | |\n\
          | bakfleet CPU s, measured slots / whole run | {cpu_measured:.1} / {cpu_total:.1} | | |\n\
          | bakfleet peak RSS MiB | {rss:.0} | < 256 | {rss_met} |\n\
-         | simulator CPU s, whole run | {simulator_cpu:.1} | | |\n\
+         | simulator CPU s, measured slots / whole run | {simulator_cpu_measured:.1} / {simulator_cpu:.1} | | |\n\
          | catalogue MiB | {catalogue:.1} | | |\n",
         instances = options.instances,
         databases = figures.databases,
@@ -679,6 +686,7 @@ pub fn render_markdown(options: &Options, figures: &FleetFigures) -> String {
         cpu_measured = figures.cpu_seconds_measured,
         cpu_total = figures.cpu_seconds_total,
         rss = mib(figures.peak_rss_bytes),
+        simulator_cpu_measured = figures.simulator_cpu_seconds_measured,
         simulator_cpu = figures.simulator_cpu_seconds,
         catalogue = mib(figures.catalogue_bytes),
     )

@@ -49,6 +49,9 @@ pub enum Kind {
     RawCopySynced,
     /// Hashing a cached file.
     Hash,
+    /// Writing the file's size to a new local file and `fdatasync`: what any durable
+    /// copy costs on the disk, whatever brings the bytes.
+    DiskWrite,
 }
 
 impl Kind {
@@ -59,6 +62,7 @@ impl Kind {
             Kind::RawCopyHashed => "raw copy, then hash",
             Kind::RawCopySynced => "raw copy, then fdatasync",
             Kind::Hash => "hash a cached file",
+            Kind::DiskWrite => "local write, then fdatasync",
         }
     }
 }
@@ -237,6 +241,11 @@ const CASES: &[Case] = &[
         name: "sha256sum",
         kind: Kind::Hash,
         run: sha256sum_hash,
+    },
+    Case {
+        name: "disk write + fdatasync",
+        kind: Kind::DiskWrite,
+        run: disk_write,
     },
 ];
 
@@ -487,6 +496,33 @@ fn openssl_hash(_peers: &Peers, file: &BenchFile) -> Sample {
     let output = run_tool(command);
     let seconds = started.elapsed().as_secs_f64();
     assert!(output.starts_with(file.sha256), "openssl printed {output}");
+    Sample {
+        seconds,
+        peak_rss_kib: None,
+        commit_seconds: None,
+    }
+}
+
+/// Writes `file.size` bytes in 4 MiB writes to a new file beside the raw copies and
+/// `fdatasync`s it. The bytes are not zeros, in case the storage below compresses them.
+fn disk_write(peers: &Peers, file: &BenchFile) -> Sample {
+    const CHUNK: usize = 4 << 20;
+    let chunk: Vec<u8> = (0..CHUNK as u64)
+        .map(|index| (index.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let target = peers.copy_dir.join(file.name);
+    let started = Instant::now();
+    let mut copy = fs::File::create(&target).expect("create disk write file");
+    let mut left = file.size;
+    while left > 0 {
+        let length = left.min(CHUNK as u64) as usize;
+        copy.write_all(&chunk[..length])
+            .expect("write disk write file");
+        left -= length as u64;
+    }
+    copy.sync_data().expect("fdatasync disk write file");
+    let seconds = started.elapsed().as_secs_f64();
+    fs::remove_file(&target).expect("remove disk write file");
     Sample {
         seconds,
         peak_rss_kib: None,
