@@ -115,7 +115,7 @@ impl Catalog {
             now,
             ttl,
         };
-        let taken = free
+        let inserted = free
             .write(
                 self.relaxed(),
                 "INSERT INTO job_leases (instance, database, holder_host, holder_pid, holder_id,
@@ -125,7 +125,7 @@ impl Catalog {
             )
             .await
             .map_err(CatalogError::query(action()))?;
-        if taken.rows_affected() == 1 {
+        if inserted.rows_affected() == 1 {
             return Ok(());
         }
         let mut transaction = self

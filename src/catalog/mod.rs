@@ -266,11 +266,11 @@ impl Catalog {
     /// the guard drops. Every method that writes takes it before it begins.
     ///
     /// SQLite lets one connection write at a time. A connection that finds the write
-    /// lock taken retries from its busy handler, sleeping 1 ms, then 2, 5, 10 and up to
-    /// 100 ms between tries, so the lock stood free while writers slept, and the FULL and
-    /// relaxed connections kept finding each other's lock. Writers of one process queue
-    /// here instead, and the next starts as soon as the one before ends. The busy timeout
-    /// still covers other processes on the same file.
+    /// lock taken retries from its busy handler, which sleeps 1 ms, then 2, 5, 10 and up
+    /// to 100 ms between tries. So the lock stood free while writers slept, and the FULL
+    /// and relaxed connections kept finding each other's lock. Writers of one process
+    /// queue here instead, and the next starts as soon as the one before ends. The busy
+    /// timeout still covers other processes on the same file.
     async fn write_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.writes.lock().await
     }

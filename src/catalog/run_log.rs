@@ -23,9 +23,9 @@ pub struct RunLogLine {
     pub message: String,
 }
 
-/// Run log lines per INSERT statement: 600 bound values, well under SQLite's limit of
-/// 32,766. One statement per line cost a round trip to the connection's thread each,
-/// about 28 per backup run, while the process's write turn was held.
+/// Run log lines per INSERT statement: 600 bound values, well under the limit of 32,766
+/// that SQLite has had since 3.32. One statement per line cost a round trip to the
+/// connection's thread each, about 28 per backup run, while the write turn was held.
 const LINES_PER_INSERT: usize = 100;
 
 impl Catalog {
