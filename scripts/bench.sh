@@ -65,7 +65,7 @@ disk="$(df -h --output=source,fstype,size,avail "$work_dir" | tail -1 | tr -s ' 
 samba_version="$(smbd --version)"
 ssh_version="$(ssh -V 2>&1)"
 openssl_version="$(openssl version)"
-coreutils_version="$(sha256sum --version | head -1)"
+coreutils_version="$(sha256sum --version | sed -n 1p)"
 
 section="$(mktemp)"
 {
