@@ -105,17 +105,17 @@ impl Catalog {
         let _turn = self.write_turn().await;
         let action =
             || format!("acquire the lease on database {database:?} on instance {instance}");
-        // A lease lost in a power cut belonged to a process that the cut stopped too.
-        // Mostly no lease is in place, because the previous job released it, and one
-        // statement takes it. A lease in place goes through the checks below.
-        let free = NewLease {
+        let lease = NewLease {
             instance,
             database,
             holder,
             now,
             ttl,
         };
-        let inserted = free
+        // A lease lost in a power cut belonged to a process that the cut stopped too.
+        // Mostly no lease is in place, because the previous job released it, and one
+        // statement takes it. A lease in place goes through the checks below.
+        let inserted = lease
             .write(
                 self.relaxed(),
                 "INSERT INTO job_leases (instance, database, holder_host, holder_pid, holder_id,
@@ -165,13 +165,6 @@ impl Catalog {
             }
         }
 
-        let lease = NewLease {
-            instance,
-            database,
-            holder,
-            now,
-            ttl,
-        };
         lease
             .write(
                 &mut *transaction,
