@@ -9,6 +9,7 @@
 //! and tokio-cron-scheduler offers no injected clock. So slots are computed here on
 //! croner's wall-clock matches in UTC terms, and a small loop drives them.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -18,9 +19,10 @@ use chrono::{
 };
 use chrono_tz::Tz;
 use croner::Cron;
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::backup::BackupType;
 use crate::fleet::{parse_cron, Fleet, Instance, Policy};
@@ -155,6 +157,11 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> OffsetDateTime;
     /// Completes at or after `at`.
     fn sleep_until(&self, at: OffsetDateTime) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+    /// True for a clock whose sleeps end at once: the loop then lets started cycles
+    /// finish before it sleeps, as real time would pass while they run.
+    fn jumps(&self) -> bool {
+        false
+    }
 }
 
 /// Finds the first slot of `cron` in `zone` after `after`, looking up to [`SEARCH_DAYS`]
@@ -232,6 +239,10 @@ impl Clock for SimulatedClock {
         *self.now.lock().expect("clock lock")
     }
 
+    fn jumps(&self) -> bool {
+        true
+    }
+
     fn sleep_until(&self, at: OffsetDateTime) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
             if at > self.end {
@@ -244,24 +255,48 @@ impl Clock for SimulatedClock {
     }
 }
 
+/// Returns the fixed offset of `instance` within a spread window: whole seconds below
+/// `spread`, taken from SHA-256 of the name. It depends on nothing else, so every process
+/// and every restart gives an instance the same start times, and slots stay keys.
+pub fn spread_offset(instance: &str, spread: std::time::Duration) -> time::Duration {
+    let window = spread.as_secs();
+    if window == 0 {
+        return time::Duration::ZERO;
+    }
+    let digest = Sha256::digest(instance.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    let seconds = u64::from_be_bytes(first) % window;
+    time::Duration::seconds(i64::try_from(seconds).unwrap_or(0))
+}
+
 /// One schedule: an instance, one of its policies and one backup type.
+///
+/// Its slots are the cron expression's times plus the instance's [`spread_offset`]: a
+/// run is due, and records as its slot, the shifted time.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub instance: Instance,
     pub policy: Policy,
     pub backup_type: BackupType,
     cron: Cron,
+    offset: time::Duration,
 }
 
 impl Entry {
     /// Lists the slots of this entry in `(after, until]`.
     pub fn slots(&self, after: OffsetDateTime, until: OffsetDateTime) -> Vec<OffsetDateTime> {
-        slots(&self.cron, self.policy.time_zone, after, until)
+        let zone = self.policy.time_zone;
+        slots(&self.cron, zone, after - self.offset, until - self.offset)
+            .into_iter()
+            .map(|slot| slot + self.offset)
+            .collect()
     }
 
     /// Finds the first slot after `after`, looking up to [`SEARCH_DAYS`] ahead.
     fn next_slot(&self, after: OffsetDateTime) -> Option<OffsetDateTime> {
-        next_slot(&self.cron, self.policy.time_zone, after)
+        next_slot(&self.cron, self.policy.time_zone, after - self.offset)
+            .map(|slot| slot + self.offset)
     }
 
     /// Finds the newest slot at or before `now`, looking back up to [`SEARCH_DAYS`].
@@ -316,6 +351,7 @@ pub fn entries(fleet: &Fleet) -> Result<Vec<Entry>, ScheduleError> {
                     policy: policy.clone(),
                     backup_type,
                     cron,
+                    offset: spread_offset(&instance.name, policy.schedule.spread),
                 });
             }
         }
@@ -426,13 +462,18 @@ async fn run_loop(
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut checked = clock.now();
+    let mut cycles = Cycles::default();
     if catch_up {
         let due = catch_up_slots(&schedule.ctx, &schedule.entries, checked).await;
-        run_due(&schedule.ctx, &schedule.entries, due).await;
+        cycles.start(&schedule.ctx, &schedule.entries, due);
     }
     // Once the sender is gone no context follows, and `changed` would fail at once.
     let mut reloads_open = true;
     loop {
+        cycles.reap();
+        if clock.jumps() {
+            cycles.finish().await;
+        }
         // A reload published during a cycle applies before the next slot is chosen.
         if reloads_open && contexts.has_changed().unwrap_or(false) {
             schedule.update(&mut contexts);
@@ -455,7 +496,7 @@ async fn run_loop(
         }
         tokio::select! {
             biased;
-            _ = stopped.wait_for(|stop| *stop) => return,
+            _ = stopped.wait_for(|stop| *stop) => break,
             changed = contexts.changed(), if reloads_open => {
                 match changed {
                     Ok(()) => schedule.update(&mut contexts),
@@ -468,8 +509,9 @@ async fn run_loop(
         let now = clock.now();
         let due = due_slots(&schedule.entries, checked, now);
         checked = now;
-        run_due(&schedule.ctx, &schedule.entries, due).await;
+        cycles.start(&schedule.ctx, &schedule.entries, due);
     }
+    cycles.finish().await;
 }
 
 /// Lists the slots in `(after, until]` in time order, keeping only the newest of each
@@ -542,33 +584,112 @@ pub async fn catch_up_slots(ctx: &JobContext, entries: &[Entry], now: OffsetDate
     due
 }
 
-/// Runs due slots: instances in parallel, and the slots of one instance one after the
-/// other in time and type order, so that a FULL and a LOG of one database never race for
-/// its lease.
-pub async fn run_due(ctx: &JobContext, entries: &[Entry], due: Vec<Due>) {
-    let mut by_instance: Vec<(String, Vec<Due>)> = Vec::new();
-    for item in due {
-        match by_instance
-            .iter_mut()
-            .find(|(name, _)| *name == item.instance)
-        {
-            Some((_, items)) => items.push(item),
-            None => by_instance.push((item.instance.clone(), vec![item])),
-        }
+/// An instance and a policy: the cycles of one run one after the other.
+type TurnKey = (String, String);
+
+/// Cycles the loop started and has not seen finish, and the turns that order them.
+///
+/// The loop does not wait for a slot's cycles before it sleeps until the next slot, so a
+/// FULL that takes hours on one instance delays no other instance's slots.
+#[derive(Default)]
+struct Cycles {
+    tasks: JoinSet<()>,
+    turns: Arc<Turns>,
+}
+
+/// One lock per instance and policy, so that a FULL and a LOG of one database never race
+/// for its lease, and the newest slot started per entry.
+#[derive(Default)]
+struct Turns {
+    locks: Mutex<HashMap<TurnKey, Arc<tokio::sync::Mutex<()>>>>,
+    newest: Mutex<HashMap<(TurnKey, BackupType), OffsetDateTime>>,
+}
+
+impl Turns {
+    fn lock_of(&self, key: &TurnKey) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().expect("turn locks");
+        locks.entry(key.clone()).or_default().clone()
     }
-    let instances = by_instance.into_iter().map(|(_, items)| async move {
-        for item in items {
+
+    fn note_slot(&self, key: &TurnKey, backup_type: BackupType, slot: OffsetDateTime) {
+        let mut newest = self.newest.lock().expect("newest slots");
+        let known = newest.entry((key.clone(), backup_type)).or_insert(slot);
+        *known = (*known).max(slot);
+    }
+
+    /// Whether a newer slot of the same entry waits behind this one: a run late by more
+    /// than one slot lets the newest run instead, as one log backup covers all log since
+    /// the previous one.
+    fn superseded(&self, key: &TurnKey, backup_type: BackupType, slot: OffsetDateTime) -> bool {
+        let newest = self.newest.lock().expect("newest slots");
+        newest
+            .get(&(key.clone(), backup_type))
+            .is_some_and(|newest| *newest > slot)
+    }
+}
+
+impl Cycles {
+    /// Starts due slots without waiting for them. Each instance and policy takes its
+    /// turn, and runs its slots one after the other in the order of `due`.
+    fn start(&mut self, ctx: &JobContext, entries: &[Entry], due: Vec<Due>) {
+        let mut by_turn: Vec<(TurnKey, Vec<(Entry, OffsetDateTime)>)> = Vec::new();
+        for item in due {
             let entry = entries.iter().find(|entry| {
                 entry.instance.name == item.instance
                     && entry.policy.name == item.policy
                     && entry.backup_type == item.backup_type
             });
-            if let Some(entry) = entry {
-                run_cycle(ctx, entry, item.slot).await;
+            let Some(entry) = entry else {
+                continue;
+            };
+            let key = (item.instance, item.policy);
+            self.turns.note_slot(&key, item.backup_type, item.slot);
+            match by_turn.iter_mut().find(|(known, _)| *known == key) {
+                Some((_, items)) => items.push((entry.clone(), item.slot)),
+                None => by_turn.push((key, vec![(entry.clone(), item.slot)])),
             }
         }
-    });
-    futures_util::future::join_all(instances).await;
+        for (key, items) in by_turn {
+            let ctx = ctx.clone();
+            let turns = self.turns.clone();
+            let lock = turns.lock_of(&key);
+            self.tasks.spawn(async move {
+                let _turn = lock.lock_owned().await;
+                for (entry, slot) in items {
+                    if turns.superseded(&key, entry.backup_type, slot) {
+                        tracing::warn!(
+                            instance = %entry.instance.name,
+                            backup_type = %entry.backup_type,
+                            %slot,
+                            "schedule is late; a newer slot waits and runs instead"
+                        );
+                        continue;
+                    }
+                    run_cycle(&ctx, &entry, slot).await;
+                }
+            });
+        }
+    }
+
+    /// Collects the cycles that have finished, logging any that panicked.
+    fn reap(&mut self) {
+        while let Some(result) = self.tasks.try_join_next() {
+            log_cycle_end(result);
+        }
+    }
+
+    /// Waits for every started cycle.
+    async fn finish(&mut self) {
+        while let Some(result) = self.tasks.join_next().await {
+            log_cycle_end(result);
+        }
+    }
+}
+
+fn log_cycle_end(result: Result<(), tokio::task::JoinError>) {
+    if let Err(error) = result {
+        tracing::error!(%error, "a scheduled cycle ended abnormally");
+    }
 }
 
 /// Backs up, for one slot, every selected database of an instance whose policy is the
@@ -820,6 +941,72 @@ mod tests {
             .expect("log entry");
         assert_eq!(log.next_slot(now), Some(datetime!(2026-06-03 12:15 UTC)));
         assert_eq!(log.latest_slot(now), Some(now));
+    }
+
+    fn fleet_with_spread(spread: &str) -> Fleet {
+        let text = format!(
+            "[defaults]\nschedule = {{ full = \"off\", diff = \"off\", spread = \"{spread}\" }}\n\
+             [[instance]]\nname = \"a\"\nhost = \"h\"\n\
+             auth = {{ kind = \"sql\", user = \"u\", password_env = \"P\" }}\n\
+             staging = {{ local = {{ server_path = \"/b\", dir = \"/b\" }} }}\n"
+        );
+        Fleet::parse(&text, std::path::Path::new("fleet.toml")).expect("fleet")
+    }
+
+    #[test]
+    fn spread_offset_is_stable_and_inside_the_window() {
+        let window = std::time::Duration::from_secs(600);
+        let mut distinct = std::collections::BTreeSet::new();
+        for index in 0..200 {
+            let name = format!("sql-{index:03}");
+            let offset = spread_offset(&name, window);
+            assert_eq!(offset, spread_offset(&name, window), "{name}");
+            assert!(offset >= time::Duration::ZERO, "{name}");
+            assert!(offset < time::Duration::seconds(600), "{name}");
+            assert_eq!(
+                offset.subsec_nanoseconds(),
+                0,
+                "whole seconds keep slots exact"
+            );
+            distinct.insert(offset);
+        }
+        assert!(
+            distinct.len() > 150,
+            "offsets spread out: {}",
+            distinct.len()
+        );
+        assert_eq!(
+            spread_offset("sql-001", std::time::Duration::ZERO),
+            time::Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn spread_shifts_every_slot_of_an_instance() {
+        let fleet = fleet_with_spread("10m");
+        let log = &entries(&fleet).expect("entries")[0];
+        let offset = spread_offset("a", std::time::Duration::from_secs(600));
+        assert!(offset > time::Duration::ZERO, "pick a name with an offset");
+        let now = datetime!(2026-06-03 12:00 UTC);
+        assert_eq!(
+            log.next_slot(now + offset),
+            Some(datetime!(2026-06-03 12:15 UTC) + offset)
+        );
+        assert_eq!(
+            log.latest_slot(now + offset),
+            Some(now + offset),
+            "a slot plus its offset is due"
+        );
+        assert_eq!(
+            log.slots(now, now + time::Duration::minutes(30)),
+            vec![
+                datetime!(2026-06-03 12:00 UTC) + offset,
+                datetime!(2026-06-03 12:15 UTC) + offset,
+            ],
+            "offsets under 10 minutes keep two slots in the half hour"
+        );
+        let unspread = &entries(&fleet_with_spread("off")).expect("entries")[0];
+        assert_eq!(unspread.latest_slot(now), Some(now));
     }
 
     #[test]

@@ -328,3 +328,27 @@ fn policy_drill_rejects_bad_cron() {
     assert!(error.contains("key `policy.p.drill.schedule`"), "{error}");
     assert!(error.contains("6 fields"), "{error}");
 }
+
+#[test]
+fn invalid_spread_is_reported() {
+    let text = format!("[policy.p]\nschedule = {{ spread = \"2d\" }}\n{MINIMAL_INSTANCE}");
+    let error = error_text(&text);
+    assert!(error.contains("key `policy.p.schedule.spread`"), "{error}");
+    assert!(error.contains("a day or longer"), "{error}");
+    let text = format!("[defaults]\nschedule.spread = \"ten\"\n{MINIMAL_INSTANCE}");
+    let error = error_text(&text);
+    assert!(
+        error.starts_with("fleet.toml:2:19: key `defaults.schedule.spread`"),
+        "{error}"
+    );
+}
+
+#[test]
+fn spread_reaches_the_policy() {
+    let text = format!("[defaults]\nschedule.spread = \"10m\"\n[policy.p]\nschedule.spread = \"off\"\n{MINIMAL_INSTANCE}");
+    let fleet = Fleet::parse(&text, Path::new("fleet.toml")).expect("fleet");
+    let instance = &fleet.instances[0];
+    assert_eq!(instance.policy.schedule.spread, Duration::from_secs(600));
+    let named = fleet.policies.get("p").expect("policy p");
+    assert_eq!(named.schedule.spread, Duration::ZERO);
+}

@@ -358,6 +358,13 @@ pub(crate) struct RawSchedules {
     /// * *`.
     #[schemars(with = "Option<String>")]
     pub log: Option<Spanned<String>>,
+    /// Window after each slot over which instances start, such as `10m`: each instance
+    /// gets a fixed offset within it, derived from its name, and its runs are due at the
+    /// slot plus that offset. A fleet of many instances then does not queue every run in
+    /// the same second. Less than a day; keep it shorter than the schedules' shortest gap,
+    /// so that each slot's runs start before the next slot. Default: `"off"`.
+    #[schemars(with = "Option<String>")]
+    pub spread: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]

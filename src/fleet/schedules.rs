@@ -1,10 +1,13 @@
 //! Cron schedules per backup type, parsed with croner.
 
+use std::time::Duration;
+
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
 use toml::Spanned;
 
 use super::error::Diagnostics;
+use super::policy::parse_duration;
 use super::raw::RawSchedules;
 use crate::backup::BackupType;
 
@@ -17,6 +20,10 @@ pub struct Schedules {
     pub full: Option<String>,
     pub diff: Option<String>,
     pub log: Option<String>,
+    /// Window after each slot over which the instances' start times are spread; zero
+    /// starts every instance at the slot. The scheduler gives each instance a fixed offset
+    /// within it, so a fleet of thousands does not queue all its runs in one second.
+    pub spread: Duration,
 }
 
 impl Schedules {
@@ -37,6 +44,7 @@ impl Schedules {
             full: Some("0 0 1 * * Sun".to_string()),
             diff: Some("0 0 1 * * Mon-Sat".to_string()),
             log: Some("0 */15 * * * *".to_string()),
+            spread: Duration::ZERO,
         }
     }
 
@@ -59,13 +67,50 @@ impl Schedules {
                     parse_schedule(diagnostics, &key, value).unwrap_or_else(|| base.clone())
                 }
             };
+        let full = merge_one("full", &base.full, &raw.full);
+        let diff = merge_one("diff", &base.diff, &raw.diff);
+        let log = merge_one("log", &base.log, &raw.log);
+        let spread = match &raw.spread {
+            None => base.spread,
+            Some(value) => {
+                let key = format!("{key_prefix}spread");
+                parse_spread(diagnostics, &key, value).unwrap_or(base.spread)
+            }
+        };
         Schedules {
-            full: merge_one("full", &base.full, &raw.full),
-            diff: merge_one("diff", &base.diff, &raw.diff),
-            log: merge_one("log", &base.log, &raw.log),
+            full,
+            diff,
+            log,
+            spread,
         }
     }
 }
+
+/// Reads `spread`: a duration such as `10m`, or `"off"` for none. It must be shorter
+/// than a day, the gap of a daily schedule.
+fn parse_spread(
+    diagnostics: &mut Diagnostics,
+    key: &str,
+    value: &Spanned<String>,
+) -> Option<Duration> {
+    let text = value.get_ref().trim();
+    if text.is_empty() || text.eq_ignore_ascii_case("off") {
+        return Some(Duration::ZERO);
+    }
+    let problem = match parse_duration(text) {
+        Ok(spread) if spread < MAX_SPREAD => return Some(spread),
+        Ok(_) => "it is a day or longer".to_string(),
+        Err(reason) => reason,
+    };
+    let message = format!("invalid spread {text:?}: {problem}");
+    let hint = "write a duration shorter than the schedule's shortest gap, e.g. \"10m\" \
+                for log backups every 15 minutes, or \"off\"";
+    diagnostics.report(value.span().start, key, message, hint);
+    None
+}
+
+/// Longest `spread` accepted (exclusive): one day.
+const MAX_SPREAD: Duration = Duration::from_secs(86_400);
 
 /// Returns `Some(None)` for `""` or `"off"`, `Some(Some(expression))` for a valid cron
 /// expression, and `None` after reporting an invalid one.
@@ -138,6 +183,7 @@ mod tests {
             full: Some("0 0 1 * * Sun".to_string()),
             diff: None,
             log: Some("0 */5 * * * *".to_string()),
+            spread: Duration::ZERO,
         };
         assert_eq!(schedules.for_type(BackupType::Full), Some("0 0 1 * * Sun"));
         assert_eq!(schedules.for_type(BackupType::Diff), None);

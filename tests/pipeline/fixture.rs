@@ -168,6 +168,8 @@ pub struct FleetOptions<'a> {
     pub system_databases: &'a [&'a str],
     /// More `[service]` lines, such as a `retry` table.
     pub service: &'a str,
+    /// More lines of the instance's table, such as `database_policies`.
+    pub instance: &'a str,
     /// Bytes per second the staging peer may send, through a [`SlowRelay`]. `None`
     /// leaves the peer at full speed.
     pub staging_rate: Option<u64>,
@@ -182,6 +184,7 @@ impl Default for FleetOptions<'_> {
             defaults: "",
             system_databases: &[],
             service: "",
+            instance: "",
             staging_rate: None,
         }
     }
@@ -489,7 +492,8 @@ fn fleet_text(
          compression = {compression}\n{schedule}\n{credentials}\n[[instance]]\nname = \"{INSTANCE}\"\n\
          host = {host:?}\nport = {port}\n\
          auth = {{ kind = \"sql\", user = {user:?}, password_secret = \"sql\" }}\n{tls}\n\
-         databases = {{ include = [{include}] }}\n{staging}\n",
+         databases = {{ include = [{include}] }}\n{instance}\n{staging}\n",
+        instance = options.instance,
         compression = options.compression,
         service = options.service,
         host = settings.host,
