@@ -15,6 +15,7 @@ fn fleet_bench_measures_small_fleet() {
         interval_seconds: 5,
         slots: 1,
         parallel_jobs: 4,
+        spread_seconds: 2,
     };
 
     let figures = measure::run(

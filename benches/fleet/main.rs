@@ -32,6 +32,10 @@ struct Arguments {
     /// second than 16 or 32, which spent more CPU per run on switching between jobs.
     #[arg(long, default_value_t = 8)]
     parallel_jobs: usize,
+    /// The log schedule's `spread` in seconds, below the interval; 0 turns it off. Ten
+    /// minutes of a 15-minute interval leaves five for the slot's last runs to finish.
+    #[arg(long, default_value_t = 600)]
+    spread_seconds: u32,
     /// A run of seconds: 20 instances with 2 databases each, a slot every 10 s.
     #[arg(long)]
     small: bool,
@@ -56,8 +60,13 @@ fn main() {
             interval_seconds: arguments.interval_seconds,
             slots: arguments.slots.max(1),
             parallel_jobs: arguments.parallel_jobs.max(1),
+            spread_seconds: arguments.spread_seconds,
         }
     };
+    assert!(
+        options.spread_seconds < options.interval_seconds,
+        "--spread-seconds must be below --interval-seconds"
+    );
     let temp_dir = tempfile::Builder::new()
         .prefix("bakfleet-bench-fleet-")
         .tempdir_in(
