@@ -84,6 +84,9 @@ pub struct Measurement {
     /// Seconds of each bakfleet run spent in `commit` (the final `fdatasync`, rename and
     /// directory `fsync`).
     pub commit_seconds: Vec<f64>,
+    /// Share of the machine's CPU time stolen by the hypervisor during each run, in
+    /// percent: a busy host slows a run without any change on this machine.
+    pub steal_percent: Vec<f64>,
 }
 
 /// Starts the peers, measures every case at every size and returns the figures in
@@ -130,8 +133,10 @@ pub fn run(options: &Options) -> Vec<Measurement> {
                 if case.kind == Kind::Hash {
                     warm_page_cache(&source_path);
                 }
+                let ticks_before = cpu_ticks();
                 let sample = (case.run)(&peers, &file);
-                record(&mut measurements, case, size, sample);
+                let steal = steal_percent(ticks_before, cpu_ticks());
+                record(&mut measurements, case, size, sample, steal);
             }
         }
         fs::remove_file(&source_path).expect("remove benchmark file");
@@ -249,7 +254,13 @@ const CASES: &[Case] = &[
     },
 ];
 
-fn record(measurements: &mut Vec<Measurement>, case: &Case, size: u64, sample: Sample) {
+fn record(
+    measurements: &mut Vec<Measurement>,
+    case: &Case,
+    size: u64,
+    sample: Sample,
+    steal_percent: f64,
+) {
     let position = measurements
         .iter()
         .position(|m| m.case == case.name && m.size == size);
@@ -261,6 +272,7 @@ fn record(measurements: &mut Vec<Measurement>, case: &Case, size: u64, sample: S
             seconds: Vec::new(),
             peak_rss_kib: Vec::new(),
             commit_seconds: Vec::new(),
+            steal_percent: Vec::new(),
         });
         measurements.len() - 1
     });
@@ -268,6 +280,34 @@ fn record(measurements: &mut Vec<Measurement>, case: &Case, size: u64, sample: S
     measurement.seconds.push(sample.seconds);
     measurement.peak_rss_kib.extend(sample.peak_rss_kib);
     measurement.commit_seconds.extend(sample.commit_seconds);
+    measurement.steal_percent.push(steal_percent);
+}
+
+/// Reads the machine's CPU time from the first line of /proc/stat, in ticks: stolen and
+/// total.
+fn cpu_ticks() -> (u64, u64) {
+    let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    // The fields are user, nice, system, idle, iowait, irq, softirq and steal. Guest time
+    // is counted inside user, so it is left out.
+    let total = ticks.iter().take(8).sum();
+    (ticks.get(7).copied().unwrap_or(0), total)
+}
+
+/// Returns the percent of the CPU time between two [`cpu_ticks`] readings that was stolen.
+fn steal_percent(before: (u64, u64), after: (u64, u64)) -> f64 {
+    let total = after.1.saturating_sub(before.1);
+    if total == 0 {
+        return 0.0;
+    }
+    after.0.saturating_sub(before.0) as f64 * 100.0 / total as f64
 }
 
 fn bakfleet_smb(peers: &Peers, file: &BenchFile) -> Sample {
@@ -704,8 +744,8 @@ fn render_size_table(size: u64, measurements: &[&Measurement]) -> String {
     let runs = measurements.first().map_or(0, |m| m.seconds.len());
     let mut text = format!(
         "\n#### {} ({runs} runs per case)\n\n\
-         | case | kind | best s | median s | best MiB/s | median MiB/s | bakfleet peak RSS MiB | commit s (median) |\n\
-         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+         | case | kind | best s | median s | each run s | best MiB/s | median MiB/s | bakfleet peak RSS MiB | commit s (median) | CPU steal % (max) |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         size_label(size)
     );
     for measurement in measurements {
@@ -720,10 +760,21 @@ fn render_size_table(size: u64, measurements: &[&Measurement]) -> String {
         } else {
             format!("{:.2}", best_and_median(&measurement.commit_seconds).1)
         };
+        let each_run: Vec<String> = measurement
+            .seconds
+            .iter()
+            .map(|seconds| format!("{seconds:.2}"))
+            .collect();
+        let steal = measurement
+            .steal_percent
+            .iter()
+            .copied()
+            .fold(0.0, f64::max);
         text.push_str(&format!(
-            "| {} | {} | {best:.2} | {median:.2} | {:.0} | {:.0} | {rss} | {commit} |\n",
+            "| {} | {} | {best:.2} | {median:.2} | {} | {:.0} | {:.0} | {rss} | {commit} | {steal:.1} |\n",
             measurement.case,
             measurement.kind.label(),
+            each_run.join(" "),
             mib_per_s(size, best),
             mib_per_s(size, median),
         ));
