@@ -417,7 +417,7 @@ pub(crate) struct RawInstance {
     #[schemars(with = "RawAuth")]
     pub auth: Spanned<RawAuth>,
     /// TLS of the connection: a table with `encrypt`, `ca_file` and
-    /// `trust_server_certificate`. Default: `encrypt = "required"` with the system's root
+    /// `trust_server_certificate`. Default: `encrypt = "mandatory"` with the system's root
     /// certificates.
     pub tls: Option<RawTls>,
     /// Databases to back up: a table with `include` and `exclude` lists of names, patterns
