@@ -110,7 +110,11 @@ impl BackupLabel {
     fn of(backup: &BackupRow) -> BackupLabel {
         BackupLabel(format!(
             "backup {} ({} backup of [{}] on {}, finished {})",
-            backup.id, backup.backup_type, backup.database, backup.instance, backup.finished_at
+            backup.id,
+            backup.backup_type,
+            backup.database,
+            backup.instance,
+            crate::chain::format_time(&backup.finished_at)
         ))
     }
 }

@@ -64,7 +64,9 @@ pub(crate) async fn execute(fleet_path: &Path, command: UserCommand) -> anyhow::
             for user in users {
                 println!(
                     "{:<24} {:<9} created {}",
-                    user.name, user.role, user.created_at
+                    user.name,
+                    user.role,
+                    crate::chain::format_time(&user.created_at)
                 );
             }
         }
