@@ -1032,3 +1032,39 @@ fn dechunk(mut bytes: &[u8]) -> Vec<u8> {
         bytes = &bytes[start + size + 2..];
     }
 }
+
+/// Runs `bakfleet run INSTANCE DATABASE` and returns whether it succeeded and its stderr.
+fn run_database(fleet: &SimulatedFleet, database: &str) -> (bool, String) {
+    let output = fleet
+        .bakfleet()
+        .args(["run", INSTANCE, database])
+        .output()
+        .expect("run bakfleet run");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.success(), stderr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_run_rejects_misspelled_database() {
+    let fleet = SimulatedFleet::start();
+    let misspelled = format!("{DATABASE}x");
+    let (succeeded, stderr) = run_database(&fleet, &misspelled);
+    assert!(!succeeded, "{stderr}");
+    let expected = format!("database {misspelled:?} not found on instance {INSTANCE}");
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(stderr.contains(DATABASE), "lists the databases: {stderr}");
+
+    let (succeeded, stderr) = run_database(&fleet, &DATABASE.to_uppercase());
+    assert!(!succeeded, "{stderr}");
+    let hint = format!("names are matched exactly, so write {DATABASE:?}");
+    assert!(stderr.contains(&hint), "{stderr}");
+
+    let catalog = Catalog::open(&fleet.dir.path().join("catalog.db"))
+        .await
+        .unwrap();
+    let runs = catalog.recent_runs(10).await.unwrap();
+    assert!(
+        runs.is_empty(),
+        "a misspelled name records no run: {runs:?}"
+    );
+}

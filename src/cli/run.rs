@@ -9,6 +9,7 @@ use anyhow::bail;
 
 use super::output;
 use crate::backup::BackupType;
+use crate::fleet::Instance;
 use crate::job::{self, JobContext, JobRequest, Trigger};
 use crate::service;
 use crate::shutdown;
@@ -102,7 +103,10 @@ pub(crate) async fn plan(
     let mut unreachable = Vec::new();
     for instance in instances {
         let databases = match database {
-            Some(name) => vec![name.to_string()],
+            Some(name) => {
+                check_named_database(ctx, &instance, name).await?;
+                vec![name.to_string()]
+            }
             None => match job::select_and_record_databases(ctx, &instance).await {
                 Ok(found) => found.into_iter().map(|database| database.name).collect(),
                 Err(error) => {
@@ -123,4 +127,41 @@ pub(crate) async fn plan(
         }
     }
     Ok((requests, unreachable))
+}
+
+/// Checks that a database named on the command line exists on its instance, so that a
+/// typo is reported at once instead of being recorded as a failed run. When the instance
+/// cannot be listed, the job runs and records why it could not connect.
+async fn check_named_database(
+    ctx: &JobContext,
+    instance: &Instance,
+    name: &str,
+) -> anyhow::Result<()> {
+    let databases = match job::list_all_databases(instance, &ctx.secrets).await {
+        Ok(databases) => databases,
+        Err(error) => {
+            tracing::warn!(instance = %instance.name, database = name, %error, "could not check the database name");
+            return Ok(());
+        }
+    };
+    if databases.iter().any(|database| database.name == name) {
+        return Ok(());
+    }
+    let hint = match databases
+        .iter()
+        .find(|database| database.name.eq_ignore_ascii_case(name))
+    {
+        Some(database) => format!("names are matched exactly, so write {:?}", database.name),
+        None => {
+            let names: Vec<&str> = databases
+                .iter()
+                .map(|database| database.name.as_str())
+                .collect();
+            format!("its databases are {}", names.join(", "))
+        }
+    };
+    bail!(
+        "database {name:?} not found on instance {}; {hint}",
+        instance.name
+    )
 }

@@ -33,7 +33,9 @@ pub use connect::connect_settings;
 pub use context::{JobContext, JobEvent, JobEventKind, Trigger, HALT_AT_PHASE_VARIABLE};
 pub use fetch::open_source;
 pub use limits::{JobSlot, Limits, QueueSnapshot, QueuedJob};
-pub use selection::{select_and_record_databases, select_databases, SelectionError};
+pub use selection::{
+    list_all_databases, select_and_record_databases, select_databases, SelectionError,
+};
 
 use crate::backup::{BackupRecord, BackupType};
 use crate::catalog::{CatalogError, NewRun, SkipKind};

@@ -14,12 +14,11 @@ pub struct SelectionError {
     pub reason: String,
 }
 
-/// Lists the instance's databases that its `databases` include/exclude patterns select,
-/// in name order. tempdb is never selected: SQL Server cannot back it up.
+/// Lists every database of the instance, in name order, whatever its patterns select.
 ///
 /// # Errors
 /// [`SelectionError`] when the instance cannot be reached or queried.
-pub async fn select_databases(
+pub async fn list_all_databases(
     instance: &Instance,
     secrets: &Secrets,
 ) -> Result<Vec<DatabaseInfo>, SelectionError> {
@@ -31,10 +30,22 @@ pub async fn select_databases(
     let mut connection = open_query_connection(&settings)
         .await
         .map_err(|e| fail(e.to_string()))?;
-    let databases = connection
+    connection
         .databases()
         .await
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(e.to_string()))
+}
+
+/// Lists the instance's databases that its `databases` include/exclude patterns select,
+/// in name order. tempdb is never selected: SQL Server cannot back it up.
+///
+/// # Errors
+/// [`SelectionError`] when the instance cannot be reached or queried.
+pub async fn select_databases(
+    instance: &Instance,
+    secrets: &Secrets,
+) -> Result<Vec<DatabaseInfo>, SelectionError> {
+    let databases = list_all_databases(instance, secrets).await?;
     Ok(databases
         .into_iter()
         .filter(|database| !database.name.eq_ignore_ascii_case("tempdb"))
