@@ -84,9 +84,9 @@ pub struct Measurement {
     /// Seconds of each bakfleet run spent in `commit` (the final `fdatasync`, rename and
     /// directory `fsync`).
     pub commit_seconds: Vec<f64>,
-    /// Share of the machine's CPU time stolen by the hypervisor during each run, in
-    /// percent: a busy host slows a run without any change on this machine.
-    pub steal_percent: Vec<f64>,
+    /// The machine's CPU use during each run: how busy its cores were, and how much time
+    /// the hypervisor stole, which slows a run without any change on this machine.
+    pub cpu: Vec<CpuShare>,
 }
 
 /// Starts the peers, measures every case at every size and returns the figures in
@@ -133,10 +133,10 @@ pub fn run(options: &Options) -> Vec<Measurement> {
                 if case.kind == Kind::Hash {
                     warm_page_cache(&source_path);
                 }
-                let ticks_before = cpu_ticks();
+                let ticks_before = CpuTicks::read();
                 let sample = (case.run)(&peers, &file);
-                let steal = steal_percent(ticks_before, cpu_ticks());
-                record(&mut measurements, case, size, sample, steal);
+                let cpu = ticks_before.share_until(&CpuTicks::read());
+                record(&mut measurements, case, size, sample, cpu);
             }
         }
         fs::remove_file(&source_path).expect("remove benchmark file");
@@ -259,7 +259,7 @@ fn record(
     case: &Case,
     size: u64,
     sample: Sample,
-    steal_percent: f64,
+    cpu: CpuShare,
 ) {
     let position = measurements
         .iter()
@@ -272,7 +272,7 @@ fn record(
             seconds: Vec::new(),
             peak_rss_kib: Vec::new(),
             commit_seconds: Vec::new(),
-            steal_percent: Vec::new(),
+            cpu: Vec::new(),
         });
         measurements.len() - 1
     });
@@ -280,34 +280,60 @@ fn record(
     measurement.seconds.push(sample.seconds);
     measurement.peak_rss_kib.extend(sample.peak_rss_kib);
     measurement.commit_seconds.extend(sample.commit_seconds);
-    measurement.steal_percent.push(steal_percent);
+    measurement.cpu.push(cpu);
 }
 
-/// Reads the machine's CPU time from the first line of /proc/stat, in ticks: stolen and
-/// total.
-fn cpu_ticks() -> (u64, u64) {
-    let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
-    let ticks: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|field| field.parse().ok())
-        .collect();
-    // The fields are user, nice, system, idle, iowait, irq, softirq and steal. Guest time
-    // is counted inside user, so it is left out.
-    let total = ticks.iter().take(8).sum();
-    (ticks.get(7).copied().unwrap_or(0), total)
+/// The machine's CPU time so far, from the first line of /proc/stat, in ticks.
+struct CpuTicks {
+    total: u64,
+    idle: u64,
+    steal: u64,
 }
 
-/// Returns the percent of the CPU time between two [`cpu_ticks`] readings that was stolen.
-fn steal_percent(before: (u64, u64), after: (u64, u64)) -> f64 {
-    let total = after.1.saturating_sub(before.1);
-    if total == 0 {
-        return 0.0;
+/// Percent of the machine's CPU time, all cores together, over one run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuShare {
+    /// Time neither idle nor waiting for the disk.
+    pub busy: f64,
+    /// Time the hypervisor gave to other guests.
+    pub steal: f64,
+}
+
+impl CpuTicks {
+    fn read() -> CpuTicks {
+        let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
+        let ticks: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|field| field.parse().ok())
+            .collect();
+        let field = |index: usize| ticks.get(index).copied().unwrap_or(0);
+        // The fields are user, nice, system, idle, iowait, irq, softirq and steal. Guest
+        // time is counted inside user, so it is left out.
+        CpuTicks {
+            total: ticks.iter().take(8).sum(),
+            idle: field(3) + field(4),
+            steal: field(7),
+        }
     }
-    after.0.saturating_sub(before.0) as f64 * 100.0 / total as f64
+
+    /// Returns the shares of the time from this reading to `later`.
+    fn share_until(&self, later: &CpuTicks) -> CpuShare {
+        let total = later.total.saturating_sub(self.total);
+        if total == 0 {
+            return CpuShare::default();
+        }
+        let percent = |ticks: u64| ticks as f64 * 100.0 / total as f64;
+        let idle = later.idle.saturating_sub(self.idle);
+        let steal = later.steal.saturating_sub(self.steal);
+        CpuShare {
+            busy: percent(total.saturating_sub(idle).saturating_sub(steal)),
+            steal: percent(steal),
+        }
+    }
 }
 
 fn bakfleet_smb(peers: &Peers, file: &BenchFile) -> Sample {
@@ -744,8 +770,8 @@ fn render_size_table(size: u64, measurements: &[&Measurement]) -> String {
     let runs = measurements.first().map_or(0, |m| m.seconds.len());
     let mut text = format!(
         "\n#### {} ({runs} runs per case)\n\n\
-         | case | kind | best s | median s | each run s | best MiB/s | median MiB/s | bakfleet peak RSS MiB | commit s (median) | CPU steal % (max) |\n\
-         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+         | case | kind | best s | median s | each run s | best MiB/s | median MiB/s | bakfleet peak RSS MiB | commit s (median) | CPU busy % (median) | CPU steal % (max) |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         size_label(size)
     );
     for measurement in measurements {
@@ -765,13 +791,19 @@ fn render_size_table(size: u64, measurements: &[&Measurement]) -> String {
             .iter()
             .map(|seconds| format!("{seconds:.2}"))
             .collect();
+        let busy: Vec<f64> = measurement.cpu.iter().map(|share| share.busy).collect();
+        let busy = if busy.is_empty() {
+            0.0
+        } else {
+            best_and_median(&busy).1
+        };
         let steal = measurement
-            .steal_percent
+            .cpu
             .iter()
-            .copied()
+            .map(|share| share.steal)
             .fold(0.0, f64::max);
         text.push_str(&format!(
-            "| {} | {} | {best:.2} | {median:.2} | {} | {:.0} | {:.0} | {rss} | {commit} | {steal:.1} |\n",
+            "| {} | {} | {best:.2} | {median:.2} | {} | {:.0} | {:.0} | {rss} | {commit} | {busy:.0} | {steal:.1} |\n",
             measurement.case,
             measurement.kind.label(),
             each_run.join(" "),
