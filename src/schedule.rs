@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{
@@ -408,10 +409,11 @@ impl Scheduler {
         Ok(Scheduler { stop, task })
     }
 
-    /// Stops the loop from starting further slots. Jobs of the slot in progress keep
-    /// running: the process's stop handling gives them their grace time and then cancels
-    /// them safely, and the loop ends after them. A process that exits at once (the demo)
-    /// leaves them to be marked interrupted at the next start.
+    /// Stops the loop from starting further slots, and cycles still waiting for their turn
+    /// from starting. Jobs of cycles under way keep running: the process's stop handling
+    /// gives them their grace time and then cancels them safely, and the loop ends after
+    /// them. A process that exits at once (the demo) leaves them to be marked interrupted
+    /// at the next start.
     pub async fn shutdown(self) {
         self.stop.send_replace(true);
         drop(self.task);
@@ -462,7 +464,7 @@ async fn run_loop(
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut checked = clock.now();
-    let mut cycles = Cycles::default();
+    let mut cycles = Cycles::new(stopped.clone());
     if catch_up {
         let due = catch_up_slots(&schedule.ctx, &schedule.entries, checked).await;
         cycles.start(&schedule.ctx, &schedule.entries, due);
@@ -591,24 +593,58 @@ type TurnKey = (String, String);
 ///
 /// The loop does not wait for a slot's cycles before it sleeps until the next slot, so a
 /// FULL that takes hours on one instance delays no other instance's slots.
-#[derive(Default)]
 struct Cycles {
     tasks: JoinSet<()>,
     turns: Arc<Turns>,
+    /// The scheduler's stop: a cycle still waiting for its turn then does not start.
+    stopped: watch::Receiver<bool>,
 }
 
-/// One lock per instance and policy, so that a FULL and a LOG of one database never race
-/// for its lease, and the newest slot started per entry.
+/// One queue per instance and policy, so that a FULL and a LOG of one database never
+/// race for its lease, and the newest slot started per entry.
 #[derive(Default)]
 struct Turns {
-    locks: Mutex<HashMap<TurnKey, Arc<tokio::sync::Mutex<()>>>>,
+    queues: Mutex<HashMap<TurnKey, Arc<TurnQueue>>>,
     newest: Mutex<HashMap<(TurnKey, BackupType), OffsetDateTime>>,
 }
 
+/// The cycles of one instance and policy, in the order [`Cycles::start`] started them:
+/// each takes a ticket there and runs when `serving` reaches it.
+struct TurnQueue {
+    issued: AtomicU64,
+    serving: watch::Sender<u64>,
+}
+
+impl Default for TurnQueue {
+    fn default() -> TurnQueue {
+        TurnQueue {
+            issued: AtomicU64::new(0),
+            serving: watch::channel(0).0,
+        }
+    }
+}
+
+/// Passes the turn to the next ticket when the cycle that holds it ends, however it ends.
+struct TurnGuard(Arc<TurnQueue>);
+
+impl Drop for TurnGuard {
+    fn drop(&mut self) {
+        self.0.serving.send_modify(|serving| *serving += 1);
+    }
+}
+
+/// Waits until `ticket` is served and returns the guard that passes the turn on.
+async fn wait_for_turn(queue: Arc<TurnQueue>, ticket: u64) -> TurnGuard {
+    let mut serving = queue.serving.subscribe();
+    // The sender lives in `queue`, which this task holds, so waiting cannot fail.
+    let _ = serving.wait_for(|serving| *serving == ticket).await;
+    TurnGuard(queue)
+}
+
 impl Turns {
-    fn lock_of(&self, key: &TurnKey) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.locks.lock().expect("turn locks");
-        locks.entry(key.clone()).or_default().clone()
+    fn queue_of(&self, key: &TurnKey) -> Arc<TurnQueue> {
+        let mut queues = self.queues.lock().expect("turn queues");
+        queues.entry(key.clone()).or_default().clone()
     }
 
     fn note_slot(&self, key: &TurnKey, backup_type: BackupType, slot: OffsetDateTime) {
@@ -629,8 +665,17 @@ impl Turns {
 }
 
 impl Cycles {
+    fn new(stopped: watch::Receiver<bool>) -> Cycles {
+        Cycles {
+            tasks: JoinSet::new(),
+            turns: Arc::default(),
+            stopped,
+        }
+    }
+
     /// Starts due slots without waiting for them. Each instance and policy takes its
-    /// turn, and runs its slots one after the other in the order of `due`.
+    /// turn in the order of the calls, so a caught-up FULL runs before a later slot's
+    /// LOG, and runs its slots one after the other in the order of `due`.
     fn start(&mut self, ctx: &JobContext, entries: &[Entry], due: Vec<Due>) {
         let mut by_turn: Vec<(TurnKey, Vec<(Entry, OffsetDateTime)>)> = Vec::new();
         for item in due {
@@ -652,10 +697,21 @@ impl Cycles {
         for (key, items) in by_turn {
             let ctx = ctx.clone();
             let turns = self.turns.clone();
-            let lock = turns.lock_of(&key);
+            let stopped = self.stopped.clone();
+            let queue = turns.queue_of(&key);
+            let ticket = queue.issued.fetch_add(1, Ordering::SeqCst);
             self.tasks.spawn(async move {
-                let _turn = lock.lock_owned().await;
+                let _turn = wait_for_turn(queue, ticket).await;
                 for (entry, slot) in items {
+                    if *stopped.borrow() {
+                        tracing::info!(
+                            instance = %entry.instance.name,
+                            backup_type = %entry.backup_type,
+                            %slot,
+                            "the scheduler is stopping; the cycle does not start"
+                        );
+                        break;
+                    }
                     if turns.superseded(&key, entry.backup_type, slot) {
                         tracing::warn!(
                             instance = %entry.instance.name,
@@ -941,6 +997,30 @@ mod tests {
             .expect("log entry");
         assert_eq!(log.next_slot(now), Some(datetime!(2026-06-03 12:15 UTC)));
         assert_eq!(log.latest_slot(now), Some(now));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn turns_follow_ticket_order() {
+        let queue = Arc::new(TurnQueue::default());
+        let tickets: Vec<u64> = (0..4)
+            .map(|_| queue.issued.fetch_add(1, Ordering::SeqCst))
+            .collect();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = JoinSet::new();
+        // Spawned last ticket first, as a scheduler may poll them.
+        for ticket in tickets.into_iter().rev() {
+            let queue = queue.clone();
+            let order = order.clone();
+            tasks.spawn(async move {
+                let _turn = wait_for_turn(queue, ticket).await;
+                tokio::task::yield_now().await;
+                order.lock().expect("order").push(ticket);
+            });
+        }
+        while let Some(result) = tasks.join_next().await {
+            result.expect("turn task");
+        }
+        assert_eq!(*order.lock().expect("order"), vec![0, 1, 2, 3]);
     }
 
     fn fleet_with_spread(spread: &str) -> Fleet {
