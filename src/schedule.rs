@@ -158,8 +158,8 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> OffsetDateTime;
     /// Completes at or after `at`.
     fn sleep_until(&self, at: OffsetDateTime) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
-    /// True for a clock whose sleeps end at once: the loop then lets started cycles
-    /// finish before it sleeps, as real time would pass while they run.
+    /// Returns true for a clock whose sleeps end at once. The loop then lets started
+    /// cycles finish before it sleeps, as real time would pass while they run.
     fn jumps(&self) -> bool {
         false
     }
@@ -586,7 +586,7 @@ pub async fn catch_up_slots(ctx: &JobContext, entries: &[Entry], now: OffsetDate
     due
 }
 
-/// An instance and a policy: the cycles of one run one after the other.
+/// Instance and policy names. The cycles of one key run one after the other.
 type TurnKey = (String, String);
 
 /// Cycles the loop started and has not seen finish, and the turns that order them.
@@ -596,20 +596,20 @@ type TurnKey = (String, String);
 struct Cycles {
     tasks: JoinSet<()>,
     turns: Arc<Turns>,
-    /// The scheduler's stop: a cycle still waiting for its turn then does not start.
+    /// Stop signal of the scheduler. A cycle still waiting for its turn then does not start.
     stopped: watch::Receiver<bool>,
 }
 
-/// One queue per instance and policy, so that a FULL and a LOG of one database never
-/// race for its lease, and the newest slot started per entry.
+/// Queues per instance and policy, so that a FULL and a LOG of one database never race
+/// for its lease, and the newest slot started per entry.
 #[derive(Default)]
 struct Turns {
     queues: Mutex<HashMap<TurnKey, Arc<TurnQueue>>>,
     newest: Mutex<HashMap<(TurnKey, BackupType), OffsetDateTime>>,
 }
 
-/// The cycles of one instance and policy, in the order [`Cycles::start`] started them:
-/// each takes a ticket there and runs when `serving` reaches it.
+/// Queue of the cycles of one instance and policy. Each takes a ticket in
+/// [`Cycles::start`] and runs when `serving` reaches that ticket.
 struct TurnQueue {
     issued: AtomicU64,
     serving: watch::Sender<u64>,
@@ -624,7 +624,7 @@ impl Default for TurnQueue {
     }
 }
 
-/// Passes the turn to the next ticket when the cycle that holds it ends, however it ends.
+/// Guard that passes the turn to the next ticket when its cycle ends, even by a panic.
 struct TurnGuard(Arc<TurnQueue>);
 
 impl Drop for TurnGuard {
@@ -636,7 +636,8 @@ impl Drop for TurnGuard {
 /// Waits until `ticket` is served and returns the guard that passes the turn on.
 async fn wait_for_turn(queue: Arc<TurnQueue>, ticket: u64) -> TurnGuard {
     let mut serving = queue.serving.subscribe();
-    // The sender lives in `queue`, which this task holds, so waiting cannot fail.
+    // `queue` owns the sender and lives until this function returns, so `wait_for`
+    // cannot see a closed channel.
     let _ = serving.wait_for(|serving| *serving == ticket).await;
     TurnGuard(queue)
 }
@@ -653,9 +654,9 @@ impl Turns {
         *known = (*known).max(slot);
     }
 
-    /// Whether a newer slot of the same entry waits behind this one: a run late by more
-    /// than one slot lets the newest run instead, as one log backup covers all log since
-    /// the previous one.
+    /// Returns whether a newer slot of the same entry waits behind this one. A run late
+    /// by more than one slot lets the newest run instead, because one log backup covers
+    /// all log since the previous one.
     fn superseded(&self, key: &TurnKey, backup_type: BackupType, slot: OffsetDateTime) -> bool {
         let newest = self.newest.lock().expect("newest slots");
         newest
@@ -1034,7 +1035,7 @@ mod tests {
     }
 
     #[test]
-    fn spread_offset_is_stable_and_inside_the_window() {
+    fn spread_offset_stable_within_window() {
         let window = std::time::Duration::from_secs(600);
         let mut distinct = std::collections::BTreeSet::new();
         for index in 0..200 {
@@ -1062,7 +1063,7 @@ mod tests {
     }
 
     #[test]
-    fn spread_shifts_every_slot_of_an_instance() {
+    fn spread_shifts_instance_slots() {
         let fleet = fleet_with_spread("10m");
         let log = &entries(&fleet).expect("entries")[0];
         let offset = spread_offset("a", std::time::Duration::from_secs(600));
