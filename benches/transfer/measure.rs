@@ -11,6 +11,11 @@ use bakfleet::store::{hash_file_at, Store};
 use bakfleet::transfer::{SftpSettings, SmbSettings, Source};
 
 use crate::support::{Smbd, Sshd};
+use usage::{RunUsage, UsageReading};
+
+// A path beside this file, so the test that includes this file by path finds it too.
+#[path = "usage.rs"]
+mod usage;
 
 /// Cipher of every SSH connection measured. bakfleet prefers AES-256-GCM, and the raw
 /// tools get the same one so the figures compare the copy and not the cipher.
@@ -87,6 +92,8 @@ pub struct Measurement {
     /// The machine's CPU use during each run: how busy its cores were, and how much time
     /// the hypervisor stole, which slows a run without any change on this machine.
     pub cpu: Vec<CpuShare>,
+    /// What each run cost the benchmark process, the tools it ran, and the disk.
+    pub usage: Vec<RunUsage>,
 }
 
 /// Starts the peers, measures every case at every size and returns the figures in
@@ -134,9 +141,15 @@ pub fn run(options: &Options) -> Vec<Measurement> {
                     warm_page_cache(&source_path);
                 }
                 let ticks_before = CpuTicks::read();
+                let usage_before = UsageReading::take(&options.work_dir);
+                let started = Instant::now();
                 let sample = (case.run)(&peers, &file);
+                let usage = usage_before.usage_until(
+                    &UsageReading::take(&options.work_dir),
+                    started.elapsed().as_secs_f64(),
+                );
                 let cpu = ticks_before.share_until(&CpuTicks::read());
-                record(&mut measurements, case, size, sample, cpu);
+                record(&mut measurements, case, size, sample, (cpu, usage));
             }
         }
         fs::remove_file(&source_path).expect("remove benchmark file");
@@ -259,7 +272,7 @@ fn record(
     case: &Case,
     size: u64,
     sample: Sample,
-    cpu: CpuShare,
+    (cpu, usage): (CpuShare, RunUsage),
 ) {
     let position = measurements
         .iter()
@@ -273,6 +286,7 @@ fn record(
             peak_rss_kib: Vec::new(),
             commit_seconds: Vec::new(),
             cpu: Vec::new(),
+            usage: Vec::new(),
         });
         measurements.len() - 1
     });
@@ -281,6 +295,7 @@ fn record(
     measurement.peak_rss_kib.extend(sample.peak_rss_kib);
     measurement.commit_seconds.extend(sample.commit_seconds);
     measurement.cpu.push(cpu);
+    measurement.usage.push(usage);
 }
 
 /// The machine's CPU time so far, from the first line of /proc/stat, in ticks.
@@ -297,6 +312,8 @@ pub struct CpuShare {
     pub busy: f64,
     /// Time the hypervisor gave to other guests.
     pub steal: f64,
+    /// CPU seconds the machine spent busy, all cores together.
+    pub busy_seconds: f64,
 }
 
 impl CpuTicks {
@@ -329,9 +346,11 @@ impl CpuTicks {
         let percent = |ticks: u64| ticks as f64 * 100.0 / total as f64;
         let idle = later.idle.saturating_sub(self.idle);
         let steal = later.steal.saturating_sub(self.steal);
+        let busy = total.saturating_sub(idle).saturating_sub(steal);
         CpuShare {
-            busy: percent(total.saturating_sub(idle).saturating_sub(steal)),
+            busy: percent(busy),
             steal: percent(steal),
+            busy_seconds: busy as f64 / usage::ticks_per_second(),
         }
     }
 }
@@ -770,8 +789,8 @@ fn render_size_table(size: u64, measurements: &[&Measurement]) -> String {
     let runs = measurements.first().map_or(0, |m| m.seconds.len());
     let mut text = format!(
         "\n#### {} ({runs} runs per case)\n\n\
-         | case | kind | best s | median s | each run s | best MiB/s | median MiB/s | bakfleet peak RSS MiB | commit s (median) | CPU busy % (median) | CPU steal % (max) |\n\
-         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+         | case | kind | best s | median s | each run s | best MiB/s | median MiB/s | bakfleet peak RSS MiB | commit s (median) |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         size_label(size)
     );
     for measurement in measurements {
@@ -781,37 +800,89 @@ fn render_size_table(size: u64, measurements: &[&Measurement]) -> String {
             .iter()
             .max()
             .map_or("".to_string(), |kib| format!("{:.0}", *kib as f64 / 1024.0));
-        let commit = if measurement.commit_seconds.is_empty() {
-            String::new()
-        } else {
-            format!("{:.2}", best_and_median(&measurement.commit_seconds).1)
-        };
         let each_run: Vec<String> = measurement
             .seconds
             .iter()
             .map(|seconds| format!("{seconds:.2}"))
             .collect();
-        let busy: Vec<f64> = measurement.cpu.iter().map(|share| share.busy).collect();
-        let busy = if busy.is_empty() {
-            0.0
-        } else {
-            best_and_median(&busy).1
-        };
-        let steal = measurement
-            .cpu
-            .iter()
-            .map(|share| share.steal)
-            .fold(0.0, f64::max);
         text.push_str(&format!(
-            "| {} | {} | {best:.2} | {median:.2} | {} | {:.0} | {:.0} | {rss} | {commit} | {busy:.0} | {steal:.1} |\n",
+            "| {} | {} | {best:.2} | {median:.2} | {} | {:.0} | {:.0} | {rss} | {} |\n",
             measurement.case,
             measurement.kind.label(),
             each_run.join(" "),
             mib_per_s(size, best),
             mib_per_s(size, median),
+            median_text(&measurement.commit_seconds, 2),
+        ));
+    }
+    text.push_str(&render_usage_table(measurements));
+    text
+}
+
+/// The second table of a size: what each case's runs cost the CPU and the disk, as
+/// medians over the runs (steal as the maximum), to tell what set their pace.
+fn render_usage_table(measurements: &[&Measurement]) -> String {
+    let mut text = String::from(
+        "\n| case | benchmark process CPU s | its busiest thread CPU s | tools' CPU s | servers' and kernel's CPU s | machine CPU s, each run | CPU busy % | CPU steal % (max) | disk busy % | disk read MiB | disk written MiB |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    for measurement in measurements {
+        let of_usage = |pick: fn(&RunUsage) -> Option<f64>| -> Vec<f64> {
+            measurement.usage.iter().filter_map(pick).collect()
+        };
+        let process_cpu = of_usage(|usage| Some(usage.process_cpu));
+        let tools_cpu = of_usage(|usage| Some(usage.tools_cpu));
+        // Only bakfleet's cases run their work on the benchmark's own threads.
+        let busiest = if measurement.kind == Kind::Bakfleet {
+            of_usage(|usage| Some(usage.busiest_thread_cpu))
+        } else {
+            Vec::new()
+        };
+        let busy: Vec<f64> = measurement.cpu.iter().map(|share| share.busy).collect();
+        // What the machine spent beyond this process and its tools: smbd, sshd and its
+        // children, and the kernel's threads (writeback, network).
+        let others: Vec<f64> = measurement
+            .cpu
+            .iter()
+            .zip(&measurement.usage)
+            .map(|(share, usage)| {
+                (share.busy_seconds - usage.process_cpu - usage.tools_cpu).max(0.0)
+            })
+            .collect();
+        let steal = measurement
+            .cpu
+            .iter()
+            .map(|share| share.steal)
+            .fold(0.0, f64::max);
+        let each_run: Vec<String> = measurement
+            .cpu
+            .iter()
+            .map(|share| format!("{:.2}", share.busy_seconds))
+            .collect();
+        text.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {steal:.1} | {} | {} | {} |\n",
+            measurement.case,
+            median_text(&process_cpu, 2),
+            median_text(&busiest, 2),
+            median_text(&tools_cpu, 2),
+            median_text(&others, 2),
+            each_run.join(" "),
+            median_text(&busy, 0),
+            median_text(&of_usage(|usage| usage.disk_busy), 0),
+            median_text(&of_usage(|usage| usage.disk_read_mib), 0),
+            median_text(&of_usage(|usage| usage.disk_written_mib), 0),
         ));
     }
     text
+}
+
+/// The median of `values` with `decimals` digits, or nothing when there are none.
+fn median_text(values: &[f64], decimals: usize) -> String {
+    if values.is_empty() {
+        String::new()
+    } else {
+        format!("{:.*}", decimals, best_and_median(values).1)
+    }
 }
 
 /// Ratios of throughput (best runs): bakfleet over each raw copy (target >= 0.95),
