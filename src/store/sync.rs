@@ -16,6 +16,40 @@ where
         .map_err(|error| StoreError::Task(error.to_string()))?
 }
 
+/// Runs a blocking step on a new thread at the lowest CPU priority (nice 19), for work
+/// that trails a transfer rather than paces it. A new thread per step, because a thread's
+/// nice value cannot be lowered back without `CAP_SYS_NICE`, so a pool thread would keep
+/// it for every later task.
+pub(super) async fn run_behind<T, F>(step: F) -> Result<T, StoreError>
+where
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+    T: Send + 'static,
+{
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("bakfleet-behind".to_string())
+        .spawn(move || {
+            lower_thread_priority();
+            // The receiver is gone only when the caller stopped waiting.
+            let _ = sender.send(step());
+        })
+        .map_err(|error| StoreError::Task(format!("cannot start a thread: {error}")))?;
+    receiver
+        .await
+        .map_err(|_| StoreError::Task("a background step panicked".to_string()))?
+}
+
+/// Sets the calling thread's nice value to 19. A failure is ignored: the step then runs at
+/// the process's priority, which is slower at worst.
+fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid has no preconditions, and on Linux setpriority with PRIO_PROCESS and
+    // a thread id changes that thread only; neither touches memory of this process.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19);
+    }
+}
+
 /// Asks the kernel to start writing `length` bytes of `file` from `offset` to disk,
 /// without waiting. Dirty pages then go out while the transfer goes on, so the
 /// `fdatasync` at commit waits for the last stretch only, not the whole file. It is a
@@ -148,4 +182,40 @@ fn renameat2_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
 #[cfg(not(target_os = "linux"))]
 fn renameat2_no_replace(_from: &Path, _to: &Path) -> std::io::Result<()> {
     Err(std::io::Error::from_raw_os_error(libc::ENOSYS))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Returns the calling thread's nice value.
+    fn thread_nice() -> i32 {
+        // SAFETY: getpriority only reads the scheduling value of the calling thread.
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+    }
+
+    #[tokio::test]
+    async fn run_behind_lowers_only_its_thread() {
+        let caller_nice = thread_nice();
+
+        let step_nice = run_behind(|| Ok(thread_nice())).await.unwrap();
+
+        assert_eq!(step_nice, 19);
+        assert_eq!(thread_nice(), caller_nice);
+    }
+
+    #[tokio::test]
+    async fn run_behind_returns_step_error() {
+        let result: Result<(), StoreError> =
+            run_behind(|| Err(StoreError::Task("step failed".to_string()))).await;
+
+        assert!(matches!(result, Err(StoreError::Task(text)) if text == "step failed"));
+    }
+
+    #[tokio::test]
+    async fn run_behind_reports_panicked_step() {
+        let result: Result<(), StoreError> = run_behind(|| panic!("step panicked")).await;
+
+        assert!(matches!(result, Err(StoreError::Task(text)) if text.contains("panicked")));
+    }
 }
