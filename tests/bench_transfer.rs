@@ -12,6 +12,7 @@ fn transfer_bench_runs_tiny_file() {
     let options = measure::Options {
         sizes: vec![1 << 20],
         repeats: 2,
+        warmup_rounds: 1,
         work_dir: work_dir.path().to_path_buf(),
         drop_caches: false,
         case_filter: Vec::new(),

@@ -25,6 +25,10 @@ struct Arguments {
     /// Runs per case; the tables give the best and the median.
     #[arg(long, default_value_t = 3)]
     repeats: usize,
+    /// Rounds of every case run first at each size and left out of the figures. The
+    /// first round after the test file is written ran slowest in most cases.
+    #[arg(long, default_value_t = 1)]
+    warmup_rounds: usize,
     /// Folder for the share, the store and the copies; it needs twice the largest size
     /// free. A new temp folder under the system temp dir when left out.
     #[arg(long)]
@@ -61,6 +65,7 @@ fn main() {
     let options = measure::Options {
         sizes: arguments.sizes_mib.iter().map(|mib| mib << 20).collect(),
         repeats: arguments.repeats.max(1),
+        warmup_rounds: arguments.warmup_rounds,
         work_dir: temp_dir.path().to_path_buf(),
         drop_caches,
         case_filter: arguments.cases,
@@ -72,7 +77,17 @@ fn main() {
     } else {
         "Page cache kept: transfers and hashing read a cached file."
     };
-    let markdown = format!("{cache_note}\n{}", measure::render_markdown(&measurements));
+    let warmup_note = match options.warmup_rounds {
+        0 => "No warm-up round.".to_string(),
+        1 => "One warm-up round of every case at each size, left out of the figures.".to_string(),
+        rounds => {
+            format!("{rounds} warm-up rounds of every case at each size, left out of the figures.")
+        }
+    };
+    let markdown = format!(
+        "{cache_note} {warmup_note}\n{}",
+        measure::render_markdown(&measurements)
+    );
     print!("{markdown}");
     if let Some(path) = arguments.output {
         std::fs::write(&path, &markdown)

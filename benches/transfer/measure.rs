@@ -31,6 +31,8 @@ pub struct Options {
     pub sizes: Vec<u64>,
     /// Runs per case; the report gives the best and the median.
     pub repeats: usize,
+    /// Rounds of every case run before the counted ones at each size, and not counted.
+    pub warmup_rounds: usize,
     /// Folder for the share, the store and the raw copies. It needs twice the largest size
     /// free.
     pub work_dir: PathBuf,
@@ -92,7 +94,7 @@ pub struct Measurement {
     /// The machine's CPU use during each run: how busy its cores were, and how much time
     /// the hypervisor stole, which slows a run without any change on this machine.
     pub cpu: Vec<CpuShare>,
-    /// What each run cost the benchmark process, the tools it ran, and the disk.
+    /// The CPU and disk cost of each run: the benchmark process, the tools it ran, the disk.
     pub usage: Vec<RunUsage>,
 }
 
@@ -132,7 +134,8 @@ pub fn run(options: &Options) -> Vec<Measurement> {
             size,
             sha256: &expected_sha256,
         };
-        for _ in 0..options.repeats {
+        for round in 0..options.warmup_rounds + options.repeats {
+            let warmup = round < options.warmup_rounds;
             for case in CASES.iter().filter(|case| options.selects(case.name)) {
                 if case.kind != Kind::Hash && options.drop_caches {
                     drop_page_cache();
@@ -149,6 +152,9 @@ pub fn run(options: &Options) -> Vec<Measurement> {
                     started.elapsed().as_secs_f64(),
                 );
                 let cpu = ticks_before.share_until(&CpuTicks::read());
+                if warmup {
+                    continue;
+                }
                 record(&mut measurements, case, size, sample, (cpu, usage));
             }
         }
@@ -819,8 +825,8 @@ fn render_size_table(size: u64, measurements: &[&Measurement]) -> String {
     text
 }
 
-/// The second table of a size: what each case's runs cost the CPU and the disk, as
-/// medians over the runs (steal as the maximum), to tell what set their pace.
+/// Renders the second table of a size: the CPU and disk cost of each case's runs, as
+/// medians over the runs (steal as the maximum), which tell what set their pace.
 fn render_usage_table(measurements: &[&Measurement]) -> String {
     let mut text = String::from(
         "\n| case | benchmark process CPU s | its busiest thread CPU s | tools' CPU s | servers' and kernel's CPU s | machine CPU s, each run | CPU busy % | CPU steal % (max) | disk busy % | disk read MiB | disk written MiB |\n\
@@ -876,7 +882,7 @@ fn render_usage_table(measurements: &[&Measurement]) -> String {
     text
 }
 
-/// The median of `values` with `decimals` digits, or nothing when there are none.
+/// Formats the median of `values` with `decimals` digits, or nothing when there are none.
 fn median_text(values: &[f64], decimals: usize) -> String {
     if values.is_empty() {
         String::new()
