@@ -9,6 +9,7 @@ use super::backup_families::insert_backup_families;
 use super::backup_files::insert_backup_files;
 use super::decode::RowReader;
 use super::timestamp::{format_local, format_utc, server_local_to_utc};
+use super::verification::{failure_from_row, VerificationFailure};
 use super::{to_sql_integer, Catalog, CatalogError};
 use crate::backup::{BackupRecord, BackupType, Lsn};
 
@@ -172,6 +173,9 @@ pub struct BackupListing {
     pub last_lsn: Lsn,
     pub has_checksums: bool,
     pub is_copy_only: bool,
+    /// The mark of a failed verification, when a check found the file missing, changed
+    /// or damaged.
+    pub failure: Option<VerificationFailure>,
 }
 
 impl Catalog {
@@ -215,16 +219,18 @@ impl Catalog {
         limit: i64,
     ) -> Result<Vec<BackupListing>, CatalogError> {
         // A `before` that is no backup of this database selects nothing.
+        // The join looks up each listed backup's mark by the failures table's key.
         let rows = sqlx::query(
-            "SELECT id, backup_type, finished_at, size_bytes, first_lsn, last_lsn,
-                    has_checksums, is_copy_only
-             FROM backups
-             WHERE instance = ?1 AND database = ?2
-               AND (?3 IS NULL OR (finished_at, id) < (
+            "SELECT b.id, b.backup_type, b.finished_at, b.size_bytes, b.first_lsn,
+                    b.last_lsn, b.has_checksums, b.is_copy_only, f.backup_id, f.finding,
+                    f.detail, f.found_at, f.checked_at
+             FROM backups b LEFT JOIN backup_verification_failures f ON f.backup_id = b.id
+             WHERE b.instance = ?1 AND b.database = ?2
+               AND (?3 IS NULL OR (b.finished_at, b.id) < (
                     SELECT finished_at, id FROM backups
                     WHERE id = ?3 AND instance = ?1 AND database = ?2))
-               AND id NOT IN (SELECT backup_id FROM pruned_backups)
-             ORDER BY finished_at DESC, id DESC LIMIT ?4",
+               AND b.id NOT IN (SELECT backup_id FROM pruned_backups)
+             ORDER BY b.finished_at DESC, b.id DESC LIMIT ?4",
         )
         .bind(instance)
         .bind(database)
@@ -236,8 +242,9 @@ impl Catalog {
             "list backups of database {database:?} on instance {instance}"
         )))?;
         rows.iter()
-            .map(|row| {
-                let row = RowReader::new(row, "backups", "id")?;
+            .map(|sqlite_row| {
+                let row = RowReader::new(sqlite_row, "backups", "id")?;
+                let marked: Option<i64> = row.get("backup_id")?;
                 Ok(BackupListing {
                     id: row.id(),
                     backup_type: row.backup_type("backup_type")?,
@@ -247,6 +254,7 @@ impl Catalog {
                     last_lsn: row.lsn("last_lsn")?,
                     has_checksums: row.get("has_checksums")?,
                     is_copy_only: row.get("is_copy_only")?,
+                    failure: marked.map(|_| failure_from_row(sqlite_row)).transpose()?,
                 })
             })
             .collect()

@@ -21,7 +21,7 @@ const CHAIN_COLUMNS: &str = "id, backup_type, first_lsn, last_lsn, checkpoint_ls
 
 impl Catalog {
     /// Lists the chain facts of the backups of one database that retention has not
-    /// pruned, oldest first by UTC finish time.
+    /// pruned and that did not fail verification, oldest first by UTC finish time.
     ///
     /// Restore plans read these instead of whole rows because the restorable windows
     /// need every backup, while the script needs the paths of the chain's members only.
@@ -43,6 +43,7 @@ impl Catalog {
              FROM (SELECT {CHAIN_COLUMNS} FROM backups
                    WHERE instance = ? AND database = ?
                      AND id NOT IN (SELECT backup_id FROM pruned_backups)
+                     AND id NOT IN (SELECT backup_id FROM backup_verification_failures)
                    ORDER BY finished_at, id)"
         )))
         .bind(instance)
@@ -80,7 +81,7 @@ impl Catalog {
     }
 
     /// Returns when the newest full backup of one database that retention has not pruned
-    /// finished, or `None` when it has none. The index on type and finish time lists only
+    /// and that did not fail verification finished, or `None` when it has none. The index on type and finish time lists only
     /// the database's fulls, not its logs.
     pub async fn latest_full_finished_at(
         &self,
@@ -90,7 +91,8 @@ impl Catalog {
         let text: Option<String> = sqlx::query_scalar(
             "SELECT MAX(finished_at) FROM backups
              WHERE instance = ?1 AND database = ?2 AND backup_type = 'full'
-               AND id NOT IN (SELECT backup_id FROM pruned_backups)",
+               AND id NOT IN (SELECT backup_id FROM pruned_backups)
+               AND id NOT IN (SELECT backup_id FROM backup_verification_failures)",
         )
         .bind(instance)
         .bind(database)
@@ -327,7 +329,7 @@ pub struct ScriptMember {
 
 /// Formats ids as a JSON array for `json_each`, which takes any number of ids in one
 /// bound value where an `IN (?, ?, ...)` list would hit SQLite's limit on variables.
-fn json_id_list(ids: &[i64]) -> String {
+pub(super) fn json_id_list(ids: &[i64]) -> String {
     let mut text = String::with_capacity(ids.len() * 8 + 2);
     text.push('[');
     for (index, id) in ids.iter().enumerate() {

@@ -25,6 +25,7 @@ mod storage;
 mod store_history;
 mod timestamp;
 mod tokens;
+mod verification;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -55,6 +56,7 @@ pub use run_log::RunLogLine;
 pub use runs::{NewRun, RunRow, RunStats, RunStatus, SkipKind};
 pub use storage::{BackupBucket, DatabaseStorage, RunBucket, CHART_INTERVAL};
 pub use tokens::{NewToken, TokenRow};
+pub use verification::{FailedBackup, FailureKind, VerificationFailure};
 
 /// How long a statement waits for another connection's write lock before it fails.
 ///

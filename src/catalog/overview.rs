@@ -38,7 +38,8 @@ impl DatabaseOverview {
     }
 }
 
-/// The newest catalogued backup of one type.
+/// The newest catalogued backup of one type that retention has not pruned and that did
+/// not fail verification.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LastBackup {
     pub id: i64,
@@ -228,8 +229,8 @@ impl Catalog {
         databases: &mut BTreeMap<DatabaseKey, DatabaseOverview>,
     ) -> Result<(), CatalogError> {
         let rows = sqlx::query(
-            // latest_backups names the newest unpruned backup of each database and type;
-            // triggers keep it current.
+            // latest_backups names the newest backup of each database and type that is
+            // neither pruned nor marked as failed verification; triggers keep it current.
             "SELECT b.id, b.instance, b.database, b.backup_type, b.finished_at, b.size_bytes
              FROM latest_backups l JOIN backups b ON b.id = l.backup_id",
         )

@@ -36,8 +36,13 @@ pub struct StagedLeftover {
 const PHASES_AFTER_BACKUP: &str = "'verify', 'history', 'fetch', 'store', 'header', 'catalog'";
 
 impl Catalog {
-    /// Lists every backup of one database that is not pruned, oldest first: the input
-    /// of restore chains and retention.
+    /// Lists every backup of one database that is neither pruned nor marked as failed
+    /// verification, oldest first: the input of drills and retention.
+    ///
+    /// Retention counts only these, so a damaged newest full does not take the place of
+    /// the older good full that restores. A marked backup is never pruned.
+    // NOTE: a marked backup stays in the store until its mark is cleared or an operator
+    // deletes it, because retention does not see it.
     pub async fn restorable_backups(
         &self,
         instance: &str,
@@ -47,6 +52,7 @@ impl Catalog {
             "SELECT {BACKUP_COLUMNS} FROM backups
              WHERE instance = ? AND database = ?
                AND id NOT IN (SELECT backup_id FROM pruned_backups)
+               AND id NOT IN (SELECT backup_id FROM backup_verification_failures)
              ORDER BY finished_at, id"
         )))
         .bind(instance)
