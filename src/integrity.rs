@@ -1,10 +1,13 @@
 //! The store checked against the catalogue in both directions: catalogued backups whose
 //! file is missing, changed or unreadable, and files in the store that no backup names.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::catalog::{BackupRow, Catalog, CatalogError};
+use time::OffsetDateTime;
+
+use crate::catalog::{BackupRow, Catalog, CatalogError, FailureKind};
 use crate::store::{path_name, Store};
 
 /// How much of each file is read.
@@ -60,6 +63,29 @@ impl Finding {
     pub fn is_critical(&self) -> bool {
         !matches!(self, Finding::Orphan { .. })
     }
+
+    /// Returns the kind of mark the finding leaves on its backup, or `None` for an orphan
+    /// file, which is no backup.
+    pub fn failure_kind(&self) -> Option<FailureKind> {
+        match self {
+            Finding::Missing { .. } => Some(FailureKind::Missing),
+            Finding::SizeMismatch { .. } => Some(FailureKind::SizeMismatch),
+            Finding::HashMismatch { .. } => Some(FailureKind::HashMismatch),
+            Finding::Unreadable { .. } => Some(FailureKind::Unreadable),
+            Finding::Orphan { .. } => None,
+        }
+    }
+
+    /// Returns the file the finding is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            Finding::Missing { path, .. }
+            | Finding::SizeMismatch { path, .. }
+            | Finding::HashMismatch { path, .. }
+            | Finding::Unreadable { path, .. }
+            | Finding::Orphan { path, .. } => path,
+        }
+    }
 }
 
 impl fmt::Display for Finding {
@@ -107,7 +133,7 @@ impl fmt::Display for Finding {
 pub struct BackupLabel(String);
 
 impl BackupLabel {
-    fn of(backup: &BackupRow) -> BackupLabel {
+    pub fn of(backup: &BackupRow) -> BackupLabel {
         BackupLabel(format!(
             "backup {} ({} backup of [{}] on {}, finished {})",
             backup.id,
@@ -135,6 +161,17 @@ pub struct Report {
     /// Files found in the store, catalogued or not.
     pub store_files: usize,
     pub findings: Vec<Finding>,
+    /// Backups whose failed-verification mark this check removed, because every file of
+    /// each now matches the catalogue.
+    pub cleared: Vec<ClearedMark>,
+}
+
+/// A failed-verification mark that a check removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClearedMark {
+    pub backup: BackupLabel,
+    /// When a check first found the problem that is now gone.
+    pub found_at: OffsetDateTime,
 }
 
 impl Report {
@@ -152,6 +189,12 @@ impl Report {
 pub enum IntegrityError {
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    #[error("cannot record the verification result of {backup} in the catalogue: {source}; check that the catalogue file is writable and run the check again")]
+    Record {
+        backup: BackupLabel,
+        #[source]
+        source: CatalogError,
+    },
     #[error("cannot list the store folder {path}: {source}")]
     Scan {
         path: PathBuf,
@@ -163,9 +206,13 @@ pub enum IntegrityError {
 /// Checks every catalogued backup in `scope` against its file, then lists the files in
 /// the scope's part of the store that no catalogued backup names.
 ///
+/// A backup with a critical finding gets a failed-verification mark in the catalogue
+/// (see [`record_result`]), and a marked backup whose files all match again loses its
+/// mark. Orphan files are no backups and get no mark.
+///
 /// # Errors
-/// [`IntegrityError`] when the catalogue cannot be read or a store folder cannot be listed;
-/// problems with single files are findings, not errors.
+/// [`IntegrityError`] when the catalogue cannot be read or written, or a store folder
+/// cannot be listed; problems with single files are findings, not errors.
 pub async fn check(
     catalog: &Catalog,
     store: &Store,
@@ -179,7 +226,7 @@ pub async fn check(
     // is a finding, and a file still there is no orphan.
     // Each file of a striped backup is checked as a backup of its own, with its own size
     // and hash.
-    let mut known = std::collections::HashSet::new();
+    let mut known = HashSet::new();
     let mut files = Vec::new();
     let mut backups = 0;
     for (backup, pruned) in &all {
@@ -198,11 +245,31 @@ pub async fn check(
         backups,
         ..Report::default()
     };
+    // Marks are few, so the check reads them once and writes only where a mark changes.
+    let mut marked: HashSet<i64> = catalog
+        .failed_backups(scope.instance.as_deref(), scope.database.as_deref())
+        .await?
+        .into_iter()
+        .map(|failed| failed.backup.id)
+        .collect();
+    let mut failed: HashSet<i64> = HashSet::new();
     for backup in &files {
         let path = file_of(store, backup);
         if let Some(finding) = check_backup(backup, &path, depth, &mut report.bytes).await {
             tracing::warn!(backup_id = backup.id, instance = %backup.instance, database = %backup.database, %finding, "store check finding");
+            // The first failed family of a striped backup names its mark.
+            if failed.insert(backup.id) {
+                record_result(catalog, backup, Some(&finding)).await?;
+                marked.remove(&backup.id);
+            }
             report.findings.push(finding);
+        }
+    }
+    for (backup, pruned) in &all {
+        if !pruned && marked.contains(&backup.id) && !failed.contains(&backup.id) {
+            if let Some(cleared) = record_result(catalog, backup, None).await? {
+                report.cleared.push(cleared);
+            }
         }
     }
     let scan_root = scope_dir(store, scope);
@@ -218,12 +285,101 @@ pub async fn check(
     Ok(report)
 }
 
-/// Checks one catalogued backup's file at `depth`, returning what is wrong with it or
-/// `None` when it matches the catalogue. The admin site's "verify now" calls it.
-pub async fn check_one(store: &Store, backup: &BackupRow, depth: Depth) -> Option<Finding> {
-    let path = file_of(store, backup);
+/// Checks every file of one catalogued backup at `depth`, and records the result as
+/// [`check`] does: a critical finding marks the backup as failed verification, and a
+/// backup whose files all match loses its mark. Returns the first finding, or `None`
+/// when every file matches the catalogue. The admin site's "verify now" calls it.
+///
+/// # Errors
+/// [`IntegrityError`] when the catalogue cannot be read or written.
+pub async fn check_one(
+    catalog: &Catalog,
+    store: &Store,
+    backup: &BackupRow,
+    depth: Depth,
+) -> Result<Option<Finding>, IntegrityError> {
     let mut bytes = 0;
-    check_backup(backup, &path, depth, &mut bytes).await
+    let mut finding = None;
+    // Each file of a striped backup has its own size and hash.
+    for family in catalog.backup_families(backup).await? {
+        let file = backup.for_family(&family);
+        let path = file_of(store, &file);
+        finding = check_backup(&file, &path, depth, &mut bytes).await;
+        if finding.is_some() {
+            break;
+        }
+    }
+    record_result(catalog, backup, finding.as_ref()).await?;
+    Ok(finding)
+}
+
+/// Records the result of checking `backup` in the catalogue, and logs each mark set or
+/// cleared. A critical `finding` marks the backup as failed verification, or updates its
+/// mark; `None` removes a mark and returns it.
+///
+/// # Errors
+/// [`IntegrityError::Record`] when the catalogue write fails.
+pub async fn record_result(
+    catalog: &Catalog,
+    backup: &BackupRow,
+    finding: Option<&Finding>,
+) -> Result<Option<ClearedMark>, IntegrityError> {
+    let record_error = |source| IntegrityError::Record {
+        backup: BackupLabel::of(backup),
+        source,
+    };
+    let Some((finding, kind)) = finding.and_then(|f| f.failure_kind().map(|kind| (f, kind))) else {
+        let cleared = catalog
+            .clear_verification_failure(backup.id)
+            .await
+            .map_err(record_error)?;
+        let Some(cleared) = cleared else {
+            return Ok(None);
+        };
+        tracing::info!(
+            backup_id = backup.id,
+            instance = %backup.instance,
+            database = %backup.database,
+            path = %backup.store_path,
+            found_at = %crate::chain::format_time(&cleared.found_at),
+            "failed-verification mark cleared"
+        );
+        return Ok(Some(ClearedMark {
+            backup: BackupLabel::of(backup),
+            found_at: cleared.found_at,
+        }));
+    };
+
+    let mark = catalog
+        .record_verification_failure(
+            backup.id,
+            kind,
+            &finding.to_string(),
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .map_err(record_error)?;
+    // An earlier mark keeps the time it was first found.
+    if mark.found_at == mark.checked_at {
+        tracing::warn!(
+            backup_id = backup.id,
+            instance = %backup.instance,
+            database = %backup.database,
+            path = %finding.path().display(),
+            finding = kind.as_str(),
+            "backup marked as failed verification"
+        );
+    } else {
+        tracing::debug!(
+            backup_id = backup.id,
+            instance = %backup.instance,
+            database = %backup.database,
+            path = %finding.path().display(),
+            finding = kind.as_str(),
+            "backup still fails verification"
+        );
+    }
+    Ok(None)
 }
 
 /// Returns the file of a backup. Store paths are relative to the store root, except that

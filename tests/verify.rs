@@ -1,13 +1,17 @@
-//! `bakfleet verify` on a store built by importing real backups: a clean store passes, and
-//! a deleted, a changed and an uncatalogued file are each found with the right exit code.
+//! `bakfleet verify` on a store built by importing real backups. A clean store passes,
+//! and a deleted, a changed and an uncatalogued file are each found with the right exit
+//! code. A damaged backup stays marked in the catalogue until its file is good again.
 
 mod fixtures_bak;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use bakfleet::catalog::Catalog;
+use bakfleet::catalog::{Catalog, FailureKind};
+use bakfleet::chain::Target;
 use bakfleet::cli::import::{import_backups, ImportOptions};
+use bakfleet::restore_plan::{build_plan, RestorePlan};
+use bakfleet::restore_script::ScriptOptions;
 use bakfleet::store::Store;
 
 /// Writes a fleet file whose store and catalogue are in `dir`, with one local instance so
@@ -228,4 +232,76 @@ async fn verify_skips_pruned_backups() {
         .await
         .unwrap();
     assert_eq!(listed.len(), 3, "pruned backups leave the database's list");
+}
+
+/// Plans a restore of dbOrphanUsers to its latest point from the store under `dir`.
+async fn latest_plan(catalog: &Catalog, dir: &Path) -> RestorePlan {
+    build_plan(
+        catalog,
+        &dir.join("store"),
+        "SQLHOST",
+        "dbOrphanUsers",
+        Target::Latest,
+        &ScriptOptions::default(),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn verify_marks_and_clears_damaged_backup() {
+    let Some(fixtures) = fixtures_bak::fixtures_dir() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = build_store(&fixtures, dir.path()).await;
+    let catalog = Catalog::open(&dir.path().join("catalog.db")).await.unwrap();
+    let backups = catalog
+        .backups_of_database("SQLHOST", "dbOrphanUsers", 10)
+        .await
+        .unwrap();
+    // Newest first: the second log, the first log, the differential, the full.
+    let first_log = backups[1].clone();
+    assert_eq!(first_log.backup_type.as_str(), "log");
+    let path = dir.path().join("store").join(&first_log.store_path);
+    let copy = dir.path().join("copy.trn");
+    std::fs::rename(&path, &copy).unwrap();
+
+    let output = verify(&fleet, &["--quick"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(text.contains("marked as failed verification"), "{text}");
+    let mark = catalog
+        .verification_failure(first_log.id)
+        .await
+        .unwrap()
+        .expect("the missing log is marked");
+    assert_eq!(mark.finding, FailureKind::Missing);
+    assert!(mark.detail.contains("file missing"), "{}", mark.detail);
+
+    // The latest plan stops before the marked log and names it.
+    let plan = latest_plan(&catalog, dir.path()).await;
+    assert_eq!(
+        plan.stopped_by.as_ref().map(|failed| failed.backup_id),
+        Some(first_log.id)
+    );
+    assert!(plan.chain.members().all(|member| member.id != first_log.id));
+
+    // A good copy put back clears the mark at the next check.
+    std::fs::rename(&copy, &path).unwrap();
+    let output = verify(&fleet, &[]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(&format!("OK: backup {} (log backup", first_log.id)),
+        "{text}"
+    );
+    assert!(text.contains("mark set on"), "{text}");
+    assert_eq!(
+        catalog.verification_failure(first_log.id).await.unwrap(),
+        None
+    );
+    let plan = latest_plan(&catalog, dir.path()).await;
+    assert_eq!(plan.chain.logs.len(), 2);
+    assert_eq!(plan.stopped_by, None);
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use super::output::human_bytes;
 use crate::catalog::Catalog;
+use crate::chain::format_time;
 use crate::fleet::Fleet;
 use crate::integrity::{self, Depth, Report, Scope};
 use crate::store::Store;
@@ -77,6 +78,22 @@ fn print_report(report: &Report, depth: Depth) {
             "WARNING"
         };
         println!("{level}: {finding}");
+    }
+    for cleared in &report.cleared {
+        println!(
+            "OK: {}: the file matches the catalogue again; the failed-verification mark set \
+             on {} is cleared",
+            cleared.backup,
+            format_time(&cleared.found_at)
+        );
+    }
+    if report.critical() > 0 {
+        println!(
+            "The damaged or missing backups are marked as failed verification, so \
+             restore plans, drills, downloads and the newest-backup summaries leave them out. \
+             Put a good copy of each file back and run verify again to clear the mark, or \
+             take a new full backup with `bakfleet run INSTANCE DATABASE --type full`."
+        );
     }
     let checked = match depth {
         Depth::Size => "sizes",

@@ -304,8 +304,9 @@ pub(super) async fn verify_backup(
     Ok(Redirect::to(&format!("/backups/{backup_id}")).into_response())
 }
 
-/// Re-hashes the files of backup `id` against the catalogue and audits the result.
-/// Returns the backup id and `None` when everything matched, else the finding.
+/// Re-hashes the files of backup `id` against the catalogue, marks the backup as failed
+/// verification or clears its mark (see [`integrity::check_one`]), and audits the
+/// result. Returns the backup id and `None` when everything matched, else the finding.
 pub(super) async fn verify_now(
     site: &Site,
     user: &CurrentUser,
@@ -326,8 +327,9 @@ pub(super) async fn verify_now(
         ));
     };
 
-    let finding = integrity::check_one(store, &backup, Depth::Hash)
+    let finding = integrity::check_one(&site.state.catalog, store, &backup, Depth::Hash)
         .await
+        .map_err(|error| WebError::Internal(error.to_string()))?
         .map(|finding| finding.to_string());
     let (outcome, detail) = match &finding {
         None => (
