@@ -2,6 +2,7 @@
 //! target time and writes its script. Used by `bakfleet restore-plan` and the admin site.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -9,7 +10,8 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-use crate::catalog::{Catalog, CatalogError, ScriptMember};
+use crate::backup::{BackupType, Lsn};
+use crate::catalog::{Catalog, CatalogError, FailedBackup, FailureKind, ScriptMember};
 use crate::chain::{self, format_time, Broken, ChainError, RestorableWindow, RestoreChain, Target};
 use crate::restore_script::{
     self, RestoreScript, ScriptError, ScriptOptions, ScriptSource, SourceFamily,
@@ -26,6 +28,96 @@ pub struct RestorePlan {
     pub chain: RestoreChain,
     pub script: RestoreScript,
     pub windows: Vec<RestorableWindow>,
+    /// The database's backups that failed verification, oldest first, which neither the
+    /// chain nor the windows use.
+    pub failed_verification: Vec<FailedMember>,
+    /// The log that failed verification where the chain stops, when `chain.broken` is
+    /// that log's gap.
+    pub stopped_by: Option<FailedMember>,
+}
+
+/// A backup that a plan leaves out because a check found its file missing, changed or
+/// damaged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedMember {
+    pub backup_id: i64,
+    pub backup_type: BackupType,
+    pub instance: String,
+    pub database: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub finished_at: OffsetDateTime,
+    pub store_path: String,
+    pub finding: FailureKind,
+    /// The finding as the check reported it.
+    pub detail: String,
+    /// When a check first found the problem.
+    #[serde(with = "time::serde::rfc3339")]
+    pub found_at: OffsetDateTime,
+    #[serde(skip)]
+    first_lsn: Lsn,
+    #[serde(skip)]
+    last_lsn: Lsn,
+}
+
+impl FailedMember {
+    fn new(failed: FailedBackup) -> FailedMember {
+        FailedMember {
+            backup_id: failed.backup.id,
+            backup_type: failed.backup.backup_type,
+            instance: failed.backup.instance,
+            database: failed.backup.database,
+            finished_at: failed.backup.finished_at,
+            store_path: failed.backup.store_path,
+            finding: failed.failure.finding,
+            detail: failed.failure.detail,
+            found_at: failed.failure.found_at,
+            first_lsn: failed.backup.first_lsn,
+            last_lsn: failed.backup.last_lsn,
+        }
+    }
+
+    /// Tells whether this is a log that contains LSNs of the gap `broken`.
+    fn fills(&self, broken: &Broken) -> bool {
+        self.backup_type == BackupType::Log
+            && self.first_lsn < broken.missing_to
+            && self.last_lsn > broken.missing_from
+    }
+}
+
+impl fmt::Display for FailedMember {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "backup #{} ({} backup of database [{}] on instance {}, finished {}, file {}) \
+             failed verification on {} ({})",
+            self.backup_id,
+            self.backup_type,
+            self.database,
+            self.instance,
+            format_time(&self.finished_at),
+            self.store_path,
+            format_time(&self.found_at),
+            self.finding
+        )
+    }
+}
+
+/// Returns what to do about backups that failed verification in `database`.
+pub fn repair_advice(instance: &str, database: &str) -> String {
+    format!(
+        "put a good copy of the file back into the store and run `bakfleet verify {instance} \
+         {database}`, which clears the mark, or take a new full backup now with `bakfleet run \
+         {instance} {database} --type full` so that later points restore"
+    )
+}
+
+/// Lists `failed` for a message, one after the other.
+fn list_failed(failed: &[FailedMember]) -> String {
+    failed
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Error of building a restore plan.
@@ -50,6 +142,27 @@ pub enum PlanError {
         instance: String,
         database: String,
         reason: ChainError,
+    },
+    #[error("database {database:?} on instance {instance}: {reason}; the plan leaves out backups that failed verification: {}; {}", list_failed(failed), repair_advice(instance, database))]
+    ChainWithoutFailed {
+        instance: String,
+        database: String,
+        reason: ChainError,
+        failed: Vec<FailedMember>,
+    },
+    #[error("database {database:?} on instance {instance}: cannot restore to {}, because {failed}, and the log chain needs it; the latest point before it is {}; {}", format_time(target), format_time(restorable_until), repair_advice(instance, database))]
+    FailedLog {
+        instance: String,
+        database: String,
+        target: OffsetDateTime,
+        failed: FailedMember,
+        restorable_until: OffsetDateTime,
+    },
+    #[error("database {database:?} on instance {instance}: nothing can be restored, because every catalogued backup that retention kept failed verification: {}; {}", list_failed(failed), repair_advice(instance, database))]
+    AllFailed {
+        instance: String,
+        database: String,
+        failed: Vec<FailedMember>,
     },
     #[error("database {database:?} on instance {instance}: cannot restore to {}, because the log chain is broken between backup #{} ({before}) and backup #{} ({after}); LSNs {} to {} are in no catalogued log backup; the latest point before the gap is {}", format_time(target), broken.after, broken.next, broken.missing_from, broken.missing_to, format_time(&broken.restorable_until))]
     Gap {
@@ -83,12 +196,15 @@ fn list(names: &[String]) -> String {
 /// Builds the restore plan of one database for `target`.
 ///
 /// `store_root` turns the catalogue's relative store paths into the absolute paths that
-/// `FROM DISK` names. Pruned backups are left out.
+/// `FROM DISK` names. Pruned backups and backups that failed verification are left out.
+/// A log that failed verification is a gap in the log chain, so a target past it needs
+/// a later full or differential.
 ///
 /// # Errors
 /// [`PlanError`]: an unknown instance or database (with the names that exist), a target
-/// before the first full, after the last log or behind a gap, or a script that cannot be
-/// written (no file list for MOVE, unknown time zone for STOPAT).
+/// before the first full, after the last log or behind a gap (naming a backup that failed
+/// verification where one causes it), or a script that cannot be written (no file list
+/// for MOVE, unknown time zone for STOPAT).
 pub async fn build_plan(
     catalog: &Catalog,
     store_root: &Path,
@@ -97,20 +213,34 @@ pub async fn build_plan(
     target: Target,
     options: &ScriptOptions,
 ) -> Result<RestorePlan, PlanError> {
-    let (backups, early_members) = tokio::join!(
+    let (backups, early_members, failed) = tokio::join!(
         catalog.restorable_chain_backups(instance, database),
         members_since_latest_full(catalog, instance, database, target),
+        catalog.failed_backups(Some(instance), Some(database)),
     );
     let backups = backups?;
+    let failed: Vec<FailedMember> = failed?.into_iter().map(FailedMember::new).collect();
     if backups.is_empty() {
+        if !failed.is_empty() {
+            return Err(PlanError::AllFailed {
+                instance: instance.to_string(),
+                database: database.to_string(),
+                failed,
+            });
+        }
         return Err(unknown_name_error(catalog, instance, database).await?);
     }
     let windows = chain::restorable_windows(&backups);
 
     let chain = match chain::plan(&backups, target) {
         Ok(chain) => chain,
-        Err(source) => return Err(chain_error(catalog, instance, database, source).await?),
+        Err(source) => return Err(chain_error(catalog, instance, database, source, failed).await?),
     };
+    let stopped_by = chain
+        .broken
+        .as_ref()
+        .and_then(|broken| failed.iter().find(|member| member.fills(broken)))
+        .cloned();
 
     // The script's facts only for the members, because a chain can hold thousands of
     // logs.
@@ -158,6 +288,8 @@ pub async fn build_plan(
         chain,
         script,
         windows,
+        failed_verification: failed,
+        stopped_by,
     })
 }
 
@@ -263,21 +395,43 @@ fn disk_path_text(store_root: &str, store_path: &str) -> String {
     text
 }
 
-/// Turns a chain error into a plan error; for a gap it reads the two backups around it,
-/// so the message names their store paths and finish times.
+/// Turns a chain error into a plan error.
+///
+/// A gap where a log failed verification names that log. Another gap reads the two
+/// backups around it, so the message names their store paths and finish times. Any
+/// other error lists the backups that failed verification, because they may be why no
+/// chain reaches the target.
 async fn chain_error(
     catalog: &Catalog,
     instance: &str,
     database: &str,
     source: ChainError,
+    failed: Vec<FailedMember>,
 ) -> Result<PlanError, CatalogError> {
     let ChainError::Broken { target, broken } = source else {
-        return Ok(PlanError::Chain {
+        if failed.is_empty() {
+            return Ok(PlanError::Chain {
+                instance: instance.to_string(),
+                database: database.to_string(),
+                reason: source,
+            });
+        }
+        return Ok(PlanError::ChainWithoutFailed {
             instance: instance.to_string(),
             database: database.to_string(),
             reason: source,
+            failed,
         });
     };
+    if let Some(member) = failed.into_iter().find(|member| member.fills(&broken)) {
+        return Ok(PlanError::FailedLog {
+            instance: instance.to_string(),
+            database: database.to_string(),
+            target,
+            failed: member,
+            restorable_until: broken.restorable_until,
+        });
+    }
     let rows = catalog
         .backups_with_ids(&[broken.after, broken.next])
         .await?;

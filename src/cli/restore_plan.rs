@@ -8,7 +8,7 @@ use super::output::human_bytes;
 use crate::catalog::Catalog;
 use crate::chain::{format_time, Target};
 use crate::fleet::Fleet;
-use crate::restore_plan::{build_plan, parse_target_time, RestorePlan};
+use crate::restore_plan::{build_plan, parse_target_time, repair_advice, RestorePlan};
 use crate::restore_script::ScriptOptions;
 
 /// Output format of `restore-plan`.
@@ -83,8 +83,9 @@ fn check_options(options: &ScriptOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Formats the script with a header listing the files (path, size, SHA-256) and, when
-/// the chain stops at a gap, a warning.
+/// Formats the script with a header listing the files (path, size, SHA-256), a warning
+/// when the chain stops at a gap, and the backups left out because they failed
+/// verification.
 pub fn format_sql(plan: &RestorePlan) -> String {
     let mut text = String::new();
     let target = plan
@@ -95,10 +96,21 @@ pub fn format_sql(plan: &RestorePlan) -> String {
         plan.instance, plan.database
     ));
     if let Some(broken) = &plan.chain.broken {
-        text.push_str(&format!(
-            "-- WARNING: {broken}; this script restores to {}, the latest point before the gap\n",
-            format_time(&broken.restorable_until)
-        ));
+        match &plan.stopped_by {
+            Some(failed) => text.push_str(&format!(
+                "-- WARNING: the log chain stops because {failed}; this script restores to {}, \
+                 the latest point before it; {}\n",
+                format_time(&broken.restorable_until),
+                repair_advice(&plan.instance, &plan.database)
+            )),
+            None => text.push_str(&format!(
+                "-- WARNING: {broken}; this script restores to {}, the latest point before the gap\n",
+                format_time(&broken.restorable_until)
+            )),
+        }
+    }
+    for failed in &plan.failed_verification {
+        text.push_str(&format!("-- Left out: {failed}\n"));
     }
     text.push_str("-- Files, in restore order (store path, size, SHA-256):\n");
     for file in &plan.script.files {
