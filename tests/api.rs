@@ -558,6 +558,74 @@ async fn restore_plan_returns_steps_and_sql() {
 }
 
 #[tokio::test]
+async fn verify_marks_backup_until_good() {
+    let site = site().await;
+    let operator = token_for(&site.catalog, Role::Operator).await;
+    let backup = site.catalog.backup(1).await.unwrap().unwrap();
+    let path = site._store.path().join(&backup.store_path);
+    let verify = || {
+        bearer(
+            "POST",
+            "/api/v1/backups/1/verify",
+            "",
+            Some(operator.as_str()),
+        )
+    };
+
+    std::fs::write(&path, b"backup BYTES").unwrap();
+    let result = json(send(&site.router, verify()).await).await;
+    assert_eq!(result["ok"], false);
+    assert!(
+        result["detail"].as_str().unwrap().contains("SHA-256"),
+        "{result}"
+    );
+
+    let marked = get_json(&site, "/api/v1/backups/1", &operator).await;
+    assert_eq!(marked["failed_verification"]["finding"], "hash_mismatch");
+    assert!(marked["failed_verification"]["found_at"].is_string());
+    let page = get_json(
+        &site,
+        "/api/v1/instances/sales/databases/orders/backups",
+        &operator,
+    )
+    .await;
+    assert_eq!(page["items"][1]["id"], 1);
+    assert_eq!(
+        page["items"][1]["failed_verification"]["finding"],
+        "hash_mismatch"
+    );
+    assert_eq!(page["items"][0]["failed_verification"], Value::Null);
+    let databases = get_json(&site, "/api/v1/instances/sales/databases", &operator).await;
+    assert_eq!(
+        databases[0]["last_full"],
+        Value::Null,
+        "the full no longer counts"
+    );
+    let response = send(
+        &site.router,
+        bearer(
+            "GET",
+            "/api/v1/instances/sales/databases/orders/restore-plan",
+            "",
+            Some(operator.as_str()),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let error = json(response).await["error"].as_str().unwrap().to_string();
+    assert!(error.contains("backup #1 (full backup"), "{error}");
+    assert!(error.contains("failed verification"), "{error}");
+
+    std::fs::write(&path, b"backup bytes").unwrap();
+    let result = json(send(&site.router, verify()).await).await;
+    assert_eq!(result["ok"], true);
+    let cleared = get_json(&site, "/api/v1/backups/1", &operator).await;
+    assert_eq!(cleared["failed_verification"], Value::Null);
+    let databases = get_json(&site, "/api/v1/instances/sales/databases", &operator).await;
+    assert_eq!(databases[0]["last_full"]["id"], 1);
+}
+
+#[tokio::test]
 async fn run_now_answers_run_id() {
     let site = site().await;
     let token = token_for(&site.catalog, Role::Operator).await;

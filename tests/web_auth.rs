@@ -920,6 +920,86 @@ async fn download_serves_ranges_and_digest() {
 }
 
 #[tokio::test]
+async fn download_refused_after_failed_verify() {
+    let (site, catalog, dir) = site_with_store(None).await;
+    let backup_id = stored_backup(&catalog, dir.path(), b"test").await;
+    let backup = catalog.backup(backup_id).await.unwrap().unwrap();
+    let path = dir.path().join(&backup.store_path);
+    let operator = session_for(&catalog, Role::Operator).await;
+    let verify_uri = format!("/backups/{backup_id}/verify");
+    let download_uri = format!("/backups/{backup_id}/download");
+    let verify = || {
+        request(
+            "POST",
+            &verify_uri,
+            "",
+            Some(&operator),
+            Some(&operator.csrf_token),
+        )
+    };
+
+    std::fs::write(&path, b"tesT").unwrap();
+    assert_eq!(send(&site, verify()).await.status(), StatusCode::SEE_OTHER);
+    let mark = catalog.verification_failure(backup_id).await.unwrap();
+    assert!(mark.is_some(), "verify now marks the backup");
+
+    let response = send(
+        &site,
+        request("GET", &download_uri, "", Some(&operator), None),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert!(response.headers().get("x-checksum-sha256").is_none());
+    let body = body_text(response).await;
+    assert!(
+        body.contains(&format!("Backup {backup_id} (full backup")),
+        "{body}"
+    );
+    assert!(body.contains("failed verification on"), "{body}");
+    assert!(body.contains("SHA-256"), "{body}");
+    assert!(!body.contains("tesT"), "{body}");
+
+    let page = send(
+        &site,
+        request(
+            "GET",
+            &format!("/backups/{backup_id}"),
+            "",
+            Some(&operator),
+            None,
+        ),
+    )
+    .await;
+    let page = body_text(page).await;
+    assert!(page.contains("id=\"failed-verification\""), "{page}");
+    assert!(!page.contains("id=\"download-link\""), "{page}");
+    let database = send(
+        &site,
+        request(
+            "GET",
+            "/instances/sales/databases/orders",
+            "",
+            Some(&operator),
+            None,
+        ),
+    )
+    .await;
+    let database = body_text(database).await;
+    assert!(database.contains("failed verification"), "{database}");
+
+    // The good bytes put back clear the mark, and the file is served again.
+    std::fs::write(&path, b"test").unwrap();
+    send(&site, verify()).await;
+    assert_eq!(catalog.verification_failure(backup_id).await.unwrap(), None);
+    let response = send(
+        &site,
+        request("GET", &download_uri, "", Some(&operator), None),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn download_refuses_path_outside_store() {
     let (site, catalog, dir) = site_with_store(None).await;
     let outside = tempfile::tempdir().unwrap();

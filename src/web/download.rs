@@ -1,5 +1,6 @@
 //! Backup downloads: the stored file streamed with single-range support, its SHA-256 in
-//! `Digest` (RFC 3230) and `X-Checksum-SHA256`, and an audit entry per download.
+//! `Digest` (RFC 3230) and `X-Checksum-SHA256`, and an audit entry per download. A backup
+//! that failed verification gets 409 Conflict instead.
 
 use std::io::SeekFrom;
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use super::audit;
 use super::auth::CurrentUser;
 use super::error::WebError;
 use super::Site;
-use crate::catalog::AuditOutcome;
+use crate::catalog::{AuditOutcome, BackupRow, VerificationFailure};
 
 /// Bytes read from the file per chunk of the response body.
 const CHUNK_BYTES: usize = 256 * 1024;
@@ -55,6 +56,9 @@ pub(super) async fn download(
         .backup(backup_id)
         .await?
         .ok_or_else(not_found)?;
+    if let Some(failure) = site.state.catalog.verification_failure(backup_id).await? {
+        return Err(failed_verification(&backup, &failure));
+    }
     let path = stored_file(&site, &backup.store_path).await?;
 
     let mut file = tokio::fs::File::open(&path).await.map_err(|error| {
@@ -144,6 +148,22 @@ pub(super) async fn download(
     }
     insert(&mut response, "x-checksum-sha256", &backup.sha256);
     Ok(response)
+}
+
+/// Returns the 409 of a backup that failed verification. Its file no longer matches the
+/// catalogued SHA-256 that the response would send as its digest, if it is there at all.
+fn failed_verification(backup: &BackupRow, failure: &VerificationFailure) -> WebError {
+    WebError::Conflict(format!(
+        "Backup {} ({} backup of database [{}] on instance {}) failed verification on {}: {}. \
+         Its file is not served. Put a good copy of the file back and verify the backup again, \
+         which clears the mark, or take a new full backup.",
+        backup.id,
+        backup.backup_type,
+        backup.database,
+        backup.instance,
+        crate::chain::format_time(&failure.found_at),
+        failure.detail
+    ))
 }
 
 /// Resolves a catalogued store path to a file inside the store root. Paths that leave

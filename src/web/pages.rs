@@ -155,10 +155,11 @@ pub(super) async fn backup(
         .catalog
         .latest_audit("verify", &super::actions::backup_target(backup_id))
         .await?;
+    let failure = site.state.catalog.verification_failure(backup_id).await?;
 
     site.render(
         "backup.html",
-        minijinja::context! { backup, drills, pruned, verification },
+        minijinja::context! { backup, drills, pruned, verification, failure },
     )
 }
 

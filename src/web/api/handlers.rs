@@ -111,7 +111,16 @@ pub(in crate::web) async fn backups(
         .catalog
         .backups_page(&instance, &database, query.before, limit)
         .await?;
-    let items: Vec<BackupSummary> = rows.iter().map(BackupSummary::from).collect();
+    let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+    let mut failures = site
+        .state
+        .catalog
+        .verification_failures_with_ids(&ids)
+        .await?;
+    let items: Vec<BackupSummary> = rows
+        .iter()
+        .map(|row| BackupSummary::new(row, failures.remove(&row.id)))
+        .collect();
     let next_before = next_cursor(&items, limit, |item| item.id);
     Ok(Json(Page { items, next_before }))
 }
@@ -133,7 +142,8 @@ pub(in crate::web) async fn backup(
         .pruned_backup_ids(&row.instance, &row.database)
         .await?
         .contains(&backup_id);
-    Ok(Json(Backup::new(row, families, pruned)))
+    let failure = catalog.verification_failure(backup_id).await?;
+    Ok(Json(Backup::new(row, families, pruned, failure)))
 }
 
 /// Lists runs of every database, newest first, optionally with one status.
@@ -245,7 +255,8 @@ pub(in crate::web) async fn run_instance(
     accepted(outcome)
 }
 
-/// Re-hashes a stored backup's files against the catalogue now.
+/// Re-hashes a stored backup's files against the catalogue now. A mismatch marks the
+/// backup as failed verification, and a match clears such a mark.
 #[utoipa::path(post, path = "/api/v1/backups/{id}/verify", tag = "actions",
     params(("id" = i64, Path, description = "Backup id")),
     responses((status = 200, body = Verification), (status = 403, body = ErrorBody),

@@ -7,10 +7,12 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::backup::{BackupFamily, Lsn};
-use crate::catalog::{BackupRow, DatabaseOverview, InstanceRow, LastBackup, RunLogLine, RunRow};
+use crate::catalog::{
+    BackupRow, DatabaseOverview, InstanceRow, LastBackup, RunLogLine, RunRow, VerificationFailure,
+};
 use crate::chain::ChainBackup;
 use crate::protection::{DatabaseProtection, TypeProtection};
-use crate::restore_plan::RestorePlan;
+use crate::restore_plan::{repair_advice, RestorePlan};
 
 /// Error body of every 4xx and 5xx response under `/api/v1`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -119,11 +121,42 @@ pub struct BackupSummary {
     pub size_bytes: u64,
     /// Lower-case hex SHA-256 of the stored file (of family 1 for a striped backup).
     pub sha256: String,
+    /// Set when a check found the stored file missing, changed or damaged. Such a backup
+    /// is no longer restored, downloaded or counted as the newest good backup.
+    pub failed_verification: Option<FailedVerification>,
 }
 
-impl From<&BackupRow> for BackupSummary {
-    fn from(row: &BackupRow) -> BackupSummary {
+/// The mark that a failed check left on a backup.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FailedVerification {
+    /// `missing`, `size_mismatch`, `hash_mismatch` or `unreadable`.
+    pub finding: String,
+    /// The finding as the check reported it, with the file's path.
+    pub detail: String,
+    /// When a check first found the problem.
+    #[serde(with = "time::serde::rfc3339")]
+    pub found_at: OffsetDateTime,
+    /// When the last check found it still there.
+    #[serde(with = "time::serde::rfc3339")]
+    pub checked_at: OffsetDateTime,
+}
+
+impl From<VerificationFailure> for FailedVerification {
+    fn from(failure: VerificationFailure) -> FailedVerification {
+        FailedVerification {
+            finding: failure.finding.as_str().to_string(),
+            detail: failure.detail,
+            found_at: failure.found_at,
+            checked_at: failure.checked_at,
+        }
+    }
+}
+
+impl BackupSummary {
+    /// Builds a listing item from a catalogue row and its mark, if any.
+    pub fn new(row: &BackupRow, failure: Option<VerificationFailure>) -> BackupSummary {
         BackupSummary {
+            failed_verification: failure.map(FailedVerification::from),
             id: row.id,
             run_id: row.run_id,
             instance: row.instance.clone(),
@@ -219,13 +252,21 @@ pub struct Backup {
     pub fetched_at: OffsetDateTime,
     /// Whether retention deleted the file; the row stays for the record.
     pub pruned: bool,
+    /// Set when a check found the stored file missing, changed or damaged.
+    pub failed_verification: Option<FailedVerification>,
     pub families: Vec<Family>,
 }
 
 impl Backup {
-    /// Builds the body from a catalogue row and its families.
-    pub fn new(row: BackupRow, families: Vec<BackupFamily>, pruned: bool) -> Backup {
+    /// Builds the body from a catalogue row, its families and its mark, if any.
+    pub fn new(
+        row: BackupRow,
+        families: Vec<BackupFamily>,
+        pruned: bool,
+        failure: Option<VerificationFailure>,
+    ) -> Backup {
         Backup {
+            failed_verification: failure.map(FailedVerification::from),
             id: row.id,
             run_id: row.run_id,
             backup_type: row.backup_type.as_str().to_string(),
@@ -418,11 +459,41 @@ pub struct Plan {
     pub windows: Vec<Window>,
     /// The RESTORE statements, with paths under the store root of the serving process.
     pub sql: String,
+    /// Ids of the database's backups that failed verification, which the plan leaves out.
+    pub failed_verification: Vec<i64>,
+    /// The id of the log that failed verification where the log chain stops, if any.
+    pub stopped_by: Option<i64>,
+    /// The reason the plan stops before the latest backup, with what to do; `null` when
+    /// it does not stop early.
+    pub warning: Option<String>,
 }
 
 impl From<RestorePlan> for Plan {
     fn from(plan: RestorePlan) -> Plan {
+        let warning = plan
+            .chain
+            .broken
+            .as_ref()
+            .map(|broken| match &plan.stopped_by {
+                Some(failed) => format!(
+                    "the log chain stops because {failed}; the plan restores to {}, the latest \
+                 point before it; {}",
+                    crate::chain::format_time(&broken.restorable_until),
+                    repair_advice(&plan.instance, &plan.database)
+                ),
+                None => format!(
+                    "{broken}; the plan restores to {}, the latest point before the gap",
+                    crate::chain::format_time(&broken.restorable_until)
+                ),
+            });
         Plan {
+            failed_verification: plan
+                .failed_verification
+                .iter()
+                .map(|failed| failed.backup_id)
+                .collect(),
+            stopped_by: plan.stopped_by.as_ref().map(|failed| failed.backup_id),
+            warning,
             sql: plan.script.to_sql(),
             steps: plan.chain.members().map(PlanStep::from).collect(),
             stop_at: plan.chain.stop_at,
