@@ -192,8 +192,9 @@ pub enum IntegrityError {
     #[error("cannot record the verification result of {backup} in the catalogue: {source}; check that the catalogue file is writable and run the check again")]
     Record {
         backup: BackupLabel,
+        /// Boxed, because a catalogue error would make every result of this module large.
         #[source]
-        source: CatalogError,
+        source: Box<CatalogError>,
     },
     #[error("cannot list the store folder {path}: {source}")]
     Scan {
@@ -326,7 +327,7 @@ pub async fn record_result(
 ) -> Result<Option<ClearedMark>, IntegrityError> {
     let record_error = |source| IntegrityError::Record {
         backup: BackupLabel::of(backup),
-        source,
+        source: Box::new(source),
     };
     let Some((finding, kind)) = finding.and_then(|f| f.failure_kind().map(|kind| (f, kind))) else {
         let cleared = catalog
