@@ -413,7 +413,9 @@ async fn plan_with_every_backup_damaged() {
     assert!(message.contains(&format!("backup #{full_id}")), "{message}");
 }
 
-/// Parses a fleet file whose only instance is sales-prod, with a daily full.
+/// Parses a fleet file whose only instance is sales-prod, with a daily full. It names
+/// the database, which the test catalogue knows from its backups only, because no
+/// inventory of the instance is recorded.
 fn fleet() -> Fleet {
     let text = r#"
 [defaults]
@@ -427,6 +429,7 @@ name = "sales-prod"
 host = "sql01"
 auth = { kind = "sql", user = "bakfleet", password_env = "PW" }
 staging = { local = { server_path = "/var/opt/mssql/backup", dir = "/mnt/backup" } }
+databases = { include = ["orders"] }
 "#;
     Fleet::parse(text, Path::new("fleet.toml")).unwrap()
 }
