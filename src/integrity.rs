@@ -1,7 +1,7 @@
 //! The store checked against the catalogue in both directions: catalogued backups whose
 //! file is missing, changed or unreadable, and files in the store that no backup names.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -19,6 +19,20 @@ pub enum Depth {
     Hash,
     /// Hash, then the backup file's own structure and checksums, as `inspect` reads them.
     Structure,
+}
+
+impl Depth {
+    /// Tells whether a clean check at this depth may clear a mark of `kind`: only when it
+    /// reads what found the problem. A matching size says nothing about the bytes, so a
+    /// size-only check clears no mark, and only a structure check clears an unreadable
+    /// or damaged file's mark.
+    pub fn clears(self, kind: FailureKind) -> bool {
+        match self {
+            Depth::Size => false,
+            Depth::Hash => kind != FailureKind::Unreadable,
+            Depth::Structure => true,
+        }
+    }
 }
 
 /// The part of the catalogue and store to check: everything, one instance, or one database.
@@ -164,6 +178,9 @@ pub struct Report {
     /// Backups whose failed-verification mark this check removed, because every file of
     /// each now matches the catalogue.
     pub cleared: Vec<ClearedMark>,
+    /// Marked backups whose files matched, but at a depth that does not read what found
+    /// the problem, so they keep their mark (see [`Depth::clears`]).
+    pub kept_marks: usize,
 }
 
 /// A failed-verification mark that a check removed.
@@ -247,11 +264,11 @@ pub async fn check(
         ..Report::default()
     };
     // Marks are few, so the check reads them once and writes only where a mark changes.
-    let mut marked: HashSet<i64> = catalog
+    let mut marked: HashMap<i64, FailureKind> = catalog
         .failed_backups(scope.instance.as_deref(), scope.database.as_deref())
         .await?
         .into_iter()
-        .map(|failed| failed.backup.id)
+        .map(|failed| (failed.backup.id, failed.failure.finding))
         .collect();
     let mut failed: HashSet<i64> = HashSet::new();
     for backup in &files {
@@ -260,17 +277,25 @@ pub async fn check(
             tracing::warn!(backup_id = backup.id, instance = %backup.instance, database = %backup.database, %finding, "store check finding");
             // The first failed family of a striped backup names its mark.
             if failed.insert(backup.id) {
-                record_result(catalog, backup, Some(&finding)).await?;
+                record_result(catalog, backup, Some(&finding), depth).await?;
                 marked.remove(&backup.id);
             }
             report.findings.push(finding);
         }
     }
     for (backup, pruned) in &all {
-        if !pruned && marked.contains(&backup.id) && !failed.contains(&backup.id) {
-            if let Some(cleared) = record_result(catalog, backup, None).await? {
-                report.cleared.push(cleared);
-            }
+        let Some(&kind) = marked.get(&backup.id) else {
+            continue;
+        };
+        if *pruned || failed.contains(&backup.id) {
+            continue;
+        }
+        if !depth.clears(kind) {
+            report.kept_marks += 1;
+            continue;
+        }
+        if let Some(cleared) = record_result(catalog, backup, None, depth).await? {
+            report.cleared.push(cleared);
         }
     }
     let scan_root = scope_dir(store, scope);
@@ -288,7 +313,7 @@ pub async fn check(
 
 /// Checks every file of one catalogued backup at `depth`, and records the result as
 /// [`check`] does: a critical finding marks the backup as failed verification, and a
-/// backup whose files all match loses its mark. Returns the first finding, or `None`
+/// backup whose files all match loses its mark when `depth` clears it. Returns the first finding, or `None`
 /// when every file matches the catalogue. The admin site's "verify now" calls it.
 ///
 /// # Errors
@@ -310,26 +335,46 @@ pub async fn check_one(
             break;
         }
     }
-    record_result(catalog, backup, finding.as_ref()).await?;
+    record_result(catalog, backup, finding.as_ref(), depth).await?;
     Ok(finding)
 }
 
-/// Records the result of checking `backup` in the catalogue, and logs each mark set or
-/// cleared. A critical `finding` marks the backup as failed verification, or updates its
-/// mark; `None` removes a mark and returns it.
+/// Records the result of checking `backup` at `depth` in the catalogue, and logs each
+/// mark set or cleared. A critical `finding` marks the backup as failed verification, or
+/// updates its mark. `None` removes a mark that `depth` clears (see [`Depth::clears`])
+/// and returns it.
 ///
 /// # Errors
-/// [`IntegrityError::Record`] when the catalogue write fails.
+/// [`IntegrityError::Record`] when the catalogue read or write fails.
 pub async fn record_result(
     catalog: &Catalog,
     backup: &BackupRow,
     finding: Option<&Finding>,
+    depth: Depth,
 ) -> Result<Option<ClearedMark>, IntegrityError> {
     let record_error = |source| IntegrityError::Record {
         backup: BackupLabel::of(backup),
         source: Box::new(source),
     };
     let Some((finding, kind)) = finding.and_then(|f| f.failure_kind().map(|kind| (f, kind))) else {
+        let mark = catalog
+            .verification_failure(backup.id)
+            .await
+            .map_err(record_error)?;
+        match mark {
+            None => return Ok(None),
+            Some(mark) if !depth.clears(mark.finding) => {
+                tracing::info!(
+                    backup_id = backup.id,
+                    instance = %backup.instance,
+                    database = %backup.database,
+                    finding = mark.finding.as_str(),
+                    "failed-verification mark kept: this check does not read what found it"
+                );
+                return Ok(None);
+            }
+            Some(_) => {}
+        }
         let cleared = catalog
             .clear_verification_failure(backup.id)
             .await

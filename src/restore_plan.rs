@@ -105,9 +105,9 @@ impl fmt::Display for FailedMember {
 /// Returns what to do about backups that failed verification in `database`.
 pub fn repair_advice(instance: &str, database: &str) -> String {
     format!(
-        "put a good copy of the file back into the store and run `bakfleet verify {instance} \
-         {database}`, which clears the mark, or take a new full backup now with `bakfleet run \
-         {instance} {database} --type full` so that later points restore"
+        "put a good copy of the file back into the store and run `bakfleet verify --structure \
+         {instance} {database}`, which clears the mark, or take a new full backup now with \
+         `bakfleet run {instance} {database} --type full` so that later points restore"
     )
 }
 

@@ -10,6 +10,7 @@ use bakfleet::backup::{BackupRecord, BackupType, Lsn};
 use bakfleet::catalog::{Catalog, FailureKind};
 use bakfleet::chain::Target;
 use bakfleet::fleet::Fleet;
+use bakfleet::integrity::{self, Depth};
 use bakfleet::protection::{self, ProtectionState};
 use bakfleet::restore_plan::{build_plan, PlanError, RestorePlan};
 use bakfleet::restore_script::ScriptOptions;
@@ -472,4 +473,71 @@ async fn protection_skips_marked_full() {
         state(protection::assess(&fleet, &catalog, now).await.unwrap()),
         Some(ProtectionState::Ok)
     );
+}
+
+/// Tells whether backup `backup_id` still carries a failed-verification mark.
+async fn is_marked(catalog: &Catalog, backup_id: i64) -> bool {
+    catalog
+        .verification_failure(backup_id)
+        .await
+        .unwrap()
+        .is_some()
+}
+
+#[tokio::test]
+async fn clean_check_clears_only_marks_it_reads() {
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    let chain = add_chain(&catalog).await;
+    let cases = [
+        (FailureKind::Missing, Depth::Hash),
+        (FailureKind::SizeMismatch, Depth::Hash),
+        (FailureKind::HashMismatch, Depth::Hash),
+        (FailureKind::Unreadable, Depth::Structure),
+    ];
+    for (kind, clearing_depth) in cases {
+        catalog
+            .record_verification_failure(chain.log_2, kind, "found by a check", T0)
+            .await
+            .unwrap();
+        let backup = catalog.backup(chain.log_2).await.unwrap().unwrap();
+
+        // A size-only check, and a hash check for a damaged structure, keep the mark.
+        for shallow in [Depth::Size, Depth::Hash] {
+            if shallow == clearing_depth {
+                continue;
+            }
+            let cleared = integrity::record_result(&catalog, &backup, None, shallow)
+                .await
+                .unwrap();
+            assert!(cleared.is_none(), "{kind:?} cleared at {shallow:?}");
+            assert!(
+                is_marked(&catalog, chain.log_2).await,
+                "{kind:?} at {shallow:?}"
+            );
+        }
+
+        let cleared = integrity::record_result(&catalog, &backup, None, clearing_depth)
+            .await
+            .unwrap();
+        assert!(cleared.is_some(), "{kind:?} kept at {clearing_depth:?}");
+        assert!(!is_marked(&catalog, chain.log_2).await, "{kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn store_history_skips_marked_backups() {
+    let catalog = Catalog::open_in_memory().await.unwrap();
+    let chain = add_chain(&catalog).await;
+    let before = catalog.store_history(INSTANCE, DATABASE).await.unwrap();
+    assert_eq!(before.newest_full.as_ref().unwrap().last_lsn, Lsn(4_100));
+    assert_eq!(before.newest_log_last_lsn, Some(Lsn(5_000)));
+
+    mark(&catalog, chain.full_2).await;
+    mark(&catalog, chain.log_4).await;
+    let after = catalog.store_history(INSTANCE, DATABASE).await.unwrap();
+
+    // The next backup type decision then sees the first full as the newest, so a
+    // differential on the marked one, or a log after the marked log, becomes a full.
+    assert_eq!(after.newest_full.as_ref().unwrap().last_lsn, Lsn(1_100));
+    assert_eq!(after.newest_log_last_lsn, Some(Lsn(4_000)));
 }

@@ -1148,3 +1148,33 @@ async fn stop_cuts_off_stalled_download() {
     );
     drop(client);
 }
+
+#[tokio::test]
+async fn verify_now_rejects_pruned_backup() {
+    let (site, catalog, dir) = site_with_store(None).await;
+    let backup_id = stored_backup(&catalog, dir.path(), b"test").await;
+    let backup = catalog.backup(backup_id).await.unwrap().unwrap();
+    catalog
+        .mark_pruned(backup_id, "expired", time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    std::fs::remove_file(dir.path().join(&backup.store_path)).unwrap();
+    let operator = session_for(&catalog, Role::Operator).await;
+
+    let response = send(
+        &site,
+        request(
+            "POST",
+            &format!("/backups/{backup_id}/verify"),
+            "",
+            Some(&operator),
+            Some(&operator.csrf_token),
+        ),
+    )
+    .await;
+
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let body = body_text(response).await;
+    assert!(body.contains("deleted by retention"), "{body}");
+    assert_eq!(catalog.verification_failure(backup_id).await.unwrap(), None);
+}

@@ -9,11 +9,14 @@ use crate::policy::{StoreHistory, StoredFull};
 
 /// The newest full that can be a differential base. Copy-only fulls are left out because
 /// SQL Server never makes them one ("Copy-Only Backups (SQL Server)"). Here and below,
-/// backups that retention deleted are left out: the store no longer contains them.
+/// backups that retention deleted are left out, because the store no longer contains
+/// them. So are backups that failed verification, because no restore can use them: a
+/// differential on a marked full, or a log after a marked log, is then due as a full.
 const NEWEST_FULL: &str = "SELECT id, backup_set_guid, database_guid, last_lsn, finished_at
     FROM backups
     WHERE instance = ? AND database = ? AND backup_type = 'full' AND is_copy_only = 0
       AND id NOT IN (SELECT backup_id FROM pruned_backups)
+      AND id NOT IN (SELECT backup_id FROM backup_verification_failures)
     ORDER BY finished_at DESC, id DESC LIMIT 1";
 
 /// The newest log that finished at or after a time, the newest full's finish. An empty
@@ -21,11 +24,13 @@ const NEWEST_FULL: &str = "SELECT id, backup_set_guid, database_guid, last_lsn, 
 const NEWEST_LOG_SINCE: &str = "SELECT id, last_lsn FROM backups
     WHERE instance = ? AND database = ? AND backup_type = 'log' AND finished_at >= ?
       AND id NOT IN (SELECT backup_id FROM pruned_backups)
+      AND id NOT IN (SELECT backup_id FROM backup_verification_failures)
     ORDER BY finished_at DESC, id DESC LIMIT 1";
 
 const NEWEST_BACKUP: &str = "SELECT id, database_guid FROM backups
     WHERE instance = ? AND database = ?
       AND id NOT IN (SELECT backup_id FROM pruned_backups)
+      AND id NOT IN (SELECT backup_id FROM backup_verification_failures)
     ORDER BY finished_at DESC, id DESC LIMIT 1";
 
 impl Catalog {

@@ -87,11 +87,20 @@ fn print_report(report: &Report, depth: Depth) {
             format_time(&cleared.found_at)
         );
     }
+    if report.kept_marks > 0 {
+        println!(
+            "NOTE: {} backups keep their failed-verification mark: their files matched, but \
+             this check does not read what found the problem; run `bakfleet verify \
+             --structure` to clear the marks of files that match in every respect",
+            report.kept_marks
+        );
+    }
     if report.critical() > 0 {
         println!(
             "The damaged or missing backups are marked as failed verification, so \
              restore plans, drills, downloads and the newest-backup summaries leave them out. \
-             Put a good copy of each file back and run verify again to clear the mark, or \
+             Put a good copy of each file back and run `bakfleet verify --structure` to \
+             clear the mark, or \
              take a new full backup with `bakfleet run INSTANCE DATABASE --type full`."
         );
     }

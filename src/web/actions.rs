@@ -326,6 +326,19 @@ pub(super) async fn verify_now(
                 .to_string(),
         ));
     };
+    // Retention deleted a pruned backup's file on purpose, so a check would only mark it
+    // missing.
+    let pruned = site
+        .state
+        .catalog
+        .pruned_backup_ids(&backup.instance, &backup.database)
+        .await?;
+    if pruned.contains(&backup_id) {
+        return Err(WebError::Conflict(format!(
+            "Backup {backup_id} was deleted by retention, so its file is no longer in the \
+             store and there is nothing to verify."
+        )));
+    }
 
     let finding = integrity::check_one(&site.state.catalog, store, &backup, Depth::Hash)
         .await
