@@ -36,6 +36,10 @@ pub enum Reason {
     InsideWindow,
     /// Finished before the window and needed by no kept chain.
     Expired,
+    /// Failed verification, and finished after the oldest kept backup.
+    FailedVerification,
+    /// Failed verification, and finished before every kept backup.
+    FailedVerificationExpired,
 }
 
 impl fmt::Display for Reason {
@@ -54,6 +58,14 @@ impl fmt::Display for Reason {
                 f,
                 "expired: finished before the kept window, and no kept chain needs it"
             ),
+            Reason::FailedVerification => write!(
+                f,
+                "failed verification; kept until it is older than every kept backup"
+            ),
+            Reason::FailedVerificationExpired => write!(
+                f,
+                "failed verification, and finished before every kept backup"
+            ),
         }
     }
 }
@@ -64,6 +76,42 @@ pub struct Verdict {
     pub backup_id: i64,
     pub action: Action,
     pub reason: Reason,
+}
+
+/// Decides for the backups of one database that failed verification, which [`evaluate`]
+/// does not see, whether to keep or delete them. One is deleted once it finished before
+/// every backup that `verdicts` keep among `good`: it cannot restore, and no kept chain
+/// reaches it. With no backup kept, all stay, as the only record of the database.
+pub fn evaluate_failed(
+    failed: &[ChainBackup],
+    good: &[ChainBackup],
+    verdicts: &[Verdict],
+) -> Vec<Verdict> {
+    let oldest_kept = good
+        .iter()
+        .zip(verdicts)
+        .filter(|(_, verdict)| verdict.action == Action::Keep)
+        .map(|(backup, _)| backup.finished_at)
+        .min();
+    failed
+        .iter()
+        .map(|backup| {
+            let expired = oldest_kept.is_some_and(|oldest| backup.finished_at < oldest);
+            Verdict {
+                backup_id: backup.id,
+                action: if expired {
+                    Action::Delete
+                } else {
+                    Action::Keep
+                },
+                reason: if expired {
+                    Reason::FailedVerificationExpired
+                } else {
+                    Reason::FailedVerification
+                },
+            }
+        })
+        .collect()
 }
 
 /// Decides for every backup of one database whether to keep or delete it.

@@ -40,9 +40,8 @@ impl Catalog {
     /// verification, oldest first: the input of drills and retention.
     ///
     /// Retention counts only these, so a damaged newest full does not take the place of
-    /// the older good full that restores. A marked backup is never pruned.
-    // NOTE: a marked backup stays in the store until its mark is cleared or an operator
-    // deletes it, because retention does not see it.
+    /// the older good full that restores. Prune deletes a marked backup once it is older
+    /// than every backup retention keeps (see [`crate::retention::evaluate_failed`]).
     pub async fn restorable_backups(
         &self,
         instance: &str,

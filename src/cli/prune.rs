@@ -173,7 +173,21 @@ pub async fn prune(
             .await?;
         let backups: Vec<ChainBackup> = rows.iter().map(ChainBackup::from).collect();
         let verdicts = retention::evaluate(&backups, instance.retention, now);
-        for (row, verdict) in rows.iter().zip(verdicts) {
+        // Backups that failed verification count for no kept chain, and go once they are
+        // older than every kept backup.
+        let failed_rows: Vec<BackupRow> = catalog
+            .failed_backups(Some(&database.instance), Some(&database.database))
+            .await?
+            .into_iter()
+            .map(|failed| failed.backup)
+            .collect();
+        let failed: Vec<ChainBackup> = failed_rows.iter().map(ChainBackup::from).collect();
+        let failed_verdicts = retention::evaluate_failed(&failed, &backups, &verdicts);
+        let decided = rows
+            .iter()
+            .zip(verdicts)
+            .chain(failed_rows.iter().zip(failed_verdicts));
+        for (row, verdict) in decided {
             let action = apply(
                 catalog,
                 store_root,

@@ -304,3 +304,43 @@ fn random_chains_keep_every_needed_member() {
     // The histories exercise every rule, so the checks above are not vacuous.
     assert_eq!(reasons_seen.len(), 6, "rules seen: {}", reasons_seen.len());
 }
+
+#[test]
+fn failed_backups_expire_behind_kept_ones() {
+    let good = [
+        backup(1, BackupType::Full, 100, 200, 0),
+        backup(3, BackupType::Full, 300, 400, 48),
+    ];
+    let verdicts = [
+        Verdict {
+            backup_id: 1,
+            action: Action::Delete,
+            reason: Reason::Expired,
+        },
+        Verdict {
+            backup_id: 3,
+            action: Action::Keep,
+            reason: Reason::NewestFulls { count: 1 },
+        },
+    ];
+    let failed = [
+        backup(2, BackupType::Full, 200, 300, 24),
+        backup(4, BackupType::Log, 400, 500, 72),
+    ];
+
+    let decided = evaluate_failed(&failed, &good, &verdicts);
+
+    assert_eq!(decided[0].action, Action::Delete);
+    assert_eq!(decided[0].reason, Reason::FailedVerificationExpired);
+    assert_eq!(decided[1].action, Action::Keep);
+    assert_eq!(decided[1].reason, Reason::FailedVerification);
+}
+
+#[test]
+fn failed_backups_stay_without_kept_ones() {
+    let failed = [backup(1, BackupType::Full, 100, 200, 0)];
+
+    let decided = evaluate_failed(&failed, &[], &[]);
+
+    assert_eq!(decided[0].action, Action::Keep);
+}
