@@ -23,7 +23,7 @@ pub enum Depth {
 
 impl Depth {
     /// Tells whether a clean check at this depth may clear a mark of `kind`: only when it
-    /// reads what found the problem. A matching size says nothing about the bytes, so a
+    /// reads what found the problem. A matching size proves nothing about the bytes, so a
     /// size-only check clears no mark, and only a structure check clears an unreadable
     /// or damaged file's mark.
     pub fn clears(self, kind: FailureKind) -> bool {
@@ -225,8 +225,9 @@ pub enum IntegrityError {
 /// the scope's part of the store that no catalogued backup names.
 ///
 /// A backup with a critical finding gets a failed-verification mark in the catalogue
-/// (see [`record_result`]), and a marked backup whose files all match again loses its
-/// mark. Orphan files are no backups and get no mark.
+/// (see [`record_result`]). A marked backup whose files all match again loses its mark
+/// when `depth` reads what found the problem (see [`Depth::clears`]). Orphan files are no
+/// backups and get no mark.
 ///
 /// # Errors
 /// [`IntegrityError`] when the catalogue cannot be read or written, or a store folder

@@ -236,6 +236,8 @@ pub async fn build_plan(
         Ok(chain) => chain,
         Err(source) => return Err(chain_error(catalog, instance, database, source, failed).await?),
     };
+    // NOTE: a marked log after the chain's last member leaves no gap inside the chain, so
+    // a latest plan that ends before it names no failed log here.
     let stopped_by = chain
         .broken
         .as_ref()

@@ -415,7 +415,7 @@ async fn plan_with_every_backup_damaged() {
 }
 
 /// Parses a fleet file whose only instance is sales-prod, with a daily full. It names
-/// the database, which the test catalogue knows from its backups only, because no
+/// the database, which the test catalogue records only through its backups, because no
 /// inventory of the instance is recorded.
 fn fleet() -> Fleet {
     let text = r#"
@@ -536,7 +536,7 @@ async fn store_history_skips_marked_backups() {
     mark(&catalog, chain.log_4).await;
     let after = catalog.store_history(INSTANCE, DATABASE).await.unwrap();
 
-    // The next backup type decision then sees the first full as the newest, so a
+    // The next backup type decision then takes the first full as the newest, so a
     // differential on the marked one, or a log after the marked log, becomes a full.
     assert_eq!(after.newest_full.as_ref().unwrap().last_lsn, Lsn(1_100));
     assert_eq!(after.newest_log_last_lsn, Some(Lsn(4_000)));

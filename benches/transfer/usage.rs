@@ -1,5 +1,5 @@
-//! What one transfer run cost beside its time: the CPU of the benchmark process and of the
-//! tools it ran, its busiest thread, and the disk's busy time and traffic. These tell
+//! The cost of one transfer run beside its time: the CPU of the benchmark process and of
+//! the tools it ran, its busiest thread, and the disk's busy time and traffic. These show
 //! whether the CPU, one thread or the disk set a run's pace.
 
 use std::collections::HashMap;
